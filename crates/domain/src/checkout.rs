@@ -1,0 +1,146 @@
+//! The checkout split: one cart with items from several sellers becomes one order per seller,
+//! paid with one payment. Prices are taken from the catalogue at checkout, never from the form.
+
+use crate::money::{Currency, Money, MoneyError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A cart line as the catalogue knows it at checkout time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    pub product_id: i64,
+    pub seller_id: i64,
+    pub unit_price: Money,
+    pub quantity: i64,
+    pub stock: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderDraft {
+    pub seller_id: i64,
+    pub lines: Vec<(i64, i64, Money)>, // product, quantity, unit price
+    pub subtotal: Money,
+    pub delivery_fee: Money,
+    pub total: Money,
+    /// Platform fee (basis points of the subtotal), snapshotted for the later release.
+    pub fee_bps: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("the cart is empty")]
+    Empty,
+    #[error("quantity must be between 1 and 999")]
+    BadQuantity,
+    #[error("only {available} left of product {product_id}")]
+    OutOfStock { product_id: i64, available: i64 },
+    #[error("the cart mixes currencies")]
+    MixedCurrency,
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Fees {
+    pub platform_bps: u32,
+    /// Flat delivery fee charged once per seller order.
+    pub delivery_per_order: i64,
+}
+
+/// Split a priced cart into one order draft per seller, in seller order.
+pub fn split(lines: &[PricedLine], fees: Fees) -> Result<(Vec<OrderDraft>, Money), CheckoutError> {
+    let first = lines.first().ok_or(CheckoutError::Empty)?;
+    let cur: Currency = first.unit_price.currency;
+    let mut by_seller: BTreeMap<i64, Vec<&PricedLine>> = BTreeMap::new();
+    for l in lines {
+        if !(1..=999).contains(&l.quantity) {
+            return Err(CheckoutError::BadQuantity);
+        }
+        if l.unit_price.currency != cur {
+            return Err(CheckoutError::MixedCurrency);
+        }
+        if l.quantity > l.stock {
+            return Err(CheckoutError::OutOfStock {
+                product_id: l.product_id,
+                available: l.stock.max(0),
+            });
+        }
+        by_seller.entry(l.seller_id).or_default().push(l);
+    }
+    let mut drafts = Vec::new();
+    let mut grand = Money::zero(cur);
+    for (seller_id, ls) in by_seller {
+        let mut subtotal = Money::zero(cur);
+        for l in &ls {
+            subtotal = subtotal.checked_add(l.unit_price.checked_mul(l.quantity)?)?;
+        }
+        let delivery_fee = Money::new(fees.delivery_per_order, cur);
+        let total = subtotal.checked_add(delivery_fee)?;
+        grand = grand.checked_add(total)?;
+        drafts.push(OrderDraft {
+            seller_id,
+            lines: ls
+                .iter()
+                .map(|l| (l.product_id, l.quantity, l.unit_price))
+                .collect(),
+            subtotal,
+            delivery_fee,
+            total,
+            fee_bps: fees.platform_bps,
+        });
+    }
+    Ok((drafts, grand))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn m(x: i64) -> Money {
+        Money::new(x, Currency::parse("MXN").unwrap())
+    }
+    fn line(p: i64, s: i64, price: i64, q: i64) -> PricedLine {
+        PricedLine {
+            product_id: p,
+            seller_id: s,
+            unit_price: m(price),
+            quantity: q,
+            stock: 5,
+        }
+    }
+    #[test]
+    fn one_order_per_seller_and_totals_add_up() {
+        let fees = Fees {
+            platform_bps: 500,
+            delivery_per_order: 3000,
+        };
+        let (drafts, grand) = split(
+            &[line(1, 2, 1000, 2), line(2, 1, 500, 1), line(3, 2, 250, 4)],
+            fees,
+        )
+        .unwrap();
+        assert_eq!(drafts.len(), 2);
+        assert_eq!(drafts[0].seller_id, 1);
+        assert_eq!(drafts[0].total, m(3500));
+        assert_eq!(drafts[1].subtotal, m(3000));
+        assert_eq!(grand, m(3500 + 6000));
+    }
+    #[test]
+    fn refuses_bad_carts() {
+        let fees = Fees {
+            platform_bps: 0,
+            delivery_per_order: 0,
+        };
+        assert_eq!(split(&[], fees), Err(CheckoutError::Empty));
+        assert_eq!(
+            split(&[line(1, 1, 1, 0)], fees),
+            Err(CheckoutError::BadQuantity)
+        );
+        assert_eq!(
+            split(&[line(1, 1, 1, 6)], fees),
+            Err(CheckoutError::OutOfStock {
+                product_id: 1,
+                available: 5
+            })
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! Domain rules of tianguis. This crate does no I/O: it owns money, ledger postings, the order
+//! process (states, transitions, who may take them, which are timed), the checkout split, and the
+//! text normalisation used by search. Storage and the web call into it and persist what it returns.
+
+pub mod checkout;
+pub mod ledger;
+pub mod money;
+pub mod phone;
+pub mod process;
+pub mod search;
+
+pub use money::{Currency, Money, MoneyError};

@@ -1,0 +1,219 @@
+//! Money as integer minor units with an ISO-4217 currency. Never a float.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An ISO-4217 alphabetic code, e.g. `MXN`, `BDT`, `KES`. Only valid codes can be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    pub fn parse(code: &str) -> Result<Self, MoneyError> {
+        let b = code.trim().as_bytes();
+        if b.len() == 3 && b.iter().all(|c| c.is_ascii_uppercase()) {
+            Ok(Currency([b[0], b[1], b[2]]))
+        } else {
+            Err(MoneyError::BadCurrency(code.to_string()))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        // Only ASCII uppercase letters are ever stored.
+        std::str::from_utf8(&self.0).unwrap_or("XXX")
+    }
+    /// Digits after the decimal point (ISO-4217 exponent) for the currencies we know; 2 otherwise.
+    pub fn exponent(&self) -> u32 {
+        match self.as_str() {
+            "JPY" | "KRW" | "CLP" | "PYG" | "UGX" | "RWF" | "VND" | "XOF" | "XAF" => 0,
+            "KWD" | "BHD" | "OMR" | "TND" | "JOD" => 3,
+            _ => 2,
+        }
+    }
+}
+
+impl TryFrom<String> for Currency {
+    type Error = MoneyError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Currency::parse(&s)
+    }
+}
+impl From<Currency> for String {
+    fn from(c: Currency) -> String {
+        c.as_str().to_string()
+    }
+}
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("'{0}' is not a three-letter currency code")]
+    BadCurrency(String),
+    #[error("cannot combine {0} with {1}")]
+    CurrencyMismatch(Currency, Currency),
+    #[error("amount out of range")]
+    Overflow,
+    #[error("'{0}' is not an amount (use digits, e.g. 12.50)")]
+    BadAmount(String),
+    #[error("an amount may not be negative")]
+    Negative,
+}
+
+/// An amount in minor units (cents, paisa, centavos) of one currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: Currency) -> Self {
+        Money { minor, currency }
+    }
+    pub fn zero(currency: Currency) -> Self {
+        Money { minor: 0, currency }
+    }
+    pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
+        self.same(other)?;
+        self.minor
+            .checked_add(other.minor)
+            .map(|m| Money::new(m, self.currency))
+            .ok_or(MoneyError::Overflow)
+    }
+    pub fn checked_sub(self, other: Money) -> Result<Money, MoneyError> {
+        self.same(other)?;
+        self.minor
+            .checked_sub(other.minor)
+            .map(|m| Money::new(m, self.currency))
+            .ok_or(MoneyError::Overflow)
+    }
+    pub fn checked_mul(self, qty: i64) -> Result<Money, MoneyError> {
+        self.minor
+            .checked_mul(qty)
+            .map(|m| Money::new(m, self.currency))
+            .ok_or(MoneyError::Overflow)
+    }
+    pub fn neg(self) -> Money {
+        Money::new(-self.minor, self.currency)
+    }
+    /// `self * bps / 10_000`, rounded half up (fees are quoted in basis points).
+    pub fn basis_points(self, bps: u32) -> Result<Money, MoneyError> {
+        let v = (self.minor as i128) * (bps as i128);
+        let r = (v + 5_000).div_euclid(10_000);
+        i64::try_from(r)
+            .map(|m| Money::new(m, self.currency))
+            .map_err(|_| MoneyError::Overflow)
+    }
+    fn same(&self, other: Money) -> Result<(), MoneyError> {
+        if self.currency == other.currency {
+            Ok(())
+        } else {
+            Err(MoneyError::CurrencyMismatch(self.currency, other.currency))
+        }
+    }
+
+    /// Parse a decimal amount typed by a person ("12", "12.5", "12,50", "1 200.00") into minor
+    /// units. Grouping separators (space, apostrophe) are ignored; the last `.` or `,` is the
+    /// decimal mark when followed by at most `exponent` digits.
+    pub fn parse_decimal(text: &str, currency: Currency) -> Result<Money, MoneyError> {
+        let bad = || MoneyError::BadAmount(text.to_string());
+        let t: String = text
+            .trim()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '\'' | '\u{a0}' | '_'))
+            .collect();
+        if t.starts_with('-') {
+            return Err(MoneyError::Negative);
+        }
+        if t.is_empty() || t.len() > 24 {
+            return Err(bad());
+        }
+        let exp = currency.exponent() as usize;
+        let (int_part, frac_part) = match t.rfind(['.', ',']) {
+            Some(i) if t.len() - i - 1 <= exp && t.len() - i - 1 > 0 => (&t[..i], &t[i + 1..]),
+            Some(i) if t.len() - i - 1 == 3 => (&t[..], ""), // "1,200" grouping
+            Some(_) => return Err(bad()),
+            None => (&t[..], ""),
+        };
+        let int_digits: String = int_part
+            .chars()
+            .filter(|c| !matches!(c, '.' | ','))
+            .collect();
+        if int_digits.is_empty() && frac_part.is_empty() {
+            return Err(bad());
+        }
+        if !int_digits.chars().all(|c| c.is_ascii_digit())
+            || !frac_part.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err(bad());
+        }
+        let whole: i64 = if int_digits.is_empty() {
+            0
+        } else {
+            int_digits.parse().map_err(|_| MoneyError::Overflow)?
+        };
+        let mut frac: i64 = if frac_part.is_empty() {
+            0
+        } else {
+            frac_part.parse().map_err(|_| bad())?
+        };
+        for _ in frac_part.len()..exp {
+            frac *= 10;
+        }
+        let scale = 10i64.pow(exp as u32);
+        whole
+            .checked_mul(scale)
+            .and_then(|w| w.checked_add(frac))
+            .map(|m| Money::new(m, currency))
+            .ok_or(MoneyError::Overflow)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    fn mxn() -> Currency {
+        Currency::parse("MXN").unwrap()
+    }
+    #[test]
+    fn currency_codes() {
+        assert!(Currency::parse("mxn").is_err());
+        assert!(Currency::parse("MX").is_err());
+        assert_eq!(Currency::parse("BDT").unwrap().as_str(), "BDT");
+        assert_eq!(Currency::parse("JPY").unwrap().exponent(), 0);
+    }
+    #[test]
+    fn parses_amounts() {
+        let p = |s| Money::parse_decimal(s, mxn()).map(|m| m.minor);
+        assert_eq!(p("12"), Ok(1200));
+        assert_eq!(p("12.5"), Ok(1250));
+        assert_eq!(p("12,50"), Ok(1250));
+        assert_eq!(p("1 200.00"), Ok(120000));
+        assert_eq!(p("1,200"), Ok(120000));
+        assert_eq!(p("0.05"), Ok(5));
+        assert!(p("-1").is_err());
+        assert!(p("abc").is_err());
+        assert!(p("1.234.5678").is_err());
+        assert!(p("").is_err());
+        assert!(p("99999999999999999999").is_err());
+    }
+    #[test]
+    fn basis_points_round_half_up() {
+        let m = Money::new(1999, mxn());
+        assert_eq!(m.basis_points(500).unwrap().minor, 100); // 99.95 -> 100
+        assert_eq!(Money::new(10, mxn()).basis_points(500).unwrap().minor, 1); // 0.5 -> 1
+        assert_eq!(Money::new(9, mxn()).basis_points(500).unwrap().minor, 0);
+    }
+    #[test]
+    fn mismatched_currencies_do_not_add() {
+        let bdt = Currency::parse("BDT").unwrap();
+        assert!(
+            Money::new(1, mxn())
+                .checked_add(Money::new(1, bdt))
+                .is_err()
+        );
+    }
+}

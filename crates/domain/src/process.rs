@@ -1,0 +1,477 @@
+//! The order process as data, in the spirit of Sharetribe's `process.edn`: states, transitions,
+//! who may take each one, which are taken by time, and what each one causes (ledger movements,
+//! stock, timers). Storage executes the returned [`Effect`]s in the same database transaction as
+//! the state change, so a timer exists if and only if the change that scheduled it committed.
+
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Placed,
+    Paid,
+    Accepted,
+    Packed,
+    Shipped,
+    Delivered,
+    Completed,
+    Cancelled,
+    ReturnRequested,
+    Returned,
+    Refunded,
+    Disputed,
+    Resolved,
+}
+
+impl OrderState {
+    pub const ALL: [OrderState; 13] = [
+        OrderState::Placed,
+        OrderState::Paid,
+        OrderState::Accepted,
+        OrderState::Packed,
+        OrderState::Shipped,
+        OrderState::Delivered,
+        OrderState::Completed,
+        OrderState::Cancelled,
+        OrderState::ReturnRequested,
+        OrderState::Returned,
+        OrderState::Refunded,
+        OrderState::Disputed,
+        OrderState::Resolved,
+    ];
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrderState::Placed => "placed",
+            OrderState::Paid => "paid",
+            OrderState::Accepted => "accepted",
+            OrderState::Packed => "packed",
+            OrderState::Shipped => "shipped",
+            OrderState::Delivered => "delivered",
+            OrderState::Completed => "completed",
+            OrderState::Cancelled => "cancelled",
+            OrderState::ReturnRequested => "return_requested",
+            OrderState::Returned => "returned",
+            OrderState::Refunded => "refunded",
+            OrderState::Disputed => "disputed",
+            OrderState::Resolved => "resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Option<OrderState> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+    pub fn is_final(&self) -> bool {
+        TRANSITIONS.iter().all(|t| !t.from.contains(self))
+    }
+}
+
+impl fmt::Display for OrderState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who is acting. `System` is the job runner (timers) and payment callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    Buyer,
+    Seller,
+    Admin,
+    /// The person who took cash for the order (agent, courier, admin at a counter).
+    Collector,
+    System,
+}
+
+impl Actor {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Actor::Buyer => "buyer",
+            Actor::Seller => "seller",
+            Actor::Admin => "admin",
+            Actor::Collector => "collector",
+            Actor::System => "system",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    Pay,
+    ExpireUnpaid,
+    Cancel,
+    Accept,
+    Pack,
+    Ship,
+    AutoCancelUnshipped,
+    ConfirmDelivery,
+    ConfirmReceipt,
+    AutoComplete,
+    RequestReturn,
+    MarkReturned,
+    AutoRefund,
+    Dispute,
+    Resolve,
+}
+
+/// A timer a transition sets: the job runner takes `transition` as `System` when it fires, if
+/// the order is still in a state that allows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Timer {
+    /// After [`Policy::unpaid_cancel_minutes`].
+    Unpaid,
+    /// After [`Policy::ship_within_days`].
+    Unshipped,
+    /// After [`Policy::dispute_window_days`].
+    DisputeWindow,
+    /// At once (an automatic follow-up, e.g. refund after a return arrives).
+    Now,
+}
+
+/// What taking a transition causes, besides the state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Effect {
+    /// The buyer's payment goes into escrow.
+    HoldPayment,
+    /// Escrow goes to the seller (less the platform fee).
+    ReleaseEscrow,
+    /// Everything held goes back to the buyer.
+    RefundAll,
+    /// The admin's decision splits the escrow between a refund and a release.
+    SplitEscrow,
+    /// Reserved stock goes back on the shelf.
+    RestoreStock,
+    Schedule(Timer, Transition),
+}
+
+pub struct TransitionDef {
+    pub name: Transition,
+    pub from: &'static [OrderState],
+    pub to: OrderState,
+    pub actors: &'static [Actor],
+    pub effects: &'static [Effect],
+}
+
+use Actor as A;
+use Effect as E;
+use OrderState as S;
+
+/// The whole process. Read this table to know what an order can do.
+pub const TRANSITIONS: &[TransitionDef] = &[
+    TransitionDef {
+        name: Transition::Pay,
+        from: &[S::Placed],
+        to: S::Paid,
+        actors: &[A::System, A::Collector],
+        effects: &[
+            E::HoldPayment,
+            E::Schedule(Timer::Unshipped, Transition::AutoCancelUnshipped),
+        ],
+    },
+    TransitionDef {
+        name: Transition::ExpireUnpaid,
+        from: &[S::Placed],
+        to: S::Cancelled,
+        actors: &[A::System],
+        effects: &[E::RestoreStock],
+    },
+    TransitionDef {
+        name: Transition::Cancel,
+        from: &[S::Placed, S::Paid, S::Accepted],
+        to: S::Cancelled,
+        actors: &[A::Buyer, A::Seller, A::Admin],
+        effects: &[E::RefundAll, E::RestoreStock],
+    },
+    TransitionDef {
+        name: Transition::Accept,
+        from: &[S::Paid],
+        to: S::Accepted,
+        actors: &[A::Seller],
+        effects: &[],
+    },
+    TransitionDef {
+        name: Transition::Pack,
+        from: &[S::Accepted],
+        to: S::Packed,
+        actors: &[A::Seller],
+        effects: &[],
+    },
+    TransitionDef {
+        name: Transition::Ship,
+        from: &[S::Packed],
+        to: S::Shipped,
+        actors: &[A::Seller],
+        effects: &[],
+    },
+    TransitionDef {
+        name: Transition::AutoCancelUnshipped,
+        from: &[S::Paid, S::Accepted, S::Packed],
+        to: S::Cancelled,
+        actors: &[A::System],
+        effects: &[E::RefundAll, E::RestoreStock],
+    },
+    TransitionDef {
+        name: Transition::ConfirmDelivery,
+        from: &[S::Shipped],
+        to: S::Delivered,
+        actors: &[A::Buyer, A::Seller, A::Admin],
+        effects: &[E::Schedule(Timer::DisputeWindow, Transition::AutoComplete)],
+    },
+    TransitionDef {
+        name: Transition::ConfirmReceipt,
+        from: &[S::Delivered],
+        to: S::Completed,
+        actors: &[A::Buyer],
+        effects: &[E::ReleaseEscrow],
+    },
+    TransitionDef {
+        name: Transition::AutoComplete,
+        from: &[S::Delivered],
+        to: S::Completed,
+        actors: &[A::System],
+        effects: &[E::ReleaseEscrow],
+    },
+    TransitionDef {
+        name: Transition::RequestReturn,
+        from: &[S::Delivered],
+        to: S::ReturnRequested,
+        actors: &[A::Buyer],
+        effects: &[],
+    },
+    TransitionDef {
+        name: Transition::MarkReturned,
+        from: &[S::ReturnRequested],
+        to: S::Returned,
+        actors: &[A::Seller, A::Admin],
+        effects: &[
+            E::RestoreStock,
+            E::Schedule(Timer::Now, Transition::AutoRefund),
+        ],
+    },
+    TransitionDef {
+        name: Transition::AutoRefund,
+        from: &[S::Returned],
+        to: S::Refunded,
+        actors: &[A::System],
+        effects: &[E::RefundAll],
+    },
+    TransitionDef {
+        name: Transition::Dispute,
+        from: &[S::Delivered, S::ReturnRequested],
+        to: S::Disputed,
+        actors: &[A::Buyer, A::Seller],
+        effects: &[],
+    },
+    TransitionDef {
+        name: Transition::Resolve,
+        from: &[S::Disputed],
+        to: S::Resolved,
+        actors: &[A::Admin],
+        effects: &[E::SplitEscrow],
+    },
+];
+
+impl Transition {
+    pub fn def(&self) -> &'static TransitionDef {
+        TRANSITIONS
+            .iter()
+            .find(|d| d.name == *self)
+            .expect("every transition is in TRANSITIONS")
+    }
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transition::Pay => "pay",
+            Transition::ExpireUnpaid => "expire_unpaid",
+            Transition::Cancel => "cancel",
+            Transition::Accept => "accept",
+            Transition::Pack => "pack",
+            Transition::Ship => "ship",
+            Transition::AutoCancelUnshipped => "auto_cancel_unshipped",
+            Transition::ConfirmDelivery => "confirm_delivery",
+            Transition::ConfirmReceipt => "confirm_receipt",
+            Transition::AutoComplete => "auto_complete",
+            Transition::RequestReturn => "request_return",
+            Transition::MarkReturned => "mark_returned",
+            Transition::AutoRefund => "auto_refund",
+            Transition::Dispute => "dispute",
+            Transition::Resolve => "resolve",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Transition> {
+        TRANSITIONS.iter().map(|d| d.name).find(|t| t.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessError {
+    #[error("an order that is {from} cannot be {transition:?}")]
+    NotAllowedFrom {
+        transition: Transition,
+        from: OrderState,
+    },
+    #[error("a {actor:?} may not take {transition:?}")]
+    NotYourMove {
+        transition: Transition,
+        actor: Actor,
+    },
+}
+
+/// Decide a move: the next state and what it causes, or why not.
+pub fn step(
+    state: OrderState,
+    transition: Transition,
+    actor: Actor,
+) -> Result<(OrderState, &'static [Effect]), ProcessError> {
+    let d = transition.def();
+    if !d.actors.contains(&actor) {
+        return Err(ProcessError::NotYourMove { transition, actor });
+    }
+    if !d.from.contains(&state) {
+        return Err(ProcessError::NotAllowedFrom {
+            transition,
+            from: state,
+        });
+    }
+    Ok((d.to, d.effects))
+}
+
+/// Transitions an actor could take from a state (for showing buttons).
+pub fn available(state: OrderState, actor: Actor) -> Vec<Transition> {
+    TRANSITIONS
+        .iter()
+        .filter(|d| d.from.contains(&state) && d.actors.contains(&actor))
+        .map(|d| d.name)
+        .collect()
+}
+
+/// Timer durations, in milliseconds. Settings of the marketplace.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Policy {
+    pub unpaid_cancel_minutes: i64,
+    pub ship_within_days: i64,
+    pub dispute_window_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            unpaid_cancel_minutes: 60,
+            ship_within_days: 4,
+            dispute_window_days: 7,
+        }
+    }
+}
+
+impl Policy {
+    pub fn delay_ms(&self, timer: Timer) -> i64 {
+        match timer {
+            Timer::Unpaid => self.unpaid_cancel_minutes * 60_000,
+            Timer::Unshipped => self.ship_within_days * 86_400_000,
+            Timer::DisputeWindow => self.dispute_window_days * 86_400_000,
+            Timer::Now => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn happy_path() {
+        let mut s = S::Placed;
+        for (t, a) in [
+            (Transition::Pay, A::System),
+            (Transition::Accept, A::Seller),
+            (Transition::Pack, A::Seller),
+            (Transition::Ship, A::Seller),
+            (Transition::ConfirmDelivery, A::Buyer),
+            (Transition::ConfirmReceipt, A::Buyer),
+        ] {
+            s = step(s, t, a).unwrap().0;
+        }
+        assert_eq!(s, S::Completed);
+        assert!(s.is_final());
+    }
+
+    #[test]
+    fn buyer_cannot_ship_and_seller_cannot_release() {
+        assert!(matches!(
+            step(S::Packed, Transition::Ship, A::Buyer),
+            Err(ProcessError::NotYourMove { .. })
+        ));
+        assert!(step(S::Delivered, Transition::ConfirmReceipt, A::Seller).is_err());
+        assert!(matches!(
+            step(S::Placed, Transition::Ship, A::Seller),
+            Err(ProcessError::NotAllowedFrom { .. })
+        ));
+    }
+
+    #[test]
+    fn every_state_is_reachable_and_names_round_trip() {
+        let mut seen = vec![S::Placed];
+        let mut i = 0;
+        while i < seen.len() {
+            let cur = seen[i];
+            for d in TRANSITIONS.iter().filter(|d| d.from.contains(&cur)) {
+                if !seen.contains(&d.to) {
+                    seen.push(d.to);
+                }
+            }
+            i += 1;
+        }
+        for st in OrderState::ALL {
+            assert!(seen.contains(&st), "{st} unreachable");
+            assert_eq!(OrderState::parse(st.as_str()), Some(st));
+        }
+        for d in TRANSITIONS {
+            assert_eq!(Transition::parse(d.name.as_str()), Some(d.name));
+        }
+    }
+
+    #[test]
+    fn money_leaves_escrow_exactly_once_on_every_path() {
+        // Walk every path from Placed (bounded depth) and count escrow-emptying effects after the
+        // payment: each path that reaches a final state after paying must empty escrow once.
+        fn walk(s: S, paid: bool, emptied: u32, depth: u32) {
+            if s.is_final() {
+                if paid {
+                    assert_eq!(emptied, 1, "escrow emptied {emptied} times ending in {s}");
+                } else {
+                    assert_eq!(emptied, 0);
+                }
+                return;
+            }
+            assert!(depth < 12);
+            for d in TRANSITIONS.iter().filter(|d| d.from.contains(&s)) {
+                let mut p = paid;
+                let mut e = emptied;
+                for eff in d.effects {
+                    match eff {
+                        E::HoldPayment => p = true,
+                        E::ReleaseEscrow | E::SplitEscrow => e += 1,
+                        E::RefundAll if p => e += 1,
+                        _ => {}
+                    }
+                }
+                walk(d.to, p, e, depth + 1);
+            }
+        }
+        walk(S::Placed, false, 0, 0);
+    }
+
+    #[test]
+    fn timers_fire_only_system_moves() {
+        for d in TRANSITIONS {
+            for e in d.effects {
+                if let E::Schedule(_, t) = e {
+                    assert!(
+                        t.def().actors.contains(&A::System),
+                        "{t:?} is scheduled but System may not take it"
+                    );
+                }
+            }
+        }
+    }
+}
