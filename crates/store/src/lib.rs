@@ -1,1 +1,88 @@
-//! placeholder
+//! Storage of tianguis: one code path over SQLite and PostgreSQL through sqlx's `Any` driver
+//! (portable SQL: `$n` placeholders, BIGINT everywhere, epoch-ms times, guarded updates instead
+//! of `FOR UPDATE`). This crate turns the domain's decisions into rows inside one transaction:
+//! state change, event, ledger postings, stock and timers commit together or not at all.
+//! It knows nothing of HTTP or HTML.
+
+pub mod catalog;
+pub mod db;
+pub mod demo;
+pub mod images;
+pub mod jobs;
+pub mod ledger;
+pub mod orders;
+pub mod users;
+
+pub use db::{Backend, Clock, Db};
+
+use tianguis_domain::checkout::CheckoutError;
+use tianguis_domain::ledger::LedgerError;
+use tianguis_domain::process::ProcessError;
+
+/// Errors of the storage layer. `Invalid`, `NotFound`, `Conflict`, `Forbidden` and the domain
+/// errors carry a message meant for the person who asked; `Db` is an internal failure whose
+/// cause is logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// True when the same request may succeed if tried again (lock timeouts, deadlocks,
+    /// serialization failures).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(e)) => {
+                let code = e.code().map(|c| c.to_string()).unwrap_or_default();
+                matches!(code.as_str(), "40001" | "40P01" | "5" | "6" | "517")
+                    || e.message().contains("database is locked")
+            }
+            StoreError::Db(sqlx::Error::PoolTimedOut) => true,
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn row_i64(row: &sqlx::any::AnyRow, col: &str) -> Result<i64> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(col)?)
+}
+pub(crate) fn row_str(row: &sqlx::any::AnyRow, col: &str) -> Result<String> {
+    use sqlx::Row;
+    Ok(row.try_get::<String, _>(col)?)
+}
+pub(crate) fn row_opt_str(row: &sqlx::any::AnyRow, col: &str) -> Result<Option<String>> {
+    use sqlx::Row;
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+pub(crate) fn row_opt_i64(row: &sqlx::any::AnyRow, col: &str) -> Result<Option<i64>> {
+    use sqlx::Row;
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+/// A random URL-safe token of `bytes` random bytes, hex encoded.
+pub fn random_token(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,603 @@
+//! Places, categories, seller profiles, products, photos, the search index and carts.
+//!
+//! Search is a portable inverted index (`product_terms`): each product's names and description
+//! are folded by `tianguis_domain::search` (case, Latin accents; Bangla kept intact) into terms;
+//! every term of a query must prefix-match (`LIKE 'term%'`) a term of the product, the same on
+//! SQLite and PostgreSQL.
+
+use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
+use serde::Serialize;
+use sqlx::{Any, Transaction};
+use tianguis_domain::money::{Currency, Money};
+use tianguis_domain::search;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Place {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub parent_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Category {
+    pub id: i64,
+    pub slug: String,
+    pub name_en: String,
+    pub name_es: String,
+    pub name_bn: Option<String>,
+}
+
+impl Category {
+    pub fn name(&self, lang: &str) -> &str {
+        match lang {
+            "es" => &self.name_es,
+            "bn" => self.name_bn.as_deref().unwrap_or(&self.name_en),
+            _ => &self.name_en,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Seller {
+    pub id: i64,
+    pub user_id: i64,
+    pub shop_name: String,
+    pub place_id: i64,
+    pub place_name: String,
+    pub journey_level: i64,
+    pub women_led: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Product {
+    pub id: i64,
+    pub seller_id: i64,
+    pub shop_name: String,
+    pub place_id: i64,
+    pub place_name: String,
+    pub category_id: i64,
+    pub name_en: String,
+    pub name_es: Option<String>,
+    pub name_bn: Option<String>,
+    pub description: String,
+    pub price: Money,
+    pub stock: i64,
+    pub photo_id: Option<i64>,
+    pub active: bool,
+}
+
+impl Product {
+    pub fn name(&self, lang: &str) -> &str {
+        let alt = match lang {
+            "es" => self.name_es.as_deref(),
+            "bn" => self.name_bn.as_deref(),
+            _ => None,
+        };
+        alt.filter(|s| !s.is_empty()).unwrap_or(&self.name_en)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProductInput {
+    pub category_id: i64,
+    pub name_en: String,
+    pub name_es: Option<String>,
+    pub name_bn: Option<String>,
+    pub description: String,
+    pub price_minor: i64,
+    pub stock: i64,
+}
+
+impl ProductInput {
+    fn check(&self) -> Result<()> {
+        let n = self.name_en.trim();
+        if n.is_empty() || n.chars().count() > 120 {
+            return Err(StoreError::Invalid(
+                "a product name of 1 to 120 characters is required".into(),
+            ));
+        }
+        if self.description.chars().count() > 4000 {
+            return Err(StoreError::Invalid(
+                "the description is longer than 4000 characters".into(),
+            ));
+        }
+        if !(0..=1_000_000_000_00).contains(&self.price_minor) {
+            return Err(StoreError::Invalid("the price must be zero or more".into()));
+        }
+        if !(0..=1_000_000).contains(&self.stock) {
+            return Err(StoreError::Invalid(
+                "stock must be between 0 and 1,000,000".into(),
+            ));
+        }
+        Ok(())
+    }
+    fn terms(&self) -> Vec<String> {
+        let text = format!(
+            "{} {} {} {}",
+            self.name_en,
+            self.name_es.as_deref().unwrap_or(""),
+            self.name_bn.as_deref().unwrap_or(""),
+            self.description
+        );
+        search::terms(&text)
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub text: String,
+    pub place_id: Option<i64>,
+    pub category_id: Option<i64>,
+    pub seller_id: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CartLine {
+    pub product: Product,
+    pub quantity: i64,
+}
+
+const PRODUCT_COLS: &str = "p.id, p.seller_id, s.shop_name, s.place_id, pl.name AS place_name, p.category_id, \
+    p.name_en, p.name_es, p.name_bn, p.description, p.price_minor, p.currency, p.stock, p.photo_id, p.active";
+const PRODUCT_FROM: &str =
+    "FROM products p JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id";
+
+pub(crate) fn product_from(r: &sqlx::any::AnyRow) -> Result<Product> {
+    let currency = Currency::parse(&row_str(r, "currency")?)
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(Product {
+        id: row_i64(r, "id")?,
+        seller_id: row_i64(r, "seller_id")?,
+        shop_name: row_str(r, "shop_name")?,
+        place_id: row_i64(r, "place_id")?,
+        place_name: row_str(r, "place_name")?,
+        category_id: row_i64(r, "category_id")?,
+        name_en: row_str(r, "name_en")?,
+        name_es: row_opt_str(r, "name_es")?,
+        name_bn: row_opt_str(r, "name_bn")?,
+        description: row_str(r, "description")?,
+        price: Money::new(row_i64(r, "price_minor")?, currency),
+        stock: row_i64(r, "stock")?,
+        photo_id: row_opt_i64(r, "photo_id")?,
+        active: row_i64(r, "active")? == 1,
+    })
+}
+
+impl Db {
+    /// The marketplace's currency (setting `currency`, default MXN).
+    pub async fn currency(&self) -> Result<Currency> {
+        let v = self
+            .setting("currency")
+            .await?
+            .unwrap_or_else(|| "MXN".into());
+        Currency::parse(&v).map_err(|e| StoreError::Invalid(e.to_string()))
+    }
+
+    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
+        let r = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| row_str(&r, "value")).transpose()
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key.to_string())
+            .bind(value.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn create_place(
+        &self,
+        name: &str,
+        kind: &str,
+        parent_id: Option<i64>,
+    ) -> Result<i64> {
+        if !matches!(kind, "district" | "city" | "town" | "village") {
+            return Err(StoreError::Invalid(
+                "place kind must be district, city, town or village".into(),
+            ));
+        }
+        if name.trim().is_empty() {
+            return Err(StoreError::Invalid("a place needs a name".into()));
+        }
+        let r = sqlx::query(
+            "INSERT INTO places (name, kind, parent_id) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name.trim().to_string())
+        .bind(kind.to_string())
+        .bind(parent_id)
+        .fetch_one(&self.pool)
+        .await?;
+        row_i64(&r, "id")
+    }
+
+    pub async fn places(&self) -> Result<Vec<Place>> {
+        let rows = sqlx::query("SELECT id, name, kind, parent_id FROM places ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Place {
+                    id: row_i64(r, "id")?,
+                    name: row_str(r, "name")?,
+                    kind: row_str(r, "kind")?,
+                    parent_id: row_opt_i64(r, "parent_id")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn create_category(
+        &self,
+        slug: &str,
+        en: &str,
+        es: &str,
+        bn: Option<&str>,
+    ) -> Result<i64> {
+        if slug.is_empty() || !slug.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+            return Err(StoreError::Invalid(
+                "a category slug uses lowercase letters and dashes".into(),
+            ));
+        }
+        let r = sqlx::query("INSERT INTO categories (slug, name_en, name_es, name_bn) VALUES ($1,$2,$3,$4) RETURNING id")
+            .bind(slug.to_string())
+            .bind(en.to_string())
+            .bind(es.to_string())
+            .bind(bn.map(str::to_string))
+            .fetch_one(&self.pool)
+            .await;
+        match r {
+            Ok(r) => row_i64(&r, "id"),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                format!("category '{slug}' exists already"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn categories(&self) -> Result<Vec<Category>> {
+        let rows =
+            sqlx::query("SELECT id, slug, name_en, name_es, name_bn FROM categories ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Category {
+                    id: row_i64(r, "id")?,
+                    slug: row_str(r, "slug")?,
+                    name_en: row_str(r, "name_en")?,
+                    name_es: row_str(r, "name_es")?,
+                    name_bn: row_opt_str(r, "name_bn")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn create_seller(
+        &self,
+        user_id: i64,
+        shop_name: &str,
+        place_id: i64,
+        journey_level: i64,
+        women_led: bool,
+    ) -> Result<i64> {
+        if shop_name.trim().is_empty() || shop_name.chars().count() > 120 {
+            return Err(StoreError::Invalid(
+                "a shop name of 1 to 120 characters is required".into(),
+            ));
+        }
+        if !(0..=5).contains(&journey_level) {
+            return Err(StoreError::Invalid("journey level is 0 to 5".into()));
+        }
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query(
+            "INSERT INTO sellers (user_id, shop_name, place_id, journey_level, women_led, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(shop_name.trim().to_string())
+        .bind(place_id)
+        .bind(journey_level)
+        .bind(women_led as i64)
+        .bind(self.now_ms())
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE users SET role = 'seller' WHERE id = $1 AND role = 'buyer'")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row_i64(&r, "id")
+    }
+
+    pub async fn seller(&self, id: i64) -> Result<Seller> {
+        let r = sqlx::query(
+            "SELECT s.id, s.user_id, s.shop_name, s.place_id, pl.name AS place_name, s.journey_level, s.women_led \
+             FROM sellers s JOIN places pl ON pl.id = s.place_id WHERE s.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("seller"))?;
+        Ok(Seller {
+            id: row_i64(&r, "id")?,
+            user_id: row_i64(&r, "user_id")?,
+            shop_name: row_str(&r, "shop_name")?,
+            place_id: row_i64(&r, "place_id")?,
+            place_name: row_str(&r, "place_name")?,
+            journey_level: row_i64(&r, "journey_level")?,
+            women_led: row_i64(&r, "women_led")? == 1,
+        })
+    }
+
+    pub async fn create_product(&self, seller_id: i64, p: &ProductInput) -> Result<i64> {
+        p.check()?;
+        let currency = self.currency().await?;
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query(
+            "INSERT INTO products (seller_id, category_id, name_en, name_es, name_bn, description, price_minor, currency, stock, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING id",
+        )
+        .bind(seller_id)
+        .bind(p.category_id)
+        .bind(p.name_en.trim().to_string())
+        .bind(p.name_es.clone().filter(|s| !s.trim().is_empty()))
+        .bind(p.name_bn.clone().filter(|s| !s.trim().is_empty()))
+        .bind(p.description.clone())
+        .bind(p.price_minor)
+        .bind(currency.as_str().to_string())
+        .bind(p.stock)
+        .bind(self.now_ms())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Invalid("unknown category".into()),
+            e => e.into(),
+        })?;
+        let id = row_i64(&r, "id")?;
+        index_terms(&mut tx, id, &p.terms()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Update a product; `seller_id` must own it (a seller can never touch another's listing).
+    pub async fn update_product(
+        &self,
+        seller_id: i64,
+        product_id: i64,
+        p: &ProductInput,
+    ) -> Result<()> {
+        p.check()?;
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE products SET category_id=$1, name_en=$2, name_es=$3, name_bn=$4, description=$5, price_minor=$6, stock=$7 \
+             WHERE id=$8 AND seller_id=$9",
+        )
+        .bind(p.category_id)
+        .bind(p.name_en.trim().to_string())
+        .bind(p.name_es.clone().filter(|s| !s.trim().is_empty()))
+        .bind(p.name_bn.clone().filter(|s| !s.trim().is_empty()))
+        .bind(p.description.clone())
+        .bind(p.price_minor)
+        .bind(p.stock)
+        .bind(product_id)
+        .bind(seller_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("product"));
+        }
+        sqlx::query("DELETE FROM product_terms WHERE product_id = $1")
+            .bind(product_id)
+            .execute(&mut *tx)
+            .await?;
+        index_terms(&mut tx, product_id, &p.terms()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn product(&self, id: i64) -> Result<Product> {
+        let q = format!("SELECT {PRODUCT_COLS} {PRODUCT_FROM} WHERE p.id = $1");
+        let r = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        product_from(&r.ok_or(StoreError::NotFound("product"))?)
+    }
+
+    /// Search and browse. Every query term must match (by prefix) a term of the product.
+    pub async fn search(&self, q: &SearchQuery) -> Result<(Vec<Product>, i64)> {
+        let terms: Vec<String> = search::terms(&q.text).into_iter().take(6).collect();
+        let mut sql = format!("{PRODUCT_FROM} WHERE p.active = 1");
+        let mut n = 0;
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut param = |b: Bind, binds: &mut Vec<Bind>| {
+            binds.push(b);
+            n += 1;
+            format!("${n}")
+        };
+        for t in &terms {
+            // Terms hold only letters, digits and joining marks, never LIKE's `%` or `_`.
+            let pat = param(Bind::S(format!("{t}%")), &mut binds);
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM product_terms t WHERE t.product_id = p.id AND t.term LIKE {pat})"
+            ));
+        }
+        if let Some(pl) = q.place_id {
+            let a = param(Bind::I(pl), &mut binds);
+            let b = param(Bind::I(pl), &mut binds);
+            sql.push_str(&format!(" AND (s.place_id = {a} OR pl.parent_id = {b})"));
+        }
+        if let Some(c) = q.category_id {
+            let a = param(Bind::I(c), &mut binds);
+            sql.push_str(&format!(" AND p.category_id = {a}"));
+        }
+        if let Some(s) = q.seller_id {
+            let a = param(Bind::I(s), &mut binds);
+            sql.push_str(&format!(" AND p.seller_id = {a}"));
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n {sql}");
+        let lim = param(Bind::I(q.limit.clamp(1, 100)), &mut binds);
+        let off = param(Bind::I(q.offset.clamp(0, 1_000_000)), &mut binds);
+        let list_sql =
+            format!("SELECT {PRODUCT_COLS} {sql} ORDER BY p.id DESC LIMIT {lim} OFFSET {off}");
+        let mut cq = sqlx::query(&count_sql);
+        for b in &binds[..binds.len() - 2] {
+            cq = b.bind(cq);
+        }
+        let total = row_i64(&cq.fetch_one(&self.pool).await?, "n")?;
+        let mut lq = sqlx::query(&list_sql);
+        for b in &binds {
+            lq = b.bind(lq);
+        }
+        let rows = lq.fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(product_from).collect::<Result<_>>()?, total))
+    }
+
+    pub async fn set_product_photo(
+        &self,
+        seller_id: i64,
+        product_id: i64,
+        photo: &crate::images::Photo,
+    ) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let owned = sqlx::query("SELECT id FROM products WHERE id = $1 AND seller_id = $2")
+            .bind(product_id)
+            .bind(seller_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if owned.is_none() {
+            return Err(StoreError::NotFound("product"));
+        }
+        let r = sqlx::query("INSERT INTO photos (bytes, content_type, width, height) VALUES ($1,$2,$3,$4) RETURNING id")
+            .bind(photo.bytes.clone())
+            .bind(photo.content_type.to_string())
+            .bind(photo.width as i64)
+            .bind(photo.height as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = row_i64(&r, "id")?;
+        sqlx::query("UPDATE products SET photo_id = $1 WHERE id = $2")
+            .bind(id)
+            .bind(product_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn photo(&self, id: i64) -> Result<(Vec<u8>, String)> {
+        use sqlx::Row;
+        let r = sqlx::query("SELECT bytes, content_type FROM photos WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("photo"))?;
+        Ok((
+            r.try_get::<Vec<u8>, _>("bytes")?,
+            row_str(&r, "content_type")?,
+        ))
+    }
+
+    // ---- cart (keyed by session, so it lives in the database for every server) ----
+
+    pub async fn cart_set(&self, session: &str, product_id: i64, quantity: i64) -> Result<()> {
+        if !(0..=999).contains(&quantity) {
+            return Err(StoreError::Invalid(
+                "quantity must be between 0 and 999".into(),
+            ));
+        }
+        let p = self.product(product_id).await?;
+        if !p.active {
+            return Err(StoreError::Invalid("this product is no longer sold".into()));
+        }
+        if quantity == 0 {
+            sqlx::query("DELETE FROM cart_lines WHERE session_id = $1 AND product_id = $2")
+                .bind(session.to_string())
+                .bind(product_id)
+                .execute(&self.pool)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO cart_lines (session_id, product_id, quantity) VALUES ($1,$2,$3) \
+                 ON CONFLICT (session_id, product_id) DO UPDATE SET quantity = excluded.quantity",
+            )
+            .bind(session.to_string())
+            .bind(product_id)
+            .bind(quantity)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn cart_add(&self, session: &str, product_id: i64, quantity: i64) -> Result<()> {
+        let cur = self
+            .cart(session)
+            .await?
+            .into_iter()
+            .find(|l| l.product.id == product_id)
+            .map(|l| l.quantity)
+            .unwrap_or(0);
+        self.cart_set(session, product_id, (cur + quantity).min(999))
+            .await
+    }
+
+    pub async fn cart(&self, session: &str) -> Result<Vec<CartLine>> {
+        let q = format!(
+            "SELECT {PRODUCT_COLS}, c.quantity AS quantity FROM cart_lines c JOIN products p ON p.id = c.product_id \
+             JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id WHERE c.session_id = $1 ORDER BY p.seller_id, p.id"
+        );
+        let rows = sqlx::query(&q)
+            .bind(session.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CartLine {
+                    product: product_from(r)?,
+                    quantity: row_i64(r, "quantity")?,
+                })
+            })
+            .collect()
+    }
+}
+
+enum Bind {
+    S(String),
+    I(i64),
+}
+
+impl Bind {
+    fn bind<'q>(
+        &self,
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        match self {
+            Bind::S(s) => q.bind(s.clone()),
+            Bind::I(i) => q.bind(*i),
+        }
+    }
+}
+
+async fn index_terms(
+    tx: &mut Transaction<'static, Any>,
+    product_id: i64,
+    terms: &[String],
+) -> Result<()> {
+    for t in terms {
+        sqlx::query(
+            "INSERT INTO product_terms (term, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(t.clone())
+        .bind(product_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

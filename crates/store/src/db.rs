@@ -1,0 +1,184 @@
+//! Connection, backend choice from the URL, migrations, write transactions and the clock.
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Invalid(format!(
+                "database URL must start with sqlite: or postgres:, got '{url}'"
+            )))
+        }
+    }
+}
+
+/// Wall-clock time in epoch milliseconds, with an offset tests can move forward.
+#[derive(Clone, Default, Debug)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> i64 {
+        let sys = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        sys.as_millis() as i64 + self.offset_ms.load(Ordering::SeqCst)
+    }
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+/// The database handle every part of tianguis uses. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+    pub clock: Clock,
+}
+
+#[derive(Debug)]
+struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl<'s> MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<Vec<Migration>, sqlx::error::BoxDynError>> + Send + 's>,
+    > {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(v, d, sql)| {
+                    Migration::new(
+                        *v,
+                        Cow::Borrowed(*d),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "core",
+    include_str!("../migrations/sqlite/0001_core.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "core",
+    include_str!("../migrations/postgres/0001_core.sql"),
+)];
+
+impl Db {
+    /// Connect to `sqlite:path` (the file is created) or `postgres://...`.
+    pub async fn connect(url: &str) -> Result<Db, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let opts = AnyConnectOptions::from_str(&url)?;
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(opts)
+                    .await?
+            }
+            Backend::Postgres => {
+                let opts = AnyConnectOptions::from_str(url)?;
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await?
+            }
+        };
+        Ok(Db {
+            pool,
+            backend,
+            clock: Clock::default(),
+        })
+    }
+
+    /// Apply this backend's migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let src = match self.backend {
+            Backend::Sqlite => Embedded(SQLITE_MIGRATIONS),
+            Backend::Postgres => Embedded(POSTGRES_MIGRATIONS),
+        };
+        let migrator = Migrator::new(src).await?;
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`) so a read-then-write cannot fail half-way with SQLITE_BUSY; on
+    /// PostgreSQL it is READ COMMITTED and writers rely on guarded updates and row locks taken
+    /// in a fixed order.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Online backup to a file. SQLite: `VACUUM INTO`, consistent while the server runs.
+    pub async fn backup(&self, path: &str) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => {
+                if std::path::Path::new(path).exists() {
+                    return Err(StoreError::Invalid(format!("{path} already exists; choose a new file")));
+                }
+                sqlx::query("VACUUM INTO $1").bind(path.to_string()).execute(&self.pool).await?;
+                Ok(())
+            }
+            Backend::Postgres => Err(StoreError::Invalid(
+                "for PostgreSQL use pg_dump, e.g. `pg_dump --format=custom --file=tianguis.dump \"$DATABASE_URL\"`".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! Demo data: one district (a first-tier city, a second-tier town, rural villages), sellers at
+//! every journey level, 300+ products named in English and Spanish (some in Bangla), buyers, and
+//! orders in every state, all made through the same code paths the product uses.
+
+use crate::catalog::ProductInput;
+use crate::images::demo_photo;
+use crate::orders::{CheckoutRequest, PaymentMethod};
+use crate::users::Role;
+use crate::{Db, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tianguis_domain::process::{Actor, OrderState, Transition};
+
+/// The password of every demo account.
+pub const DEMO_PASSWORD: &str = "tianguis-demo";
+pub const DEMO_ADMIN_PHONE: &str = "+520000000001";
+pub const DEMO_SELLER_PHONE: &str = "+520000001000";
+pub const DEMO_BUYER_PHONE: &str = "+520000002000";
+
+const CATEGORIES: &[(&str, &str, &str, Option<&str>)] = &[
+    (
+        "food",
+        "Food and produce",
+        "Alimentos y productos del campo",
+        Some("খাদ্য ও কৃষিপণ্য"),
+    ),
+    ("coffee", "Coffee and cacao", "Café y cacao", None),
+    (
+        "textiles",
+        "Textiles and clothing",
+        "Textiles y ropa",
+        Some("বস্ত্র ও পোশাক"),
+    ),
+    (
+        "crafts",
+        "Crafts and pottery",
+        "Artesanías y alfarería",
+        Some("হস্তশিল্প"),
+    ),
+    ("household", "Household", "Hogar", None),
+    (
+        "beauty",
+        "Soap and care",
+        "Jabones y cuidado personal",
+        None,
+    ),
+];
+
+/// (category slug, English, Spanish, Bangla, base price in pesos)
+const ITEMS: &[(&str, &str, &str, Option<&str>, i64)] = &[
+    (
+        "food",
+        "Wildflower honey",
+        "Miel de flores silvestres",
+        Some("বুনো ফুলের মধু"),
+        120,
+    ),
+    (
+        "food",
+        "Blue corn tortillas",
+        "Tortillas de maíz azul",
+        None,
+        35,
+    ),
+    ("food", "Black beans", "Frijol negro", None, 40),
+    ("food", "Dried chiles", "Chiles secos", None, 55),
+    (
+        "food",
+        "Mango preserve",
+        "Conserva de mango",
+        Some("আমের মোরব্বা"),
+        70,
+    ),
+    (
+        "food",
+        "Aromatic rice",
+        "Arroz aromático",
+        Some("সুগন্ধি চাল"),
+        60,
+    ),
+    ("food", "Goat cheese", "Queso de cabra", None, 140),
+    (
+        "coffee",
+        "Highland coffee beans",
+        "Café de altura en grano",
+        None,
+        180,
+    ),
+    ("coffee", "Ground coffee", "Café molido", None, 150),
+    (
+        "coffee",
+        "Drinking chocolate",
+        "Chocolate de mesa",
+        None,
+        95,
+    ),
+    ("coffee", "Cacao nibs", "Nibs de cacao", None, 110),
+    ("textiles", "Embroidered blouse", "Blusa bordada", None, 450),
+    ("textiles", "Woven shawl", "Rebozo tejido", None, 620),
+    (
+        "textiles",
+        "Nakshi kantha quilt",
+        "Colcha nakshi kantha",
+        Some("নকশি কাঁথা"),
+        900,
+    ),
+    (
+        "textiles",
+        "Cotton scarf",
+        "Bufanda de algodón",
+        Some("সুতির ওড়না"),
+        210,
+    ),
+    (
+        "textiles",
+        "Jamdani sari",
+        "Sari jamdani",
+        Some("জামদানি শাড়ি"),
+        1500,
+    ),
+    ("crafts", "Black clay pot", "Olla de barro negro", None, 260),
+    ("crafts", "Palm basket", "Canasta de palma", None, 180),
+    (
+        "crafts",
+        "Painted wooden figure",
+        "Alebrije de madera",
+        None,
+        380,
+    ),
+    (
+        "crafts",
+        "Clay cup set",
+        "Juego de jarritos de barro",
+        None,
+        240,
+    ),
+    ("crafts", "Jute bag", "Bolsa de yute", Some("পাটের ব্যাগ"), 150),
+    ("household", "Wool rug", "Tapete de lana", None, 1200),
+    (
+        "household",
+        "Beeswax candles",
+        "Velas de cera de abeja",
+        None,
+        90,
+    ),
+    ("household", "Hammock", "Hamaca", None, 700),
+    (
+        "beauty",
+        "Goat milk soap",
+        "Jabón de leche de cabra",
+        None,
+        60,
+    ),
+    ("beauty", "Aloe cream", "Crema de sábila", None, 85),
+    (
+        "beauty",
+        "Coconut oil",
+        "Aceite de coco",
+        Some("নারকেল তেল"),
+        75,
+    ),
+];
+
+const VARIANTS: &[(&str, &str, i64)] = &[
+    ("", "", 100),
+    ("small", "chico", 70),
+    ("large", "grande", 160),
+    ("gift box", "caja de regalo", 220),
+    ("family pack", "paquete familiar", 300),
+    ("organic", "orgánico", 130),
+    ("traditional", "tradicional", 115),
+    ("from the village", "del pueblo", 105),
+    ("premium", "selecto", 180),
+    ("sample", "muestra", 40),
+    ("wholesale", "mayoreo", 900),
+    ("seasonal", "de temporada", 120),
+];
+
+const SHOP_WORDS: &[&str] = &[
+    "Doña Lupe",
+    "Los Álamos",
+    "Tejidos Mixtecos",
+    "Café La Cumbre",
+    "Miel del Valle",
+    "Barro Vivo",
+    "Rosa's Kitchen",
+    "Hilos de Colores",
+    "El Comal",
+    "Palma Real",
+    "Cacao Santo",
+    "La Colmena",
+    "Artesanías Zapotecas",
+    "Jabones Doña María",
+    "Rebozos Santa Ana",
+    "Tierra Fértil",
+    "El Molino",
+    "Manos de Mujer",
+    "Cerámica del Río",
+    "Don Chema",
+    "Verde Campo",
+    "Sabor de Pueblo",
+    "La Huerta",
+    "Telar Antiguo",
+    "Cera y Flor",
+    "Nakshi Collective",
+    "Jute & Co.",
+    "Abuela Chuy",
+    "El Rosario Crafts",
+    "Café Tres Ríos",
+    "Dulces Típicos",
+    "Bordados Lupita",
+];
+
+/// Fill an empty database with the demo district. Refuses to run twice.
+pub async fn seed(db: &Db, progress: bool) -> Result<()> {
+    if !db.places().await?.is_empty() {
+        return Ok(());
+    }
+    db.set_setting("currency", "MXN").await?;
+    db.set_setting("marketplace_name", "Tianguis Valle Verde")
+        .await?;
+    let district = db
+        .create_place("Valle Verde District", "district", None)
+        .await?;
+    let city = db
+        .create_place("Ciudad Verde", "city", Some(district))
+        .await?;
+    let town = db.create_place("San Mateo", "town", Some(district)).await?;
+    let mut villages = Vec::new();
+    for v in [
+        "Santa Ana",
+        "El Rosario",
+        "Tres Ríos",
+        "San Pedro Cholula",
+        "La Esperanza",
+    ] {
+        villages.push(db.create_place(v, "village", Some(district)).await?);
+    }
+    let mut cats = std::collections::HashMap::new();
+    for (slug, en, es, bn) in CATEGORIES {
+        cats.insert(*slug, db.create_category(slug, en, es, *bn).await?);
+    }
+
+    let total_steps = (SHOP_WORDS.len() + 24 + 60) as u64;
+    let bar = if progress {
+        ProgressBar::new(total_steps)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("photos");
+    let mut photos = Vec::new();
+    for i in 0..24u64 {
+        photos.push(demo_photo(i + 1));
+        bar.inc(1);
+    }
+
+    let hash = crate::users::hash_password(DEMO_PASSWORD)?;
+    let admin = insert_user(
+        db,
+        DEMO_ADMIN_PHONE,
+        "Ana Admin",
+        &hash,
+        Role::Admin,
+        Some(district),
+    )
+    .await?;
+    let _ = admin;
+    bar.set_message("sellers");
+    let mut seller_ids = Vec::new();
+    let mut product_count = 0usize;
+    for (i, shop) in SHOP_WORDS.iter().enumerate() {
+        let place = match i % 4 {
+            0 => city,
+            1 => town,
+            _ => villages[i % villages.len()],
+        };
+        let phone = format!("+52000000{:04}", 1000 + i);
+        let uid = insert_user(
+            db,
+            &phone,
+            &format!("Seller {}", i + 1),
+            &hash,
+            Role::Seller,
+            Some(place),
+        )
+        .await?;
+        let level = (i % 6) as i64;
+        let sid = db.create_seller(uid, shop, place, level, i % 5 < 3).await?;
+        seller_ids.push(sid);
+        // 10 products per seller, cycling through items and variants.
+        for k in 0..10 {
+            let item = &ITEMS[(i * 7 + k * 3) % ITEMS.len()];
+            let var = &VARIANTS[(i + k) % VARIANTS.len()];
+            let (name_en, name_es) = if var.0.is_empty() {
+                (item.1.to_string(), item.2.to_string())
+            } else {
+                (
+                    format!("{} ({})", item.1, var.0),
+                    format!("{} ({})", item.2, var.1),
+                )
+            };
+            let price = item.4 * var.2; // pesos * percent = centavos
+            let pid = db
+                .create_product(
+                    sid,
+                    &ProductInput {
+                        category_id: cats[item.0],
+                        name_en,
+                        name_es: Some(name_es),
+                        name_bn: item.3.map(str::to_string),
+                        description: format!("{} — {}. Made in {}.", item.1, item.2, shop),
+                        price_minor: price,
+                        stock: 5 + ((i * 13 + k * 7) % 40) as i64,
+                    },
+                )
+                .await?;
+            let photo = &photos[(i + k) % photos.len()];
+            if k % 4 != 3 {
+                db.set_product_photo(sid, pid, photo).await?;
+            }
+            product_count += 1;
+        }
+        bar.inc(1);
+    }
+    tracing::info!(
+        products = product_count,
+        sellers = seller_ids.len(),
+        "demo catalogue"
+    );
+
+    bar.set_message("orders");
+    let mut buyers = Vec::new();
+    for i in 0..20 {
+        let place = if i % 2 == 0 {
+            villages[i % villages.len()]
+        } else {
+            town
+        };
+        let phone = format!("+52000000{:04}", 2000 + i);
+        let name = [
+            "María",
+            "José",
+            "Guadalupe",
+            "Juan",
+            "Rahima",
+            "Karim",
+            "Fatema",
+            "Pedro",
+            "Lucía",
+            "Amina",
+        ][i % 10];
+        buyers.push(
+            insert_user(
+                db,
+                &phone,
+                &format!("{name} {}", i + 1),
+                &hash,
+                Role::Buyer,
+                Some(place),
+            )
+            .await?,
+        );
+    }
+
+    // Orders in every state: each target state is reached by real transitions.
+    let script: &[(OrderState, &[(Transition, Actor)])] = &[
+        (OrderState::Placed, &[]),
+        (OrderState::Paid, &[(Transition::Pay, Actor::System)]),
+        (
+            OrderState::Accepted,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+            ],
+        ),
+        (
+            OrderState::Packed,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+            ],
+        ),
+        (
+            OrderState::Shipped,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+                (Transition::Ship, Actor::Seller),
+            ],
+        ),
+        (
+            OrderState::Delivered,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+                (Transition::Ship, Actor::Seller),
+                (Transition::ConfirmDelivery, Actor::Buyer),
+            ],
+        ),
+        (
+            OrderState::Completed,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+                (Transition::Ship, Actor::Seller),
+                (Transition::ConfirmDelivery, Actor::Buyer),
+                (Transition::ConfirmReceipt, Actor::Buyer),
+            ],
+        ),
+        (
+            OrderState::Cancelled,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Cancel, Actor::Seller),
+            ],
+        ),
+        (
+            OrderState::ReturnRequested,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+                (Transition::Ship, Actor::Seller),
+                (Transition::ConfirmDelivery, Actor::Buyer),
+                (Transition::RequestReturn, Actor::Buyer),
+            ],
+        ),
+        (
+            OrderState::Returned,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+                (Transition::Ship, Actor::Seller),
+                (Transition::ConfirmDelivery, Actor::Buyer),
+                (Transition::RequestReturn, Actor::Buyer),
+                (Transition::MarkReturned, Actor::Seller),
+            ],
+        ),
+        (
+            OrderState::Disputed,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+                (Transition::Ship, Actor::Seller),
+                (Transition::ConfirmDelivery, Actor::Buyer),
+                (Transition::Dispute, Actor::Buyer),
+            ],
+        ),
+        (
+            OrderState::Resolved,
+            &[
+                (Transition::Pay, Actor::System),
+                (Transition::Accept, Actor::Seller),
+                (Transition::Pack, Actor::Seller),
+                (Transition::Ship, Actor::Seller),
+                (Transition::ConfirmDelivery, Actor::Buyer),
+                (Transition::Dispute, Actor::Buyer),
+                (Transition::Resolve, Actor::Admin),
+            ],
+        ),
+    ];
+    let products = db
+        .search(&crate::catalog::SearchQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await?
+        .0;
+    let mut n = 0usize;
+    for round in 0..6 {
+        if round == 5 {
+            // Returns refund at once through the jobs table: run it, then leave one order
+            // "returned" (its refund runs when the server starts).
+            db.run_due_jobs("demo-seed", 200).await?;
+        }
+        for (target, steps) in script {
+            if round == 5 && *target != OrderState::Returned {
+                continue;
+            }
+            let buyer = buyers[n % buyers.len()];
+            let p1 = &products[(n * 7) % products.len()];
+            let p2 = &products[(n * 11 + 3) % products.len()];
+            let mut lines = vec![(p1.id, 1)];
+            if n % 3 == 0 && p2.seller_id != p1.seller_id {
+                lines.push((p2.id, 2));
+            }
+            let (res, _) = db
+                .checkout(&CheckoutRequest {
+                    buyer_id: buyer,
+                    lines,
+                    session_id: None,
+                    idempotency_key: format!("demo-{round}-{n}"),
+                    method: if n % 2 == 0 { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
+                    address: "8C4X+2F Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
+                    phone: "+529510000000".into(),
+                })
+                .await?;
+            n += 1;
+            for oid in &res.order_ids {
+                for (t, a) in *steps {
+                    if *t == Transition::Pay {
+                        db.payment_succeeded(res.payment_id, None).await?;
+                    } else {
+                        let refund = (*t == Transition::Resolve).then_some(1000);
+                        db.transition(*oid, *t, *a, None, "demo", refund).await?;
+                    }
+                }
+            }
+            let _ = target;
+            bar.inc(1);
+        }
+    }
+    // Some money paid out to the first sellers.
+    let mut paid = 0;
+    for sid in &seller_ids {
+        let st = db.seller_statement(*sid).await?;
+        if st.owed > 0 && paid < 3 {
+            db.payout(*sid, st.owed / 2 + 1).await?;
+            paid += 1;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+async fn insert_user(
+    db: &Db,
+    phone: &str,
+    name: &str,
+    hash: &str,
+    role: Role,
+    place: Option<i64>,
+) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) VALUES ($1, NULL, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(phone.to_string())
+    .bind(name.to_string())
+    .bind(hash.to_string())
+    .bind(role.as_str())
+    .bind(place)
+    .bind(db.now_ms())
+    .fetch_one(&db.pool)
+    .await?;
+    crate::row_i64(&r, "id")
+}

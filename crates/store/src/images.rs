@@ -1,0 +1,117 @@
+//! Product photos: decoded, resized to fit 640x640 and re-encoded as JPEG, lowering quality
+//! until the file fits the 30 KB budget a 2G phone can afford.
+
+use crate::{Result, StoreError};
+use image::ImageReader;
+use image::codecs::jpeg::JpegEncoder;
+use std::io::Cursor;
+
+pub const MAX_PHOTO_BYTES: usize = 30 * 1024;
+const MAX_SIDE: u32 = 640;
+
+#[derive(Debug, Clone)]
+pub struct Photo {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Turn an uploaded image (JPEG or PNG, at most 10 MB) into a served photo.
+pub fn prepare_photo(upload: &[u8]) -> Result<Photo> {
+    if upload.len() > 10 * 1024 * 1024 {
+        return Err(StoreError::Invalid("the photo is larger than 10 MB".into()));
+    }
+    let bad = |_| StoreError::Invalid("the file is not a JPEG or PNG photo".into());
+    let mut reader = ImageReader::new(Cursor::new(upload))
+        .with_guessed_format()
+        .map_err(bad)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(12_000);
+    limits.max_image_height = Some(12_000);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    let img = reader
+        .decode()
+        .map_err(|_| StoreError::Invalid("the file is not a JPEG or PNG photo".into()))?;
+    let mut img = if img.width() > MAX_SIDE || img.height() > MAX_SIDE {
+        img.thumbnail(MAX_SIDE, MAX_SIDE)
+    } else {
+        img
+    };
+    let mut quality = 80u8;
+    loop {
+        let rgb = img.to_rgb8();
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, quality)
+            .encode_image(&rgb)
+            .map_err(|e| StoreError::Invalid(format!("cannot encode photo: {e}")))?;
+        if out.len() <= MAX_PHOTO_BYTES {
+            return Ok(Photo {
+                bytes: out,
+                content_type: "image/jpeg",
+                width: rgb.width(),
+                height: rgb.height(),
+            });
+        }
+        if quality > 35 {
+            quality -= 15;
+        } else {
+            // Still too big at low quality: shrink the picture.
+            img = img.thumbnail(img.width() * 3 / 4, img.height() * 3 / 4);
+        }
+    }
+}
+
+/// A plain demo picture: a two-colour gradient with a band, so demo products have photos.
+pub fn demo_photo(seed: u64) -> Photo {
+    let (w, h) = (320u32, 240u32);
+    let a = [
+        (seed * 37 % 200) as u8 + 40,
+        (seed * 91 % 200) as u8 + 30,
+        (seed * 53 % 200) as u8 + 20,
+    ];
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let t = (x + y) as f32 / (w + h) as f32;
+        let band = (y / 40) % 2 == 0;
+        let k = if band { 1.0 } else { 0.85 };
+        image::Rgb([
+            (a[0] as f32 * (1.0 - t) * k + 240.0 * t) as u8,
+            (a[1] as f32 * k) as u8,
+            (a[2] as f32 * (0.5 + t) * k).min(255.0) as u8,
+        ])
+    });
+    let mut out = Vec::new();
+    let _ = JpegEncoder::new_with_quality(&mut out, 60).encode_image(&img);
+    Photo {
+        bytes: out,
+        content_type: "image/jpeg",
+        width: w,
+        height: h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn big_photo_is_resized_under_budget() {
+        let img = image::RgbImage::from_fn(2000, 1500, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])
+        });
+        let mut png = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let p = prepare_photo(&png).unwrap();
+        assert!(p.bytes.len() <= MAX_PHOTO_BYTES, "{} bytes", p.bytes.len());
+        assert!(p.width <= 640 && p.height <= 640);
+    }
+    #[test]
+    fn garbage_is_a_clear_error() {
+        assert!(matches!(
+            prepare_photo(b"not an image"),
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}

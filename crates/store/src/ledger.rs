@@ -1,0 +1,227 @@
+//! Persisting ledger transactions. A domain [`Transaction`] is already balanced; here each
+//! posting moves a balance with a guarded update, so an account that must not go negative
+//! refuses and the whole database transaction rolls back.
+
+use crate::{Db, Result, StoreError, row_i64, row_str};
+use serde::Serialize;
+use sqlx::{Any, Transaction as DbTx};
+use tianguis_domain::ledger::{Account, LedgerError, Transaction};
+use tianguis_domain::money::{Currency, Money};
+
+pub(crate) async fn post(tx: &mut DbTx<'static, Any>, t: &Transaction, now: i64) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO ledger_txns (kind, order_id, created_at) VALUES ($1,$2,$3) RETURNING id",
+    )
+    .bind(t.kind().as_str())
+    .bind(t.order_id())
+    .bind(now)
+    .fetch_one(&mut **tx)
+    .await?;
+    let id = row_i64(&r, "id")?;
+    for p in t.postings() {
+        let code = p.account.code();
+        let cur = p.amount.currency.as_str().to_string();
+        sqlx::query(
+            "INSERT INTO accounts (account, currency, balance_minor, may_go_negative) VALUES ($1,$2,0,$3) ON CONFLICT DO NOTHING",
+        )
+        .bind(code.clone())
+        .bind(cur.clone())
+        .bind(p.account.may_go_negative() as i64)
+        .execute(&mut **tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE accounts SET balance_minor = balance_minor + $1 \
+             WHERE account = $2 AND currency = $3 AND (may_go_negative = 1 OR balance_minor + $4 >= 0)",
+        )
+        .bind(p.amount.minor)
+        .bind(code.clone())
+        .bind(cur.clone())
+        .bind(p.amount.minor)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Err(LedgerError::WouldGoNegative(code).into());
+        }
+        sqlx::query(
+            "INSERT INTO postings (txn_id, account, currency, amount_minor) VALUES ($1,$2,$3,$4)",
+        )
+        .bind(id)
+        .bind(code)
+        .bind(cur)
+        .bind(p.amount.minor)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(id)
+}
+
+pub(crate) async fn balance_in(
+    tx: &mut DbTx<'static, Any>,
+    account: &Account,
+    currency: Currency,
+) -> Result<Money> {
+    let r = sqlx::query("SELECT balance_minor FROM accounts WHERE account = $1 AND currency = $2")
+        .bind(account.code())
+        .bind(currency.as_str().to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(Money::new(
+        r.map(|r| row_i64(&r, "balance_minor"))
+            .transpose()?
+            .unwrap_or(0),
+        currency,
+    ))
+}
+
+/// What a seller sees: earned (released to them), held in escrow for their open orders, paid out.
+#[derive(Debug, Clone, Serialize)]
+pub struct Statement {
+    pub currency: Currency,
+    pub held: i64,
+    pub owed: i64,
+    pub paid_out: i64,
+    pub earned: i64,
+    pub fees: i64,
+    pub refunded: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerTotals {
+    pub paid_in: i64,
+    pub fees: i64,
+    pub refunds: i64,
+    pub payouts: i64,
+    pub owed: i64,
+    pub held: i64,
+    pub postings_sum: i64,
+    pub negative_protected_accounts: i64,
+}
+
+impl LedgerTotals {
+    /// The marketplace-wide invariant: paid + owed + held = buyers paid - fees - refunds, and
+    /// every posting sums to zero.
+    pub fn holds(&self) -> bool {
+        self.postings_sum == 0
+            && self.negative_protected_accounts == 0
+            && self.payouts + self.owed + self.held == self.paid_in - self.fees - self.refunds
+    }
+}
+
+impl Db {
+    async fn sum_accounts(&self, pattern: &str, currency: Currency) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS s FROM accounts WHERE account LIKE $1 AND currency = $2",
+        )
+        .bind(pattern.to_string())
+        .bind(currency.as_str().to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        row_i64(&r, "s")
+    }
+
+    pub async fn ledger_totals(&self, currency: Currency) -> Result<LedgerTotals> {
+        let r = sqlx::query("SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS s FROM postings WHERE currency = $1")
+            .bind(currency.as_str().to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        let neg = sqlx::query(
+            "SELECT COUNT(*) AS n FROM accounts WHERE may_go_negative = 0 AND balance_minor < 0",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(LedgerTotals {
+            paid_in: -self.sum_accounts("external:payments:%", currency).await?,
+            fees: self.sum_accounts("platform:fees", currency).await?,
+            refunds: self.sum_accounts("external:refunds", currency).await?,
+            payouts: self.sum_accounts("external:payouts", currency).await?,
+            owed: self.sum_accounts("seller:%:payable", currency).await?,
+            held: self.sum_accounts("escrow:order:%", currency).await?,
+            postings_sum: row_i64(&r, "s")?,
+            negative_protected_accounts: row_i64(&neg, "n")?,
+        })
+    }
+
+    pub async fn seller_statement(&self, seller_id: i64) -> Result<Statement> {
+        let currency = self.currency().await?;
+        let cur = currency.as_str().to_string();
+        let held = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(a.balance_minor), 0) AS BIGINT) AS s FROM accounts a JOIN orders o \
+             ON a.account = 'escrow:order:' || CAST(o.id AS TEXT) WHERE o.seller_id = $1 AND a.currency = $2",
+        )
+        .bind(seller_id)
+        .bind(cur.clone())
+        .fetch_one(&self.pool)
+        .await?;
+        let payable = Account::SellerPayable(seller_id).code();
+        let sums = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN p.amount_minor > 0 THEN p.amount_minor ELSE 0 END), 0) AS BIGINT) AS earned, \
+                    CAST(COALESCE(SUM(CASE WHEN p.amount_minor < 0 THEN -p.amount_minor ELSE 0 END), 0) AS BIGINT) AS paid_out \
+             FROM postings p WHERE p.account = $1 AND p.currency = $2",
+        )
+        .bind(payable)
+        .bind(cur.clone())
+        .fetch_one(&self.pool)
+        .await?;
+        let fr = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(CASE WHEN p.account = 'platform:fees' THEN p.amount_minor ELSE 0 END), 0) AS BIGINT) AS fees, \
+                    CAST(COALESCE(SUM(CASE WHEN p.account = 'external:refunds' THEN p.amount_minor ELSE 0 END), 0) AS BIGINT) AS refunded \
+             FROM postings p JOIN ledger_txns t ON t.id = p.txn_id JOIN orders o ON o.id = t.order_id \
+             WHERE o.seller_id = $1 AND p.currency = $2",
+        )
+        .bind(seller_id)
+        .bind(cur)
+        .fetch_one(&self.pool)
+        .await?;
+        let earned = row_i64(&sums, "earned")?;
+        let paid_out = row_i64(&sums, "paid_out")?;
+        Ok(Statement {
+            currency,
+            held: row_i64(&held, "s")?,
+            owed: earned - paid_out,
+            paid_out,
+            earned,
+            fees: row_i64(&fr, "fees")?,
+            refunded: row_i64(&fr, "refunded")?,
+        })
+    }
+
+    /// Pay a seller what they are owed (an admin records the bank or wallet transfer).
+    pub async fn payout(&self, seller_id: i64, amount_minor: i64) -> Result<()> {
+        if amount_minor <= 0 {
+            return Err(StoreError::Invalid(
+                "a payout must be more than zero".into(),
+            ));
+        }
+        let currency = self.currency().await?;
+        let t = Transaction::payout(seller_id, Money::new(amount_minor, currency))?;
+        let mut tx = self.begin_write().await?;
+        post(&mut tx, &t, self.now_ms())
+            .await
+            .map_err(|e| match e {
+                StoreError::Ledger(LedgerError::WouldGoNegative(_)) => {
+                    StoreError::Invalid("the payout is more than the seller is owed".into())
+                }
+                e => e,
+            })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Account balances, for the admin's ledger page.
+    pub async fn account_balances(&self) -> Result<Vec<(String, String, i64)>> {
+        let rows =
+            sqlx::query("SELECT account, currency, balance_minor FROM accounts ORDER BY account")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    row_str(r, "account")?,
+                    row_str(r, "currency")?,
+                    row_i64(r, "balance_minor")?,
+                ))
+            })
+            .collect()
+    }
+}

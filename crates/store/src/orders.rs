@@ -1,0 +1,907 @@
+//! Checkout, order transitions and payments. Each public operation is one database transaction:
+//! the domain decides (`process::step`, `checkout::split`, `ledger::Transaction`), this module
+//! writes the state change, its event, its postings, stock and timers together.
+
+use crate::ledger::{balance_in, post};
+use crate::users::{Role, User};
+use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
+use serde::Serialize;
+use sqlx::{Any, Transaction as DbTx};
+use tianguis_domain::checkout::{self, CheckoutError, Fees, PricedLine};
+use tianguis_domain::ledger::{Account, Transaction};
+use tianguis_domain::money::{Currency, Money};
+use tianguis_domain::phone::PhoneNumber;
+use tianguis_domain::process::{self, Actor, Effect, OrderState, Policy, Transition};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    MobileMoney,
+    Cash,
+}
+
+impl PaymentMethod {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PaymentMethod::MobileMoney => "mobile_money",
+            PaymentMethod::Cash => "cash",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "mobile_money" => Ok(PaymentMethod::MobileMoney),
+            "cash" => Ok(PaymentMethod::Cash),
+            _ => Err(StoreError::Invalid("choose mobile money or cash".into())),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckoutRequest {
+    pub buyer_id: i64,
+    /// Lines to buy (product, quantity); taken from the session's cart by the web layer.
+    pub lines: Vec<(i64, i64)>,
+    /// Cart to empty on success.
+    pub session_id: Option<String>,
+    pub idempotency_key: String,
+    pub method: PaymentMethod,
+    pub address: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct CheckoutResult {
+    pub checkout_id: i64,
+    pub order_ids: Vec<i64>,
+    pub total_minor: i64,
+    pub currency: String,
+    pub payment_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderLine {
+    pub product_id: i64,
+    pub name_en: String,
+    pub name_es: Option<String>,
+    pub quantity: i64,
+    pub unit_price: Money,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Order {
+    pub id: i64,
+    pub checkout_id: i64,
+    pub buyer_id: i64,
+    pub buyer_name: String,
+    pub seller_id: i64,
+    pub shop_name: String,
+    pub state: OrderState,
+    pub subtotal: Money,
+    pub delivery: Money,
+    pub total: Money,
+    pub fee_bps: i64,
+    pub address: String,
+    pub phone: String,
+    pub method: String,
+    pub payment_status: Option<String>,
+    pub payment_id: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub lines: Vec<OrderLine>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderEvent {
+    pub transition: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub actor: String,
+    pub actor_user_id: Option<i64>,
+    pub reason: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Payment {
+    pub id: i64,
+    pub checkout_id: i64,
+    pub method: String,
+    pub provider_ref: Option<String>,
+    pub status: String,
+    pub amount: Money,
+    pub payer_phone: Option<String>,
+}
+
+const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS buyer_name, o.seller_id, s.shop_name, o.state, \
+    o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
+    (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
+    (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
+    o.created_at, o.updated_at \
+    FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id";
+
+fn cur(s: &str) -> Result<Currency> {
+    Currency::parse(s).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
+    let c = cur(&row_str(r, "currency")?)?;
+    let state = row_str(r, "state")?;
+    Ok(Order {
+        id: row_i64(r, "id")?,
+        checkout_id: row_i64(r, "checkout_id")?,
+        buyer_id: row_i64(r, "buyer_id")?,
+        buyer_name: row_str(r, "buyer_name")?,
+        seller_id: row_i64(r, "seller_id")?,
+        shop_name: row_str(r, "shop_name")?,
+        state: OrderState::parse(&state)
+            .ok_or(StoreError::Invalid(format!("unknown state {state}")))?,
+        subtotal: Money::new(row_i64(r, "subtotal_minor")?, c),
+        delivery: Money::new(row_i64(r, "delivery_minor")?, c),
+        total: Money::new(row_i64(r, "total_minor")?, c),
+        fee_bps: row_i64(r, "fee_bps")?,
+        address: row_str(r, "address")?,
+        phone: row_str(r, "phone")?,
+        method: row_str(r, "method")?,
+        payment_status: row_opt_str(r, "payment_status")?,
+        payment_id: row_opt_i64(r, "payment_id")?,
+        created_at: row_i64(r, "created_at")?,
+        updated_at: row_i64(r, "updated_at")?,
+        lines: Vec::new(),
+    })
+}
+
+/// Which role a user plays for an order and a transition, if any.
+pub fn actor_for(user: &User, order: &Order, t: Transition) -> Option<Actor> {
+    let allowed = t.def().actors;
+    let mut roles = Vec::new();
+    if user.role == Role::Admin {
+        roles.push(Actor::Admin);
+    }
+    if user.seller_id == Some(order.seller_id) {
+        roles.push(Actor::Seller);
+    }
+    if user.id == order.buyer_id {
+        roles.push(Actor::Buyer);
+    }
+    roles.into_iter().find(|a| allowed.contains(a))
+}
+
+/// Whether a user may see an order at all.
+pub fn may_view(user: &User, order: &Order) -> bool {
+    user.role == Role::Admin || user.id == order.buyer_id || user.seller_id == Some(order.seller_id)
+}
+
+impl Db {
+    pub async fn fees(&self) -> Result<Fees> {
+        let bps = self
+            .setting("platform_fee_bps")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(500);
+        let delivery = self
+            .setting("delivery_fee_minor")
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3000);
+        Ok(Fees {
+            platform_bps: bps,
+            delivery_per_order: delivery,
+        })
+    }
+
+    pub async fn policy(&self) -> Result<Policy> {
+        let d = Policy::default();
+        let get = |v: Option<String>, dflt: i64| v.and_then(|v| v.parse().ok()).unwrap_or(dflt);
+        Ok(Policy {
+            unpaid_cancel_minutes: get(
+                self.setting("unpaid_cancel_minutes").await?,
+                d.unpaid_cancel_minutes,
+            ),
+            ship_within_days: get(self.setting("ship_within_days").await?, d.ship_within_days),
+            dispute_window_days: get(
+                self.setting("dispute_window_days").await?,
+                d.dispute_window_days,
+            ),
+        })
+    }
+
+    /// Checkout: one payment, one order per seller, stock reserved, all or nothing. A replay
+    /// with the same idempotency key returns the first result and creates nothing.
+    pub async fn checkout(&self, req: &CheckoutRequest) -> Result<(CheckoutResult, bool)> {
+        let key = req.idempotency_key.trim();
+        if key.is_empty() || key.len() > 100 {
+            return Err(StoreError::Invalid(
+                "a checkout needs an idempotency key of 1 to 100 characters".into(),
+            ));
+        }
+        let phone =
+            PhoneNumber::parse(&req.phone).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let address = req.address.trim();
+        if address.is_empty() || address.chars().count() > 500 {
+            return Err(StoreError::Invalid("a delivery address (or plus code and landmark) of up to 500 characters is required".into()));
+        }
+        let fees = self.fees().await?;
+        let policy = self.policy().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .checkout_once(req, key, phone.as_str(), address, fees, policy)
+                .await
+            {
+                Err(e) if e.is_transient() && attempt < 8 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn checkout_once(
+        &self,
+        req: &CheckoutRequest,
+        key: &str,
+        phone: &str,
+        address: &str,
+        fees: Fees,
+        policy: Policy,
+    ) -> Result<(CheckoutResult, bool)> {
+        let now = self.now_ms();
+        let scope = format!("checkout:{}", req.buyer_id);
+        let mut tx = self.begin_write().await?;
+        let fresh = sqlx::query("INSERT INTO idempotency (scope, key, created_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
+            .bind(scope.clone())
+            .bind(key.to_string())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if fresh == 0 {
+            let r = sqlx::query("SELECT response FROM idempotency WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            let resp = row_opt_str(&r, "response")?.ok_or_else(|| {
+                StoreError::Conflict(
+                    "this checkout is still being processed; try again in a moment".into(),
+                )
+            })?;
+            let res: CheckoutResult = serde_json::from_str(&resp)
+                .map_err(|e| StoreError::Invalid(format!("stored checkout unreadable: {e}")))?;
+            return Ok((res, true));
+        }
+
+        // Price from the catalogue, in product-id order so concurrent checkouts lock rows in the
+        // same order (no deadlocks on PostgreSQL).
+        let mut wanted: Vec<(i64, i64)> = Vec::new();
+        for &(p, q) in &req.lines {
+            match wanted.iter_mut().find(|(id, _)| *id == p) {
+                Some(w) => w.1 += q,
+                None => wanted.push((p, q)),
+            }
+        }
+        wanted.sort();
+        let mut priced = Vec::new();
+        for &(pid, qty) in &wanted {
+            let r = sqlx::query("SELECT seller_id, price_minor, currency, stock, active FROM products WHERE id = $1")
+                .bind(pid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("product"))?;
+            if row_i64(&r, "active")? != 1 {
+                return Err(StoreError::Invalid(format!(
+                    "product {pid} is no longer sold"
+                )));
+            }
+            priced.push(PricedLine {
+                product_id: pid,
+                seller_id: row_i64(&r, "seller_id")?,
+                unit_price: Money::new(
+                    row_i64(&r, "price_minor")?,
+                    cur(&row_str(&r, "currency")?)?,
+                ),
+                quantity: qty,
+                stock: row_i64(&r, "stock")?,
+            });
+        }
+        let (drafts, grand) = checkout::split(&priced, fees)?;
+        for l in &priced {
+            let n =
+                sqlx::query("UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $3")
+                    .bind(l.quantity)
+                    .bind(l.product_id)
+                    .bind(l.quantity)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if n == 0 {
+                let r = sqlx::query("SELECT stock FROM products WHERE id = $1")
+                    .bind(l.product_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return Err(CheckoutError::OutOfStock {
+                    product_id: l.product_id,
+                    available: row_i64(&r, "stock")?,
+                }
+                .into());
+            }
+        }
+        let c = sqlx::query(
+            "INSERT INTO checkouts (buyer_id, total_minor, currency, method, address, phone, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
+        )
+        .bind(req.buyer_id)
+        .bind(grand.minor)
+        .bind(grand.currency.as_str().to_string())
+        .bind(req.method.as_str())
+        .bind(address.to_string())
+        .bind(phone.to_string())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let checkout_id = row_i64(&c, "id")?;
+        let mut order_ids = Vec::new();
+        for d in &drafts {
+            let r = sqlx::query(
+                "INSERT INTO orders (checkout_id, buyer_id, seller_id, state, subtotal_minor, delivery_minor, total_minor, currency, fee_bps, created_at, updated_at) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
+            )
+            .bind(checkout_id)
+            .bind(req.buyer_id)
+            .bind(d.seller_id)
+            .bind(OrderState::Placed.as_str())
+            .bind(d.subtotal.minor)
+            .bind(d.delivery_fee.minor)
+            .bind(d.total.minor)
+            .bind(d.total.currency.as_str().to_string())
+            .bind(d.fee_bps as i64)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let oid = row_i64(&r, "id")?;
+            for (pid, qty, price) in &d.lines {
+                sqlx::query("INSERT INTO order_lines (order_id, product_id, quantity, unit_price_minor) VALUES ($1,$2,$3,$4)")
+                    .bind(oid)
+                    .bind(*pid)
+                    .bind(*qty)
+                    .bind(price.minor)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            record_event(
+                &mut tx,
+                oid,
+                "place",
+                "",
+                OrderState::Placed,
+                Actor::Buyer,
+                Some(req.buyer_id),
+                "",
+                now,
+            )
+            .await?;
+            schedule(
+                &mut tx,
+                oid,
+                Transition::ExpireUnpaid,
+                now + policy.delay_ms(process::Timer::Unpaid),
+                now,
+            )
+            .await?;
+            order_ids.push(oid);
+        }
+        let status = match req.method {
+            PaymentMethod::MobileMoney => "pending",
+            PaymentMethod::Cash => "awaiting_cash",
+        };
+        let p = sqlx::query(
+            "INSERT INTO payments (checkout_id, method, status, amount_minor, currency, payer_phone, created_at, updated_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
+        )
+        .bind(checkout_id)
+        .bind(req.method.as_str())
+        .bind(status)
+        .bind(grand.minor)
+        .bind(grand.currency.as_str().to_string())
+        .bind(phone.to_string())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let result = CheckoutResult {
+            checkout_id,
+            order_ids,
+            total_minor: grand.minor,
+            currency: grand.currency.as_str().to_string(),
+            payment_id: row_i64(&p, "id")?,
+        };
+        sqlx::query("UPDATE idempotency SET response = $1 WHERE scope = $2 AND key = $3")
+            .bind(serde_json::to_string(&result).unwrap_or_default())
+            .bind(scope)
+            .bind(key.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if let Some(s) = &req.session_id {
+            sqlx::query("DELETE FROM cart_lines WHERE session_id = $1")
+                .bind(s.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok((result, false))
+    }
+
+    pub async fn order(&self, id: i64) -> Result<Order> {
+        let q = format!("{ORDER_SELECT} WHERE o.id = $1");
+        let r = sqlx::query(&q)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("order"))?;
+        let mut o = order_from(&r)?;
+        let lines = sqlx::query(
+            "SELECT l.product_id, l.quantity, l.unit_price_minor, p.name_en, p.name_es FROM order_lines l \
+             JOIN products p ON p.id = l.product_id WHERE l.order_id = $1 ORDER BY l.product_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        for l in &lines {
+            o.lines.push(OrderLine {
+                product_id: row_i64(l, "product_id")?,
+                name_en: row_str(l, "name_en")?,
+                name_es: row_opt_str(l, "name_es")?,
+                quantity: row_i64(l, "quantity")?,
+                unit_price: Money::new(row_i64(l, "unit_price_minor")?, o.total.currency),
+            });
+        }
+        Ok(o)
+    }
+
+    /// Orders visible to a user: an admin sees all, a seller their shop's, a buyer their own.
+    pub async fn orders_for(
+        &self,
+        user: &User,
+        as_seller: bool,
+        state: Option<OrderState>,
+        limit: i64,
+    ) -> Result<Vec<Order>> {
+        let (cond, id) = if as_seller {
+            (
+                "o.seller_id = $1",
+                user.seller_id
+                    .ok_or(StoreError::Forbidden("you have no shop".into()))?,
+            )
+        } else {
+            ("o.buyer_id = $1", user.id)
+        };
+        self.list_orders(cond, id, state, limit).await
+    }
+
+    pub async fn all_orders(&self, state: Option<OrderState>, limit: i64) -> Result<Vec<Order>> {
+        self.list_orders("o.id > $1", 0, state, limit).await
+    }
+
+    async fn list_orders(
+        &self,
+        cond: &str,
+        id: i64,
+        state: Option<OrderState>,
+        limit: i64,
+    ) -> Result<Vec<Order>> {
+        let q = format!(
+            "{ORDER_SELECT} WHERE ({cond}) AND ($2 = '' OR o.state = $3) ORDER BY o.id DESC LIMIT $4"
+        );
+        let st = state.map(|s| s.as_str()).unwrap_or("");
+        let rows = sqlx::query(&q)
+            .bind(id)
+            .bind(st)
+            .bind(st)
+            .bind(limit.clamp(1, 500))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from).collect()
+    }
+
+    pub async fn order_events(&self, order_id: i64) -> Result<Vec<OrderEvent>> {
+        let rows = sqlx::query(
+            "SELECT transition, from_state, to_state, actor, actor_user_id, reason, at FROM order_events WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OrderEvent {
+                    transition: row_str(r, "transition")?,
+                    from_state: row_str(r, "from_state")?,
+                    to_state: row_str(r, "to_state")?,
+                    actor: row_str(r, "actor")?,
+                    actor_user_id: row_opt_i64(r, "actor_user_id")?,
+                    reason: row_str(r, "reason")?,
+                    at: row_i64(r, "at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn orders_by_state(&self) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM orders GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((row_str(r, "state")?, row_i64(r, "n")?)))
+            .collect()
+    }
+
+    /// A person takes a transition on an order. Their role for it is worked out here, so a
+    /// seller can never move another seller's order. `refund_minor` is the admin's split when
+    /// resolving a dispute.
+    pub async fn act(
+        &self,
+        user: &User,
+        order_id: i64,
+        t: Transition,
+        reason: &str,
+        refund_minor: Option<i64>,
+    ) -> Result<OrderState> {
+        let order = self.order(order_id).await?;
+        if !may_view(user, &order) {
+            return Err(StoreError::NotFound("order"));
+        }
+        let actor = actor_for(user, &order, t)
+            .ok_or_else(|| StoreError::Forbidden("you may not do this to this order".into()))?;
+        if matches!(t, Transition::Pay) {
+            return Err(StoreError::Forbidden(
+                "payments are recorded through the payment page".into(),
+            ));
+        }
+        self.transition(order_id, t, actor, Some(user.id), reason, refund_minor)
+            .await
+    }
+
+    /// Take a transition as `actor` (already authorised), in one database transaction.
+    pub async fn transition(
+        &self,
+        order_id: i64,
+        t: Transition,
+        actor: Actor,
+        actor_user: Option<i64>,
+        reason: &str,
+        refund_minor: Option<i64>,
+    ) -> Result<OrderState> {
+        let policy = self.policy().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut tx = self.begin_write().await?;
+            let r = apply(
+                &mut tx,
+                self.now_ms(),
+                &policy,
+                order_id,
+                t,
+                actor,
+                actor_user,
+                reason,
+                refund_minor,
+                "",
+            )
+            .await;
+            let r = match r {
+                Ok(s) => tx.commit().await.map(|_| s).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            match r {
+                Err(e) if e.is_transient() && attempt < 8 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    pub async fn payment(&self, id: i64) -> Result<Payment> {
+        let r = sqlx::query("SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("payment"))?;
+        payment_from(&r)
+    }
+
+    pub async fn payment_by_ref(&self, provider_ref: &str) -> Result<Payment> {
+        let r = sqlx::query("SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments WHERE provider_ref = $1")
+            .bind(provider_ref.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("payment"))?;
+        payment_from(&r)
+    }
+
+    /// The provider accepted our request and gave its reference.
+    pub async fn set_provider_ref(&self, payment_id: i64, provider_ref: &str) -> Result<()> {
+        sqlx::query("UPDATE payments SET provider_ref = $1, updated_at = $2 WHERE id = $3 AND provider_ref IS NULL")
+            .bind(provider_ref.to_string())
+            .bind(self.now_ms())
+            .bind(payment_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A payment succeeded (provider callback, status query, or cash counted by `collector`).
+    /// Idempotent: the second call for the same payment changes nothing and returns false.
+    pub async fn payment_succeeded(&self, payment_id: i64, collector: Option<i64>) -> Result<bool> {
+        let policy = self.policy().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .payment_succeeded_once(payment_id, collector, &policy)
+                .await
+            {
+                Err(e) if e.is_transient() && attempt < 8 => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn payment_succeeded_once(
+        &self,
+        payment_id: i64,
+        collector: Option<i64>,
+        policy: &Policy,
+    ) -> Result<bool> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let pay = sqlx::query("SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments WHERE id = $1")
+            .bind(payment_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("payment"))?;
+        let pay = payment_from(&pay)?;
+        let n = sqlx::query(
+            "UPDATE payments SET status = 'succeeded', collected_by = $1, updated_at = $2 WHERE id = $3 AND status IN ('pending', 'awaiting_cash')",
+        )
+        .bind(collector)
+        .bind(now)
+        .bind(payment_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let actor = if collector.is_some() {
+            Actor::Collector
+        } else {
+            Actor::System
+        };
+        let orders = sqlx::query(
+            "SELECT id, state, total_minor FROM orders WHERE checkout_id = $1 ORDER BY id",
+        )
+        .bind(pay.checkout_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for o in &orders {
+            let oid = row_i64(o, "id")?;
+            if row_str(o, "state")? == OrderState::Placed.as_str() {
+                apply(
+                    &mut tx,
+                    now,
+                    policy,
+                    oid,
+                    Transition::Pay,
+                    actor,
+                    collector,
+                    "",
+                    None,
+                    &pay.method,
+                )
+                .await?;
+            } else {
+                // The order expired before the money arrived: take it in and give it straight back.
+                let amount = Money::new(row_i64(o, "total_minor")?, pay.amount.currency);
+                post(
+                    &mut tx,
+                    &Transaction::payment(oid, &pay.method, amount)?,
+                    now,
+                )
+                .await?;
+                post(&mut tx, &Transaction::refund(oid, amount)?, now).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn payment_failed(&self, payment_id: i64) -> Result<()> {
+        sqlx::query("UPDATE payments SET status = 'failed', updated_at = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(self.now_ms())
+            .bind(payment_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Payments still waiting for the provider, for the reconciliation job.
+    pub async fn pending_payments(&self, older_than_ms: i64) -> Result<Vec<Payment>> {
+        let rows = sqlx::query(
+            "SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments \
+             WHERE status = 'pending' AND provider_ref IS NOT NULL AND updated_at < $1 ORDER BY id LIMIT 100",
+        )
+        .bind(self.now_ms() - older_than_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(payment_from).collect()
+    }
+}
+
+fn payment_from(r: &sqlx::any::AnyRow) -> Result<Payment> {
+    Ok(Payment {
+        id: row_i64(r, "id")?,
+        checkout_id: row_i64(r, "checkout_id")?,
+        method: row_str(r, "method")?,
+        provider_ref: row_opt_str(r, "provider_ref")?,
+        status: row_str(r, "status")?,
+        amount: Money::new(row_i64(r, "amount_minor")?, cur(&row_str(r, "currency")?)?),
+        payer_phone: row_opt_str(r, "payer_phone")?,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_event(
+    tx: &mut DbTx<'static, Any>,
+    order_id: i64,
+    transition: &str,
+    from: &str,
+    to: OrderState,
+    actor: Actor,
+    actor_user: Option<i64>,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO order_events (order_id, transition, from_state, to_state, actor, actor_user_id, reason, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    )
+    .bind(order_id)
+    .bind(transition.to_string())
+    .bind(from.to_string())
+    .bind(to.as_str())
+    .bind(actor.as_str())
+    .bind(actor_user)
+    .bind(reason.chars().take(500).collect::<String>())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn schedule(
+    tx: &mut DbTx<'static, Any>,
+    order_id: i64,
+    t: Transition,
+    run_at: i64,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO jobs (order_id, transition, run_at, status, created_at) VALUES ($1,$2,$3,'pending',$4)")
+        .bind(order_id)
+        .bind(t.as_str())
+        .bind(run_at)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The heart of the order engine: decide with the domain, then write everything the decision
+/// causes inside the caller's transaction. A guarded update on the old state makes a concurrent
+/// second mover fail cleanly instead of acting twice.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn apply(
+    tx: &mut DbTx<'static, Any>,
+    now: i64,
+    policy: &Policy,
+    order_id: i64,
+    t: Transition,
+    actor: Actor,
+    actor_user: Option<i64>,
+    reason: &str,
+    refund_minor: Option<i64>,
+    method: &str,
+) -> Result<OrderState> {
+    let r = sqlx::query(
+        "SELECT state, seller_id, currency, total_minor, fee_bps FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("order"))?;
+    let from_s = row_str(&r, "state")?;
+    let from = OrderState::parse(&from_s)
+        .ok_or_else(|| StoreError::Invalid(format!("unknown state {from_s}")))?;
+    let seller_id = row_i64(&r, "seller_id")?;
+    let currency = cur(&row_str(&r, "currency")?)?;
+    let total = Money::new(row_i64(&r, "total_minor")?, currency);
+    let fee_bps = u32::try_from(row_i64(&r, "fee_bps")?).unwrap_or(0);
+    let (to, effects) = process::step(from, t, actor)?;
+    let n =
+        sqlx::query("UPDATE orders SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
+            .bind(to.as_str())
+            .bind(now)
+            .bind(order_id)
+            .bind(from.as_str())
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    if n == 0 {
+        return Err(StoreError::Conflict(
+            "the order changed meanwhile; reload and try again".into(),
+        ));
+    }
+    record_event(
+        tx,
+        order_id,
+        t.as_str(),
+        from.as_str(),
+        to,
+        actor,
+        actor_user,
+        reason,
+        now,
+    )
+    .await?;
+    for e in effects {
+        match *e {
+            Effect::HoldPayment => {
+                let m = if method.is_empty() { "cash" } else { method };
+                post(tx, &Transaction::payment(order_id, m, total)?, now).await?;
+            }
+            Effect::ReleaseEscrow | Effect::SplitEscrow | Effect::RefundAll => {
+                let held = balance_in(tx, &Account::Escrow(order_id), currency).await?;
+                let refund = match *e {
+                    Effect::ReleaseEscrow => Money::zero(currency),
+                    Effect::RefundAll => held,
+                    _ => {
+                        let r = refund_minor.ok_or_else(|| {
+                            StoreError::Invalid("say how much to refund to the buyer (0 releases all to the seller)".into())
+                        })?;
+                        if r < 0 || r > held.minor {
+                            return Err(StoreError::Invalid(format!(
+                                "the refund must be between 0 and {}",
+                                held.minor
+                            )));
+                        }
+                        Money::new(r, currency)
+                    }
+                };
+                if held.minor > 0 {
+                    for t in Transaction::settle(order_id, seller_id, held, refund, fee_bps)? {
+                        post(tx, &t, now).await?;
+                    }
+                }
+            }
+            Effect::RestoreStock => {
+                let lines = sqlx::query("SELECT product_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY product_id")
+                    .bind(order_id)
+                    .fetch_all(&mut **tx)
+                    .await?;
+                for l in &lines {
+                    sqlx::query("UPDATE products SET stock = stock + $1 WHERE id = $2")
+                        .bind(row_i64(l, "quantity")?)
+                        .bind(row_i64(l, "product_id")?)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+            Effect::Schedule(timer, next) => {
+                schedule(tx, order_id, next, now + policy.delay_ms(timer), now).await?;
+            }
+        }
+    }
+    Ok(to)
+}

@@ -1,0 +1,308 @@
+//! Users, roles, password hashing (argon2id), sessions kept in the database (so several server
+//! processes share them), and API tokens for machine clients.
+
+use crate::{Db, Result, StoreError, random_token, row_i64, row_opt_i64, row_opt_str, row_str};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use serde::Serialize;
+use tianguis_domain::phone::PhoneNumber;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Buyer,
+    Seller,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Buyer => "buyer",
+            Role::Seller => "seller",
+            Role::Admin => "admin",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Role> {
+        match s {
+            "buyer" => Ok(Role::Buyer),
+            "seller" => Ok(Role::Seller),
+            "admin" => Ok(Role::Admin),
+            _ => Err(StoreError::Invalid(format!(
+                "unknown role '{s}': use buyer, seller or admin"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub phone: String,
+    pub email: Option<String>,
+    pub name: String,
+    pub role: Role,
+    pub place_id: Option<i64>,
+    /// The seller profile id when the user sells.
+    pub seller_id: Option<i64>,
+}
+
+fn argon() -> Argon2<'static> {
+    // OWASP's argon2id minimum (19 MiB, 2 passes); fast enough on a 2-core server.
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub fn hash_password(pw: &str) -> Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    argon()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Invalid(format!("cannot hash password: {e}")))
+}
+
+fn verify_password(pw: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| argon().verify_password(pw.as_bytes(), &h).is_ok())
+}
+
+const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id";
+
+fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
+    Ok(User {
+        id: row_i64(row, "id")?,
+        phone: row_str(row, "phone")?,
+        email: row_opt_str(row, "email")?,
+        name: row_str(row, "name")?,
+        role: Role::parse(&row_str(row, "role")?)?,
+        place_id: row_opt_i64(row, "place_id")?,
+        seller_id: row_opt_i64(row, "seller_id")?,
+    })
+}
+
+pub struct NewUser<'a> {
+    pub phone: &'a str,
+    pub email: Option<&'a str>,
+    pub name: &'a str,
+    pub password: &'a str,
+    pub role: Role,
+    pub place_id: Option<i64>,
+}
+
+impl Db {
+    pub async fn create_user(&self, u: NewUser<'_>) -> Result<User> {
+        let phone = PhoneNumber::parse(u.phone).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        if u.name.trim().is_empty() || u.name.len() > 120 {
+            return Err(StoreError::Invalid(
+                "a name of 1 to 120 characters is required".into(),
+            ));
+        }
+        if u.password.chars().count() < 8 {
+            return Err(StoreError::Invalid(
+                "the password needs at least 8 characters".into(),
+            ));
+        }
+        if let Some(e) = u.email {
+            if !e.is_empty() && (!e.contains('@') || e.len() > 200) {
+                return Err(StoreError::Invalid(format!(
+                    "'{e}' is not an email address"
+                )));
+            }
+        }
+        let hash = hash_password(u.password)?;
+        let res = sqlx::query(
+            "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(phone.as_str().to_string())
+        .bind(u.email.filter(|e| !e.is_empty()).map(str::to_string))
+        .bind(u.name.trim().to_string())
+        .bind(hash)
+        .bind(u.role.as_str())
+        .bind(u.place_id)
+        .bind(self.now_ms())
+        .fetch_one(&self.pool)
+        .await;
+        match res {
+            Ok(row) => self.user(row_i64(&row, "id")?).await,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
+                "an account with this phone number already exists".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn user(&self, id: i64) -> Result<User> {
+        let q = format!(
+            "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id = $1"
+        );
+        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        user_from(&row.ok_or(StoreError::NotFound("user"))?)
+    }
+
+    pub async fn list_users(&self, limit: i64) -> Result<Vec<User>> {
+        let q = format!(
+            "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id ORDER BY u.id LIMIT $1"
+        );
+        sqlx::query(&q)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
+    /// Checks a phone and password. Runs the hash even for unknown phones so the answer takes
+    /// the same time either way.
+    pub async fn authenticate(&self, phone: &str, password: &str) -> Result<Option<User>> {
+        let Ok(phone) = PhoneNumber::parse(phone) else {
+            return Ok(None);
+        };
+        let row =
+            sqlx::query("SELECT id, password_hash FROM users WHERE phone = $1 AND active = 1")
+                .bind(phone.as_str().to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let (id, hash) = match &row {
+            Some(r) => (Some(row_i64(r, "id")?), row_str(r, "password_hash")?),
+            None => (None, DUMMY_HASH.to_string()),
+        };
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+            .await
+            .unwrap_or(false);
+        match (ok, id) {
+            (true, Some(id)) => Ok(Some(self.user(id).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    // ---- sessions ----
+
+    /// A new anonymous or signed-in session; returns (id, csrf token).
+    pub async fn create_session(
+        &self,
+        user_id: Option<i64>,
+        lang: Option<&str>,
+    ) -> Result<(String, String)> {
+        let id = random_token(24);
+        let csrf = random_token(16);
+        let now = self.now_ms();
+        sqlx::query("INSERT INTO sessions (id, user_id, csrf, lang, expires_at, created_at) VALUES ($1,$2,$3,$4,$5,$6)")
+            .bind(id.clone())
+            .bind(user_id)
+            .bind(csrf.clone())
+            .bind(lang.map(str::to_string))
+            .bind(now + SESSION_TTL_MS)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok((id, csrf))
+    }
+
+    /// (user id, csrf, lang) of a live session.
+    pub async fn session(&self, id: &str) -> Result<Option<(Option<i64>, String, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT user_id, csrf, lang FROM sessions WHERE id = $1 AND expires_at > $2",
+        )
+        .bind(id.to_string())
+        .bind(self.now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                row_opt_i64(&r, "user_id")?,
+                row_str(&r, "csrf")?,
+                row_opt_str(&r, "lang")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Log in: a fresh session id (the old one is deleted, so a planted id is useless); the cart
+    /// follows the buyer.
+    pub async fn rotate_session(
+        &self,
+        old: Option<&str>,
+        user_id: Option<i64>,
+        lang: Option<&str>,
+    ) -> Result<(String, String)> {
+        let (id, csrf) = self.create_session(user_id, lang).await?;
+        if let Some(old) = old {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("UPDATE cart_lines SET session_id = $1 WHERE session_id = $2")
+                .bind(id.clone())
+                .bind(old.to_string())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM sessions WHERE id = $1")
+                .bind(old.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok((id, csrf))
+    }
+
+    pub async fn set_session_lang(&self, id: &str, lang: &str) -> Result<()> {
+        sqlx::query("UPDATE sessions SET lang = $1 WHERE id = $2")
+            .bind(lang.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_session(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM cart_lines WHERE session_id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- API tokens ----
+
+    /// A new API token for a user; only its hash is stored, the token is shown once.
+    pub async fn create_api_token(&self, user_id: i64, name: &str) -> Result<String> {
+        let token = format!("tgs_{}", random_token(24));
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, user_id, name, created_at) VALUES ($1,$2,$3,$4)",
+        )
+        .bind(hash_token(&token))
+        .bind(user_id)
+        .bind(name.to_string())
+        .bind(self.now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    pub async fn user_by_token(&self, token: &str) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT user_id FROM api_tokens WHERE token_hash = $1")
+            .bind(hash_token(token))
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(self.user(row_i64(&r, "user_id")?).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+const SESSION_TTL_MS: i64 = 30 * 86_400_000;
+/// A valid argon2id hash of a random string, to spend the same time on unknown phones.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$F2wXbyc3SGkRx1B7XkzKq8XbTUD0sGQ4oQ1hG4wPc3E";
+
+/// Tokens carry 24 random bytes, so a fast hash suffices (nothing to brute-force).
+fn hash_token(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
