@@ -162,6 +162,12 @@ impl Db {
         })
     }
 
+    /// A round trip to the database, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

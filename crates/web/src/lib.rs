@@ -1,1 +1,198 @@
-//! placeholder
+//! The HTTP edge of tianguis: server-rendered pages (work without JavaScript), the JSON API
+//! under `/api/v1`, sessions and CSRF, translations, the mobile-money adapter and its local
+//! simulator, metrics, and the background workers (timed jobs, payment reconciliation). Only
+//! this crate knows about HTTP, HTML and JSON wire formats.
+
+pub mod api;
+pub mod ctx;
+pub mod error;
+pub mod i18n;
+pub mod metrics;
+pub mod pages;
+pub mod payments;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tianguis_store::Db;
+use tower_http::compression::CompressionLayer;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Base URL the provider calls back, e.g. http://127.0.0.1:8080.
+    pub public_url: String,
+    pub momo_base_url: String,
+    pub momo_api_key: String,
+    pub momo_secret: String,
+    /// Mount the local mobile-money simulator at /sim/momo (demo and tests).
+    pub simulator: bool,
+    pub sim_approve_after_ms: u64,
+    pub login_per_minute: u32,
+    pub checkout_per_minute: u32,
+    pub worker_interval_ms: u64,
+}
+
+impl Config {
+    pub fn local(public_url: &str) -> Config {
+        Config {
+            public_url: public_url.to_string(),
+            momo_base_url: format!("{public_url}/sim/momo"),
+            momo_api_key: "sim-key".into(),
+            momo_secret: "sim-secret".into(),
+            simulator: true,
+            sim_approve_after_ms: 300,
+            login_per_minute: 10,
+            checkout_per_minute: 20,
+            worker_interval_ms: 1000,
+        }
+    }
+}
+
+pub struct Inner {
+    pub db: Db,
+    pub config: Config,
+    pub momo: payments::MobileMoney,
+    pub metrics: metrics::Metrics,
+    pub login_limit: DefaultKeyedRateLimiter<IpAddr>,
+    pub checkout_limit: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+pub type AppState = Arc<Inner>;
+
+pub fn state(db: Db, config: Config) -> AppState {
+    let q = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
+    Arc::new(Inner {
+        momo: payments::MobileMoney::new(
+            &config.momo_base_url,
+            &config.momo_api_key,
+            config.momo_secret.as_bytes(),
+        ),
+        login_limit: RateLimiter::keyed(q(config.login_per_minute)),
+        checkout_limit: RateLimiter::keyed(q(config.checkout_per_minute)),
+        metrics: metrics::Metrics::default(),
+        db,
+        config,
+    })
+}
+
+/// The whole application as a router (tests can call it without a socket).
+pub fn app(state: AppState) -> Router {
+    let mut r = Router::new()
+        .merge(pages::routes(state.clone()))
+        .nest("/api/v1", api::routes())
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/metrics", axum::routing::get(metrics_page));
+    if state.config.simulator {
+        r = r.nest_service(
+            "/sim/momo",
+            payments::simulator(
+                state.config.momo_secret.as_bytes(),
+                &state.config.momo_api_key,
+                Some(Duration::from_millis(state.config.sim_approve_after_ms)),
+            ),
+        );
+    }
+    r.layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(CompressionLayer::new())
+        .layer(DefaultBodyLimit::max(12 * 1024 * 1024))
+        .with_state(state)
+}
+
+async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let labels = metrics::ReqLabels {
+        route,
+        method,
+        status: resp.status().as_u16(),
+    };
+    s.metrics.requests.get_or_create(&labels).inc();
+    s.metrics
+        .latency
+        .get_or_create(&labels)
+        .observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+async fn healthz(State(s): State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    match s.db.ping().await {
+        Ok(_) => "ok".into_response(),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "database unreachable",
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics_page(State(s): State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    if let Ok(states) = s.db.orders_by_state().await {
+        for (st, n) in states {
+            s.metrics
+                .orders
+                .get_or_create(&metrics::StateLabels { state: st })
+                .set(n);
+        }
+    }
+    if let Ok(n) = s.db.jobs_pending().await {
+        s.metrics.jobs_pending.set(n);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Background work of one server process: timed jobs and payment reconciliation. Safe to run
+/// in every process against one database (jobs are claimed with leases).
+pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let worker = format!(
+            "pid{}-{}",
+            std::process::id(),
+            tianguis_store::random_token(3)
+        );
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            state.config.worker_interval_ms.max(50),
+        ));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            n += 1;
+            if let Err(e) = state.db.run_due_jobs(&worker, 200).await {
+                tracing::warn!(error = %e, "job run failed");
+            }
+            if n % 30 == 0 {
+                api::reconcile_payments(&state).await;
+            }
+        }
+    })
+}
+
+/// Serve on a bound listener until the process is stopped.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let _workers = spawn_workers(state.clone());
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}

@@ -1,0 +1,299 @@
+//! The JSON API under `/api/v1`: the same operations as the pages, for machine clients with
+//! `Authorization: Bearer <token>`. Errors are `application/problem+json`. Also the mobile-money
+//! callback and the helpers that talk to the provider.
+
+use crate::AppState;
+use crate::error::{AppError, Problem, problem};
+use crate::payments::{Callback, PaymentRequest};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::collections::HashMap;
+use tianguis_domain::process::Transition;
+use tianguis_store::catalog::SearchQuery;
+use tianguis_store::orders::{CheckoutRequest, PaymentMethod, may_view};
+use tianguis_store::users::User;
+
+type A = Result<Response, Problem>;
+
+pub fn routes() -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/products", get(products))
+        .route("/products/{id}", get(product))
+        .route("/checkout", post(checkout))
+        .route("/orders", get(orders))
+        .route("/orders/{id}", get(order))
+        .route("/orders/{id}/transitions/{name}", post(transition))
+        .route("/payments/mobile-money/callback", post(callback))
+        .fallback(|| async {
+            problem(
+                StatusCode::NOT_FOUND,
+                "no such API endpoint; see /api/v1/openapi.json",
+            )
+        })
+}
+
+async fn bearer(s: &AppState, h: &HeaderMap) -> Result<User, Problem> {
+    let token = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Problem(AppError::User(
+                StatusCode::UNAUTHORIZED,
+                "send Authorization: Bearer <api token> (create one with `tianguis user token`)"
+                    .into(),
+            ))
+        })?;
+    s.db.user_by_token(token.trim()).await?.ok_or_else(|| {
+        Problem(AppError::User(
+            StatusCode::UNAUTHORIZED,
+            "this API token is not valid".into(),
+        ))
+    })
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
+        Problem(AppError::User(
+            StatusCode::BAD_REQUEST,
+            format!("the JSON body is not valid: {e}"),
+        ))
+    })
+}
+
+async fn products(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> A {
+    let n = |k: &str| q.get(k).and_then(|v| v.parse::<i64>().ok());
+    let (items, total) =
+        s.db.search(&SearchQuery {
+            text: q.get("q").cloned().unwrap_or_default(),
+            place_id: n("place"),
+            category_id: n("category"),
+            seller_id: n("seller"),
+            limit: n("limit").unwrap_or(24),
+            offset: n("offset").unwrap_or(0),
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "total": total, "items": items })).into_response())
+}
+
+async fn product(State(s): State<AppState>, Path(id): Path<i64>) -> A {
+    Ok(Json(s.db.product(id).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct CheckoutBody {
+    lines: Vec<LineBody>,
+    method: String,
+    address: String,
+    phone: String,
+}
+#[derive(Deserialize)]
+struct LineBody {
+    product_id: i64,
+    quantity: i64,
+}
+
+async fn checkout(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
+    let user = bearer(&s, &h).await?;
+    let key = h
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            Problem(AppError::bad(
+                "send an Idempotency-Key header so a retried checkout is not charged twice",
+            ))
+        })?;
+    let b: CheckoutBody = json_body(&body)?;
+    let req = CheckoutRequest {
+        buyer_id: user.id,
+        lines: b.lines.iter().map(|l| (l.product_id, l.quantity)).collect(),
+        session_id: None,
+        idempotency_key: key.to_string(),
+        method: PaymentMethod::parse(&b.method)?,
+        address: b.address,
+        phone: b.phone,
+    };
+    let (result, replayed) = s.db.checkout(&req).await?;
+    if !replayed && req.method == PaymentMethod::MobileMoney {
+        start_mobile_money(&s, result.payment_id).await;
+    }
+    let status = if replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(result)).into_response())
+}
+
+async fn orders(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> A {
+    let user = bearer(&s, &h).await?;
+    let as_seller = q.get("as").map(String::as_str) == Some("seller");
+    Ok(Json(s.db.orders_for(&user, as_seller, None, 200).await?).into_response())
+}
+
+async fn order(State(s): State<AppState>, h: HeaderMap, Path(id): Path<i64>) -> A {
+    let user = bearer(&s, &h).await?;
+    let o = s.db.order(id).await?;
+    if !may_view(&user, &o) {
+        return Err(Problem(AppError::User(
+            StatusCode::NOT_FOUND,
+            "order not found".into(),
+        )));
+    }
+    let events = s.db.order_events(id).await?;
+    let actions: Vec<&str> = crate::pages::actions_for(&user, &o)
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    Ok(
+        Json(serde_json::json!({ "order": o, "events": events, "actions": actions }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize, Default)]
+struct TransitionBody {
+    #[serde(default)]
+    reason: String,
+    refund_minor: Option<i64>,
+}
+
+async fn transition(
+    State(s): State<AppState>,
+    h: HeaderMap,
+    Path((id, name)): Path<(i64, String)>,
+    body: Bytes,
+) -> A {
+    let user = bearer(&s, &h).await?;
+    let t = Transition::parse(&name).ok_or_else(|| {
+        Problem(AppError::User(
+            StatusCode::NOT_FOUND,
+            format!("unknown transition '{name}'"),
+        ))
+    })?;
+    let b: TransitionBody = if body.is_empty() {
+        TransitionBody::default()
+    } else {
+        json_body(&body)?
+    };
+    let state = s.db.act(&user, id, t, &b.reason, b.refund_minor).await?;
+    Ok(Json(serde_json::json!({ "id": id, "state": state })).into_response())
+}
+
+async fn callback(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
+    let sig = h
+        .get("x-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !s.momo.verify_callback(&body, sig) {
+        return Err(Problem(AppError::User(
+            StatusCode::UNAUTHORIZED,
+            "bad signature".into(),
+        )));
+    }
+    let cb: Callback = json_body(&body)?;
+    let p = s.db.payment_by_ref(&cb.provider_ref).await?;
+    if cb.amount_minor != p.amount.minor || cb.currency != p.amount.currency.as_str() {
+        tracing::error!(provider_ref = %cb.provider_ref, "callback amount does not match the payment");
+        return Err(Problem(AppError::bad(
+            "amount or currency does not match the payment",
+        )));
+    }
+    apply_status(&s, p.id, &cb.status).await?;
+    Ok(Json(serde_json::json!({ "ok": true })).into_response())
+}
+
+async fn apply_status(s: &AppState, payment_id: i64, status: &str) -> Result<(), AppError> {
+    match status {
+        "succeeded" => {
+            s.db.payment_succeeded(payment_id, None).await?;
+        }
+        "failed" => s.db.payment_failed(payment_id).await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Ask the provider to collect a checkout's payment. A failure leaves the payment pending; the
+/// buyer sees it and the reconciliation worker asks again.
+pub async fn start_mobile_money(s: &AppState, payment_id: i64) {
+    let Ok(p) = s.db.payment(payment_id).await else {
+        return;
+    };
+    let req = PaymentRequest {
+        reference: format!("tianguis-payment-{}", p.id),
+        amount_minor: p.amount.minor,
+        currency: p.amount.currency.as_str().to_string(),
+        payer_phone: p.payer_phone.clone().unwrap_or_default(),
+        callback_url: format!(
+            "{}/api/v1/payments/mobile-money/callback",
+            s.config.public_url
+        ),
+    };
+    match s.momo.request(&req).await {
+        Ok(st) => {
+            if let Err(e) = s.db.set_provider_ref(p.id, &st.provider_ref).await {
+                tracing::error!(error = %e, "could not store provider reference");
+            }
+        }
+        Err(e) => tracing::warn!(payment = p.id, error = %e, "mobile-money request failed"),
+    }
+}
+
+/// For payments whose callback never came: ask the provider.
+pub async fn reconcile_payments(s: &AppState) {
+    let Ok(pending) = s.db.pending_payments(60_000).await else {
+        return;
+    };
+    for p in pending {
+        if let Some(r) = &p.provider_ref {
+            if let Ok(st) = s.momo.status(r).await {
+                let _ = apply_status(s, p.id, &st.status).await;
+            }
+        }
+    }
+}
+
+async fn openapi() -> Response {
+    let err = serde_json::json!({"description": "problem+json", "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}});
+    let doc = serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {"title": "tianguis API", "version": "1", "description": "Marketplace API: catalogue, checkout with escrow, order process."},
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": {"Problem": {"type": "object", "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}}}
+        },
+        "paths": {
+            "/api/v1/products": {"get": {"summary": "Search and browse products", "parameters": [
+                {"name": "q", "in": "query", "schema": {"type": "string"}}, {"name": "place", "in": "query", "schema": {"type": "integer"}},
+                {"name": "category", "in": "query", "schema": {"type": "integer"}}, {"name": "seller", "in": "query", "schema": {"type": "integer"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer"}}, {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "products"}, "default": err}}},
+            "/api/v1/products/{id}": {"get": {"summary": "One product", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "responses": {"200": {"description": "product"}, "404": err}}},
+            "/api/v1/checkout": {"post": {"summary": "Buy a cart: one payment, one order per seller", "security": [{"token": []}],
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["lines", "method", "address", "phone"], "properties": {
+                    "lines": {"type": "array", "items": {"type": "object", "properties": {"product_id": {"type": "integer"}, "quantity": {"type": "integer"}}}},
+                    "method": {"type": "string", "enum": ["mobile_money", "cash"]}, "address": {"type": "string"}, "phone": {"type": "string"}}}}}},
+                "responses": {"201": {"description": "created"}, "200": {"description": "replay of an earlier checkout with the same key"}, "default": err}}},
+            "/api/v1/orders": {"get": {"summary": "My orders (as=seller for my shop's)", "security": [{"token": []}], "responses": {"200": {"description": "orders"}, "default": err}}},
+            "/api/v1/orders/{id}": {"get": {"summary": "An order, its history and the actions open to me", "security": [{"token": []}], "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}], "responses": {"200": {"description": "order"}, "default": err}}},
+            "/api/v1/orders/{id}/transitions/{name}": {"post": {"summary": "Take a transition (accept, pack, ship, confirm_delivery, confirm_receipt, request_return, mark_returned, dispute, resolve, cancel)", "security": [{"token": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}, {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}, "refund_minor": {"type": "integer"}}}}}},
+                "responses": {"200": {"description": "new state"}, "default": err}}},
+            "/api/v1/payments/mobile-money/callback": {"post": {"summary": "Provider callback, HMAC-SHA256 of the body in X-Signature", "responses": {"200": {"description": "applied"}, "401": err}}}
+        }
+    });
+    Json(doc).into_response()
+}

@@ -1,0 +1,1198 @@
+//! Server-rendered pages. Each handler turns a form into domain values or a message, calls the
+//! store, and renders one askama template. No page needs JavaScript.
+
+use crate::ctx::{self, Ctx};
+use crate::error::AppError;
+use crate::{AppState, api};
+use askama::Template;
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use tianguis_domain::money::Money;
+use tianguis_domain::process::{self, Actor, OrderState, Policy, Transition};
+use tianguis_store::catalog::{CartLine, Category, Place, Product, ProductInput, SearchQuery};
+use tianguis_store::orders::{
+    CheckoutRequest, Order, OrderEvent, Payment, PaymentMethod, actor_for, may_view,
+};
+use tianguis_store::users::{NewUser, Role, User};
+
+type R = Result<Response, AppError>;
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/search", get(home))
+        .route("/products/{id}", get(product))
+        .route("/photos/{id}", get(photo))
+        .route("/cart", get(cart))
+        .route("/cart/add", post(cart_add))
+        .route("/cart/update", post(cart_update))
+        .route("/checkout", get(checkout_form).post(checkout))
+        .route("/payments/{id}", get(payment_page))
+        .route("/orders", get(orders))
+        .route("/orders/{id}", get(order))
+        .route("/orders/{id}/{transition}", post(order_act))
+        .route("/login", get(login_form).post(login))
+        .route("/signup", get(signup_form).post(signup))
+        .route("/logout", post(logout))
+        .route("/lang/{code}", get(set_lang))
+        .route("/shop", get(shop))
+        .route(
+            "/shop/products/new",
+            get(new_product_form).post(new_product),
+        )
+        .route(
+            "/shop/products/{id}/edit",
+            get(edit_product_form).post(edit_product),
+        )
+        .route("/admin", get(admin))
+        .route("/admin/settings", post(admin_settings))
+        .route("/admin/places", post(admin_place))
+        .route("/admin/categories", post(admin_category))
+        .route("/admin/payments/{id}/cash", post(admin_cash))
+        .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
+}
+
+fn html(t: impl Template) -> R {
+    let body = t.render().map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Html(body).into_response())
+}
+
+pub fn error_page(c: &Ctx, e: AppError) -> Response {
+    let status = e.status();
+    let message = match status {
+        StatusCode::NOT_FOUND => format!("{} ({})", c.t.t("error-not-found"), e.message()),
+        StatusCode::TOO_MANY_REQUESTS => c.t.t("error-rate"),
+        StatusCode::INTERNAL_SERVER_ERROR => c.t.t("error-internal"),
+        _ => e.message(),
+    };
+    let page = ErrorPage {
+        c,
+        title: c.t.t("error-title"),
+        message,
+    };
+    let body = page.render().unwrap_or_else(|_| "error".into());
+    (status, Html(body)).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    message: String,
+}
+
+fn state_key(s: OrderState) -> String {
+    format!("state-{}", s.as_str())
+}
+
+// ---------- browse ----------
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home<'a> {
+    c: &'a Ctx,
+    title: String,
+    q: String,
+    place: Option<i64>,
+    category: Option<i64>,
+    places: Vec<Place>,
+    categories: Vec<Category>,
+    products: Vec<Product>,
+    total: i64,
+    offset: i64,
+    prev_url: String,
+    next_url: String,
+}
+
+impl Home<'_> {
+    fn sel_place(&self, id: &i64) -> bool {
+        self.place == Some(*id)
+    }
+    fn sel_category(&self, id: &i64) -> bool {
+        self.category == Some(*id)
+    }
+}
+
+fn num(q: &HashMap<String, String>, k: &str) -> Option<i64> {
+    q.get(k).and_then(|v| v.trim().parse().ok())
+}
+
+async fn home(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Query(q): Query<HashMap<String, String>>,
+) -> R {
+    let text: String = q
+        .get("q")
+        .cloned()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let place = num(&q, "place");
+    let category = num(&q, "category");
+    let offset = num(&q, "offset").unwrap_or(0).clamp(0, 100_000);
+    let (products, total) =
+        s.db.search(&SearchQuery {
+            text: text.clone(),
+            place_id: place,
+            category_id: category,
+            seller_id: None,
+            limit: 24,
+            offset,
+        })
+        .await?;
+    let base = format!(
+        "/search?q={}&place={}&category={}",
+        urlencode(&text),
+        place.map(|p| p.to_string()).unwrap_or_default(),
+        category.map(|p| p.to_string()).unwrap_or_default()
+    );
+    html(Home {
+        title: c.t.t("nav-home"),
+        c: &c,
+        q: text,
+        place,
+        category,
+        places: s.db.places().await?,
+        categories: s.db.categories().await?,
+        products,
+        total,
+        offset,
+        prev_url: format!("{base}&offset={}", (offset - 24).max(0)),
+        next_url: format!("{base}&offset={}", offset + 24),
+    })
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "product.html")]
+struct ProductPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    p: Product,
+}
+
+async fn product(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+) -> R {
+    let p = s.db.product(id).await?;
+    html(ProductPage {
+        title: p.name(c.t.lang).to_string(),
+        c: &c,
+        p,
+    })
+}
+
+async fn photo(State(s): State<AppState>, Path(id): Path<i64>) -> R {
+    let (bytes, ct) = s.db.photo(id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, ct),
+            (
+                header::CACHE_CONTROL,
+                "public, max-age=31536000, immutable".into(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+// ---------- cart and checkout ----------
+
+#[derive(Deserialize)]
+struct CartForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    product_id: String,
+    #[serde(default)]
+    quantity: String,
+}
+
+fn parse_id(v: &str, what: &str) -> Result<i64, AppError> {
+    v.trim()
+        .parse()
+        .map_err(|_| AppError::bad(format!("'{v}' is not a valid {what}")))
+}
+
+async fn cart_add(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<CartForm>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    s.db.cart_add(
+        &c.session_id,
+        parse_id(&f.product_id, "product")?,
+        parse_id(&f.quantity, "quantity")?,
+    )
+    .await?;
+    Ok(Redirect::to("/cart").into_response())
+}
+
+async fn cart_update(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<CartForm>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    s.db.cart_set(
+        &c.session_id,
+        parse_id(&f.product_id, "product")?,
+        parse_id(&f.quantity, "quantity")?,
+    )
+    .await?;
+    Ok(Redirect::to("/cart").into_response())
+}
+
+fn cart_total(lines: &[CartLine]) -> Option<Money> {
+    let mut it = lines.iter();
+    let first = it.next()?;
+    let mut t = first.product.price.checked_mul(first.quantity).ok()?;
+    for l in it {
+        t = t
+            .checked_add(l.product.price.checked_mul(l.quantity).ok()?)
+            .ok()?;
+    }
+    Some(t)
+}
+
+#[derive(Template)]
+#[template(path = "cart.html")]
+struct CartPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    lines: Vec<CartLine>,
+    total: String,
+}
+
+async fn cart(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let lines = s.db.cart(&c.session_id).await?;
+    let total = cart_total(&lines)
+        .map(|m| c.t.money(&m))
+        .unwrap_or_default();
+    html(CartPage {
+        title: c.t.t("cart-title"),
+        c: &c,
+        lines,
+        total,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "checkout.html")]
+struct CheckoutPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    error: Option<String>,
+    lines: Vec<CartLine>,
+    sellers: usize,
+    delivery: String,
+    total: String,
+    key: String,
+    address: String,
+    phone: String,
+}
+
+async fn checkout_page(
+    s: &AppState,
+    c: &Ctx,
+    error: Option<String>,
+    address: String,
+    phone: String,
+) -> R {
+    let user = c.require_user()?;
+    let lines = s.db.cart(&c.session_id).await?;
+    if lines.is_empty() {
+        return Ok(Redirect::to("/cart").into_response());
+    }
+    let mut sellers: Vec<i64> = lines.iter().map(|l| l.product.seller_id).collect();
+    sellers.sort();
+    sellers.dedup();
+    let fees = s.db.fees().await?;
+    let cur = lines[0].product.price.currency;
+    let delivery = Money::new(fees.delivery_per_order * sellers.len() as i64, cur);
+    let total = cart_total(&lines)
+        .and_then(|t| t.checked_add(delivery).ok())
+        .map(|m| c.t.money(&m))
+        .unwrap_or_default();
+    let phone = if phone.is_empty() {
+        user.phone.clone()
+    } else {
+        phone
+    };
+    html(CheckoutPage {
+        title: c.t.t("checkout-title"),
+        c,
+        error,
+        sellers: sellers.len(),
+        delivery: c.t.money(&delivery),
+        total,
+        lines,
+        key: tianguis_store::random_token(16),
+        address,
+        phone,
+    })
+}
+
+async fn checkout_form(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    if c.user.is_none() {
+        return Ok(Redirect::to("/login?next=/checkout").into_response());
+    }
+    checkout_page(&s, &c, None, String::new(), String::new()).await
+}
+
+#[derive(Deserialize)]
+struct CheckoutForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    idempotency_key: String,
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    method: String,
+}
+
+async fn checkout(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Form(f): Form<CheckoutForm>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let user = c.require_user()?.clone();
+    if s.checkout_limit.check_key(&addr.ip()).is_err() {
+        return Err(AppError::User(
+            StatusCode::TOO_MANY_REQUESTS,
+            c.t.t("error-rate"),
+        ));
+    }
+    let lines: Vec<(i64, i64)> =
+        s.db.cart(&c.session_id)
+            .await?
+            .iter()
+            .map(|l| (l.product.id, l.quantity))
+            .collect();
+    let req = CheckoutRequest {
+        buyer_id: user.id,
+        lines,
+        session_id: Some(c.session_id.clone()),
+        idempotency_key: f.idempotency_key.clone(),
+        method: PaymentMethod::parse(&f.method)?,
+        address: f.address.clone(),
+        phone: f.phone.clone(),
+    };
+    let result = match s.db.checkout(&req).await {
+        Ok((r, _)) => r,
+        Err(e) => {
+            let e = AppError::from(e);
+            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                return Err(e);
+            }
+            let resp = checkout_page(&s, &c, Some(e.message()), f.address, f.phone).await?;
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, resp).into_response());
+        }
+    };
+    if req.method == PaymentMethod::MobileMoney {
+        api::start_mobile_money(&s, result.payment_id).await;
+    }
+    Ok(Redirect::to(&format!("/payments/{}", result.payment_id)).into_response())
+}
+
+struct OrderRow {
+    id: i64,
+    shop_name: String,
+    buyer_name: String,
+    total: Money,
+    state_key: String,
+}
+
+impl From<&Order> for OrderRow {
+    fn from(o: &Order) -> Self {
+        OrderRow {
+            id: o.id,
+            shop_name: o.shop_name.clone(),
+            buyer_name: o.buyer_name.clone(),
+            total: o.total,
+            state_key: state_key(o.state),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "paid.html")]
+struct PaidPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    status: String,
+    message: String,
+    payment_id: i64,
+    orders: Vec<OrderRow>,
+}
+
+async fn payment_page(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+) -> R {
+    let user = c.require_user()?;
+    let p: Payment = s.db.payment(id).await?;
+    let orders: Vec<Order> =
+        s.db.orders_for(user, false, None, 500)
+            .await?
+            .into_iter()
+            .filter(|o| o.checkout_id == p.checkout_id)
+            .collect();
+    if orders.is_empty() && user.role != Role::Admin {
+        return Err(AppError::User(
+            StatusCode::NOT_FOUND,
+            "payment not found".into(),
+        ));
+    }
+    let message = match p.status.as_str() {
+        "awaiting_cash" => c.t.t2(
+            "payment-awaiting_cash",
+            &("amount", c.t.money(&p.amount)),
+            &("code", format!("{}", p.checkout_id)),
+        ),
+        other => c.t.t(&format!("payment-{other}")),
+    };
+    html(PaidPage {
+        title: c.t.t("checkout-done"),
+        c: &c,
+        status: p.status.clone(),
+        message,
+        payment_id: p.id,
+        orders: orders.iter().map(OrderRow::from).collect(),
+    })
+}
+
+// ---------- orders ----------
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    orders: Vec<OrderRow>,
+}
+
+async fn orders(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let user = c.require_user()?;
+    let list = s.db.orders_for(user, false, None, 100).await?;
+    html(OrdersPage {
+        title: c.t.t("orders-title"),
+        c: &c,
+        orders: list.iter().map(OrderRow::from).collect(),
+    })
+}
+
+struct ActionView {
+    name: &'static str,
+    label: String,
+    needs_refund: bool,
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    o: Order,
+    state_key: String,
+    actions: Vec<ActionView>,
+    events: Vec<OrderEvent>,
+}
+
+/// The transitions this user may take on this order, in the process table's order.
+pub fn actions_for(user: &User, o: &Order) -> Vec<Transition> {
+    process::TRANSITIONS
+        .iter()
+        .filter(|d| d.from.contains(&o.state) && d.name != Transition::Pay)
+        .filter(|d| actor_for(user, o, d.name).is_some_and(|a| a != Actor::System))
+        .map(|d| d.name)
+        .collect()
+}
+
+async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id): Path<i64>) -> R {
+    let user = c.require_user()?;
+    let o = s.db.order(id).await?;
+    if !may_view(user, &o) {
+        return Err(AppError::User(
+            StatusCode::NOT_FOUND,
+            "order not found".into(),
+        ));
+    }
+    let actions = actions_for(user, &o)
+        .into_iter()
+        .map(|t| ActionView {
+            name: t.as_str(),
+            label: c.t.t(&format!("action-{}", t.as_str())),
+            needs_refund: t == Transition::Resolve,
+        })
+        .collect();
+    html(OrderPage {
+        title: c.t.t1("order-title", "id", o.id),
+        state_key: state_key(o.state),
+        events: s.db.order_events(id).await?,
+        c: &c,
+        o,
+        actions,
+    })
+}
+
+#[derive(Deserialize)]
+struct ActForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    refund_minor: String,
+}
+
+async fn order_act(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path((id, name)): Path<(i64, String)>,
+    Form(f): Form<ActForm>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let user = c.require_user()?;
+    let t = Transition::parse(&name)
+        .ok_or_else(|| AppError::User(StatusCode::NOT_FOUND, format!("unknown action '{name}'")))?;
+    let refund = if f.refund_minor.trim().is_empty() {
+        None
+    } else {
+        Some(parse_id(&f.refund_minor, "amount")?)
+    };
+    s.db.act(user, id, t, &f.reason, refund).await?;
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+}
+
+// ---------- accounts ----------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    error: Option<String>,
+    action: &'static str,
+    signup: bool,
+    phone: String,
+    places: Vec<Place>,
+}
+
+async fn login_form(Extension(c): Extension<Ctx>) -> R {
+    html(LoginPage {
+        title: c.t.t("login-title"),
+        c: &c,
+        error: None,
+        action: "/login",
+        signup: false,
+        phone: String::new(),
+        places: vec![],
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn signed_in(id: &str, to: &str) -> Response {
+    let mut r = Redirect::to(to).into_response();
+    ctx::set_cookie(&mut r, id);
+    r
+}
+
+async fn login(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Form(f): Form<LoginForm>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    if s.login_limit.check_key(&addr.ip()).is_err() {
+        return Err(AppError::User(
+            StatusCode::TOO_MANY_REQUESTS,
+            c.t.t("error-rate"),
+        ));
+    }
+    match s.db.authenticate(&f.phone, &f.password).await? {
+        Some(u) => {
+            let (id, _) =
+                s.db.rotate_session(Some(&c.session_id), Some(u.id), Some(c.t.lang))
+                    .await?;
+            Ok(signed_in(&id, if c.cart_count > 0 { "/cart" } else { "/" }))
+        }
+        None => {
+            let page = LoginPage {
+                title: c.t.t("login-title"),
+                c: &c,
+                error: Some(c.t.t("login-failed")),
+                action: "/login",
+                signup: false,
+                phone: f.phone,
+                places: vec![],
+            };
+            Ok((StatusCode::UNAUTHORIZED, html(page)?).into_response())
+        }
+    }
+}
+
+async fn signup_form(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    html(LoginPage {
+        title: c.t.t("signup-title"),
+        c: &c,
+        error: None,
+        action: "/signup",
+        signup: true,
+        phone: String::new(),
+        places: s.db.places().await?,
+    })
+}
+
+#[derive(Deserialize)]
+struct SignupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    seller: String,
+    #[serde(default)]
+    shop_name: String,
+    #[serde(default)]
+    place_id: String,
+}
+
+async fn signup(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Form(f): Form<SignupForm>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    if s.login_limit.check_key(&addr.ip()).is_err() {
+        return Err(AppError::User(
+            StatusCode::TOO_MANY_REQUESTS,
+            c.t.t("error-rate"),
+        ));
+    }
+    let place = f.place_id.trim().parse::<i64>().ok();
+    let made = async {
+        let u =
+            s.db.create_user(NewUser {
+                phone: &f.phone,
+                email: Some(&f.email),
+                name: &f.name,
+                password: &f.password,
+                role: Role::Buyer,
+                place_id: place,
+            })
+            .await?;
+        if f.seller == "1" {
+            let shop = if f.shop_name.trim().is_empty() {
+                f.name.clone()
+            } else {
+                f.shop_name.clone()
+            };
+            let place = place.ok_or_else(|| {
+                tianguis_store::StoreError::Invalid("choose where your shop is".into())
+            })?;
+            s.db.create_seller(u.id, &shop, place, 0, false).await?;
+        }
+        Ok::<_, tianguis_store::StoreError>(u)
+    }
+    .await;
+    match made {
+        Ok(u) => {
+            let (id, _) =
+                s.db.rotate_session(Some(&c.session_id), Some(u.id), Some(c.t.lang))
+                    .await?;
+            Ok(signed_in(&id, if f.seller == "1" { "/shop" } else { "/" }))
+        }
+        Err(e) => {
+            let e = AppError::from(e);
+            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                return Err(e);
+            }
+            let page = LoginPage {
+                title: c.t.t("signup-title"),
+                c: &c,
+                error: Some(e.message()),
+                action: "/signup",
+                signup: true,
+                phone: f.phone,
+                places: s.db.places().await?,
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, html(page)?).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<CsrfOnly>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    s.db.delete_session(&c.session_id).await?;
+    let (id, _) = s.db.create_session(None, Some(c.t.lang)).await?;
+    Ok(signed_in(&id, "/"))
+}
+
+async fn set_lang(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(code): Path<String>,
+) -> R {
+    if crate::i18n::LANGS.iter().any(|(l, _)| *l == code) {
+        s.db.set_session_lang(&c.session_id, &code).await?;
+    }
+    Ok(Redirect::to("/").into_response())
+}
+
+// ---------- seller ----------
+
+#[derive(Template)]
+#[template(path = "shop.html")]
+struct ShopPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    shop_name: String,
+    held: String,
+    earned: String,
+    paid_out: String,
+    owed: String,
+    fees: String,
+    refunded: String,
+    orders: Vec<OrderRow>,
+    products: Vec<Product>,
+}
+
+fn seller_of(c: &Ctx) -> Result<(User, i64), AppError> {
+    let u = c.require_user()?.clone();
+    let sid = u
+        .seller_id
+        .ok_or_else(|| AppError::User(StatusCode::FORBIDDEN, c.t.t("error-forbidden")))?;
+    Ok((u, sid))
+}
+
+async fn shop(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let (u, sid) = seller_of(&c)?;
+    let seller = s.db.seller(sid).await?;
+    let st = s.db.seller_statement(sid).await?;
+    let m = |v: i64| c.t.money(&Money::new(v, st.currency));
+    let open: Vec<Order> =
+        s.db.orders_for(&u, true, None, 200)
+            .await?
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o.state,
+                    OrderState::Paid
+                        | OrderState::Accepted
+                        | OrderState::Packed
+                        | OrderState::ReturnRequested
+                        | OrderState::Disputed
+                )
+            })
+            .collect();
+    let (products, _) =
+        s.db.search(&SearchQuery {
+            seller_id: Some(sid),
+            limit: 100,
+            ..Default::default()
+        })
+        .await?;
+    html(ShopPage {
+        title: c.t.t("shop-title"),
+        shop_name: seller.shop_name,
+        held: m(st.held),
+        earned: m(st.earned),
+        paid_out: m(st.paid_out),
+        owed: m(st.owed),
+        fees: m(st.fees),
+        refunded: m(st.refunded),
+        orders: open.iter().map(OrderRow::from).collect(),
+        products,
+        c: &c,
+    })
+}
+
+#[derive(Default)]
+struct ProductFields {
+    name_en: String,
+    name_es: String,
+    name_bn: String,
+    category_id: String,
+    price: String,
+    stock: String,
+    description: String,
+    csrf: String,
+    photo: Option<Vec<u8>>,
+}
+
+#[derive(Template)]
+#[template(path = "product_form.html")]
+struct ProductFormPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    error: Option<String>,
+    action: String,
+    f: ProductFields,
+    categories: Vec<Category>,
+}
+
+async fn read_product_form(mut mp: Multipart) -> Result<ProductFields, AppError> {
+    let mut f = ProductFields::default();
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| AppError::bad(format!("the form could not be read: {e}")))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "photo" {
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| AppError::bad(format!("the photo could not be read: {e}")))?;
+            if !bytes.is_empty() {
+                f.photo = Some(bytes.to_vec());
+            }
+            continue;
+        }
+        let v = field
+            .text()
+            .await
+            .map_err(|e| AppError::bad(format!("the form could not be read: {e}")))?;
+        match name.as_str() {
+            "name_en" => f.name_en = v,
+            "name_es" => f.name_es = v,
+            "name_bn" => f.name_bn = v,
+            "category_id" => f.category_id = v,
+            "price" => f.price = v,
+            "stock" => f.stock = v,
+            "description" => f.description = v,
+            "csrf" => f.csrf = v,
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+async fn to_input(s: &AppState, f: &ProductFields) -> Result<ProductInput, AppError> {
+    let currency = s.db.currency().await?;
+    let price =
+        Money::parse_decimal(&f.price, currency).map_err(|e| AppError::bad(e.to_string()))?;
+    Ok(ProductInput {
+        category_id: parse_id(&f.category_id, "category")?,
+        name_en: f.name_en.clone(),
+        name_es: Some(f.name_es.clone()),
+        name_bn: Some(f.name_bn.clone()),
+        description: f.description.clone(),
+        price_minor: price.minor,
+        stock: parse_id(&f.stock, "stock")?,
+    })
+}
+
+async fn save_product(
+    s: &AppState,
+    c: &Ctx,
+    sid: i64,
+    id: Option<i64>,
+    f: &ProductFields,
+) -> Result<i64, AppError> {
+    c.check_csrf(&f.csrf)?;
+    let input = to_input(s, f).await?;
+    // Prepare the photo before touching the database, on a blocking thread.
+    let photo = match f.photo.clone() {
+        Some(b) => Some(
+            tokio::task::spawn_blocking(move || tianguis_store::images::prepare_photo(&b))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))??,
+        ),
+        None => None,
+    };
+    let pid = match id {
+        Some(pid) => {
+            s.db.update_product(sid, pid, &input).await?;
+            pid
+        }
+        None => s.db.create_product(sid, &input).await?,
+    };
+    if let Some(p) = photo {
+        s.db.set_product_photo(sid, pid, &p).await?;
+    }
+    Ok(pid)
+}
+
+async fn product_form_page(
+    s: &AppState,
+    c: &Ctx,
+    action: String,
+    f: ProductFields,
+    error: Option<String>,
+) -> R {
+    html(ProductFormPage {
+        title: c.t.t("shop-new-product"),
+        c,
+        error,
+        action,
+        f,
+        categories: s.db.categories().await?,
+    })
+}
+
+async fn new_product_form(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    seller_of(&c)?;
+    let f = ProductFields {
+        stock: "1".into(),
+        ..Default::default()
+    };
+    product_form_page(&s, &c, "/shop/products/new".into(), f, None).await
+}
+
+async fn new_product(State(s): State<AppState>, Extension(c): Extension<Ctx>, mp: Multipart) -> R {
+    let (_, sid) = seller_of(&c)?;
+    let f = read_product_form(mp).await?;
+    match save_product(&s, &c, sid, None, &f).await {
+        Ok(pid) => Ok(Redirect::to(&format!("/products/{pid}")).into_response()),
+        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            let r = product_form_page(&s, &c, "/shop/products/new".into(), f, Some(e.message()))
+                .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn edit_product_form(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+) -> R {
+    let (_, sid) = seller_of(&c)?;
+    let p = s.db.product(id).await?;
+    if p.seller_id != sid {
+        return Err(AppError::User(
+            StatusCode::NOT_FOUND,
+            "product not found".into(),
+        ));
+    }
+    let exp = p.price.currency.exponent();
+    let f = ProductFields {
+        name_en: p.name_en.clone(),
+        name_es: p.name_es.clone().unwrap_or_default(),
+        name_bn: p.name_bn.clone().unwrap_or_default(),
+        category_id: p.category_id.to_string(),
+        price: format!(
+            "{}.{:0w$}",
+            p.price.minor / 10i64.pow(exp),
+            p.price.minor % 10i64.pow(exp),
+            w = exp as usize
+        ),
+        stock: p.stock.to_string(),
+        description: p.description.clone(),
+        ..Default::default()
+    };
+    product_form_page(&s, &c, format!("/shop/products/{id}/edit"), f, None).await
+}
+
+async fn edit_product(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    mp: Multipart,
+) -> R {
+    let (_, sid) = seller_of(&c)?;
+    let f = read_product_form(mp).await?;
+    match save_product(&s, &c, sid, Some(id), &f).await {
+        Ok(pid) => Ok(Redirect::to(&format!("/products/{pid}")).into_response()),
+        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            let r = product_form_page(
+                &s,
+                &c,
+                format!("/shop/products/{id}/edit"),
+                f,
+                Some(e.message()),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+// ---------- admin ----------
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    notice: Option<String>,
+    ledger_ok: bool,
+    disputes: Vec<Order>,
+    cash: Vec<Payment>,
+    fee_bps: u32,
+    delivery_fee: i64,
+    policy: Policy,
+    places: Vec<Place>,
+    categories: Vec<Category>,
+    users: Vec<User>,
+}
+
+fn admin_of(c: &Ctx) -> Result<User, AppError> {
+    let u = c.require_user()?;
+    if u.role != Role::Admin {
+        return Err(AppError::User(
+            StatusCode::FORBIDDEN,
+            c.t.t("error-forbidden"),
+        ));
+    }
+    Ok(u.clone())
+}
+
+async fn admin(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Query(q): Query<HashMap<String, String>>,
+) -> R {
+    admin_of(&c)?;
+    let fees = s.db.fees().await?;
+    let mut cash = Vec::new();
+    for o in s.db.all_orders(Some(OrderState::Placed), 100).await? {
+        if o.payment_status.as_deref() == Some("awaiting_cash")
+            && o.payment_id.is_some()
+            && !cash.iter().any(|p: &Payment| Some(p.id) == o.payment_id)
+        {
+            cash.push(s.db.payment(o.payment_id.unwrap_or_default()).await?);
+        }
+    }
+    html(AdminPage {
+        title: c.t.t("admin-title"),
+        notice: q.get("saved").map(|_| c.t.t("product-saved")),
+        ledger_ok: s.db.ledger_totals(s.db.currency().await?).await?.holds(),
+        disputes: s.db.all_orders(Some(OrderState::Disputed), 100).await?,
+        cash,
+        fee_bps: fees.platform_bps,
+        delivery_fee: fees.delivery_per_order,
+        policy: s.db.policy().await?,
+        places: s.db.places().await?,
+        categories: s.db.categories().await?,
+        users: s.db.list_users(200).await?,
+        c: &c,
+    })
+}
+
+async fn admin_settings(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    admin_of(&c)?;
+    for (key, max) in [
+        ("platform_fee_bps", 5000),
+        ("delivery_fee_minor", 100_000_000),
+        ("unpaid_cancel_minutes", 100_000),
+        ("ship_within_days", 365),
+        ("dispute_window_days", 365),
+    ] {
+        if let Some(v) = f.get(key) {
+            let n: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| AppError::bad(format!("'{v}' is not a whole number")))?;
+            if !(0..=max).contains(&n) {
+                return Err(AppError::bad(format!("{key} must be between 0 and {max}")));
+            }
+            s.db.set_setting(key, &n.to_string()).await?;
+        }
+    }
+    Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+async fn admin_place(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    admin_of(&c)?;
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    s.db.create_place(&get("name"), &get("kind"), None).await?;
+    Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+async fn admin_category(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    admin_of(&c)?;
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    s.db.create_category(&get("slug"), &get("name_en"), &get("name_es"), None)
+        .await?;
+    Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+async fn admin_cash(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let admin = admin_of(&c)?;
+    let p = s.db.payment(id).await?;
+    if p.method != PaymentMethod::Cash.as_str() {
+        return Err(AppError::bad("only cash payments are recorded by hand"));
+    }
+    s.db.payment_succeeded(id, Some(admin.id)).await?;
+    Ok(Redirect::to("/admin?saved=1").into_response())
+}
