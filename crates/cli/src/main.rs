@@ -1,1 +1,258 @@
-fn main() {}
+//! The `tianguis` command: a thin main over the store and web crates.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::time::{Duration, Instant};
+use tianguis_store::Db;
+use tianguis_store::users::{NewUser, Role};
+
+#[derive(Parser)]
+#[command(name = "tianguis", version, about = "A marketplace a district runs for its small sellers")]
+struct Cli {
+    /// sqlite:FILE (created if missing) or postgres://user@host/db
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:tianguis.db", global = true)]
+    database_url: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the web server (migrates first).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Fill an empty database with the demo district.
+        #[arg(long)]
+        demo: bool,
+        /// Public base URL for provider callbacks (default: http://BIND).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// Mobile-money provider base URL; default: the built-in local simulator.
+        #[arg(long, env = "TIANGUIS_MOMO_URL")]
+        momo_url: Option<String>,
+        #[arg(long, env = "TIANGUIS_MOMO_KEY", default_value = "sim-key")]
+        momo_key: String,
+        #[arg(long, env = "TIANGUIS_MOMO_SECRET", default_value = "sim-secret")]
+        momo_secret: String,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Online backup of a SQLite database to FILE.
+    Backup { file: String },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Create a user.
+    Add {
+        #[arg(long)]
+        phone: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "buyer")]
+        role: String,
+        #[arg(long, env = "TIANGUIS_PASSWORD")]
+        password: String,
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Create an API token for a user (printed once).
+    Token {
+        #[arg(long)]
+        phone: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Concurrent checkouts through the HTTP API against a fresh database, and the raw ceiling
+    /// of the same database, with their ratio.
+    Checkout {
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()))
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Serve { bind, demo, public_url, momo_url, momo_key, momo_secret } => {
+            let db = open(&cli.database_url).await?;
+            if demo {
+                eprintln!("filling the demo district (first run only)...");
+                tianguis_store::demo::seed(&db, true).await.context("seeding demo data")?;
+            }
+            let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+            let addr = listener.local_addr()?;
+            let public = public_url.unwrap_or_else(|| format!("http://{addr}"));
+            let mut config = tianguis_web::Config::local(&public);
+            if let Some(u) = momo_url {
+                config.momo_base_url = u;
+                config.simulator = false;
+            }
+            config.momo_api_key = momo_key;
+            config.momo_secret = momo_secret;
+            eprintln!("tianguis listening on http://{addr} ({})", cli.database_url);
+            if demo {
+                eprintln!(
+                    "demo accounts (password '{}'): admin {}, seller {}, buyer {}",
+                    tianguis_store::demo::DEMO_PASSWORD,
+                    tianguis_store::demo::DEMO_ADMIN_PHONE,
+                    tianguis_store::demo::DEMO_SELLER_PHONE,
+                    tianguis_store::demo::DEMO_BUYER_PHONE
+                );
+            }
+            tianguis_web::serve(tianguis_web::state(db, config), listener).await?;
+        }
+        Cmd::Migrate => {
+            open(&cli.database_url).await?;
+            println!("migrations applied");
+        }
+        Cmd::Backup { file } => {
+            let db = open(&cli.database_url).await?;
+            db.backup(&file).await?;
+            println!("backup written to {file}");
+        }
+        Cmd::User { cmd: UserCmd::Add { phone, name, role, password, email } } => {
+            let db = open(&cli.database_url).await?;
+            let u = db
+                .create_user(NewUser { phone: &phone, email: email.as_deref(), name: &name, password: &password, role: Role::parse(&role)?, place_id: None })
+                .await?;
+            println!("user {} created ({})", u.id, u.role.as_str());
+        }
+        Cmd::User { cmd: UserCmd::Token { phone, name } } => {
+            let db = open(&cli.database_url).await?;
+            let norm = tianguis_domain::phone::PhoneNumber::parse(&phone)?;
+            let id = db.list_users(100_000).await?.into_iter().find(|u| u.phone == norm.as_str()).map(|u| u.id);
+            let Some(id) = id else { bail!("no user with phone {phone}") };
+            println!("{}", db.create_api_token(id, &name).await?);
+        }
+        Cmd::Bench { cmd: BenchCmd::Checkout { clients, seconds } } => bench_checkout(&cli.database_url, clients, seconds).await?,
+    }
+    Ok(())
+}
+
+async fn open(url: &str) -> Result<Db> {
+    let db = Db::connect(url).await.with_context(|| format!("cannot open {url}"))?;
+    db.migrate().await.context("migrating")?;
+    Ok(db)
+}
+
+/// A fresh database next to the given one: a new SQLite file, or a new PostgreSQL database.
+async fn fresh(url: &str) -> Result<(Db, String)> {
+    let tag = tianguis_store::random_token(4);
+    let fresh_url = if url.starts_with("sqlite:") {
+        format!("sqlite:bench-{tag}.db")
+    } else {
+        let admin = Db::connect(url).await?;
+        let name = format!("tianguis_bench_{tag}");
+        sqlx_exec(&admin, &format!("CREATE DATABASE {name}")).await?;
+        let base = url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_default();
+        format!("{base}/{name}")
+    };
+    Ok((open(&fresh_url).await?, fresh_url))
+}
+
+async fn sqlx_exec(db: &Db, sql: &str) -> Result<()> {
+    db.raw_execute(sql).await?;
+    Ok(())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
+    let (db, fresh_url) = fresh(url).await?;
+    db.set_setting("currency", "MXN").await?;
+    let place = db.create_place("Bench", "village", None).await?;
+    let cat = db.create_category("bench", "Bench", "Banco", None).await?;
+    let seller_user = db.create_user(NewUser { phone: "+520000009000", email: None, name: "Bench seller", password: "bench-pass", role: Role::Seller, place_id: Some(place) }).await?;
+    let seller = db.create_seller(seller_user.id, "Bench shop", place, 3, true).await?;
+    let mut products = Vec::new();
+    for i in 0..50 {
+        let input = tianguis_store::catalog::ProductInput { category_id: cat, name_en: format!("Bench item {i}"), price_minor: 1000 + i, stock: 1_000_000, ..Default::default() };
+        products.push(db.create_product(seller, &input).await?);
+    }
+    let mut tokens = Vec::new();
+    for c in 0..clients {
+        let u = db.create_user(NewUser { phone: &format!("+5200001{:05}", c), email: None, name: "Bench buyer", password: "bench-pass", role: Role::Buyer, place_id: None }).await?;
+        tokens.push(db.create_api_token(u.id, "bench").await?);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut config = tianguis_web::Config::local(&format!("http://{addr}"));
+    config.checkout_per_minute = 1_000_000;
+    config.sim_approve_after_ms = 10;
+    let state = tianguis_web::state(db.clone(), config);
+    tokio::spawn(tianguis_web::serve(state, listener));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for (c, token) in tokens.into_iter().enumerate() {
+        let http = http.clone();
+        let products = products.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let body = serde_json::json!({"lines": [{"product_id": products[(c + n as usize) % products.len()], "quantity": 1}], "method": "cash", "address": "8C4X+2F Bench", "phone": "+529510000000"});
+                let t = Instant::now();
+                let r = http
+                    .post(format!("http://{addr}/api/v1/checkout"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", format!("b{c}-{n}"))
+                    .json(&body)
+                    .send()
+                    .await;
+                if r.is_ok_and(|r| r.status().as_u16() == 201) {
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                n += 1;
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await?);
+    }
+    let rate = lat.len() as f64 / seconds as f64;
+    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+    let ceiling = db.raw_write_ceiling(clients, Duration::from_secs(seconds)).await?;
+    println!("database      {fresh_url}");
+    println!("clients       {clients}");
+    println!("checkouts/s   {rate:.1}  (p50 {p50:.1} ms, p99 {p99:.1} ms, {} ok)", lat.len());
+    println!("raw ceiling   {ceiling:.1} tx/s  ({})", db.ceiling_name());
+    println!("ratio         {:.2}", if ceiling > 0.0 { rate / ceiling } else { 0.0 });
+    if fresh_url.starts_with("sqlite:") {
+        let f = fresh_url.trim_start_matches("sqlite:");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{f}{suffix}"));
+        }
+    }
+    Ok(())
+}

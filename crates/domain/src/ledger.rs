@@ -139,7 +139,7 @@ impl Transaction {
             vec![
                 Posting {
                     account: Account::ExternalPayments(method.into()),
-                    amount: total.neg(),
+                    amount: -total,
                 },
                 Posting {
                     account: Account::Escrow(order_id),
@@ -176,7 +176,7 @@ impl Transaction {
                 vec![
                     Posting {
                         account: Account::Escrow(order_id),
-                        amount: kept.neg(),
+                        amount: -kept,
                     },
                     Posting {
                         account: Account::PlatformFees,
@@ -200,7 +200,7 @@ impl Transaction {
             vec![
                 Posting {
                     account: Account::Escrow(order_id),
-                    amount: amount.neg(),
+                    amount: -amount,
                 },
                 Posting {
                     account: Account::ExternalRefunds,
@@ -218,7 +218,7 @@ impl Transaction {
             vec![
                 Posting {
                     account: Account::SellerPayable(seller_id),
-                    amount: amount.neg(),
+                    amount: -amount,
                 },
                 Posting {
                     account: Account::ExternalPayouts,

@@ -31,6 +31,13 @@ impl Currency {
     }
 }
 
+impl std::ops::Neg for Money {
+    type Output = Money;
+    fn neg(self) -> Money {
+        Money::new(-self.minor, self.currency)
+    }
+}
+
 impl TryFrom<String> for Currency {
     type Error = MoneyError;
     fn try_from(s: String) -> Result<Self, Self::Error> {
@@ -95,9 +102,6 @@ impl Money {
             .checked_mul(qty)
             .map(|m| Money::new(m, self.currency))
             .ok_or(MoneyError::Overflow)
-    }
-    pub fn neg(self) -> Money {
-        Money::new(-self.minor, self.currency)
     }
     /// `self * bps / 10_000`, rounded half up (fees are quoted in basis points).
     pub fn basis_points(self, bps: u32) -> Result<Money, MoneyError> {

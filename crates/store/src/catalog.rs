@@ -102,7 +102,7 @@ impl ProductInput {
                 "the description is longer than 4000 characters".into(),
             ));
         }
-        if !(0..=1_000_000_000_00).contains(&self.price_minor) {
+        if !(0..=100_000_000_000).contains(&self.price_minor) {
             return Err(StoreError::Invalid("the price must be zero or more".into()));
         }
         if !(0..=1_000_000).contains(&self.stock) {

@@ -490,7 +490,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             let p1 = &products[(n * 7) % products.len()];
             let p2 = &products[(n * 11 + 3) % products.len()];
             let mut lines = vec![(p1.id, 1)];
-            if n % 3 == 0 && p2.seller_id != p1.seller_id {
+            if n.is_multiple_of(3) && p2.seller_id != p1.seller_id {
                 lines.push((p2.id, 2));
             }
             let (res, _) = db
@@ -499,7 +499,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     lines,
                     session_id: None,
                     idempotency_key: format!("demo-{round}-{n}"),
-                    method: if n % 2 == 0 { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
+                    method: if n.is_multiple_of(2) { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
                     address: "8C4X+2F Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
                     phone: "+529510000000".into(),
                 })

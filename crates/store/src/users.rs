@@ -101,13 +101,12 @@ impl Db {
                 "the password needs at least 8 characters".into(),
             ));
         }
-        if let Some(e) = u.email {
-            if !e.is_empty() && (!e.contains('@') || e.len() > 200) {
+        if let Some(e) = u.email
+            && !e.is_empty() && (!e.contains('@') || e.len() > 200) {
                 return Err(StoreError::Invalid(format!(
                     "'{e}' is not an email address"
                 )));
             }
-        }
         let hash = hash_password(u.password)?;
         let res = sqlx::query(
             "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) \

@@ -256,11 +256,10 @@ pub async fn reconcile_payments(s: &AppState) {
         return;
     };
     for p in pending {
-        if let Some(r) = &p.provider_ref {
-            if let Ok(st) = s.momo.status(r).await {
+        if let Some(r) = &p.provider_ref
+            && let Ok(st) = s.momo.status(r).await {
                 let _ = apply_status(s, p.id, &st.status).await;
             }
-        }
     }
 }
 

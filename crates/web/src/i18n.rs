@@ -53,11 +53,10 @@ impl Tr {
                 })
                 .unwrap_or(1.0);
             let primary = tag.split('-').next().unwrap_or("");
-            if let Some((l, _)) = LANGS.iter().find(|(l, _)| *l == primary) {
-                if best.is_none_or(|(_, bq)| q > bq) {
+            if let Some((l, _)) = LANGS.iter().find(|(l, _)| *l == primary)
+                && best.is_none_or(|(_, bq)| q > bq) {
                     best = Some((l, q));
                 }
-            }
         }
         Tr::new(best.map(|(l, _)| l).unwrap_or("en"))
     }
@@ -143,7 +142,7 @@ pub fn format_money(m: &Money, lang: &str) -> String {
 fn group(d: &str, size: usize) -> String {
     let mut out = String::new();
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % size == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(size) {
             out.push(',');
         }
         out.push(c);

@@ -180,7 +180,7 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
             if let Err(e) = state.db.run_due_jobs(&worker, 200).await {
                 tracing::warn!(error = %e, "job run failed");
             }
-            if n % 30 == 0 {
+            if n.is_multiple_of(30) {
                 api::reconcile_payments(&state).await;
             }
         }

@@ -175,11 +175,10 @@ async fn sim_request(
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let status = if decline { "failed" } else { "succeeded" };
-            if let Ok(mut m) = sim2.payments.lock() {
-                if let Some(p) = m.get_mut(&pr) {
+            if let Ok(mut m) = sim2.payments.lock()
+                && let Some(p) = m.get_mut(&pr) {
                     p.1 = status.into();
                 }
-            }
             let cb = Callback {
                 provider_ref: pr.clone(),
                 reference: req.reference.clone(),
