@@ -1,16 +1,25 @@
 //! The `tianguis` command: a thin main over the store and web crates.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::time::{Duration, Instant};
 use tianguis_store::Db;
 use tianguis_store::users::{NewUser, Role};
 
 #[derive(Parser)]
-#[command(name = "tianguis", version, about = "A marketplace a district runs for its small sellers")]
+#[command(
+    name = "tianguis",
+    version,
+    about = "A marketplace a district runs for its small sellers"
+)]
 struct Cli {
     /// sqlite:FILE (created if missing) or postgres://user@host/db
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite:tianguis.db", global = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite:tianguis.db",
+        global = true
+    )]
     database_url: String,
     #[command(subcommand)]
     cmd: Cmd,
@@ -91,17 +100,31 @@ enum BenchCmd {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
         .init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve { bind, demo, public_url, momo_url, momo_key, momo_secret } => {
+        Cmd::Serve {
+            bind,
+            demo,
+            public_url,
+            momo_url,
+            momo_key,
+            momo_secret,
+        } => {
             let db = open(&cli.database_url).await?;
             if demo {
                 eprintln!("filling the demo district (first run only)...");
-                tianguis_store::demo::seed(&db, true).await.context("seeding demo data")?;
+                tianguis_store::demo::seed(&db, true)
+                    .await
+                    .context("seeding demo data")?;
             }
-            let listener = tokio::net::TcpListener::bind(&bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+            let listener = tokio::net::TcpListener::bind(&bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind}"))?;
             let addr = listener.local_addr()?;
             let public = public_url.unwrap_or_else(|| format!("http://{addr}"));
             let mut config = tianguis_web::Config::local(&public);
@@ -132,27 +155,50 @@ async fn main() -> Result<()> {
             db.backup(&file).await?;
             println!("backup written to {file}");
         }
-        Cmd::User { cmd: UserCmd::Add { phone, name, role, password, email } } => {
+        Cmd::User {
+            cmd:
+                UserCmd::Add {
+                    phone,
+                    name,
+                    role,
+                    password,
+                    email,
+                },
+        } => {
             let db = open(&cli.database_url).await?;
             let u = db
-                .create_user(NewUser { phone: &phone, email: email.as_deref(), name: &name, password: &password, role: Role::parse(&role)?, place_id: None })
+                .create_user(NewUser {
+                    phone: &phone,
+                    email: email.as_deref(),
+                    name: &name,
+                    password: &password,
+                    role: Role::parse(&role)?,
+                    place_id: None,
+                })
                 .await?;
             println!("user {} created ({})", u.id, u.role.as_str());
         }
-        Cmd::User { cmd: UserCmd::Token { phone, name } } => {
+        Cmd::User {
+            cmd: UserCmd::Token { phone, name },
+        } => {
             let db = open(&cli.database_url).await?;
-            let norm = tianguis_domain::phone::PhoneNumber::parse(&phone)?;
-            let id = db.list_users(100_000).await?.into_iter().find(|u| u.phone == norm.as_str()).map(|u| u.id);
-            let Some(id) = id else { bail!("no user with phone {phone}") };
-            println!("{}", db.create_api_token(id, &name).await?);
+            let user = db
+                .user_by_phone(&phone)
+                .await
+                .with_context(|| format!("no user with phone {phone}"))?;
+            println!("{}", db.create_api_token(user.id, &name).await?);
         }
-        Cmd::Bench { cmd: BenchCmd::Checkout { clients, seconds } } => bench_checkout(&cli.database_url, clients, seconds).await?,
+        Cmd::Bench {
+            cmd: BenchCmd::Checkout { clients, seconds },
+        } => bench_checkout(&cli.database_url, clients, seconds).await?,
     }
     Ok(())
 }
 
 async fn open(url: &str) -> Result<Db> {
-    let db = Db::connect(url).await.with_context(|| format!("cannot open {url}"))?;
+    let db = Db::connect(url)
+        .await
+        .with_context(|| format!("cannot open {url}"))?;
     db.migrate().await.context("migrating")?;
     Ok(db)
 }
@@ -166,8 +212,7 @@ async fn fresh(url: &str) -> Result<(Db, String)> {
         let admin = Db::connect(url).await?;
         let name = format!("tianguis_bench_{tag}");
         sqlx_exec(&admin, &format!("CREATE DATABASE {name}")).await?;
-        let base = url.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_default();
-        format!("{base}/{name}")
+        tianguis_store::testdb::sibling_url(url, &name)
     };
     Ok((open(&fresh_url).await?, fresh_url))
 }
@@ -190,16 +235,42 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     db.set_setting("currency", "MXN").await?;
     let place = db.create_place("Bench", "village", None).await?;
     let cat = db.create_category("bench", "Bench", "Banco", None).await?;
-    let seller_user = db.create_user(NewUser { phone: "+520000009000", email: None, name: "Bench seller", password: "bench-pass", role: Role::Seller, place_id: Some(place) }).await?;
-    let seller = db.create_seller(seller_user.id, "Bench shop", place, 3, true).await?;
+    let seller_user = db
+        .create_user(NewUser {
+            phone: "+520000009000",
+            email: None,
+            name: "Bench seller",
+            password: "bench-pass",
+            role: Role::Seller,
+            place_id: Some(place),
+        })
+        .await?;
+    let seller = db
+        .create_seller(seller_user.id, "Bench shop", place, 3, true)
+        .await?;
     let mut products = Vec::new();
     for i in 0..50 {
-        let input = tianguis_store::catalog::ProductInput { category_id: cat, name_en: format!("Bench item {i}"), price_minor: 1000 + i, stock: 1_000_000, ..Default::default() };
+        let input = tianguis_store::catalog::ProductInput {
+            category_id: cat,
+            name_en: format!("Bench item {i}"),
+            price_minor: 1000 + i,
+            stock: 1_000_000,
+            ..Default::default()
+        };
         products.push(db.create_product(seller, &input).await?);
     }
     let mut tokens = Vec::new();
     for c in 0..clients {
-        let u = db.create_user(NewUser { phone: &format!("+5200001{:05}", c), email: None, name: "Bench buyer", password: "bench-pass", role: Role::Buyer, place_id: None }).await?;
+        let u = db
+            .create_user(NewUser {
+                phone: &format!("+5200001{:05}", c),
+                email: None,
+                name: "Bench buyer",
+                password: "bench-pass",
+                role: Role::Buyer,
+                place_id: None,
+            })
+            .await?;
         tokens.push(db.create_api_token(u.id, "bench").await?);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -242,12 +313,20 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     }
     let rate = lat.len() as f64 / seconds as f64;
     let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-    let ceiling = db.raw_write_ceiling(clients, Duration::from_secs(seconds)).await?;
+    let ceiling = db
+        .raw_write_ceiling(clients, Duration::from_secs(seconds))
+        .await?;
     println!("database      {fresh_url}");
     println!("clients       {clients}");
-    println!("checkouts/s   {rate:.1}  (p50 {p50:.1} ms, p99 {p99:.1} ms, {} ok)", lat.len());
+    println!(
+        "checkouts/s   {rate:.1}  (p50 {p50:.1} ms, p99 {p99:.1} ms, {} ok)",
+        lat.len()
+    );
     println!("raw ceiling   {ceiling:.1} tx/s  ({})", db.ceiling_name());
-    println!("ratio         {:.2}", if ceiling > 0.0 { rate / ceiling } else { 0.0 });
+    println!(
+        "ratio         {:.2}",
+        if ceiling > 0.0 { rate / ceiling } else { 0.0 }
+    );
     if fresh_url.starts_with("sqlite:") {
         let f = fresh_url.trim_start_matches("sqlite:");
         for suffix in ["", "-wal", "-shm"] {

@@ -202,7 +202,11 @@ impl Db {
     }
 
     /// The raw write rate of this database with `clients` concurrent writers, in transactions/s.
-    pub async fn raw_write_ceiling(&self, clients: usize, for_: Duration) -> Result<f64, StoreError> {
+    pub async fn raw_write_ceiling(
+        &self,
+        clients: usize,
+        for_: Duration,
+    ) -> Result<f64, StoreError> {
         match self.backend {
             Backend::Sqlite => {
                 self.raw_execute("CREATE TABLE IF NOT EXISTS bench_ceiling (id INTEGER PRIMARY KEY, v BIGINT NOT NULL)").await?;

@@ -102,11 +102,13 @@ impl Db {
             ));
         }
         if let Some(e) = u.email
-            && !e.is_empty() && (!e.contains('@') || e.len() > 200) {
-                return Err(StoreError::Invalid(format!(
-                    "'{e}' is not an email address"
-                )));
-            }
+            && !e.is_empty()
+            && (!e.contains('@') || e.len() > 200)
+        {
+            return Err(StoreError::Invalid(format!(
+                "'{e}' is not an email address"
+            )));
+        }
         let hash = hash_password(u.password)?;
         let res = sqlx::query(
             "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) \
@@ -135,6 +137,18 @@ impl Db {
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id = $1"
         );
         let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        user_from(&row.ok_or(StoreError::NotFound("user"))?)
+    }
+
+    pub async fn user_by_phone(&self, phone: &str) -> Result<User> {
+        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let q = format!(
+            "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.phone = $1"
+        );
+        let row = sqlx::query(&q)
+            .bind(phone.as_str().to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         user_from(&row.ok_or(StoreError::NotFound("user"))?)
     }
 

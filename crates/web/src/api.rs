@@ -257,9 +257,10 @@ pub async fn reconcile_payments(s: &AppState) {
     };
     for p in pending {
         if let Some(r) = &p.provider_ref
-            && let Ok(st) = s.momo.status(r).await {
-                let _ = apply_status(s, p.id, &st.status).await;
-            }
+            && let Ok(st) = s.momo.status(r).await
+        {
+            let _ = apply_status(s, p.id, &st.status).await;
+        }
     }
 }
 

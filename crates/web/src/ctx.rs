@@ -125,11 +125,30 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     let mut resp = next.run(req).await;
     if let Some(err) = resp.extensions_mut().remove::<PageErr>() {
         resp = pages::error_page(&ctx, (*err.0).clone());
+    } else if let Some(()) = plain_text_rejection(resp.status(), resp.headers()) {
+        // An extractor refused the request (bad path or form): say so on a page.
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .unwrap_or_default();
+        resp = pages::error_page(
+            &ctx,
+            AppError::User(status, String::from_utf8_lossy(&body).into_owned()),
+        );
     }
     if fresh && !resp.headers().contains_key(header::SET_COOKIE) {
         set_cookie(&mut resp, &session_id);
     }
     resp
+}
+
+/// Axum's extractor rejections are plain-text 4xx responses.
+pub fn plain_text_rejection(status: StatusCode, h: &axum::http::HeaderMap) -> Option<()> {
+    let plain = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    (status.is_client_error() && plain).then_some(())
 }
 
 impl Ctx {

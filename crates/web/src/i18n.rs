@@ -54,9 +54,10 @@ impl Tr {
                 .unwrap_or(1.0);
             let primary = tag.split('-').next().unwrap_or("");
             if let Some((l, _)) = LANGS.iter().find(|(l, _)| *l == primary)
-                && best.is_none_or(|(_, bq)| q > bq) {
-                    best = Some((l, q));
-                }
+                && best.is_none_or(|(_, bq)| q > bq)
+            {
+                best = Some((l, q));
+            }
         }
         Tr::new(best.map(|(l, _)| l).unwrap_or("en"))
     }

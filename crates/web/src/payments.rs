@@ -176,9 +176,10 @@ async fn sim_request(
             tokio::time::sleep(delay).await;
             let status = if decline { "failed" } else { "succeeded" };
             if let Ok(mut m) = sim2.payments.lock()
-                && let Some(p) = m.get_mut(&pr) {
-                    p.1 = status.into();
-                }
+                && let Some(p) = m.get_mut(&pr)
+            {
+                p.1 = status.into();
+            }
             let cb = Callback {
                 provider_ref: pr.clone(),
                 reference: req.reference.clone(),
