@@ -499,7 +499,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     lines,
                     session_id: None,
                     idempotency_key: format!("demo-{round}-{n}"),
-                    method: if n.is_multiple_of(2) { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
+                    method: if (n + round).is_multiple_of(2) { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
                     address: "8C4X+2F Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
                     phone: "+529510000000".into(),
                 })

@@ -36,6 +36,23 @@ pub fn routes() -> axum::Router<AppState> {
                 "no such API endpoint; see /api/v1/openapi.json",
             )
         })
+        .layer(axum::middleware::from_fn(problem_for_rejections))
+}
+
+/// Axum's extractor rejections (bad path, query or JSON) become problem+json too.
+async fn problem_for_rejections(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let resp = next.run(req).await;
+    if crate::ctx::plain_text_rejection(resp.status(), resp.headers()).is_some() {
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 4096)
+            .await
+            .unwrap_or_default();
+        return problem(status, &String::from_utf8_lossy(&body));
+    }
+    resp
 }
 
 async fn bearer(s: &AppState, h: &HeaderMap) -> Result<User, Problem> {

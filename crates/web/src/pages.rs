@@ -55,7 +55,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/places", post(admin_place))
         .route("/admin/categories", post(admin_category))
         .route("/admin/payments/{id}/cash", post(admin_cash))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
+}
+
+async fn not_found() -> AppError {
+    AppError::User(StatusCode::NOT_FOUND, "no such page".into())
 }
 
 fn html(t: impl Template) -> R {

@@ -329,3 +329,683 @@ async fn buyer_pages_fit_the_2g_budget() {
         assert!(r.bytes().await.unwrap().len() <= 30 * 1024);
     }
 }
+
+/// Everyone who can knock on a door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anon,
+    Buyer,
+    OtherBuyer,
+    Seller,
+    OtherSeller,
+    Admin,
+}
+const EVERYONE: [Who; 6] = [
+    Who::Anon,
+    Who::Buyer,
+    Who::OtherBuyer,
+    Who::Seller,
+    Who::OtherSeller,
+    Who::Admin,
+];
+
+fn denied(s: StatusCode, loc: &str) -> bool {
+    matches!(s.as_u16(), 401 | 403 | 404) || (s.is_redirection() && loc.starts_with("/login"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn authorization_matrix_every_route_every_role() {
+    use Who::*;
+    for app in apps(true).await {
+        let db = &app.db;
+        let paid = db
+            .all_orders(Some(tianguis_domain::process::OrderState::Paid), 50)
+            .await
+            .unwrap();
+        let o = paid
+            .iter()
+            .find(|o| o.method == "mobile_money")
+            .unwrap()
+            .clone();
+        let buyer = db.user(o.buyer_id).await.unwrap();
+        let seller = db
+            .user(db.seller(o.seller_id).await.unwrap().user_id)
+            .await
+            .unwrap();
+        let all = db.list_users(500).await.unwrap();
+        let other_buyer = all
+            .iter()
+            .find(|u| u.role.as_str() == "buyer" && u.id != buyer.id)
+            .unwrap();
+        let other_seller = all
+            .iter()
+            .find(|u| u.seller_id.is_some() && u.id != seller.id)
+            .unwrap();
+        let product = db
+            .search(&tianguis_store::catalog::SearchQuery {
+                seller_id: Some(o.seller_id),
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .0
+            .remove(0);
+        let cash = db
+            .all_orders(Some(tianguis_domain::process::OrderState::Placed), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.payment_status.as_deref() == Some("awaiting_cash"))
+            .unwrap();
+        let mut browsers = Vec::new();
+        let mut tokens = Vec::new();
+        for w in EVERYONE {
+            let phone = match w {
+                Anon => None,
+                Buyer => Some(buyer.phone.clone()),
+                OtherBuyer => Some(other_buyer.phone.clone()),
+                Seller => Some(seller.phone.clone()),
+                OtherSeller => Some(other_seller.phone.clone()),
+                Admin => Some(DEMO_ADMIN_PHONE.to_string()),
+            };
+            match phone {
+                Some(p) => {
+                    browsers.push(Browser::login(&app.base, &p).await);
+                    tokens.push(Some(
+                        db.create_api_token(db.user_by_phone(&p).await.unwrap().id, "t")
+                            .await
+                            .unwrap(),
+                    ));
+                }
+                None => {
+                    browsers.push(Browser::new(&app.base).await);
+                    tokens.push(None);
+                }
+            }
+        }
+        let (oid, pid, pay) = (o.id, product.id, o.payment_id.unwrap());
+        let gets: Vec<(String, &[Who])> = vec![
+            ("/".into(), &EVERYONE),
+            (format!("/products/{pid}"), &EVERYONE),
+            (
+                format!(
+                    "/photos/{}",
+                    db.search(&Default::default()).await.map(|_| 1).unwrap()
+                ),
+                &EVERYONE,
+            ),
+            ("/cart".into(), &EVERYONE),
+            ("/login".into(), &EVERYONE),
+            ("/signup".into(), &EVERYONE),
+            (
+                "/checkout".into(),
+                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin],
+            ),
+            (
+                "/orders".into(),
+                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin],
+            ),
+            (format!("/orders/{oid}"), &[Buyer, Seller, Admin]),
+            (format!("/payments/{pay}"), &[Buyer, Admin]),
+            ("/shop".into(), &[Seller, OtherSeller]),
+            ("/shop/products/new".into(), &[Seller, OtherSeller]),
+            (format!("/shop/products/{pid}/edit"), &[Seller]),
+            ("/admin".into(), &[Admin]),
+            ("/healthz".into(), &EVERYONE),
+            ("/metrics".into(), &EVERYONE),
+            ("/api/v1/openapi.json".into(), &EVERYONE),
+            (format!("/api/v1/products/{pid}"), &EVERYONE),
+        ];
+        for (path, allowed) in &gets {
+            for (i, w) in EVERYONE.iter().enumerate() {
+                let r = browsers[i]
+                    .c
+                    .get(format!("{}{path}", app.base))
+                    .send()
+                    .await
+                    .unwrap();
+                let s = r.status();
+                let loc = r
+                    .headers()
+                    .get("location")
+                    .map(|v| v.to_str().unwrap().to_string())
+                    .unwrap_or_default();
+                if allowed.contains(w) {
+                    assert!(
+                        s.as_u16() < 400 && !loc.starts_with("/login"),
+                        "GET {path} as {w:?}: {s} {loc}"
+                    );
+                } else {
+                    assert!(
+                        denied(s, &loc),
+                        "GET {path} as {w:?} should be refused: {s}"
+                    );
+                }
+            }
+        }
+        // State-changing forms: everyone not allowed is refused with their own valid CSRF token;
+        // then the allowed one succeeds.
+        let posts: Vec<(String, Vec<(&str, &str)>, &[Who])> = vec![
+            (format!("/orders/{oid}/accept"), vec![], &[Seller]),
+            (
+                format!("/orders/{oid}/cancel"),
+                vec![],
+                &[Buyer, Seller, Admin],
+            ),
+            (
+                format!("/orders/{oid}/resolve"),
+                vec![("refund_minor", "0")],
+                &[Admin],
+            ),
+            (
+                "/admin/settings".into(),
+                vec![("platform_fee_bps", "500")],
+                &[Admin],
+            ),
+            (
+                "/admin/places".into(),
+                vec![("name", "Nuevo Pueblo"), ("kind", "village")],
+                &[Admin],
+            ),
+            (
+                "/admin/categories".into(),
+                vec![
+                    ("slug", "seeds"),
+                    ("name_en", "Seeds"),
+                    ("name_es", "Semillas"),
+                ],
+                &[Admin],
+            ),
+            (
+                format!("/admin/payments/{}/cash", cash.payment_id.unwrap()),
+                vec![],
+                &[Admin],
+            ),
+        ];
+        for (path, form, allowed) in &posts {
+            for (i, w) in EVERYONE.iter().enumerate() {
+                if allowed.contains(w) {
+                    continue;
+                }
+                let (s, loc) = browsers[i].post(path, form).await;
+                assert!(
+                    denied(s, &loc),
+                    "POST {path} as {w:?} should be refused: {s} {loc}"
+                );
+            }
+        }
+        let state_before = db.order(oid).await.unwrap().state;
+        assert_eq!(
+            state_before.as_str(),
+            "paid",
+            "refused moves changed nothing"
+        );
+        let seller_i = EVERYONE.iter().position(|w| *w == Seller).unwrap();
+        assert_eq!(
+            browsers[seller_i]
+                .post(&format!("/orders/{oid}/accept"), &[])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        let admin_i = EVERYONE.iter().position(|w| *w == Admin).unwrap();
+        for (path, form, _) in posts.iter().skip(3) {
+            let (s, loc) = browsers[admin_i].post(path, form).await;
+            assert_eq!(s, StatusCode::SEE_OTHER, "admin POST {path}: {loc}");
+        }
+        // Multipart listing edits: only the owner.
+        let other_i = EVERYONE.iter().position(|w| *w == OtherSeller).unwrap();
+        let edit = |i: usize, name: &'static str| {
+            let b = &browsers[i];
+            let form = reqwest::multipart::Form::new()
+                .text("csrf", b.csrf.clone())
+                .text("name_en", name)
+                .text("category_id", product.category_id.to_string())
+                .text("price", "12.50")
+                .text("stock", "3");
+            b.c.post(format!("{}/shop/products/{pid}/edit", app.base))
+                .multipart(form)
+                .send()
+        };
+        assert_eq!(
+            edit(other_i, "Stolen").await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            edit(seller_i, "Renamed honey").await.unwrap().status(),
+            StatusCode::SEE_OTHER
+        );
+        let p = db.product(pid).await.unwrap();
+        assert_eq!(
+            (p.name_en.as_str(), p.price.minor, p.stock),
+            ("Renamed honey", 1250, 3)
+        );
+        // The API obeys the same rules.
+        for (i, w) in EVERYONE.iter().enumerate() {
+            let mut rq = browsers[i]
+                .c
+                .get(format!("{}/api/v1/orders/{oid}", app.base));
+            if let Some(t) = &tokens[i] {
+                rq = rq.bearer_auth(t);
+            }
+            let r = rq.send().await.unwrap();
+            let ok = [Buyer, Seller, Admin].contains(w);
+            assert_eq!(
+                r.status().is_success(),
+                ok,
+                "API order as {w:?}: {}",
+                r.status()
+            );
+            if !ok {
+                assert_eq!(r.headers()["content-type"], "application/problem+json");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forms_without_a_valid_csrf_token_change_nothing() {
+    for app in apps(true).await {
+        let o = app
+            .db
+            .all_orders(Some(tianguis_domain::process::OrderState::Paid), 1)
+            .await
+            .unwrap()
+            .remove(0);
+        let seller = app
+            .db
+            .user(app.db.seller(o.seller_id).await.unwrap().user_id)
+            .await
+            .unwrap();
+        let mut b = Browser::login(&app.base, &seller.phone).await;
+        for token in ["", "forged"] {
+            let (s, _) = b
+                .post(&format!("/orders/{}/accept", o.id), &[("csrf", token)])
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN);
+        }
+        assert_eq!(app.db.order(o.id).await.unwrap().state.as_str(), "paid");
+        // A token from another session does not work either.
+        let other = Browser::new(&app.base).await;
+        let (s, _) = b
+            .post(
+                &format!("/orders/{}/accept", o.id),
+                &[("csrf", &other.csrf)],
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_input_gets_a_clear_answer_never_a_500() {
+    for app in apps(true).await {
+        let mut b = Browser::login(&app.base, "+520000002000").await;
+        let long = "x".repeat(20_000);
+        for path in [
+            "/products/abc",
+            "/products/99999999",
+            "/orders/abc",
+            "/orders/99999999",
+            "/payments/-1",
+            "/search?place=abc&category=--&offset=-5",
+            "/nope",
+            "/lang/xx",
+        ] {
+            let (s, body) = b.get(path).await;
+            assert!(s.as_u16() < 500, "GET {path}: {s}");
+            if s.is_client_error() {
+                assert!(
+                    body.contains("<html") && body.contains("class=\"err\""),
+                    "GET {path} answers with a page: {body}"
+                );
+            }
+        }
+        let (s, _) = b.get(&format!("/search?q={long}")).await;
+        assert_eq!(s, StatusCode::OK);
+        let forms: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            ("/cart/add", vec![("product_id", "abc"), ("quantity", "1")]),
+            ("/cart/add", vec![("product_id", "1"), ("quantity", "-5")]),
+            (
+                "/cart/add",
+                vec![("product_id", "1"), ("quantity", "99999999999999999999")],
+            ),
+            ("/cart/update", vec![]),
+            ("/checkout", vec![("method", "bitcoin")]),
+            (
+                "/signup",
+                vec![("name", "x"), ("phone", "abc"), ("password", "short")],
+            ),
+            (
+                "/signup",
+                vec![
+                    ("name", "x"),
+                    ("phone", "+520000002000"),
+                    ("password", "long-enough-1"),
+                ],
+            ),
+            ("/login", vec![]),
+            ("/orders/1/fly", vec![]),
+            ("/orders/1/resolve", vec![("refund_minor", "lots")]),
+        ];
+        for (path, form) in &forms {
+            let (s, body) = b.post(path, form).await;
+            assert!(
+                s.is_client_error() || s.is_redirection(),
+                "POST {path} {form:?}: {s} {body}"
+            );
+        }
+        // A cart with something in it, then a checkout with bad fields: the form comes back with a message.
+        b.post("/cart/add", &[("product_id", "1"), ("quantity", "1")])
+            .await;
+        let (s, body) = b
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", "k1"),
+                    ("address", ""),
+                    ("phone", "+529510000000"),
+                    ("method", "cash"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body.contains("class=\"err\"") && body.contains("name=\"address\""),
+            "{body}"
+        );
+        let (s, body) = b
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", "k2"),
+                    ("address", "Santa Ana"),
+                    ("phone", "no phone"),
+                    ("method", "cash"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        // The API: problem+json with a detail a person can act on.
+        let c = reqwest::Client::new();
+        let token = app
+            .db
+            .create_api_token(app.db.user_by_phone("+520000002000").await.unwrap().id, "t")
+            .await
+            .unwrap();
+        let cases: Vec<(reqwest::RequestBuilder, u16)> = vec![
+            (c.post(format!("{}/api/v1/checkout", app.base)).body("{}"), 401),
+            (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).header("idempotency-key", "a").body("{not json"), 400),
+            (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).body(r#"{"lines":[],"method":"cash","address":"x","phone":"+529510000000"}"#), 422),
+            (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).header("idempotency-key", "b").body(r#"{"lines":[{"product_id":1,"quantity":0}],"method":"cash","address":"x","phone":"+529510000000"}"#), 409),
+            (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).header("idempotency-key", "c").body(r#"{"lines":[{"product_id":1,"quantity":100000}],"method":"cash","address":"x","phone":"+529510000000"}"#), 409),
+            (c.get(format!("{}/api/v1/products/xyz", app.base)), 400),
+            (c.get(format!("{}/api/v1/products/424242", app.base)), 404),
+            (c.post(format!("{}/api/v1/orders/1/transitions/fly", app.base)).bearer_auth(&token), 404),
+            (c.post(format!("{}/api/v1/payments/mobile-money/callback", app.base)).header("x-signature", "00").body("{}"), 401),
+            (c.get(format!("{}/api/v1/nothing", app.base)), 404),
+        ];
+        for (i, (rq, want)) in cases.into_iter().enumerate() {
+            let r = rq.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), want, "API case {i}");
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/problem+json",
+                "API case {i}"
+            );
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert!(
+                v["detail"].as_str().is_some_and(|d| d.len() > 5),
+                "API case {i}: {v}"
+            );
+        }
+        assert!(
+            app.db
+                .ledger_totals(app.db.currency().await.unwrap())
+                .await
+                .unwrap()
+                .holds()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_checks_out_once_per_idempotency_key_and_documents_itself() {
+    for app in apps(true).await {
+        let c = reqwest::Client::new();
+        let buyer = app.db.user_by_phone("+520000002000").await.unwrap();
+        let token = app.db.create_api_token(buyer.id, "t").await.unwrap();
+        let products: serde_json::Value = c
+            .get(format!("{}/api/v1/products?q=cafe&limit=2", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let pid = products["items"][0]["id"].as_i64().unwrap();
+        let body = serde_json::json!({"lines": [{"product_id": pid, "quantity": 1}], "method": "mobile_money", "address": "8C4X+2F Santa Ana", "phone": "+529510000001"});
+        let send = || {
+            c.post(format!("{}/api/v1/checkout", app.base))
+                .bearer_auth(&token)
+                .header("idempotency-key", "api-1")
+                .json(&body)
+                .send()
+        };
+        let first = send().await.unwrap();
+        assert_eq!(first.status(), StatusCode::CREATED);
+        let first: serde_json::Value = first.json().await.unwrap();
+        let again = send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::OK);
+        assert_eq!(again.json::<serde_json::Value>().await.unwrap(), first);
+        wait_paid(&app.db, first["payment_id"].as_i64().unwrap()).await;
+        let oid = first["order_ids"][0].as_i64().unwrap();
+        let o: serde_json::Value = c
+            .get(format!("{}/api/v1/orders/{oid}", app.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(o["order"]["state"], "paid");
+        assert!(
+            o["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "cancel")
+        );
+        let r = c
+            .post(format!(
+                "{}/api/v1/orders/{oid}/transitions/cancel",
+                app.base
+            ))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"reason": "changed my mind"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let totals = app
+            .db
+            .ledger_totals(app.db.currency().await.unwrap())
+            .await
+            .unwrap();
+        assert!(totals.holds());
+        let doc: serde_json::Value = c
+            .get(format!("{}/api/v1/openapi.json", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        for p in [
+            "/api/v1/products",
+            "/api/v1/checkout",
+            "/api/v1/orders/{id}/transitions/{name}",
+        ] {
+            assert!(doc["paths"][p].is_object(), "{p} documented");
+        }
+        let metrics = c
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("tianguis_orders{state=\"cancelled\"}")
+                && metrics.contains("tianguis_http_requests_total"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("tianguis_jobs_pending"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_on_one_database_serve_the_same_session() {
+    for app in apps(true).await {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_b = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = tianguis_web::Config::local(&base_b);
+        config.worker_interval_ms = 100;
+        tokio::spawn(tianguis_web::serve(
+            tianguis_web::state(app.db.clone(), config),
+            listener,
+        ));
+        let mut b = Browser::login(&app.base, "+520000002000").await;
+        b.post("/cart/add", &[("product_id", "2"), ("quantity", "1")])
+            .await;
+        b.base = base_b.clone();
+        let (s, html) = b.get("/cart").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            html.contains("/products/2") && html.contains("/logout"),
+            "server B knows the session and cart"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn login_is_rate_limited_and_rotates_the_session() {
+    let app = spawn_on(testdb::sqlite().await, true, |c| c.login_per_minute = 3).await;
+    let mut b = Browser::new(&app.base).await;
+    let before =
+        b.c.get(format!("{}/cart", app.base))
+            .send()
+            .await
+            .unwrap()
+            .headers()
+            .get("set-cookie")
+            .is_none();
+    assert!(before, "an existing session is kept while anonymous");
+    b.get("/login").await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            b.post(
+                "/login",
+                &[("phone", "+520000002000"), ("password", "wrong")],
+            )
+            .await
+            .0
+            .as_u16(),
+        );
+    }
+    assert_eq!(statuses, vec![401, 401, 401, 429]);
+    let app2 = spawn_on(testdb::sqlite().await, true, |_| {}).await;
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap();
+    let r = c.get(format!("{}/login", app2.base)).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let sid = cookie.split(';').next().unwrap().to_string();
+    let html = r.text().await.unwrap();
+    let csrf = csrf_in(&html).unwrap();
+    let r = c
+        .post(format!("{}/login", app2.base))
+        .header("cookie", &sid)
+        .form(&[
+            ("phone", "+520000002000"),
+            ("password", DEMO_PASSWORD),
+            ("csrf", &csrf),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let new_sid = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_ne!(sid, new_sid, "the session id changes at login");
+    let r = c
+        .get(format!("{}/orders", app2.base))
+        .header("cookie", &sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the old id is dead");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn language_follows_the_browser_and_can_be_switched() {
+    let app = spawn_on(testdb::sqlite().await, true, |_| {}).await;
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let es = c
+        .get(format!("{}/", app.base))
+        .header("accept-language", "es-MX,es;q=0.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(es.contains("Carrito") && es.contains("lang=\"es\""));
+    assert!(
+        es.contains("Miel") || es.contains("Café") || es.contains("Rebozo"),
+        "Spanish product names"
+    );
+    c.get(format!("{}/lang/bn", app.base)).send().await.unwrap();
+    let bn = c
+        .get(format!("{}/", app.base))
+        .header("accept-language", "es")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        bn.contains("ঝুড়ি") && bn.contains("lang=\"bn\""),
+        "the chosen language wins over the header"
+    );
+    assert!(
+        bn.contains('০') || bn.contains('১') || bn.contains('৫'),
+        "Bangla digits in prices"
+    );
+    let en = reqwest::get(format!("{}/", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(en.contains("Cart") && en.contains("$"));
+}
