@@ -349,6 +349,9 @@ const EVERYONE: [Who; 6] = [
     Who::Admin,
 ];
 
+/// A form post: path, fields, who may send it.
+type FormCase = (String, Vec<(&'static str, &'static str)>, &'static [Who]);
+
 fn denied(s: StatusCode, loc: &str) -> bool {
     matches!(s.as_u16(), 401 | 403 | 404) || (s.is_redirection() && loc.starts_with("/login"))
 }
@@ -486,7 +489,7 @@ async fn authorization_matrix_every_route_every_role() {
         }
         // State-changing forms: everyone not allowed is refused with their own valid CSRF token;
         // then the allowed one succeeds.
-        let posts: Vec<(String, Vec<(&str, &str)>, &[Who])> = vec![
+        let posts: Vec<FormCase> = vec![
             (format!("/orders/{oid}/accept"), vec![], &[Seller]),
             (
                 format!("/orders/{oid}/cancel"),
