@@ -67,6 +67,15 @@ pub struct OrderLine {
     pub unit_price: Money,
 }
 
+impl OrderLine {
+    pub fn name(&self, lang: &str) -> &str {
+        match (lang, &self.name_es) {
+            ("es", Some(n)) if !n.is_empty() => n,
+            _ => &self.name_en,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
     pub id: i64,

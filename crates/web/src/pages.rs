@@ -528,7 +528,38 @@ struct OrderPage<'a> {
     o: Order,
     state_key: String,
     actions: Vec<ActionView>,
-    events: Vec<OrderEvent>,
+    history: Vec<HistoryLine>,
+}
+
+struct HistoryLine {
+    when: String,
+    what: String,
+    who: String,
+    reason: String,
+}
+
+/// "2026-11-22 16:34" (UTC) from epoch milliseconds.
+fn utc_minute(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+fn history_line(c: &Ctx, e: &OrderEvent) -> HistoryLine {
+    HistoryLine {
+        when: utc_minute(e.at),
+        what: c.t.t(&format!("state-{}", e.to_state)),
+        who: c.t.t(&format!("actor-{}", e.actor)),
+        reason: e.reason.clone(),
+    }
 }
 
 /// The transitions this user may take on this order, in the process table's order.
@@ -561,7 +592,13 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
     html(OrderPage {
         title: c.t.t1("order-title", "id", o.id),
         state_key: state_key(o.state),
-        events: s.db.order_events(id).await?,
+        history: s
+            .db
+            .order_events(id)
+            .await?
+            .iter()
+            .map(|e| history_line(&c, e))
+            .collect(),
         c: &c,
         o,
         actions,
@@ -1200,4 +1237,14 @@ async fn admin_cash(
     }
     s.db.payment_succeeded(id, Some(admin.id)).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_minutes() {
+        assert_eq!(super::utc_minute(0), "1970-01-01 00:00");
+        assert_eq!(super::utc_minute(1_795_365_240_000), "2026-11-22 16:34");
+        assert_eq!(super::utc_minute(951_782_400_000), "2000-02-29 00:00");
+    }
 }

@@ -1012,3 +1012,255 @@ async fn language_follows_the_browser_and_can_be_switched() {
         .unwrap();
     assert!(en.contains("Cart") && en.contains("$"));
 }
+
+async fn wait_state(db: &Db, order: i64, state: &str) {
+    for _ in 0..100 {
+        if db.order(order).await.unwrap().state.as_str() == state {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "order {order} never reached {state}: {}",
+        db.order(order).await.unwrap().state
+    );
+}
+
+fn big_png() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(1600, 1200, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x ^ y) % 256) as u8])
+    });
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_seller_lists_with_a_photo_and_a_cash_buyer_returns_and_is_refunded() {
+    for app in apps(true).await {
+        let mut seller = Browser::new(&app.base).await;
+        seller.get("/signup").await;
+        let place = app
+            .db
+            .places()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.kind == "village")
+            .unwrap();
+        let (s, loc) = seller
+            .post(
+                "/signup",
+                &[
+                    ("name", "Doña Chayo"),
+                    ("phone", "+52 951 777 0001"),
+                    ("password", "tejidos-2026"),
+                    ("seller", "1"),
+                    ("shop_name", "Tejidos Chayo"),
+                    ("place_id", &place.id.to_string()),
+                ],
+            )
+            .await;
+        assert_eq!((s, loc.as_str()), (StatusCode::SEE_OTHER, "/shop"));
+        let (_, form) = seller.get("/shop/products/new").await;
+        assert!(form.contains("multipart/form-data"));
+        let png = big_png();
+        assert!(png.len() > 100_000);
+        let cat = app
+            .db
+            .categories()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.slug == "textiles")
+            .unwrap();
+        let multipart = reqwest::multipart::Form::new()
+            .text("csrf", seller.csrf.clone())
+            .text("name_en", "Handwoven table runner")
+            .text("name_es", "Camino de mesa tejido a mano")
+            .text("category_id", cat.id.to_string())
+            .text("price", "350,00")
+            .text("stock", "4")
+            .text("description", "Telar de cintura, algodón.")
+            .part(
+                "photo",
+                reqwest::multipart::Part::bytes(png)
+                    .file_name("runner.png")
+                    .mime_str("image/png")
+                    .unwrap(),
+            );
+        let r = seller
+            .c
+            .post(format!("{}/shop/products/new", app.base))
+            .multipart(multipart)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let pid: i64 = r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .trim_start_matches("/products/")
+            .parse()
+            .unwrap();
+        let p = app.db.product(pid).await.unwrap();
+        assert_eq!(
+            (p.price.minor, p.stock, p.name_es.as_deref()),
+            (35000, 4, Some("Camino de mesa tejido a mano"))
+        );
+        let photo = app
+            .db
+            .photo(p.photo_id.expect("photo stored"))
+            .await
+            .unwrap();
+        assert!(photo.0.len() <= 30 * 1024, "photo {} bytes", photo.0.len());
+        // A garbage "photo" is a message on the form, not a crash.
+        let bad = reqwest::multipart::Form::new()
+            .text("csrf", seller.csrf.clone())
+            .text("name_en", "Broken")
+            .text("category_id", cat.id.to_string())
+            .text("price", "1")
+            .text("stock", "1")
+            .part(
+                "photo",
+                reqwest::multipart::Part::bytes(b"GIF89a nope".to_vec()).file_name("x.gif"),
+            );
+        let r = seller
+            .c
+            .post(format!("{}/shop/products/new", app.base))
+            .multipart(bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("JPEG or PNG"));
+
+        // A buyer pays cash at the counter; the admin records it.
+        let mut buyer = Browser::login(&app.base, "+520000002001").await;
+        buyer.get(&format!("/products/{pid}")).await;
+        buyer
+            .post(
+                "/cart/add",
+                &[("product_id", &pid.to_string()), ("quantity", "1")],
+            )
+            .await;
+        let (_, html) = buyer.get("/checkout").await;
+        let key = html
+            .split("name=\"idempotency_key\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let (s, loc) = buyer
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", &key),
+                    ("address", "Junto a la escuela, El Rosario"),
+                    ("phone", "+529515550102"),
+                    ("method", "cash"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let (_, paid_page) = buyer.get(&loc).await;
+        assert!(
+            paid_page.contains("cash") || paid_page.contains("efectivo"),
+            "{paid_page}"
+        );
+        let payment: i64 = loc.trim_start_matches("/payments/").parse().unwrap();
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let (_, admin_page) = admin.get("/admin").await;
+        assert!(admin_page.contains(&format!("/admin/payments/{payment}/cash")));
+        assert_eq!(
+            admin
+                .post(&format!("/admin/payments/{payment}/cash"), &[])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        let pay = app.db.payment(payment).await.unwrap();
+        assert_eq!(pay.status, "succeeded");
+        let order = app
+            .db
+            .all_orders(None, 5)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.checkout_id == pay.checkout_id)
+            .unwrap()
+            .id;
+        let events = app.db.order_events(order).await.unwrap();
+        assert_eq!(
+            (events[1].actor.as_str(), events[1].transition.as_str()),
+            ("collector", "pay"),
+            "who took the cash is recorded"
+        );
+
+        seller.get("/shop").await;
+        for step in ["accept", "pack", "ship"] {
+            assert_eq!(
+                seller.post(&format!("/orders/{order}/{step}"), &[]).await.0,
+                StatusCode::SEE_OTHER,
+                "{step}"
+            );
+        }
+        buyer.get(&format!("/orders/{order}")).await;
+        assert_eq!(
+            buyer
+                .post(&format!("/orders/{order}/confirm_delivery"), &[])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(
+            buyer
+                .post(
+                    &format!("/orders/{order}/request_return"),
+                    &[("reason", "wrong colour")]
+                )
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        assert_eq!(
+            seller
+                .post(&format!("/orders/{order}/mark_returned"), &[])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        // The refund is automatic: the worker takes it from the jobs table.
+        wait_state(&app.db, order, "refunded").await;
+        assert_eq!(
+            app.db.product(pid).await.unwrap().stock,
+            4,
+            "the returned item is back in stock"
+        );
+        let sid = app
+            .db
+            .user_by_phone("+529517770001")
+            .await
+            .unwrap()
+            .seller_id
+            .unwrap();
+        let st = app.db.seller_statement(sid).await.unwrap();
+        assert_eq!((st.held, st.earned, st.refunded), (0, 0, 35000 + 3000));
+        let (_, html) = buyer.get(&format!("/orders/{order}")).await;
+        assert!(
+            html.contains("Refunded") && html.contains("wrong colour"),
+            "translated history with the reason"
+        );
+        assert!(
+            app.db
+                .ledger_totals(p.price.currency)
+                .await
+                .unwrap()
+                .holds()
+        );
+    }
+}
