@@ -280,6 +280,7 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     config.sim_approve_after_ms = 10;
     let state = tianguis_web::state(db.clone(), config);
     tokio::spawn(tianguis_web::serve(state, listener));
+    db.settle().await;
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -332,6 +333,11 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{f}{suffix}"));
         }
+    } else if let Some(name) = fresh_url.rsplit('/').next() {
+        let admin = Db::connect(url).await?;
+        admin
+            .raw_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await?;
     }
     Ok(())
 }

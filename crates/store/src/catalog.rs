@@ -11,6 +11,33 @@ use sqlx::{Any, Transaction};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::search;
 
+/// The marketplace's settings (fees, timers, currency), with their defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Settings(std::collections::HashMap<String, String>);
+
+impl Settings {
+    fn num<T: std::str::FromStr>(&self, key: &str, default: T) -> T {
+        self.0
+            .get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+    pub fn fees(&self) -> tianguis_domain::checkout::Fees {
+        tianguis_domain::checkout::Fees {
+            platform_bps: self.num("platform_fee_bps", 500),
+            delivery_per_order: self.num("delivery_fee_minor", 3000),
+        }
+    }
+    pub fn policy(&self) -> tianguis_domain::process::Policy {
+        let d = tianguis_domain::process::Policy::default();
+        tianguis_domain::process::Policy {
+            unpaid_cancel_minutes: self.num("unpaid_cancel_minutes", d.unpaid_cancel_minutes),
+            ship_within_days: self.num("ship_within_days", d.ship_within_days),
+            dispute_window_days: self.num("dispute_window_days", d.dispute_window_days),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Place {
     pub id: i64,
@@ -174,6 +201,18 @@ impl Db {
             .await?
             .unwrap_or_else(|| "MXN".into());
         Currency::parse(&v).map_err(|e| StoreError::Invalid(e.to_string()))
+    }
+
+    /// All settings in one read.
+    pub async fn settings(&self) -> Result<Settings> {
+        let rows = sqlx::query("SELECT key, value FROM settings")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut map = std::collections::HashMap::new();
+        for r in &rows {
+            map.insert(row_str(r, "key")?, row_str(r, "value")?);
+        }
+        Ok(Settings(map))
     }
 
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {

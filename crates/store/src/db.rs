@@ -54,6 +54,9 @@ impl Clock {
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
+    /// Where write transactions run. SQLite: one connection, so writers queue fairly in the
+    /// pool instead of sleeping in SQLite's busy handler; PostgreSQL: the same pool.
+    write: AnyPool,
     pub backend: Backend,
     pub clock: Clock,
 }
@@ -101,7 +104,7 @@ impl Db {
     pub async fn connect(url: &str) -> Result<Db, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
-        let pool = match backend {
+        let (pool, write) = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
                     url.to_string()
@@ -109,32 +112,39 @@ impl Db {
                     format!("{url}?mode=rwc")
                 };
                 let opts = AnyConnectOptions::from_str(&url)?;
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-                            )
-                            .await?;
-                            Ok(())
+                let sqlite_pool = |n: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(n)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                // FULL: a payment we acknowledged survives a power cut.
+                                conn.execute(
+                                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                                     PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                                )
+                                .await?;
+                                Ok(())
+                            })
                         })
-                    })
-                    .connect_with(opts)
-                    .await?
+                };
+                let pool = sqlite_pool(8).connect_with(opts.clone()).await?;
+                let write = sqlite_pool(1).connect_with(opts).await?;
+                (pool, write)
             }
             Backend::Postgres => {
                 let opts = AnyConnectOptions::from_str(url)?;
-                AnyPoolOptions::new()
+                let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
-                    .await?
+                    .await?;
+                (pool.clone(), pool)
             }
         };
         Ok(Db {
             pool,
+            write,
             backend,
             clock: Clock::default(),
         })
@@ -157,8 +167,8 @@ impl Db {
     /// in a fixed order.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write.begin().await?,
         })
     }
 
@@ -194,6 +204,17 @@ impl Db {
         Ok(())
     }
 
+    /// Best effort: flush dirty pages and refresh statistics so a checkpoint does not land in
+    /// the middle of a measurement (PostgreSQL; needs a superuser, else it is skipped).
+    pub async fn settle(&self) {
+        if self.backend == Backend::Postgres {
+            let _ = self.raw_execute("ANALYZE").await;
+            let _ = self.raw_execute("CHECKPOINT").await;
+        } else {
+            let _ = self.raw_execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
+        }
+    }
+
     pub fn ceiling_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "SQLite durable single-row insert transactions, same file and mode",
@@ -224,6 +245,8 @@ impl Db {
                 .await?;
             }
         }
+        // Same starting point for both measurements: a warm-up, then a settled database.
+        self.settle().await;
         let deadline = std::time::Instant::now() + for_;
         let mut tasks = Vec::new();
         for c in 0..clients {

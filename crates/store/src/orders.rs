@@ -182,36 +182,11 @@ pub fn may_view(user: &User, order: &Order) -> bool {
 
 impl Db {
     pub async fn fees(&self) -> Result<Fees> {
-        let bps = self
-            .setting("platform_fee_bps")
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(500);
-        let delivery = self
-            .setting("delivery_fee_minor")
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(3000);
-        Ok(Fees {
-            platform_bps: bps,
-            delivery_per_order: delivery,
-        })
+        Ok(self.settings().await?.fees())
     }
 
     pub async fn policy(&self) -> Result<Policy> {
-        let d = Policy::default();
-        let get = |v: Option<String>, dflt: i64| v.and_then(|v| v.parse().ok()).unwrap_or(dflt);
-        Ok(Policy {
-            unpaid_cancel_minutes: get(
-                self.setting("unpaid_cancel_minutes").await?,
-                d.unpaid_cancel_minutes,
-            ),
-            ship_within_days: get(self.setting("ship_within_days").await?, d.ship_within_days),
-            dispute_window_days: get(
-                self.setting("dispute_window_days").await?,
-                d.dispute_window_days,
-            ),
-        })
+        Ok(self.settings().await?.policy())
     }
 
     /// Checkout: one payment, one order per seller, stock reserved, all or nothing. A replay
@@ -229,8 +204,8 @@ impl Db {
         if address.is_empty() || address.chars().count() > 500 {
             return Err(StoreError::Invalid("a delivery address (or plus code and landmark) of up to 500 characters is required".into()));
         }
-        let fees = self.fees().await?;
-        let policy = self.policy().await?;
+        let settings = self.settings().await?;
+        let (fees, policy) = (settings.fees(), settings.policy());
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -292,18 +267,39 @@ impl Db {
             }
         }
         wanted.sort();
+        // Take the stock and read the price in one guarded statement per product: no oversell,
+        // and one round trip under the write lock.
         let mut priced = Vec::new();
         for &(pid, qty) in &wanted {
-            let r = sqlx::query("SELECT seller_id, price_minor, currency, stock, active FROM products WHERE id = $1")
-                .bind(pid)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("product"))?;
-            if row_i64(&r, "active")? != 1 {
-                return Err(StoreError::Invalid(format!(
-                    "product {pid} is no longer sold"
-                )));
+            if !(1..=999).contains(&qty) {
+                return Err(CheckoutError::BadQuantity.into());
             }
+            let taken = sqlx::query(
+                "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $3 AND active = 1 \
+                 RETURNING seller_id, price_minor, currency, stock",
+            )
+            .bind(qty)
+            .bind(pid)
+            .bind(qty)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(r) = taken else {
+                let why = sqlx::query("SELECT stock, active FROM products WHERE id = $1")
+                    .bind(pid)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or(StoreError::NotFound("product"))?;
+                if row_i64(&why, "active")? != 1 {
+                    return Err(StoreError::Invalid(format!(
+                        "product {pid} is no longer sold"
+                    )));
+                }
+                return Err(CheckoutError::OutOfStock {
+                    product_id: pid,
+                    available: row_i64(&why, "stock")?,
+                }
+                .into());
+            };
             priced.push(PricedLine {
                 product_id: pid,
                 seller_id: row_i64(&r, "seller_id")?,
@@ -312,31 +308,10 @@ impl Db {
                     cur(&row_str(&r, "currency")?)?,
                 ),
                 quantity: qty,
-                stock: row_i64(&r, "stock")?,
+                stock: row_i64(&r, "stock")? + qty,
             });
         }
         let (drafts, grand) = checkout::split(&priced, fees)?;
-        for l in &priced {
-            let n =
-                sqlx::query("UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $3")
-                    .bind(l.quantity)
-                    .bind(l.product_id)
-                    .bind(l.quantity)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            if n == 0 {
-                let r = sqlx::query("SELECT stock FROM products WHERE id = $1")
-                    .bind(l.product_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                return Err(CheckoutError::OutOfStock {
-                    product_id: l.product_id,
-                    available: row_i64(&r, "stock")?,
-                }
-                .into());
-            }
-        }
         let c = sqlx::query(
             "INSERT INTO checkouts (buyer_id, total_minor, currency, method, address, phone, created_at) \
              VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",

@@ -296,14 +296,15 @@ impl Db {
     }
 
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT user_id FROM api_tokens WHERE token_hash = $1")
+        let q = format!(
+            "SELECT {USER_COLS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
+             LEFT JOIN sellers s ON s.user_id = u.id WHERE t.token_hash = $1 AND u.active = 1"
+        );
+        let row = sqlx::query(&q)
             .bind(hash_token(token))
             .fetch_optional(&self.pool)
             .await?;
-        match row {
-            Some(r) => Ok(Some(self.user(row_i64(&r, "user_id")?).await?)),
-            None => Ok(None),
-        }
+        row.as_ref().map(user_from).transpose()
     }
 }
 

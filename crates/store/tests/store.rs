@@ -507,17 +507,32 @@ fn pick(state: &mut u64, n: u32) -> u32 {
 async fn money_that_arrives_after_the_order_expired_goes_straight_back() {
     for t in all().await {
         let (_, cat, seller) = small_shop(&t.db).await;
-        let pid = t.db.create_product(seller, &product(cat, "Chiles", 5500, 5)).await.unwrap();
+        let pid =
+            t.db.create_product(seller, &product(cat, "Chiles", 5500, 5))
+                .await
+                .unwrap();
         let b = buyer(&t.db, 1).await;
-        let (r, _) = t.db.checkout(&req(b, vec![(pid, 2)], "late")).await.unwrap();
+        let (r, _) =
+            t.db.checkout(&req(b, vec![(pid, 2)], "late"))
+                .await
+                .unwrap();
         t.db.clock.advance(Duration::from_secs(3 * 3600));
         t.db.run_due_jobs("w", 10).await.unwrap();
-        assert_eq!(t.db.order(r.order_ids[0]).await.unwrap().state, OrderState::Cancelled);
+        assert_eq!(
+            t.db.order(r.order_ids[0]).await.unwrap().state,
+            OrderState::Cancelled
+        );
         // The provider's callback comes late: the money is recorded and refunded, never lost.
         assert!(t.db.payment_succeeded(r.payment_id, None).await.unwrap());
-        let totals = t.db.ledger_totals(t.db.currency().await.unwrap()).await.unwrap();
+        let totals =
+            t.db.ledger_totals(t.db.currency().await.unwrap())
+                .await
+                .unwrap();
         assert!(totals.holds(), "{totals:?}");
-        assert_eq!((totals.paid_in, totals.refunds, totals.held), (r.total_minor, r.total_minor, 0));
+        assert_eq!(
+            (totals.paid_in, totals.refunds, totals.held),
+            (r.total_minor, r.total_minor, 0)
+        );
         assert_eq!(t.db.product(pid).await.unwrap().stock, 5);
     }
 }

@@ -264,8 +264,10 @@ async fn a_buyer_signs_up_buys_from_two_sellers_pays_by_mobile_money_and_the_sel
         );
         let (_, html) = buyer.get(&format!("/orders/{order}")).await;
         assert!(
-            html.contains("confirm_receipt") && html.contains("Completed"),
-            "history and state shown"
+            html.contains("Completed")
+                && html.contains("Delivered (buyer)")
+                && html.contains("On its way (seller)"),
+            "translated history with who did what: {html}"
         );
         drop(app.t);
     }
