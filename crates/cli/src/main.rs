@@ -98,7 +98,26 @@ enum BenchCmd {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Store errors carry a message key: say it in words.
+            let words = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<tianguis_store::StoreError>())
+                .and_then(|se| se.msg())
+                .map(|m| tianguis_web::i18n::Tr::new("en").msg(&m));
+            match words {
+                Some(w) => eprintln!("error: {w}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -293,13 +312,7 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
             while Instant::now() < deadline {
                 let body = serde_json::json!({"lines": [{"product_id": products[(c + n as usize) % products.len()], "quantity": 1}], "method": "cash", "address": "8C4X+2F Bench", "phone": "+529510000000"});
                 let t = Instant::now();
-                let r = http
-                    .post(format!("http://{addr}/api/v1/checkout"))
-                    .bearer_auth(&token)
-                    .header("Idempotency-Key", format!("b{c}-{n}"))
-                    .json(&body)
-                    .send()
-                    .await;
+                let r = http.post(format!("http://{addr}/api/v1/checkout")).bearer_auth(&token).header("Idempotency-Key", format!("b{c}-{n}")).json(&body).send().await;
                 if r.is_ok_and(|r| r.status().as_u16() == 201) {
                     lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 }

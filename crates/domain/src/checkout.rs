@@ -40,6 +40,24 @@ pub enum CheckoutError {
     Money(#[from] MoneyError),
 }
 
+impl CheckoutError {
+    pub fn msg(&self) -> crate::Msg {
+        use crate::Msg;
+        match self {
+            CheckoutError::Empty => Msg::new("err-cart-empty"),
+            CheckoutError::BadQuantity => Msg::new("err-quantity"),
+            CheckoutError::OutOfStock {
+                product_id,
+                available,
+            } => Msg::new("err-out-of-stock")
+                .arg("product", product_id)
+                .arg("available", available),
+            CheckoutError::MixedCurrency => Msg::new("err-currency-mismatch"),
+            CheckoutError::Money(m) => m.msg(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Fees {
     pub platform_bps: u32,

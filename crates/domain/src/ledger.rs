@@ -87,6 +87,17 @@ pub enum LedgerError {
     Money(#[from] MoneyError),
 }
 
+impl LedgerError {
+    pub fn msg(&self) -> crate::Msg {
+        use crate::Msg;
+        match self {
+            LedgerError::Unbalanced(_) | LedgerError::Empty => Msg::new("err-ledger-unbalanced"),
+            LedgerError::WouldGoNegative(a) => Msg::new("err-insufficient-funds").arg("account", a),
+            LedgerError::Money(m) => m.msg(),
+        }
+    }
+}
+
 /// A balanced set of postings. Fields are private so an unbalanced one cannot exist.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Transaction {

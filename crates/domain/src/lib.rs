@@ -5,8 +5,10 @@
 pub mod checkout;
 pub mod ledger;
 pub mod money;
+pub mod msg;
 pub mod phone;
 pub mod process;
 pub mod search;
 
 pub use money::{Currency, Money, MoneyError};
+pub use msg::Msg;

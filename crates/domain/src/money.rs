@@ -69,6 +69,19 @@ pub enum MoneyError {
     Negative,
 }
 
+impl MoneyError {
+    pub fn msg(&self) -> crate::Msg {
+        use crate::Msg;
+        match self {
+            MoneyError::BadCurrency(c) => Msg::new("err-currency").arg("code", c),
+            MoneyError::CurrencyMismatch(..) => Msg::new("err-currency-mismatch"),
+            MoneyError::Overflow => Msg::new("err-amount-range"),
+            MoneyError::BadAmount(t) => Msg::new("err-amount").arg("text", t),
+            MoneyError::Negative => Msg::new("err-amount-negative"),
+        }
+    }
+}
+
 /// An amount in minor units (cents, paisa, centavos) of one currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Money {

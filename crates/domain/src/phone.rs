@@ -9,6 +9,12 @@ pub struct PhoneNumber(String);
 #[error("'{0}' is not a phone number: use 7 to 15 digits, optionally starting with +")]
 pub struct PhoneError(pub String);
 
+impl PhoneError {
+    pub fn msg(&self) -> crate::Msg {
+        crate::Msg::new("err-phone").arg("input", &self.0)
+    }
+}
+
 impl PhoneNumber {
     /// Accepts spaces, dashes, dots and brackets; keeps a leading `+`.
     pub fn parse(input: &str) -> Result<Self, PhoneError> {

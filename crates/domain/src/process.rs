@@ -317,6 +317,19 @@ pub enum ProcessError {
     },
 }
 
+impl ProcessError {
+    pub fn msg(&self) -> crate::Msg {
+        match self {
+            ProcessError::NotAllowedFrom { transition, from } => {
+                crate::Msg::new("err-transition-state")
+                    .arg("action", transition.as_str())
+                    .arg("state", from.as_str())
+            }
+            ProcessError::NotYourMove { .. } => crate::Msg::new("err-not-your-move"),
+        }
+    }
+}
+
 /// Decide a move: the next state and what it causes, or why not.
 pub fn step(
     state: OrderState,

@@ -5,7 +5,7 @@
 //! every term of a query must prefix-match (`LIKE 'term%'`) a term of the product, the same on
 //! SQLite and PostgreSQL.
 
-use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
+use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use serde::Serialize;
 use sqlx::{Any, Transaction};
 use tianguis_domain::money::{Currency, Money};
@@ -120,22 +120,16 @@ impl ProductInput {
     fn check(&self) -> Result<()> {
         let n = self.name_en.trim();
         if n.is_empty() || n.chars().count() > 120 {
-            return Err(StoreError::Invalid(
-                "a product name of 1 to 120 characters is required".into(),
-            ));
+            return Err(StoreError::invalid("err-product-name"));
         }
         if self.description.chars().count() > 4000 {
-            return Err(StoreError::Invalid(
-                "the description is longer than 4000 characters".into(),
-            ));
+            return Err(StoreError::invalid("err-description-long"));
         }
         if !(0..=100_000_000_000).contains(&self.price_minor) {
-            return Err(StoreError::Invalid("the price must be zero or more".into()));
+            return Err(StoreError::invalid("err-price"));
         }
         if !(0..=1_000_000).contains(&self.stock) {
-            return Err(StoreError::Invalid(
-                "stock must be between 0 and 1,000,000".into(),
-            ));
+            return Err(StoreError::invalid("err-stock"));
         }
         Ok(())
     }
@@ -174,7 +168,7 @@ const PRODUCT_FROM: &str =
 
 pub(crate) fn product_from(r: &sqlx::any::AnyRow) -> Result<Product> {
     let currency = Currency::parse(&row_str(r, "currency")?)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Product {
         id: row_i64(r, "id")?,
         seller_id: row_i64(r, "seller_id")?,
@@ -200,7 +194,7 @@ impl Db {
             .setting("currency")
             .await?
             .unwrap_or_else(|| "MXN".into());
-        Currency::parse(&v).map_err(|e| StoreError::Invalid(e.to_string()))
+        Currency::parse(&v).map_err(|e| StoreError::Corrupt(format!("setting currency: {e}")))
     }
 
     /// All settings in one read.
@@ -239,12 +233,10 @@ impl Db {
         parent_id: Option<i64>,
     ) -> Result<i64> {
         if !matches!(kind, "district" | "city" | "town" | "village") {
-            return Err(StoreError::Invalid(
-                "place kind must be district, city, town or village".into(),
-            ));
+            return Err(StoreError::invalid("err-place-kind"));
         }
         if name.trim().is_empty() {
-            return Err(StoreError::Invalid("a place needs a name".into()));
+            return Err(StoreError::invalid("err-place-name"));
         }
         let r = sqlx::query(
             "INSERT INTO places (name, kind, parent_id) VALUES ($1, $2, $3) RETURNING id",
@@ -281,9 +273,7 @@ impl Db {
         bn: Option<&str>,
     ) -> Result<i64> {
         if slug.is_empty() || !slug.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
-            return Err(StoreError::Invalid(
-                "a category slug uses lowercase letters and dashes".into(),
-            ));
+            return Err(StoreError::invalid("err-category-slug"));
         }
         let r = sqlx::query("INSERT INTO categories (slug, name_en, name_es, name_bn) VALUES ($1,$2,$3,$4) RETURNING id")
             .bind(slug.to_string())
@@ -295,7 +285,7 @@ impl Db {
         match r {
             Ok(r) => row_i64(&r, "id"),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
-                format!("category '{slug}' exists already"),
+                Msg::new("err-category-exists").arg("slug", slug),
             )),
             Err(e) => Err(e.into()),
         }
@@ -328,12 +318,10 @@ impl Db {
         women_led: bool,
     ) -> Result<i64> {
         if shop_name.trim().is_empty() || shop_name.chars().count() > 120 {
-            return Err(StoreError::Invalid(
-                "a shop name of 1 to 120 characters is required".into(),
-            ));
+            return Err(StoreError::invalid("err-shop-name"));
         }
         if !(0..=5).contains(&journey_level) {
-            return Err(StoreError::Invalid("journey level is 0 to 5".into()));
+            return Err(StoreError::invalid("err-journey-level"));
         }
         let mut tx = self.begin_write().await?;
         let r = sqlx::query(
@@ -397,7 +385,7 @@ impl Db {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match e {
-            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Invalid("unknown category".into()),
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::invalid("err-unknown-category"),
             e => e.into(),
         })?;
         let id = row_i64(&r, "id")?;
@@ -463,9 +451,7 @@ impl Db {
         for t in &terms {
             // Terms hold only letters, digits and joining marks, never LIKE's `%` or `_`.
             let pat = param(Bind::S(format!("{t}%")), &mut binds);
-            sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM product_terms t WHERE t.product_id = p.id AND t.term LIKE {pat})"
-            ));
+            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM product_terms t WHERE t.product_id = p.id AND t.term LIKE {pat})"));
         }
         if let Some(pl) = q.place_id {
             let a = param(Bind::I(pl), &mut binds);
@@ -547,13 +533,11 @@ impl Db {
 
     pub async fn cart_set(&self, session: &str, product_id: i64, quantity: i64) -> Result<()> {
         if !(0..=999).contains(&quantity) {
-            return Err(StoreError::Invalid(
-                "quantity must be between 0 and 999".into(),
-            ));
+            return Err(StoreError::invalid("err-quantity"));
         }
         let p = self.product(product_id).await?;
         if !p.active {
-            return Err(StoreError::Invalid("this product is no longer sold".into()));
+            return Err(StoreError::invalid("err-not-sold"));
         }
         if quantity == 0 {
             sqlx::query("DELETE FROM cart_lines WHERE session_id = $1 AND product_id = $2")

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::StoreError;
+use crate::{Msg, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -24,9 +24,9 @@ impl Backend {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Backend::Postgres)
         } else {
-            Err(StoreError::Invalid(format!(
-                "database URL must start with sqlite: or postgres:, got '{url}'"
-            )))
+            Err(StoreError::Invalid(
+                Msg::new("err-database-url").arg("url", url),
+            ))
         }
     }
 }
@@ -187,14 +187,17 @@ impl Db {
         match self.backend {
             Backend::Sqlite => {
                 if std::path::Path::new(path).exists() {
-                    return Err(StoreError::Invalid(format!("{path} already exists; choose a new file")));
+                    return Err(StoreError::Invalid(
+                        Msg::new("err-backup-exists").arg("path", path),
+                    ));
                 }
-                sqlx::query("VACUUM INTO $1").bind(path.to_string()).execute(&self.pool).await?;
+                sqlx::query("VACUUM INTO $1")
+                    .bind(path.to_string())
+                    .execute(&self.pool)
+                    .await?;
                 Ok(())
             }
-            Backend::Postgres => Err(StoreError::Invalid(
-                "for PostgreSQL use pg_dump, e.g. `pg_dump --format=custom --file=tianguis.dump \"$DATABASE_URL\"`".into(),
-            )),
+            Backend::Postgres => Err(StoreError::invalid("err-backup-postgres")),
         }
     }
 
@@ -259,31 +262,35 @@ impl Db {
                     x ^= x >> 7;
                     x ^= x << 17;
                     let ok = match db.backend {
-                        Backend::Sqlite => async {
-                            let mut tx = db.begin_write().await?;
-                            sqlx::query("INSERT INTO bench_ceiling (v) VALUES ($1)").bind(x as i64 & 0xffff).execute(&mut *tx).await?;
-                            tx.commit().await?;
-                            Ok::<_, StoreError>(())
+                        Backend::Sqlite => {
+                            async {
+                                let mut tx = db.begin_write().await?;
+                                sqlx::query("INSERT INTO bench_ceiling (v) VALUES ($1)").bind(x as i64 & 0xffff).execute(&mut *tx).await?;
+                                tx.commit().await?;
+                                Ok::<_, StoreError>(())
+                            }
+                            .await
                         }
-                        .await,
-                        Backend::Postgres => async {
-                            let (aid, tid, delta) = ((x % 100_000 + 1) as i64, (x % 10 + 1) as i64, (x % 10_000) as i64 - 5000);
-                            let mut tx = db.pool.begin().await?;
-                            sqlx::query("UPDATE pgb_accounts SET abalance = abalance + $1 WHERE aid = $2").bind(delta).bind(aid).execute(&mut *tx).await?;
-                            sqlx::query("SELECT abalance FROM pgb_accounts WHERE aid = $1").bind(aid).fetch_one(&mut *tx).await?;
-                            sqlx::query("UPDATE pgb_tellers SET tbalance = tbalance + $1 WHERE tid = $2").bind(delta).bind(tid).execute(&mut *tx).await?;
-                            sqlx::query("UPDATE pgb_branches SET bbalance = bbalance + $1 WHERE bid = 1").bind(delta).execute(&mut *tx).await?;
-                            sqlx::query("INSERT INTO pgb_history (tid, bid, aid, delta, mtime) VALUES ($1, 1, $2, $3, $4)")
-                                .bind(tid)
-                                .bind(aid)
-                                .bind(delta)
-                                .bind(0i64)
-                                .execute(&mut *tx)
-                                .await?;
-                            tx.commit().await?;
-                            Ok::<_, StoreError>(())
+                        Backend::Postgres => {
+                            async {
+                                let (aid, tid, delta) = ((x % 100_000 + 1) as i64, (x % 10 + 1) as i64, (x % 10_000) as i64 - 5000);
+                                let mut tx = db.pool.begin().await?;
+                                sqlx::query("UPDATE pgb_accounts SET abalance = abalance + $1 WHERE aid = $2").bind(delta).bind(aid).execute(&mut *tx).await?;
+                                sqlx::query("SELECT abalance FROM pgb_accounts WHERE aid = $1").bind(aid).fetch_one(&mut *tx).await?;
+                                sqlx::query("UPDATE pgb_tellers SET tbalance = tbalance + $1 WHERE tid = $2").bind(delta).bind(tid).execute(&mut *tx).await?;
+                                sqlx::query("UPDATE pgb_branches SET bbalance = bbalance + $1 WHERE bid = 1").bind(delta).execute(&mut *tx).await?;
+                                sqlx::query("INSERT INTO pgb_history (tid, bid, aid, delta, mtime) VALUES ($1, 1, $2, $3, $4)")
+                                    .bind(tid)
+                                    .bind(aid)
+                                    .bind(delta)
+                                    .bind(0i64)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                tx.commit().await?;
+                                Ok::<_, StoreError>(())
+                            }
+                            .await
                         }
-                        .await,
                     };
                     if ok.is_ok() {
                         n += 1;

@@ -540,16 +540,14 @@ async fn insert_user(
     role: Role,
     place: Option<i64>,
 ) -> Result<i64> {
-    let r = sqlx::query(
-        "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) VALUES ($1, NULL, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(phone.to_string())
-    .bind(name.to_string())
-    .bind(hash.to_string())
-    .bind(role.as_str())
-    .bind(place)
-    .bind(db.now_ms())
-    .fetch_one(&db.pool)
-    .await?;
+    let r = sqlx::query("INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) VALUES ($1, NULL, $2, $3, $4, $5, $6) RETURNING id")
+        .bind(phone.to_string())
+        .bind(name.to_string())
+        .bind(hash.to_string())
+        .bind(role.as_str())
+        .bind(place)
+        .bind(db.now_ms())
+        .fetch_one(&db.pool)
+        .await?;
     crate::row_i64(&r, "id")
 }

@@ -20,9 +20,9 @@ pub struct Photo {
 /// Turn an uploaded image (JPEG or PNG, at most 10 MB) into a served photo.
 pub fn prepare_photo(upload: &[u8]) -> Result<Photo> {
     if upload.len() > 10 * 1024 * 1024 {
-        return Err(StoreError::Invalid("the photo is larger than 10 MB".into()));
+        return Err(StoreError::invalid("err-photo-large"));
     }
-    let bad = |_| StoreError::Invalid("the file is not a JPEG or PNG photo".into());
+    let bad = |_| StoreError::invalid("err-photo-format");
     let mut reader = ImageReader::new(Cursor::new(upload))
         .with_guessed_format()
         .map_err(bad)?;
@@ -33,7 +33,7 @@ pub fn prepare_photo(upload: &[u8]) -> Result<Photo> {
     reader.limits(limits);
     let img = reader
         .decode()
-        .map_err(|_| StoreError::Invalid("the file is not a JPEG or PNG photo".into()))?;
+        .map_err(|_| StoreError::invalid("err-photo-format"))?;
     let mut img = if img.width() > MAX_SIDE || img.height() > MAX_SIDE {
         img.thumbnail(MAX_SIDE, MAX_SIDE)
     } else {
@@ -45,7 +45,7 @@ pub fn prepare_photo(upload: &[u8]) -> Result<Photo> {
         let mut out = Vec::new();
         JpegEncoder::new_with_quality(&mut out, quality)
             .encode_image(&rgb)
-            .map_err(|e| StoreError::Invalid(format!("cannot encode photo: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode photo: {e}")))?;
         if out.len() <= MAX_PHOTO_BYTES {
             return Ok(Photo {
                 bytes: out,

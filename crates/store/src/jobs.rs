@@ -30,13 +30,11 @@ impl Db {
         let policy = self.policy().await?;
         for _ in 0..max {
             let now = self.now_ms();
-            let cand = sqlx::query(
-                "SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $2) ORDER BY run_at, id LIMIT 1",
-            )
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+            let cand = sqlx::query("SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $2) ORDER BY run_at, id LIMIT 1")
+                .bind(now)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
             let Some(cand) = cand else { break };
             let id = row_i64(&cand, "id")?;
             let claimed = sqlx::query(
@@ -85,7 +83,7 @@ impl Db {
         let order_id = row_i64(&r, "order_id")?;
         let name = row_str(&r, "transition")?;
         let t = Transition::parse(&name)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown job {name}")))?;
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown job {name}")))?;
         let outcome = match apply(
             &mut tx,
             now,

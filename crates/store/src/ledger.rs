@@ -21,14 +21,12 @@ pub(crate) async fn post(tx: &mut DbTx<'static, Any>, t: &Transaction, now: i64)
     for p in t.postings() {
         let code = p.account.code();
         let cur = p.amount.currency.as_str().to_string();
-        sqlx::query(
-            "INSERT INTO accounts (account, currency, balance_minor, may_go_negative) VALUES ($1,$2,0,$3) ON CONFLICT DO NOTHING",
-        )
-        .bind(code.clone())
-        .bind(cur.clone())
-        .bind(p.account.may_go_negative() as i64)
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("INSERT INTO accounts (account, currency, balance_minor, may_go_negative) VALUES ($1,$2,0,$3) ON CONFLICT DO NOTHING")
+            .bind(code.clone())
+            .bind(cur.clone())
+            .bind(p.account.may_go_negative() as i64)
+            .execute(&mut **tx)
+            .await?;
         let n = sqlx::query(
             "UPDATE accounts SET balance_minor = balance_minor + $1 \
              WHERE account = $2 AND currency = $3 AND (may_go_negative = 1 OR balance_minor + $4 >= 0)",
@@ -110,13 +108,11 @@ impl LedgerTotals {
 
 impl Db {
     async fn sum_accounts(&self, pattern: &str, currency: Currency) -> Result<i64> {
-        let r = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS s FROM accounts WHERE account LIKE $1 AND currency = $2",
-        )
-        .bind(pattern.to_string())
-        .bind(currency.as_str().to_string())
-        .fetch_one(&self.pool)
-        .await?;
+        let r = sqlx::query("SELECT CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS s FROM accounts WHERE account LIKE $1 AND currency = $2")
+            .bind(pattern.to_string())
+            .bind(currency.as_str().to_string())
+            .fetch_one(&self.pool)
+            .await?;
         row_i64(&r, "s")
     }
 
@@ -189,9 +185,7 @@ impl Db {
     /// Pay a seller what they are owed (an admin records the bank or wallet transfer).
     pub async fn payout(&self, seller_id: i64, amount_minor: i64) -> Result<()> {
         if amount_minor <= 0 {
-            return Err(StoreError::Invalid(
-                "a payout must be more than zero".into(),
-            ));
+            return Err(StoreError::invalid("err-payout-positive"));
         }
         let currency = self.currency().await?;
         let t = Transaction::payout(seller_id, Money::new(amount_minor, currency))?;
@@ -200,7 +194,7 @@ impl Db {
             .await
             .map_err(|e| match e {
                 StoreError::Ledger(LedgerError::WouldGoNegative(_)) => {
-                    StoreError::Invalid("the payout is more than the seller is owed".into())
+                    StoreError::invalid("err-payout-too-much")
                 }
                 e => e,
             })?;

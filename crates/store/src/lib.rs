@@ -16,33 +16,57 @@ pub mod users;
 
 pub use db::{Backend, Clock, Db};
 
+pub use tianguis_domain::Msg;
 use tianguis_domain::checkout::CheckoutError;
 use tianguis_domain::ledger::LedgerError;
 use tianguis_domain::process::ProcessError;
 
 /// Errors of the storage layer. `Invalid`, `NotFound`, `Conflict`, `Forbidden` and the domain
-/// errors carry a message meant for the person who asked; `Db` is an internal failure whose
-/// cause is logged, never shown.
+/// errors carry a [`Msg`] for the person who asked (translated by the web layer); `Corrupt` and
+/// `Db` are internal failures whose cause is logged, never shown.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Msg),
+    /// What was not found: `user`, `seller`, `product`, `photo`, `order`, `payment`.
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Msg),
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Msg),
     #[error(transparent)]
     Process(#[from] ProcessError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Checkout(#[from] CheckoutError),
+    /// Stored data that cannot be read back, or a library failing on valid input.
+    #[error("corrupt or unexpected data: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn invalid(key: &'static str) -> StoreError {
+        StoreError::Invalid(Msg::new(key))
+    }
+    /// The message for a person, when there is one.
+    pub fn msg(&self) -> Option<Msg> {
+        match self {
+            StoreError::Invalid(m) | StoreError::Conflict(m) | StoreError::Forbidden(m) => {
+                Some(m.clone())
+            }
+            StoreError::NotFound(w) => Some(Msg::new("err-not-found").arg("what", w)),
+            StoreError::Process(p) => Some(p.msg()),
+            StoreError::Ledger(l) => Some(l.msg()),
+            StoreError::Checkout(c) => Some(c.msg()),
+            _ => None,
+        }
+    }
 }
 
 impl StoreError {

@@ -4,7 +4,7 @@
 
 use crate::ledger::{balance_in, post};
 use crate::users::{Role, User};
-use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
+use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use serde::Serialize;
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::checkout::{self, CheckoutError, Fees, PricedLine};
@@ -31,7 +31,7 @@ impl PaymentMethod {
         match s {
             "mobile_money" => Ok(PaymentMethod::MobileMoney),
             "cash" => Ok(PaymentMethod::Cash),
-            _ => Err(StoreError::Invalid("choose mobile money or cash".into())),
+            _ => Err(StoreError::invalid("err-payment-method")),
         }
     }
 }
@@ -129,7 +129,7 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id";
 
 fn cur(s: &str) -> Result<Currency> {
-    Currency::parse(s).map_err(|e| StoreError::Invalid(e.to_string()))
+    Currency::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
@@ -143,7 +143,7 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         seller_id: row_i64(r, "seller_id")?,
         shop_name: row_str(r, "shop_name")?,
         state: OrderState::parse(&state)
-            .ok_or(StoreError::Invalid(format!("unknown state {state}")))?,
+            .ok_or(StoreError::Corrupt(format!("unknown state {state}")))?,
         subtotal: Money::new(row_i64(r, "subtotal_minor")?, c),
         delivery: Money::new(row_i64(r, "delivery_minor")?, c),
         total: Money::new(row_i64(r, "total_minor")?, c),
@@ -194,15 +194,12 @@ impl Db {
     pub async fn checkout(&self, req: &CheckoutRequest) -> Result<(CheckoutResult, bool)> {
         let key = req.idempotency_key.trim();
         if key.is_empty() || key.len() > 100 {
-            return Err(StoreError::Invalid(
-                "a checkout needs an idempotency key of 1 to 100 characters".into(),
-            ));
+            return Err(StoreError::invalid("err-idempotency-key"));
         }
-        let phone =
-            PhoneNumber::parse(&req.phone).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let phone = PhoneNumber::parse(&req.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
         let address = req.address.trim();
         if address.is_empty() || address.chars().count() > 500 {
-            return Err(StoreError::Invalid("a delivery address (or plus code and landmark) of up to 500 characters is required".into()));
+            return Err(StoreError::invalid("err-address"));
         }
         let settings = self.settings().await?;
         let (fees, policy) = (settings.fees(), settings.policy());
@@ -247,13 +244,10 @@ impl Db {
                 .fetch_one(&mut *tx)
                 .await?;
             tx.rollback().await?;
-            let resp = row_opt_str(&r, "response")?.ok_or_else(|| {
-                StoreError::Conflict(
-                    "this checkout is still being processed; try again in a moment".into(),
-                )
-            })?;
+            let resp = row_opt_str(&r, "response")?
+                .ok_or_else(|| StoreError::Conflict(Msg::new("err-checkout-in-flight")))?;
             let res: CheckoutResult = serde_json::from_str(&resp)
-                .map_err(|e| StoreError::Invalid(format!("stored checkout unreadable: {e}")))?;
+                .map_err(|e| StoreError::Corrupt(format!("stored checkout unreadable: {e}")))?;
             return Ok((res, true));
         }
 
@@ -290,9 +284,7 @@ impl Db {
                     .await?
                     .ok_or(StoreError::NotFound("product"))?;
                 if row_i64(&why, "active")? != 1 {
-                    return Err(StoreError::Invalid(format!(
-                        "product {pid} is no longer sold"
-                    )));
+                    return Err(StoreError::invalid("err-not-sold"));
                 }
                 return Err(CheckoutError::OutOfStock {
                     product_id: pid,
@@ -457,7 +449,7 @@ impl Db {
             (
                 "o.seller_id = $1",
                 user.seller_id
-                    .ok_or(StoreError::Forbidden("you have no shop".into()))?,
+                    .ok_or(StoreError::Forbidden(Msg::new("err-no-shop")))?,
             )
         } else {
             ("o.buyer_id = $1", user.id)
@@ -491,12 +483,10 @@ impl Db {
     }
 
     pub async fn order_events(&self, order_id: i64) -> Result<Vec<OrderEvent>> {
-        let rows = sqlx::query(
-            "SELECT transition, from_state, to_state, actor, actor_user_id, reason, at FROM order_events WHERE order_id = $1 ORDER BY id",
-        )
-        .bind(order_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT transition, from_state, to_state, actor, actor_user_id, reason, at FROM order_events WHERE order_id = $1 ORDER BY id")
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(OrderEvent {
@@ -538,11 +528,9 @@ impl Db {
             return Err(StoreError::NotFound("order"));
         }
         let actor = actor_for(user, &order, t)
-            .ok_or_else(|| StoreError::Forbidden("you may not do this to this order".into()))?;
+            .ok_or_else(|| StoreError::Forbidden(Msg::new("err-not-your-move")))?;
         if matches!(t, Transition::Pay) {
-            return Err(StoreError::Forbidden(
-                "payments are recorded through the payment page".into(),
-            ));
+            return Err(StoreError::Forbidden(Msg::new("err-pay-via-payment")));
         }
         self.transition(order_id, t, actor, Some(user.id), reason, refund_minor)
             .await
@@ -647,15 +635,13 @@ impl Db {
             .await?
             .ok_or(StoreError::NotFound("payment"))?;
         let pay = payment_from(&pay)?;
-        let n = sqlx::query(
-            "UPDATE payments SET status = 'succeeded', collected_by = $1, updated_at = $2 WHERE id = $3 AND status IN ('pending', 'awaiting_cash')",
-        )
-        .bind(collector)
-        .bind(now)
-        .bind(payment_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let n = sqlx::query("UPDATE payments SET status = 'succeeded', collected_by = $1, updated_at = $2 WHERE id = $3 AND status IN ('pending', 'awaiting_cash')")
+            .bind(collector)
+            .bind(now)
+            .bind(payment_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if n == 0 {
             tx.rollback().await?;
             return Ok(false);
@@ -749,19 +735,17 @@ async fn record_event(
     reason: &str,
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO order_events (order_id, transition, from_state, to_state, actor, actor_user_id, reason, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-    )
-    .bind(order_id)
-    .bind(transition.to_string())
-    .bind(from.to_string())
-    .bind(to.as_str())
-    .bind(actor.as_str())
-    .bind(actor_user)
-    .bind(reason.chars().take(500).collect::<String>())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("INSERT INTO order_events (order_id, transition, from_state, to_state, actor, actor_user_id, reason, at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+        .bind(order_id)
+        .bind(transition.to_string())
+        .bind(from.to_string())
+        .bind(to.as_str())
+        .bind(actor.as_str())
+        .bind(actor_user)
+        .bind(reason.chars().take(500).collect::<String>())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -807,7 +791,7 @@ pub(crate) async fn apply(
     .ok_or(StoreError::NotFound("order"))?;
     let from_s = row_str(&r, "state")?;
     let from = OrderState::parse(&from_s)
-        .ok_or_else(|| StoreError::Invalid(format!("unknown state {from_s}")))?;
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown state {from_s}")))?;
     let seller_id = row_i64(&r, "seller_id")?;
     let currency = cur(&row_str(&r, "currency")?)?;
     let total = Money::new(row_i64(&r, "total_minor")?, currency);
@@ -823,9 +807,7 @@ pub(crate) async fn apply(
             .await?
             .rows_affected();
     if n == 0 {
-        return Err(StoreError::Conflict(
-            "the order changed meanwhile; reload and try again".into(),
-        ));
+        return Err(StoreError::Conflict(Msg::new("err-order-changed")));
     }
     record_event(
         tx,
@@ -851,14 +833,12 @@ pub(crate) async fn apply(
                     Effect::ReleaseEscrow => Money::zero(currency),
                     Effect::RefundAll => held,
                     _ => {
-                        let r = refund_minor.ok_or_else(|| {
-                            StoreError::Invalid("say how much to refund to the buyer (0 releases all to the seller)".into())
-                        })?;
+                        let r =
+                            refund_minor.ok_or_else(|| StoreError::invalid("err-refund-needed"))?;
                         if r < 0 || r > held.minor {
-                            return Err(StoreError::Invalid(format!(
-                                "the refund must be between 0 and {}",
-                                held.minor
-                            )));
+                            return Err(StoreError::Invalid(
+                                Msg::new("err-refund-range").arg("max", held.minor),
+                            ));
                         }
                         Money::new(r, currency)
                     }
@@ -870,10 +850,7 @@ pub(crate) async fn apply(
                 }
             }
             Effect::RestoreStock => {
-                let lines = sqlx::query("SELECT product_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY product_id")
-                    .bind(order_id)
-                    .fetch_all(&mut **tx)
-                    .await?;
+                let lines = sqlx::query("SELECT product_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY product_id").bind(order_id).fetch_all(&mut **tx).await?;
                 for l in &lines {
                     sqlx::query("UPDATE products SET stock = stock + $1 WHERE id = $2")
                         .bind(row_i64(l, "quantity")?)

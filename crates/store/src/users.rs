@@ -1,7 +1,9 @@
 //! Users, roles, password hashing (argon2id), sessions kept in the database (so several server
 //! processes share them), and API tokens for machine clients.
 
-use crate::{Db, Result, StoreError, random_token, row_i64, row_opt_i64, row_opt_str, row_str};
+use crate::{
+    Db, Msg, Result, StoreError, random_token, row_i64, row_opt_i64, row_opt_str, row_str,
+};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Serialize;
@@ -28,9 +30,7 @@ impl Role {
             "buyer" => Ok(Role::Buyer),
             "seller" => Ok(Role::Seller),
             "admin" => Ok(Role::Admin),
-            _ => Err(StoreError::Invalid(format!(
-                "unknown role '{s}': use buyer, seller or admin"
-            ))),
+            _ => Err(StoreError::Invalid(Msg::new("err-role").arg("role", s))),
         }
     }
 }
@@ -58,7 +58,7 @@ pub fn hash_password(pw: &str) -> Result<String> {
     argon()
         .hash_password(pw.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| StoreError::Invalid(format!("cannot hash password: {e}")))
+        .map_err(|e| StoreError::Corrupt(format!("cannot hash password: {e}")))
 }
 
 fn verify_password(pw: &str, hash: &str) -> bool {
@@ -90,24 +90,18 @@ pub struct NewUser<'a> {
 
 impl Db {
     pub async fn create_user(&self, u: NewUser<'_>) -> Result<User> {
-        let phone = PhoneNumber::parse(u.phone).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let phone = PhoneNumber::parse(u.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
         if u.name.trim().is_empty() || u.name.len() > 120 {
-            return Err(StoreError::Invalid(
-                "a name of 1 to 120 characters is required".into(),
-            ));
+            return Err(StoreError::invalid("err-name-length"));
         }
         if u.password.chars().count() < 8 {
-            return Err(StoreError::Invalid(
-                "the password needs at least 8 characters".into(),
-            ));
+            return Err(StoreError::invalid("err-password-short"));
         }
         if let Some(e) = u.email
             && !e.is_empty()
             && (!e.contains('@') || e.len() > 200)
         {
-            return Err(StoreError::Invalid(format!(
-                "'{e}' is not an email address"
-            )));
+            return Err(StoreError::Invalid(Msg::new("err-email").arg("email", e)));
         }
         let hash = hash_password(u.password)?;
         let res = sqlx::query(
@@ -125,9 +119,9 @@ impl Db {
         .await;
         match res {
             Ok(row) => self.user(row_i64(&row, "id")?).await,
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
-                "an account with this phone number already exists".into(),
-            )),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(Msg::new("err-phone-taken")))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -141,7 +135,7 @@ impl Db {
     }
 
     pub async fn user_by_phone(&self, phone: &str) -> Result<User> {
-        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
         let q = format!(
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.phone = $1"
         );

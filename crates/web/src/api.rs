@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use std::collections::HashMap;
 use tianguis_domain::process::Transition;
+use tianguis_store::Msg;
 use tianguis_store::catalog::SearchQuery;
 use tianguis_store::orders::{CheckoutRequest, PaymentMethod, may_view};
 use tianguis_store::users::User;
@@ -30,12 +31,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/orders/{id}", get(order))
         .route("/orders/{id}/transitions/{name}", post(transition))
         .route("/payments/mobile-money/callback", post(callback))
-        .fallback(|| async {
-            problem(
-                StatusCode::NOT_FOUND,
-                "no such API endpoint; see /api/v1/openapi.json",
-            )
-        })
+        .fallback(|| async { problem(StatusCode::NOT_FOUND, "err-api-endpoint") })
         .layer(axum::middleware::from_fn(problem_for_rejections))
 }
 
@@ -50,7 +46,11 @@ async fn problem_for_rejections(
         let body = axum::body::to_bytes(resp.into_body(), 4096)
             .await
             .unwrap_or_default();
-        return problem(status, &String::from_utf8_lossy(&body));
+        return Problem(AppError::Raw(
+            status,
+            String::from_utf8_lossy(&body).into_owned(),
+        ))
+        .into_response();
     }
     resp
 }
@@ -61,23 +61,22 @@ async fn bearer(s: &AppState, h: &HeaderMap) -> Result<User, Problem> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            Problem(AppError::User(
+            Problem(AppError::user(
                 StatusCode::UNAUTHORIZED,
-                "send Authorization: Bearer <api token> (create one with `tianguis user token`)"
-                    .into(),
+                "err-api-token-missing",
             ))
         })?;
     s.db.user_by_token(token.trim()).await?.ok_or_else(|| {
-        Problem(AppError::User(
+        Problem(AppError::user(
             StatusCode::UNAUTHORIZED,
-            "this API token is not valid".into(),
+            "err-api-token-invalid",
         ))
     })
 }
 
 fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
     serde_json::from_slice(body).map_err(|e| {
-        Problem(AppError::User(
+        Problem(AppError::Raw(
             StatusCode::BAD_REQUEST,
             format!("the JSON body is not valid: {e}"),
         ))
@@ -121,11 +120,7 @@ async fn checkout(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
     let key = h
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            Problem(AppError::bad(
-                "send an Idempotency-Key header so a retried checkout is not charged twice",
-            ))
-        })?;
+        .ok_or_else(|| Problem(AppError::bad(Msg::new("err-idempotency-header"))))?;
     let b: CheckoutBody = json_body(&body)?;
     let req = CheckoutRequest {
         buyer_id: user.id,
@@ -164,7 +159,7 @@ async fn order(State(s): State<AppState>, h: HeaderMap, Path(id): Path<i64>) -> 
     if !may_view(&user, &o) {
         return Err(Problem(AppError::User(
             StatusCode::NOT_FOUND,
-            "order not found".into(),
+            Msg::new("err-not-found").arg("what", "order"),
         )));
     }
     let events = s.db.order_events(id).await?;
@@ -195,7 +190,7 @@ async fn transition(
     let t = Transition::parse(&name).ok_or_else(|| {
         Problem(AppError::User(
             StatusCode::NOT_FOUND,
-            format!("unknown transition '{name}'"),
+            Msg::new("err-unknown-action").arg("name", &name),
         ))
     })?;
     let b: TransitionBody = if body.is_empty() {
@@ -213,18 +208,16 @@ async fn callback(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !s.momo.verify_callback(&body, sig) {
-        return Err(Problem(AppError::User(
+        return Err(Problem(AppError::user(
             StatusCode::UNAUTHORIZED,
-            "bad signature".into(),
+            "err-bad-signature",
         )));
     }
     let cb: Callback = json_body(&body)?;
     let p = s.db.payment_by_ref(&cb.provider_ref).await?;
     if cb.amount_minor != p.amount.minor || cb.currency != p.amount.currency.as_str() {
         tracing::error!(provider_ref = %cb.provider_ref, "callback amount does not match the payment");
-        return Err(Problem(AppError::bad(
-            "amount or currency does not match the payment",
-        )));
+        return Err(Problem(AppError::bad(Msg::new("err-callback-amount"))));
     }
     apply_status(&s, p.id, &cb.status).await?;
     Ok(Json(serde_json::json!({ "ok": true })).into_response())

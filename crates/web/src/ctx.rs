@@ -29,16 +29,13 @@ impl Ctx {
         if !token.is_empty() && eq(token.as_bytes(), self.csrf.as_bytes()) {
             Ok(())
         } else {
-            Err(AppError::User(
-                StatusCode::FORBIDDEN,
-                self.t.t("error-csrf"),
-            ))
+            Err(AppError::user(StatusCode::FORBIDDEN, "error-csrf"))
         }
     }
     pub fn require_user(&self) -> Result<&User, AppError> {
         self.user
             .as_ref()
-            .ok_or_else(|| AppError::User(StatusCode::UNAUTHORIZED, self.t.t("error-login-needed")))
+            .ok_or_else(|| AppError::user(StatusCode::UNAUTHORIZED, "error-login-needed"))
     }
 }
 
@@ -133,7 +130,7 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
             .unwrap_or_default();
         resp = pages::error_page(
             &ctx,
-            AppError::User(status, String::from_utf8_lossy(&body).into_owned()),
+            AppError::Raw(status, String::from_utf8_lossy(&body).into_owned()),
         );
     }
     if fresh && !resp.headers().contains_key(header::SET_COOKIE) {
@@ -174,14 +171,5 @@ impl IntoResponse for AppError {
         r.extensions_mut()
             .insert(PageErr(std::sync::Arc::new(self)));
         r
-    }
-}
-
-impl Clone for AppError {
-    fn clone(&self) -> Self {
-        match self {
-            AppError::User(s, m) => AppError::User(*s, m.clone()),
-            AppError::Internal(m) => AppError::Internal(m.clone()),
-        }
     }
 }

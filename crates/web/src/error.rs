@@ -1,57 +1,65 @@
-//! One error type for the HTTP edge. Pages get a translated page with a message; the API gets
-//! `application/problem+json` (RFC 9457). Internal causes are logged, never shown.
+//! One error type for the HTTP edge. Pages get a page with the message in the reader's language;
+//! the API gets `application/problem+json` (RFC 9457) in English. Internal causes are logged,
+//! never shown.
 
+use crate::i18n::Tr;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use tianguis_store::StoreError;
+use tianguis_store::{Msg, StoreError};
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum AppError {
     /// A message the person can act on, with its status.
-    User(StatusCode, String),
+    User(StatusCode, Msg),
+    /// A refusal whose text is not ours (an extractor's rejection of a malformed request).
+    Raw(StatusCode, String),
     Internal(String),
 }
 
 impl AppError {
-    pub fn bad(msg: impl Into<String>) -> Self {
-        AppError::User(StatusCode::UNPROCESSABLE_ENTITY, msg.into())
+    pub fn user(status: StatusCode, key: &'static str) -> Self {
+        AppError::User(status, Msg::new(key))
+    }
+    pub fn bad(msg: Msg) -> Self {
+        AppError::User(StatusCode::UNPROCESSABLE_ENTITY, msg)
     }
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::User(s, _) => *s,
+            AppError::User(s, _) | AppError::Raw(s, _) => *s,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
-    pub fn message(&self) -> String {
+    /// The message in the reader's language.
+    pub fn message(&self, t: &Tr) -> String {
         match self {
-            AppError::User(_, m) => m.clone(),
-            AppError::Internal(_) => {
-                "Something went wrong on our side. Your data is safe; try again.".into()
-            }
+            AppError::User(_, m) => t.msg(m),
+            AppError::Raw(..) => t.t("err-bad-request"),
+            AppError::Internal(_) => t.t("error-internal"),
         }
     }
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Invalid(m) => AppError::User(StatusCode::UNPROCESSABLE_ENTITY, m),
-            StoreError::NotFound(w) => {
-                AppError::User(StatusCode::NOT_FOUND, format!("{w} not found"))
+        let status = match &e {
+            StoreError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
+            StoreError::Conflict(_)
+            | StoreError::Process(_)
+            | StoreError::Checkout(_)
+            | StoreError::Ledger(_) => StatusCode::CONFLICT,
+            e if e.is_transient() => {
+                return AppError::user(StatusCode::SERVICE_UNAVAILABLE, "err-busy");
             }
-            StoreError::Conflict(m) => AppError::User(StatusCode::CONFLICT, m),
-            StoreError::Forbidden(m) => AppError::User(StatusCode::FORBIDDEN, m),
-            StoreError::Process(p) => AppError::User(StatusCode::CONFLICT, p.to_string()),
-            StoreError::Checkout(c) => AppError::User(StatusCode::CONFLICT, c.to_string()),
-            StoreError::Ledger(l) => AppError::User(StatusCode::CONFLICT, l.to_string()),
-            e if e.is_transient() => AppError::User(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The system is busy; try again in a moment.".into(),
-            ),
             e => {
                 tracing::error!(error = %e, "internal error");
-                AppError::Internal(e.to_string())
+                return AppError::Internal(e.to_string());
             }
+        };
+        match e.msg() {
+            Some(m) => AppError::User(status, m),
+            None => AppError::Internal(e.to_string()),
         }
     }
 }
@@ -68,11 +76,15 @@ impl<E: Into<AppError>> From<E> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.0.status();
+        let detail = match &self.0 {
+            AppError::Raw(_, text) => text.clone(),
+            e => e.message(&Tr::new("en")),
+        };
         let body = serde_json::json!({
             "type": "about:blank",
             "title": status.canonical_reason().unwrap_or("Error"),
             "status": status.as_u16(),
-            "detail": self.0.message(),
+            "detail": detail,
         });
         (
             status,
@@ -83,6 +95,6 @@ impl IntoResponse for Problem {
     }
 }
 
-pub fn problem(status: StatusCode, detail: &str) -> Response {
-    Problem(AppError::User(status, detail.to_string())).into_response()
+pub fn problem(status: StatusCode, key: &'static str) -> Response {
+    Problem(AppError::user(status, key)).into_response()
 }

@@ -88,6 +88,15 @@ impl Tr {
         LOCALES.lookup_with_args(&self.id, key, &args)
     }
 
+    /// A domain or storage message, in this language.
+    pub fn msg(&self, m: &tianguis_domain::Msg) -> String {
+        let mut args: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();
+        for (k, v) in &m.args {
+            args.insert(Cow::Borrowed(*k), FluentValue::from(v.clone()));
+        }
+        LOCALES.lookup_with_args(&self.id, m.key, &args)
+    }
+
     pub fn money(&self, m: &Money) -> String {
         format_money(m, self.lang)
     }
@@ -197,6 +206,63 @@ mod tests {
         );
         assert_eq!(Tr::new("en").count("results-count", &1), "One product");
     }
+    /// Every message key written in the code (`Msg::new("..")`, `invalid("..")`,
+    /// `AppError::user(_, "..")`, `problem(_, "..")`, `t("..")`) exists in English and Spanish.
+    #[test]
+    fn every_key_used_in_code_is_translated() {
+        let en = include_str!("../locales/en/main.ftl");
+        let es = include_str!("../locales/es/main.ftl");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+        let mut missing = Vec::new();
+        let mut seen = 0;
+        for dir in ["domain/src", "store/src", "web/src", "web/templates"] {
+            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
+                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                for pat in [
+                    "Msg::new(\"",
+                    "invalid(\"",
+                    ", \"err",
+                    ", \"error-",
+                    ".t(\"",
+                    ".t1(\"",
+                    ".t2(\"",
+                    ".count(\"",
+                ] {
+                    for (i, _) in text.match_indices(pat) {
+                        let start = i + pat.len()
+                            - if pat.starts_with(", \"") {
+                                pat.len() - 3
+                            } else {
+                                0
+                            };
+                        let key: String = text[start..]
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_lowercase()
+                                    || *c == '-'
+                                    || *c == '_'
+                                    || c.is_ascii_digit()
+                            })
+                            .collect();
+                        if key.len() < 3 || !key.contains('-') {
+                            continue;
+                        }
+                        seen += 1;
+                        for (lang, file) in [("en", en), ("es", es)] {
+                            if !file.lines().any(|l| l.starts_with(&format!("{key} ="))) {
+                                missing.push(format!("{lang}:{key}"));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        assert!(seen > 100, "the scan found only {seen} keys");
+        assert!(missing.is_empty(), "untranslated: {missing:?}");
+    }
+
     #[test]
     fn english_and_spanish_have_the_same_keys() {
         let keys = |s: &str| -> Vec<String> {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use tianguis_domain::money::Money;
 use tianguis_domain::process::{self, Actor, OrderState, Policy, Transition};
+use tianguis_store::Msg;
 use tianguis_store::catalog::{CartLine, Category, Place, Product, ProductInput, SearchQuery};
 use tianguis_store::orders::{
     CheckoutRequest, Order, OrderEvent, Payment, PaymentMethod, actor_for, may_view,
@@ -60,7 +61,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
 }
 
 async fn not_found() -> AppError {
-    AppError::User(StatusCode::NOT_FOUND, "no such page".into())
+    AppError::User(
+        StatusCode::NOT_FOUND,
+        Msg::new("err-not-found").arg("what", "page"),
+    )
 }
 
 fn html(t: impl Template) -> R {
@@ -71,10 +75,10 @@ fn html(t: impl Template) -> R {
 pub fn error_page(c: &Ctx, e: AppError) -> Response {
     let status = e.status();
     let message = match status {
-        StatusCode::NOT_FOUND => format!("{} ({})", c.t.t("error-not-found"), e.message()),
+        StatusCode::NOT_FOUND => e.message(&c.t),
         StatusCode::TOO_MANY_REQUESTS => c.t.t("error-rate"),
         StatusCode::INTERNAL_SERVER_ERROR => c.t.t("error-internal"),
-        _ => e.message(),
+        _ => e.message(&c.t),
     };
     let page = ErrorPage {
         c,
@@ -234,9 +238,13 @@ struct CartForm {
 }
 
 fn parse_id(v: &str, what: &str) -> Result<i64, AppError> {
-    v.trim()
-        .parse()
-        .map_err(|_| AppError::bad(format!("'{v}' is not a valid {what}")))
+    v.trim().parse().map_err(|_| {
+        AppError::bad(
+            Msg::new("err-not-a-number")
+                .arg("value", v)
+                .arg("what", what),
+        )
+    })
 }
 
 async fn cart_add(
@@ -389,10 +397,7 @@ async fn checkout(
     c.check_csrf(&f.csrf)?;
     let user = c.require_user()?.clone();
     if s.checkout_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::User(
-            StatusCode::TOO_MANY_REQUESTS,
-            c.t.t("error-rate"),
-        ));
+        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
     }
     let lines: Vec<(i64, i64)> =
         s.db.cart(&c.session_id)
@@ -416,7 +421,7 @@ async fn checkout(
             if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
                 return Err(e);
             }
-            let resp = checkout_page(&s, &c, Some(e.message()), f.address, f.phone).await?;
+            let resp = checkout_page(&s, &c, Some(e.message(&c.t)), f.address, f.phone).await?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, resp).into_response());
         }
     };
@@ -473,7 +478,7 @@ async fn payment_page(
     if orders.is_empty() && user.role != Role::Admin {
         return Err(AppError::User(
             StatusCode::NOT_FOUND,
-            "payment not found".into(),
+            Msg::new("err-not-found").arg("what", "payment"),
         ));
     }
     let message = match p.status.as_str() {
@@ -578,7 +583,7 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
     if !may_view(user, &o) {
         return Err(AppError::User(
             StatusCode::NOT_FOUND,
-            "order not found".into(),
+            Msg::new("err-not-found").arg("what", "order"),
         ));
     }
     let actions = actions_for(user, &o)
@@ -623,8 +628,12 @@ async fn order_act(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     let user = c.require_user()?;
-    let t = Transition::parse(&name)
-        .ok_or_else(|| AppError::User(StatusCode::NOT_FOUND, format!("unknown action '{name}'")))?;
+    let t = Transition::parse(&name).ok_or_else(|| {
+        AppError::User(
+            StatusCode::NOT_FOUND,
+            Msg::new("err-unknown-action").arg("name", &name),
+        )
+    })?;
     let refund = if f.refund_minor.trim().is_empty() {
         None
     } else {
@@ -684,10 +693,7 @@ async fn login(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     if s.login_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::User(
-            StatusCode::TOO_MANY_REQUESTS,
-            c.t.t("error-rate"),
-        ));
+        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
     }
     match s.db.authenticate(&f.phone, &f.password).await? {
         Some(u) => {
@@ -751,10 +757,7 @@ async fn signup(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     if s.login_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::User(
-            StatusCode::TOO_MANY_REQUESTS,
-            c.t.t("error-rate"),
-        ));
+        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
     }
     let place = f.place_id.trim().parse::<i64>().ok();
     let made = async {
@@ -774,9 +777,8 @@ async fn signup(
             } else {
                 f.shop_name.clone()
             };
-            let place = place.ok_or_else(|| {
-                tianguis_store::StoreError::Invalid("choose where your shop is".into())
-            })?;
+            let place =
+                place.ok_or_else(|| tianguis_store::StoreError::invalid("err-shop-place"))?;
             s.db.create_seller(u.id, &shop, place, 0, false).await?;
         }
         Ok::<_, tianguis_store::StoreError>(u)
@@ -797,7 +799,7 @@ async fn signup(
             let page = LoginPage {
                 title: c.t.t("signup-title"),
                 c: &c,
-                error: Some(e.message()),
+                error: Some(e.message(&c.t)),
                 action: "/signup",
                 signup: true,
                 phone: f.phone,
@@ -858,7 +860,7 @@ fn seller_of(c: &Ctx) -> Result<(User, i64), AppError> {
     let u = c.require_user()?.clone();
     let sid = u
         .seller_id
-        .ok_or_else(|| AppError::User(StatusCode::FORBIDDEN, c.t.t("error-forbidden")))?;
+        .ok_or_else(|| AppError::user(StatusCode::FORBIDDEN, "error-forbidden"))?;
     Ok((u, sid))
 }
 
@@ -930,26 +932,31 @@ struct ProductFormPage<'a> {
 
 async fn read_product_form(mut mp: Multipart) -> Result<ProductFields, AppError> {
     let mut f = ProductFields::default();
-    while let Some(field) = mp
-        .next_field()
-        .await
-        .map_err(|e| AppError::bad(format!("the form could not be read: {e}")))?
-    {
+    while let Some(field) = mp.next_field().await.map_err(|e| {
+        AppError::Raw(
+            StatusCode::BAD_REQUEST,
+            format!("the form could not be read: {e}"),
+        )
+    })? {
         let name = field.name().unwrap_or("").to_string();
         if name == "photo" {
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| AppError::bad(format!("the photo could not be read: {e}")))?;
+            let bytes = field.bytes().await.map_err(|e| {
+                AppError::Raw(
+                    StatusCode::BAD_REQUEST,
+                    format!("the photo could not be read: {e}"),
+                )
+            })?;
             if !bytes.is_empty() {
                 f.photo = Some(bytes.to_vec());
             }
             continue;
         }
-        let v = field
-            .text()
-            .await
-            .map_err(|e| AppError::bad(format!("the form could not be read: {e}")))?;
+        let v = field.text().await.map_err(|e| {
+            AppError::Raw(
+                StatusCode::BAD_REQUEST,
+                format!("the form could not be read: {e}"),
+            )
+        })?;
         match name.as_str() {
             "name_en" => f.name_en = v,
             "name_es" => f.name_es = v,
@@ -967,8 +974,7 @@ async fn read_product_form(mut mp: Multipart) -> Result<ProductFields, AppError>
 
 async fn to_input(s: &AppState, f: &ProductFields) -> Result<ProductInput, AppError> {
     let currency = s.db.currency().await?;
-    let price =
-        Money::parse_decimal(&f.price, currency).map_err(|e| AppError::bad(e.to_string()))?;
+    let price = Money::parse_decimal(&f.price, currency).map_err(|e| AppError::bad(e.msg()))?;
     Ok(ProductInput {
         category_id: parse_id(&f.category_id, "category")?,
         name_en: f.name_en.clone(),
@@ -1043,8 +1049,14 @@ async fn new_product(State(s): State<AppState>, Extension(c): Extension<Ctx>, mp
     match save_product(&s, &c, sid, None, &f).await {
         Ok(pid) => Ok(Redirect::to(&format!("/products/{pid}")).into_response()),
         Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
-            let r = product_form_page(&s, &c, "/shop/products/new".into(), f, Some(e.message()))
-                .await?;
+            let r = product_form_page(
+                &s,
+                &c,
+                "/shop/products/new".into(),
+                f,
+                Some(e.message(&c.t)),
+            )
+            .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
         }
         Err(e) => Err(e),
@@ -1061,7 +1073,7 @@ async fn edit_product_form(
     if p.seller_id != sid {
         return Err(AppError::User(
             StatusCode::NOT_FOUND,
-            "product not found".into(),
+            Msg::new("err-not-found").arg("what", "product"),
         ));
     }
     let exp = p.price.currency.exponent();
@@ -1099,7 +1111,7 @@ async fn edit_product(
                 &c,
                 format!("/shop/products/{id}/edit"),
                 f,
-                Some(e.message()),
+                Some(e.message(&c.t)),
             )
             .await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
@@ -1130,10 +1142,7 @@ struct AdminPage<'a> {
 fn admin_of(c: &Ctx) -> Result<User, AppError> {
     let u = c.require_user()?;
     if u.role != Role::Admin {
-        return Err(AppError::User(
-            StatusCode::FORBIDDEN,
-            c.t.t("error-forbidden"),
-        ));
+        return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
     }
     Ok(u.clone())
 }
@@ -1185,12 +1194,19 @@ async fn admin_settings(
         ("dispute_window_days", 365),
     ] {
         if let Some(v) = f.get(key) {
-            let n: i64 = v
-                .trim()
-                .parse()
-                .map_err(|_| AppError::bad(format!("'{v}' is not a whole number")))?;
+            let n: i64 = v.trim().parse().map_err(|_| {
+                AppError::bad(
+                    Msg::new("err-not-a-number")
+                        .arg("value", v)
+                        .arg("what", key),
+                )
+            })?;
             if !(0..=max).contains(&n) {
-                return Err(AppError::bad(format!("{key} must be between 0 and {max}")));
+                return Err(AppError::bad(
+                    Msg::new("err-setting-range")
+                        .arg("what", key)
+                        .arg("max", max),
+                ));
             }
             s.db.set_setting(key, &n.to_string()).await?;
         }
@@ -1233,7 +1249,7 @@ async fn admin_cash(
     let admin = admin_of(&c)?;
     let p = s.db.payment(id).await?;
     if p.method != PaymentMethod::Cash.as_str() {
-        return Err(AppError::bad("only cash payments are recorded by hand"));
+        return Err(AppError::bad(Msg::new("err-cash-only")));
     }
     s.db.payment_succeeded(id, Some(admin.id)).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())

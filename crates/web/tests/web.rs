@@ -743,8 +743,20 @@ async fn bad_input_gets_a_clear_answer_never_a_500() {
             (c.post(format!("{}/api/v1/checkout", app.base)).body("{}"), 401),
             (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).header("idempotency-key", "a").body("{not json"), 400),
             (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).body(r#"{"lines":[],"method":"cash","address":"x","phone":"+529510000000"}"#), 422),
-            (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).header("idempotency-key", "b").body(r#"{"lines":[{"product_id":1,"quantity":0}],"method":"cash","address":"x","phone":"+529510000000"}"#), 409),
-            (c.post(format!("{}/api/v1/checkout", app.base)).bearer_auth(&token).header("idempotency-key", "c").body(r#"{"lines":[{"product_id":1,"quantity":100000}],"method":"cash","address":"x","phone":"+529510000000"}"#), 409),
+            (
+                c.post(format!("{}/api/v1/checkout", app.base))
+                    .bearer_auth(&token)
+                    .header("idempotency-key", "b")
+                    .body(r#"{"lines":[{"product_id":1,"quantity":0}],"method":"cash","address":"x","phone":"+529510000000"}"#),
+                409,
+            ),
+            (
+                c.post(format!("{}/api/v1/checkout", app.base))
+                    .bearer_auth(&token)
+                    .header("idempotency-key", "c")
+                    .body(r#"{"lines":[{"product_id":1,"quantity":100000}],"method":"cash","address":"x","phone":"+529510000000"}"#),
+                409,
+            ),
             (c.get(format!("{}/api/v1/products/xyz", app.base)), 400),
             (c.get(format!("{}/api/v1/products/424242", app.base)), 404),
             (c.post(format!("{}/api/v1/orders/1/transitions/fly", app.base)).bearer_auth(&token), 404),
@@ -1265,4 +1277,30 @@ async fn a_new_seller_lists_with_a_photo_and_a_cash_buyer_returns_and_is_refunde
                 .holds()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn errors_reach_the_reader_in_their_language() {
+    let app = spawn_on(testdb::sqlite().await, true, |_| {}).await;
+    let mut b = Browser::new(&app.base).await;
+    b.get("/lang/es").await;
+    b.get("/signup").await;
+    let (s, html) = b
+        .post(
+            "/signup",
+            &[
+                ("name", "Rosa"),
+                ("phone", "12ab"),
+                ("password", "una-clave-larga"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("no es un número de teléfono"), "{html}");
+    let (s, html) = b.get("/products/999999").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(html.contains("No encontramos ese producto"), "{html}");
+    let (s, html) = b.get("/products/abc").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(html.contains("no es válido"), "{html}");
 }

@@ -151,3 +151,71 @@ error-rate = Too many attempts. Wait a minute and try again.
 error-internal = Something went wrong on our side. Your data is safe; try again.
 error-login-needed = Please sign in first.
 go-back = Go back
+err-bad-request = This address or form is not valid. Go back and try again.
+err-busy = The system is busy; try again in a moment.
+err-not-found = { $what ->
+    [product] We could not find that product.
+    [order] We could not find that order.
+    [payment] We could not find that payment.
+    [user] We could not find that account.
+    [seller] We could not find that shop.
+    [photo] We could not find that photo.
+   *[other] We could not find that page.
+}
+err-address = Write a delivery address, or a plus code and a landmark (up to 500 characters).
+err-amount = "{ $text }" is not an amount. Use digits, for example 12.50.
+err-amount-negative = An amount cannot be negative.
+err-amount-range = That amount is too large.
+err-api-endpoint = There is no such API endpoint; see /api/v1/openapi.json.
+err-api-token-invalid = This API token is not valid.
+err-api-token-missing = Send "Authorization: Bearer <token>"; create a token with "tianguis user token".
+err-backup-exists = { $path } already exists; choose a new file name.
+err-backup-postgres = For PostgreSQL use pg_dump, for example: pg_dump --format=custom --file=tianguis.dump "$DATABASE_URL"
+err-bad-signature = The signature of this callback is not valid.
+err-callback-amount = The amount or currency does not match the payment.
+err-cart-empty = Your cart is empty.
+err-cash-only = Only cash payments are recorded by hand.
+err-category-exists = There is already a category "{ $slug }".
+err-category-slug = A category code uses lowercase letters and dashes only.
+err-checkout-in-flight = This order is still being placed; wait a moment and reload.
+err-currency = "{ $code }" is not a three-letter currency code.
+err-currency-mismatch = These amounts are in different currencies.
+err-database-url = The database address must start with sqlite: or postgres: (got "{ $url }").
+err-description-long = The description is longer than 4000 characters.
+err-email = "{ $email }" is not an email address.
+err-idempotency-header = Send an Idempotency-Key header so a retried checkout is not charged twice.
+err-idempotency-key = This form is missing its one-time key. Reload the page and try again.
+err-insufficient-funds = There is not enough money in this account for that.
+err-journey-level = The journey level is a number from 0 to 5.
+err-ledger-unbalanced = The accounts would not balance; nothing was changed.
+err-name-length = Write a name of 1 to 120 characters.
+err-no-shop = You do not have a shop yet.
+err-not-a-number = "{ $value }" is not a valid number here.
+err-not-sold = This product is no longer for sale.
+err-not-your-move = You may not do this to this order.
+err-order-changed = The order changed meanwhile. Reload the page and try again.
+err-out-of-stock = Only { $available } left of one of your products. Lower the quantity and try again.
+err-password-short = The password needs at least 8 characters.
+err-pay-via-payment = Payments are recorded on the payment page.
+err-payment-method = Choose mobile money or cash.
+err-payout-positive = A payout must be more than zero.
+err-payout-too-much = The payout is more than the seller is owed.
+err-phone = "{ $input }" is not a phone number. Use 7 to 15 digits, optionally starting with +.
+err-phone-taken = An account with this phone number already exists. Sign in instead.
+err-photo-format = The file is not a JPEG or PNG photo.
+err-photo-large = The photo is larger than 10 MB.
+err-place-kind = A place is a district, city, town or village.
+err-place-name = A place needs a name.
+err-price = The price must be zero or more.
+err-product-name = Write a product name of 1 to 120 characters.
+err-quantity = The quantity must be between 1 and 999.
+err-refund-needed = Say how much to refund to the buyer (0 gives everything to the seller).
+err-refund-range = The refund must be between 0 and { $max }.
+err-role = "{ $role }" is not a role: use buyer, seller or admin.
+err-setting-range = { $what } must be between 0 and { $max }.
+err-shop-name = Write a shop name of 1 to 120 characters.
+err-shop-place = Choose where your shop is.
+err-stock = Stock must be between 0 and 1,000,000.
+err-transition-state = This cannot be done to the order as it is now. Reload the page to see what changed.
+err-unknown-action = There is no action called "{ $name }".
+err-unknown-category = Choose a category from the list.

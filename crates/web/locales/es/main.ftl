@@ -151,3 +151,71 @@ error-rate = Demasiados intentos. Espere un minuto e intente de nuevo.
 error-internal = Algo falló de nuestro lado. Sus datos están a salvo; intente de nuevo.
 error-login-needed = Primero entre a su cuenta.
 go-back = Regresar
+err-bad-request = Esta dirección o formulario no es válido. Regrese e intente de nuevo.
+err-busy = El sistema está ocupado; intente de nuevo en un momento.
+err-not-found = { $what ->
+    [product] No encontramos ese producto.
+    [order] No encontramos ese pedido.
+    [payment] No encontramos ese pago.
+    [user] No encontramos esa cuenta.
+    [seller] No encontramos esa tienda.
+    [photo] No encontramos esa foto.
+   *[other] No encontramos esa página.
+}
+err-address = Escriba una dirección de entrega, o un código plus y una referencia (hasta 500 caracteres).
+err-amount = "{ $text }" no es una cantidad. Use números, por ejemplo 12.50.
+err-amount-negative = Una cantidad no puede ser negativa.
+err-amount-range = Esa cantidad es demasiado grande.
+err-api-endpoint = No existe ese recurso de la API; vea /api/v1/openapi.json.
+err-api-token-invalid = Esta clave de API no es válida.
+err-api-token-missing = Envíe "Authorization: Bearer <clave>"; cree una clave con "tianguis user token".
+err-backup-exists = { $path } ya existe; elija otro nombre de archivo.
+err-backup-postgres = Para PostgreSQL use pg_dump, por ejemplo: pg_dump --format=custom --file=tianguis.dump "$DATABASE_URL"
+err-bad-signature = La firma de este aviso no es válida.
+err-callback-amount = El monto o la moneda no coinciden con el pago.
+err-cart-empty = Su carrito está vacío.
+err-cash-only = Solo los pagos en efectivo se registran a mano.
+err-category-exists = Ya existe una categoría "{ $slug }".
+err-category-slug = El código de categoría usa solo minúsculas y guiones.
+err-checkout-in-flight = Este pedido todavía se está registrando; espere un momento y vuelva a cargar.
+err-currency = "{ $code }" no es un código de moneda de tres letras.
+err-currency-mismatch = Estas cantidades están en monedas distintas.
+err-database-url = La dirección de la base de datos debe empezar con sqlite: o postgres: (se recibió "{ $url }").
+err-description-long = La descripción tiene más de 4000 caracteres.
+err-email = "{ $email }" no es un correo electrónico.
+err-idempotency-header = Envíe una cabecera Idempotency-Key para que un reintento no cobre dos veces.
+err-idempotency-key = Al formulario le falta su clave única. Vuelva a cargar la página e intente de nuevo.
+err-insufficient-funds = No hay suficiente dinero en esta cuenta para eso.
+err-journey-level = El nivel digital es un número del 0 al 5.
+err-ledger-unbalanced = Las cuentas no cuadrarían; no se cambió nada.
+err-name-length = Escriba un nombre de 1 a 120 caracteres.
+err-no-shop = Todavía no tiene una tienda.
+err-not-a-number = "{ $value }" no es un número válido aquí.
+err-not-sold = Este producto ya no está a la venta.
+err-not-your-move = No puede hacer esto con este pedido.
+err-order-changed = El pedido cambió mientras tanto. Vuelva a cargar la página e intente de nuevo.
+err-out-of-stock = Solo quedan { $available } de uno de sus productos. Baje la cantidad e intente de nuevo.
+err-password-short = La contraseña necesita al menos 8 caracteres.
+err-pay-via-payment = Los pagos se registran en la página de pago.
+err-payment-method = Elija dinero móvil o efectivo.
+err-payout-positive = Un pago al vendedor debe ser mayor que cero.
+err-payout-too-much = El pago es mayor que lo que se le debe al vendedor.
+err-phone = "{ $input }" no es un número de teléfono. Use de 7 a 15 dígitos, con + al inicio si quiere.
+err-phone-taken = Ya existe una cuenta con este teléfono. Mejor entre a su cuenta.
+err-photo-format = El archivo no es una foto JPEG o PNG.
+err-photo-large = La foto pesa más de 10 MB.
+err-place-kind = Un lugar es un distrito, ciudad, pueblo o comunidad.
+err-place-name = El lugar necesita un nombre.
+err-price = El precio debe ser cero o más.
+err-product-name = Escriba un nombre de producto de 1 a 120 caracteres.
+err-quantity = La cantidad debe estar entre 1 y 999.
+err-refund-needed = Indique cuánto reembolsar al comprador (0 entrega todo al vendedor).
+err-refund-range = El reembolso debe estar entre 0 y { $max }.
+err-role = "{ $role }" no es un rol: use buyer, seller o admin.
+err-setting-range = { $what } debe estar entre 0 y { $max }.
+err-shop-name = Escriba un nombre de tienda de 1 a 120 caracteres.
+err-shop-place = Elija dónde está su tienda.
+err-stock = Las existencias deben estar entre 0 y 1,000,000.
+err-transition-state = Esto no se puede hacer con el pedido tal como está. Vuelva a cargar la página para ver qué cambió.
+err-unknown-action = No existe una acción llamada "{ $name }".
+err-unknown-category = Elija una categoría de la lista.
