@@ -45,6 +45,7 @@ pub struct User {
     pub place_id: Option<i64>,
     /// The seller profile id when the user sells.
     pub seller_id: Option<i64>,
+    pub active: bool,
 }
 
 fn argon() -> Argon2<'static> {
@@ -65,7 +66,8 @@ fn verify_password(pw: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| argon().verify_password(pw.as_bytes(), &h).is_ok())
 }
 
-const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id";
+const USER_COLS: &str =
+    "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id, u.active";
 
 fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
@@ -76,6 +78,7 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
         role: Role::parse(&row_str(row, "role")?)?,
         place_id: row_opt_i64(row, "place_id")?,
         seller_id: row_opt_i64(row, "seller_id")?,
+        active: row_i64(row, "active")? == 1,
     })
 }
 
@@ -144,6 +147,42 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
         user_from(&row.ok_or(StoreError::NotFound("user"))?)
+    }
+
+    /// An admin changes a user's role or suspends them. A suspended user's sessions and API
+    /// tokens stop working at once. Nobody can demote or suspend themselves.
+    pub async fn set_user_access(
+        &self,
+        admin: &User,
+        user_id: i64,
+        role: Role,
+        active: bool,
+    ) -> Result<()> {
+        if admin.role != Role::Admin {
+            return Err(StoreError::Forbidden(Msg::new("err-not-your-move")));
+        }
+        if admin.id == user_id && (role != Role::Admin || !active) {
+            return Err(StoreError::invalid("err-self-demote"));
+        }
+        let target = self.user(user_id).await?;
+        if role == Role::Seller && target.seller_id.is_none() {
+            return Err(StoreError::invalid("err-no-shop"));
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET role = $1, active = $2 WHERE id = $3")
+            .bind(role.as_str())
+            .bind(active as i64)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if !active {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn list_users(&self, limit: i64) -> Result<Vec<User>> {

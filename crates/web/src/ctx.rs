@@ -102,7 +102,7 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         _ => Tr::from_accept_language(&accept),
     };
     let user = match user_id {
-        Some(id) => s.db.user(id).await.ok(),
+        Some(id) => s.db.user(id).await.ok().filter(|u| u.active),
         None => None,
     };
     let cart_count =

@@ -56,6 +56,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/places", post(admin_place))
         .route("/admin/categories", post(admin_category))
         .route("/admin/payments/{id}/cash", post(admin_cash))
+        .route("/admin/users/{id}", post(admin_user))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
@@ -1252,6 +1253,20 @@ async fn admin_cash(
         return Err(AppError::bad(Msg::new("err-cash-only")));
     }
     s.db.payment_succeeded(id, Some(admin.id)).await?;
+    Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+async fn admin_user(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let admin = admin_of(&c)?;
+    let role = Role::parse(f.get("role").map(String::as_str).unwrap_or(""))?;
+    let active = f.get("active").is_some_and(|v| v == "1");
+    s.db.set_user_access(&admin, id, role, active).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
 }
 

@@ -527,6 +527,11 @@ async fn authorization_matrix_every_route_every_role() {
                 vec![],
                 &[Admin],
             ),
+            (
+                format!("/admin/users/{}", other_buyer.id),
+                vec![("role", "buyer"), ("active", "1")],
+                &[Admin],
+            ),
         ];
         for (path, form, allowed) in &posts {
             for (i, w) in EVERYONE.iter().enumerate() {
@@ -1303,4 +1308,125 @@ async fn errors_reach_the_reader_in_their_language() {
     let (s, html) = b.get("/products/abc").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(html.contains("no es válido"), "{html}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_suspends_a_user_whose_session_and_token_stop_at_once() {
+    for app in apps(true).await {
+        let buyer = app.db.user_by_phone("+520000002003").await.unwrap();
+        let token = app.db.create_api_token(buyer.id, "t").await.unwrap();
+        let mut b = Browser::login(&app.base, &buyer.phone).await;
+        assert_eq!(b.get("/orders").await.0, StatusCode::OK);
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        admin.get("/admin").await;
+        let (s, _) = admin
+            .post(&format!("/admin/users/{}", buyer.id), &[("role", "buyer")])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(
+            b.get("/orders").await.0,
+            StatusCode::UNAUTHORIZED,
+            "the suspended session is gone"
+        );
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/orders", app.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the token is refused");
+        let mut login = Browser::new(&app.base).await;
+        login.get("/login").await;
+        assert_eq!(
+            login
+                .post(
+                    "/login",
+                    &[("phone", &buyer.phone), ("password", DEMO_PASSWORD)]
+                )
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        // The admin cannot lock themselves out.
+        let me = app.db.user_by_phone(DEMO_ADMIN_PHONE).await.unwrap();
+        let (s, html) = admin
+            .post(
+                &format!("/admin/users/{}", me.id),
+                &[("role", "buyer"), ("active", "1")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        // Reinstated, they can sign in again.
+        admin
+            .post(
+                &format!("/admin/users/{}", buyer.id),
+                &[("role", "buyer"), ("active", "1")],
+            )
+            .await;
+        Browser::login(&app.base, &buyer.phone).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_servers_running_workers_expire_each_unpaid_order_exactly_once() {
+    for app in apps(true).await {
+        // A second server process: its own pool and workers, the same database and clock.
+        let mut db2 = Db::connect(&app.t.url).await.unwrap();
+        db2.clock = app.db.clock.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base_b = format!("http://{}", listener.local_addr().unwrap());
+        let mut config = tianguis_web::Config::local(&base_b);
+        config.worker_interval_ms = 50;
+        config.checkout_per_minute = 10_000;
+        tokio::spawn(tianguis_web::serve(
+            tianguis_web::state(db2, config),
+            listener,
+        ));
+        let buyer = app.db.user_by_phone("+520000002004").await.unwrap();
+        let token = app.db.create_api_token(buyer.id, "t").await.unwrap();
+        let c = reqwest::Client::new();
+        let pid = 7;
+        let stock = app.db.product(pid).await.unwrap().stock;
+        let mut orders = Vec::new();
+        for i in 0..6 {
+            let base = if i % 2 == 0 { &app.base } else { &base_b };
+            let body = serde_json::json!({"lines": [{"product_id": pid, "quantity": 1}], "method": "cash", "address": "Santa Ana", "phone": "+529510000002"});
+            let r = c
+                .post(format!("{base}/api/v1/checkout"))
+                .bearer_auth(&token)
+                .header("idempotency-key", format!("two-{i}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            orders.push(
+                r.json::<serde_json::Value>().await.unwrap()["order_ids"][0]
+                    .as_i64()
+                    .unwrap(),
+            );
+        }
+        assert_eq!(app.db.product(pid).await.unwrap().stock, stock - 6);
+        app.db.clock.advance(Duration::from_secs(2 * 3600));
+        for o in &orders {
+            wait_state(&app.db, *o, "cancelled").await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await; // let both workers have another go
+        for o in &orders {
+            let expiries = app
+                .db
+                .order_events(*o)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| e.transition == "expire_unpaid")
+                .count();
+            assert_eq!(expiries, 1, "order {o} expired {expiries} times");
+        }
+        assert_eq!(
+            app.db.product(pid).await.unwrap().stock,
+            stock,
+            "stock restored exactly once"
+        );
+    }
 }
