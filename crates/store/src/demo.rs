@@ -210,6 +210,9 @@ const SHOP_WORDS: &[&str] = &[
     "Bordados Lupita",
 ];
 
+/// Transitions and who takes them.
+type Steps = &'static [(Transition, Actor)];
+
 /// Fill an empty database with the demo district. Refuses to run twice.
 pub async fn seed(db: &Db, progress: bool) -> Result<()> {
     if !db.places().await?.is_empty() {
@@ -365,107 +368,38 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         );
     }
 
-    // Orders in every state: each target state is reached by real transitions.
-    let script: &[(OrderState, &[(Transition, Actor)])] = &[
-        (OrderState::Placed, &[]),
-        (OrderState::Paid, &[(Transition::Pay, Actor::System)]),
-        (
-            OrderState::Accepted,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-            ],
-        ),
-        (
-            OrderState::Packed,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-            ],
-        ),
-        (
-            OrderState::Shipped,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-                (Transition::Ship, Actor::Seller),
-            ],
-        ),
-        (
-            OrderState::Delivered,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-                (Transition::Ship, Actor::Seller),
-                (Transition::ConfirmDelivery, Actor::Buyer),
-            ],
-        ),
-        (
-            OrderState::Completed,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-                (Transition::Ship, Actor::Seller),
-                (Transition::ConfirmDelivery, Actor::Buyer),
-                (Transition::ConfirmReceipt, Actor::Buyer),
-            ],
-        ),
-        (
-            OrderState::Cancelled,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Cancel, Actor::Seller),
-            ],
-        ),
-        (
-            OrderState::ReturnRequested,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-                (Transition::Ship, Actor::Seller),
-                (Transition::ConfirmDelivery, Actor::Buyer),
-                (Transition::RequestReturn, Actor::Buyer),
-            ],
-        ),
+    // Orders in every state, each reached by real transitions: a prefix of the happy path,
+    // then a branch.
+    use Actor::{Admin, Buyer, Seller, System};
+    use Transition as T;
+    const HAPPY: [(Transition, Actor); 6] = [
+        (T::Pay, System),
+        (T::Accept, Seller),
+        (T::Pack, Seller),
+        (T::Ship, Seller),
+        (T::ConfirmDelivery, Buyer),
+        (T::ConfirmReceipt, Buyer),
+    ];
+    let script: &[(OrderState, usize, Steps)] = &[
+        (OrderState::Placed, 0, &[]),
+        (OrderState::Paid, 1, &[]),
+        (OrderState::Accepted, 2, &[]),
+        (OrderState::Packed, 3, &[]),
+        (OrderState::Shipped, 4, &[]),
+        (OrderState::Delivered, 5, &[]),
+        (OrderState::Completed, 6, &[]),
+        (OrderState::Cancelled, 1, &[(T::Cancel, Seller)]),
+        (OrderState::ReturnRequested, 5, &[(T::RequestReturn, Buyer)]),
         (
             OrderState::Returned,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-                (Transition::Ship, Actor::Seller),
-                (Transition::ConfirmDelivery, Actor::Buyer),
-                (Transition::RequestReturn, Actor::Buyer),
-                (Transition::MarkReturned, Actor::Seller),
-            ],
+            5,
+            &[(T::RequestReturn, Buyer), (T::MarkReturned, Seller)],
         ),
-        (
-            OrderState::Disputed,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-                (Transition::Ship, Actor::Seller),
-                (Transition::ConfirmDelivery, Actor::Buyer),
-                (Transition::Dispute, Actor::Buyer),
-            ],
-        ),
+        (OrderState::Disputed, 5, &[(T::Dispute, Buyer)]),
         (
             OrderState::Resolved,
-            &[
-                (Transition::Pay, Actor::System),
-                (Transition::Accept, Actor::Seller),
-                (Transition::Pack, Actor::Seller),
-                (Transition::Ship, Actor::Seller),
-                (Transition::ConfirmDelivery, Actor::Buyer),
-                (Transition::Dispute, Actor::Buyer),
-                (Transition::Resolve, Actor::Admin),
-            ],
+            5,
+            &[(T::Dispute, Buyer), (T::Resolve, Admin)],
         ),
     ];
     let products = db
@@ -482,7 +416,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             // "returned" (its refund runs when the server starts).
             db.run_due_jobs("demo-seed", 200).await?;
         }
-        for (target, steps) in script {
+        for (target, prefix, branch) in script {
             if round == 5 && *target != OrderState::Returned {
                 continue;
             }
@@ -506,7 +440,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 .await?;
             n += 1;
             for oid in &res.order_ids {
-                for (t, a) in *steps {
+                for (t, a) in HAPPY[..*prefix].iter().chain(branch.iter()) {
                     if *t == Transition::Pay {
                         db.payment_succeeded(res.payment_id, None).await?;
                     } else {
@@ -515,7 +449,6 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     }
                 }
             }
-            let _ = target;
             bar.inc(1);
         }
     }

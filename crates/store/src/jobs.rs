@@ -112,12 +112,7 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        if outcome == "skipped" {
-            // Nothing else was written; commit only the mark.
-            tx.commit().await?;
-            return Ok(false);
-        }
         tx.commit().await?;
-        Ok(true)
+        Ok(outcome == "done")
     }
 }

@@ -576,7 +576,7 @@ impl Db {
     }
 
     pub async fn payment(&self, id: i64) -> Result<Payment> {
-        let r = sqlx::query("SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments WHERE id = $1")
+        let r = sqlx::query(&format!("{PAYMENT_SELECT} WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -585,7 +585,7 @@ impl Db {
     }
 
     pub async fn payment_by_ref(&self, provider_ref: &str) -> Result<Payment> {
-        let r = sqlx::query("SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments WHERE provider_ref = $1")
+        let r = sqlx::query(&format!("{PAYMENT_SELECT} WHERE provider_ref = $1"))
             .bind(provider_ref.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -629,7 +629,7 @@ impl Db {
     ) -> Result<bool> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let pay = sqlx::query("SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments WHERE id = $1")
+        let pay = sqlx::query(&format!("{PAYMENT_SELECT} WHERE id = $1"))
             .bind(payment_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -700,16 +700,17 @@ impl Db {
 
     /// Payments still waiting for the provider, for the reconciliation job.
     pub async fn pending_payments(&self, older_than_ms: i64) -> Result<Vec<Payment>> {
-        let rows = sqlx::query(
-            "SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments \
-             WHERE status = 'pending' AND provider_ref IS NOT NULL AND updated_at < $1 ORDER BY id LIMIT 100",
-        )
+        let rows = sqlx::query(&format!(
+            "{PAYMENT_SELECT} WHERE status = 'pending' AND provider_ref IS NOT NULL AND updated_at < $1 ORDER BY id LIMIT 100"
+        ))
         .bind(self.now_ms() - older_than_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(payment_from).collect()
     }
 }
+
+const PAYMENT_SELECT: &str = "SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments";
 
 fn payment_from(r: &sqlx::any::AnyRow) -> Result<Payment> {
     Ok(Payment {
