@@ -700,12 +700,10 @@ impl Db {
 
     /// Payments still waiting for the provider, for the reconciliation job.
     pub async fn pending_payments(&self, older_than_ms: i64) -> Result<Vec<Payment>> {
-        let rows = sqlx::query(&format!(
-            "{PAYMENT_SELECT} WHERE status = 'pending' AND provider_ref IS NOT NULL AND updated_at < $1 ORDER BY id LIMIT 100"
-        ))
-        .bind(self.now_ms() - older_than_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(&format!("{PAYMENT_SELECT} WHERE status = 'pending' AND provider_ref IS NOT NULL AND updated_at < $1 ORDER BY id LIMIT 100"))
+            .bind(self.now_ms() - older_than_ms)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(payment_from).collect()
     }
 }

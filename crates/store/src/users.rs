@@ -299,6 +299,20 @@ impl Db {
         Ok(())
     }
 
+    /// Expired sessions and their carts go; returns how many sessions.
+    pub async fn delete_expired_sessions(&self) -> Result<u64> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM cart_lines WHERE session_id IN (SELECT id FROM sessions WHERE expires_at <= $1)").bind(now).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
     pub async fn delete_session(&self, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM cart_lines WHERE session_id = $1")
             .bind(id.to_string())

@@ -60,8 +60,12 @@ fn cookie_value(req: &Request, name: &str) -> Option<String> {
     None
 }
 
-pub fn set_cookie(resp: &mut Response, id: &str) {
-    let c = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000");
+/// The session cookie: HttpOnly, SameSite=Lax, and Secure when the site is served over HTTPS.
+pub fn set_cookie(resp: &mut Response, id: &str, secure: bool) {
+    let c = format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age=2592000{}",
+        if secure { "; Secure" } else { "" }
+    );
     if let Ok(v) = HeaderValue::from_str(&c) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -134,7 +138,11 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         );
     }
     if fresh && !resp.headers().contains_key(header::SET_COOKIE) {
-        set_cookie(&mut resp, &session_id);
+        set_cookie(
+            &mut resp,
+            &session_id,
+            s.config.public_url.starts_with("https://"),
+        );
     }
     resp
 }

@@ -680,9 +680,9 @@ struct LoginForm {
     password: String,
 }
 
-fn signed_in(id: &str, to: &str) -> Response {
+fn signed_in(s: &AppState, id: &str, to: &str) -> Response {
     let mut r = Redirect::to(to).into_response();
-    ctx::set_cookie(&mut r, id);
+    ctx::set_cookie(&mut r, id, s.config.public_url.starts_with("https://"));
     r
 }
 
@@ -701,7 +701,11 @@ async fn login(
             let (id, _) =
                 s.db.rotate_session(Some(&c.session_id), Some(u.id), Some(c.t.lang))
                     .await?;
-            Ok(signed_in(&id, if c.cart_count > 0 { "/cart" } else { "/" }))
+            Ok(signed_in(
+                &s,
+                &id,
+                if c.cart_count > 0 { "/cart" } else { "/" },
+            ))
         }
         None => {
             let page = LoginPage {
@@ -790,7 +794,11 @@ async fn signup(
             let (id, _) =
                 s.db.rotate_session(Some(&c.session_id), Some(u.id), Some(c.t.lang))
                     .await?;
-            Ok(signed_in(&id, if f.seller == "1" { "/shop" } else { "/" }))
+            Ok(signed_in(
+                &s,
+                &id,
+                if f.seller == "1" { "/shop" } else { "/" },
+            ))
         }
         Err(e) => {
             let e = AppError::from(e);
@@ -825,7 +833,7 @@ async fn logout(
     c.check_csrf(&f.csrf)?;
     s.db.delete_session(&c.session_id).await?;
     let (id, _) = s.db.create_session(None, Some(c.t.lang)).await?;
-    Ok(signed_in(&id, "/"))
+    Ok(signed_in(&s, &id, "/"))
 }
 
 async fn set_lang(

@@ -982,6 +982,33 @@ async fn login_is_rate_limited_and_rotates_the_session() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the old id is dead");
+    let r = c
+        .get(format!("{}/orders", app2.base))
+        .header("cookie", &new_sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "no scripts allowed: {csp}"
+    );
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    // Sessions expire after 30 days and are swept with their carts.
+    app2.db.clock.advance(Duration::from_secs(31 * 86_400));
+    assert!(app2.db.delete_expired_sessions().await.unwrap() >= 1);
+    let r = c
+        .get(format!("{}/orders", app2.base))
+        .header("cookie", &new_sid)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "an expired session signs nobody in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
