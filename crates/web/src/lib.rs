@@ -198,10 +198,10 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
             if n.is_multiple_of(30) {
                 api::reconcile_payments(&state).await;
             }
-            if n.is_multiple_of(600) {
-                if let Err(e) = state.db.delete_expired_sessions().await {
-                    tracing::warn!(error = %e, "session clean-up failed");
-                }
+            if n.is_multiple_of(600)
+                && let Err(e) = state.db.delete_expired_sessions().await
+            {
+                tracing::warn!(error = %e, "session clean-up failed");
             }
         }
     })
