@@ -54,6 +54,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: UserCmd,
     },
+    /// Plus codes (Open Location Code): one result per line.
+    Pluscode {
+        #[command(subcommand)]
+        cmd: PlusCmd,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -82,6 +87,38 @@ enum UserCmd {
         phone: String,
         #[arg(long, default_value = "cli")]
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlusCmd {
+    /// The code of a location.
+    Encode {
+        #[arg(allow_negative_numbers = true)]
+        lat: f64,
+        #[arg(allow_negative_numbers = true)]
+        lng: f64,
+        /// Digits: 2, 4, 6, 8, or 10 to 15 (10 is about 14 m).
+        #[arg(long, default_value_t = 10)]
+        length: usize,
+    },
+    /// The area of a full code: LAT_LO LNG_LO LAT_HI LNG_HI (south-west and north-east corners).
+    Decode { code: String },
+    /// The shortest code that recovers near the reference location.
+    Shorten {
+        code: String,
+        #[arg(allow_negative_numbers = true)]
+        lat: f64,
+        #[arg(allow_negative_numbers = true)]
+        lng: f64,
+    },
+    /// The full code a short code means near the reference location.
+    Recover {
+        code: String,
+        #[arg(allow_negative_numbers = true)]
+        lat: f64,
+        #[arg(allow_negative_numbers = true)]
+        lng: f64,
     },
 }
 
@@ -207,11 +244,29 @@ async fn run() -> Result<()> {
                 .with_context(|| format!("no user with phone {phone}"))?;
             println!("{}", db.create_api_token(user.id, &name).await?);
         }
+        Cmd::Pluscode { cmd } => println!("{}", pluscode(cmd)?),
         Cmd::Bench {
             cmd: BenchCmd::Checkout { clients, seconds },
         } => bench_checkout(&cli.database_url, clients, seconds).await?,
     }
     Ok(())
+}
+
+fn pluscode(cmd: PlusCmd) -> Result<String> {
+    use tianguis_geo::PlusCode;
+    Ok(match cmd {
+        PlusCmd::Encode { lat, lng, length } => PlusCode::encode(lat, lng, length)?.to_string(),
+        PlusCmd::Decode { code } => {
+            let a = PlusCode::parse(&code)?.decode()?;
+            format!("{} {} {} {}", a.lat_lo, a.lng_lo, a.lat_hi, a.lng_hi)
+        }
+        PlusCmd::Shorten { code, lat, lng } => {
+            PlusCode::parse(&code)?.shorten(lat, lng)?.to_string()
+        }
+        PlusCmd::Recover { code, lat, lng } => {
+            PlusCode::parse(&code)?.recover(lat, lng)?.to_string()
+        }
+    })
 }
 
 async fn open(url: &str) -> Result<Db> {
