@@ -99,6 +99,8 @@ impl Actor {
 #[serde(rename_all = "snake_case")]
 pub enum Transition {
     Pay,
+    AcceptOnDelivery,
+    CollectOnDelivery,
     ExpireUnpaid,
     Cancel,
     Accept,
@@ -145,12 +147,33 @@ pub enum Effect {
     Schedule(Timer, Transition),
 }
 
+/// Which orders a transition applies to, by how they are paid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Payment {
+    Any,
+    /// Paid before fulfilment (mobile money, cash at a digital centre).
+    Prepaid,
+    /// Cash on delivery: fulfilled unpaid; the delivery is the collection.
+    OnDelivery,
+}
+
+impl Payment {
+    pub fn admits(&self, on_delivery: bool) -> bool {
+        match self {
+            Payment::Any => true,
+            Payment::Prepaid => !on_delivery,
+            Payment::OnDelivery => on_delivery,
+        }
+    }
+}
+
 pub struct TransitionDef {
     pub name: Transition,
     pub from: &'static [OrderState],
     pub to: OrderState,
     pub actors: &'static [Actor],
     pub effects: &'static [Effect],
+    pub payment: Payment,
 }
 
 use Actor as A;
@@ -160,6 +183,26 @@ use OrderState as S;
 /// The whole process. Read this table to know what an order can do.
 pub const TRANSITIONS: &[TransitionDef] = &[
     TransitionDef {
+        name: Transition::AcceptOnDelivery,
+        from: &[S::Placed],
+        to: S::Accepted,
+        actors: &[A::Seller],
+        // The ship deadline was set at checkout.
+        effects: &[],
+        payment: Payment::OnDelivery,
+    },
+    TransitionDef {
+        name: Transition::CollectOnDelivery,
+        from: &[S::Shipped],
+        to: S::Delivered,
+        actors: &[A::Seller, A::Admin, A::Collector],
+        effects: &[
+            E::HoldPayment,
+            E::Schedule(Timer::DisputeWindow, Transition::AutoComplete),
+        ],
+        payment: Payment::OnDelivery,
+    },
+    TransitionDef {
         name: Transition::Pay,
         from: &[S::Placed],
         to: S::Paid,
@@ -168,6 +211,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
             E::HoldPayment,
             E::Schedule(Timer::Unshipped, Transition::AutoCancelUnshipped),
         ],
+        payment: Payment::Prepaid,
     },
     TransitionDef {
         name: Transition::ExpireUnpaid,
@@ -175,6 +219,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Cancelled,
         actors: &[A::System],
         effects: &[E::RestoreStock],
+        payment: Payment::Prepaid,
     },
     TransitionDef {
         name: Transition::Cancel,
@@ -182,6 +227,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Cancelled,
         actors: &[A::Buyer, A::Seller, A::Admin],
         effects: &[E::RefundAll, E::RestoreStock],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::Accept,
@@ -189,6 +235,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Accepted,
         actors: &[A::Seller],
         effects: &[],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::Pack,
@@ -196,6 +243,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Packed,
         actors: &[A::Seller],
         effects: &[],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::Ship,
@@ -203,13 +251,15 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Shipped,
         actors: &[A::Seller],
         effects: &[],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::AutoCancelUnshipped,
-        from: &[S::Paid, S::Accepted, S::Packed],
+        from: &[S::Placed, S::Paid, S::Accepted, S::Packed],
         to: S::Cancelled,
         actors: &[A::System],
         effects: &[E::RefundAll, E::RestoreStock],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::ConfirmDelivery,
@@ -217,6 +267,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Delivered,
         actors: &[A::Buyer, A::Seller, A::Admin],
         effects: &[E::Schedule(Timer::DisputeWindow, Transition::AutoComplete)],
+        payment: Payment::Prepaid,
     },
     TransitionDef {
         name: Transition::ConfirmReceipt,
@@ -224,6 +275,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Completed,
         actors: &[A::Buyer],
         effects: &[E::ReleaseEscrow],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::AutoComplete,
@@ -231,6 +283,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Completed,
         actors: &[A::System],
         effects: &[E::ReleaseEscrow],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::RequestReturn,
@@ -238,6 +291,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::ReturnRequested,
         actors: &[A::Buyer],
         effects: &[],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::MarkReturned,
@@ -248,6 +302,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
             E::RestoreStock,
             E::Schedule(Timer::Now, Transition::AutoRefund),
         ],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::AutoRefund,
@@ -255,6 +310,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Refunded,
         actors: &[A::System],
         effects: &[E::RefundAll],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::Dispute,
@@ -262,6 +318,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Disputed,
         actors: &[A::Buyer, A::Seller],
         effects: &[],
+        payment: Payment::Any,
     },
     TransitionDef {
         name: Transition::Resolve,
@@ -269,6 +326,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         to: S::Resolved,
         actors: &[A::Admin],
         effects: &[E::SplitEscrow],
+        payment: Payment::Any,
     },
 ];
 
@@ -282,6 +340,8 @@ impl Transition {
     pub fn as_str(&self) -> &'static str {
         match self {
             Transition::Pay => "pay",
+            Transition::AcceptOnDelivery => "accept_on_delivery",
+            Transition::CollectOnDelivery => "collect_on_delivery",
             Transition::ExpireUnpaid => "expire_unpaid",
             Transition::Cancel => "cancel",
             Transition::Accept => "accept",
@@ -315,6 +375,8 @@ pub enum ProcessError {
         transition: Transition,
         actor: Actor,
     },
+    #[error("{transition:?} does not apply to an order paid this way")]
+    WrongPayment { transition: Transition },
 }
 
 impl ProcessError {
@@ -326,6 +388,7 @@ impl ProcessError {
                     .arg("state", from.as_str())
             }
             ProcessError::NotYourMove { .. } => crate::Msg::new("err-not-your-move"),
+            ProcessError::WrongPayment { .. } => crate::Msg::new("err-wrong-payment"),
         }
     }
 }
@@ -335,8 +398,12 @@ pub fn step(
     state: OrderState,
     transition: Transition,
     actor: Actor,
+    on_delivery: bool,
 ) -> Result<(OrderState, &'static [Effect]), ProcessError> {
     let d = transition.def();
+    if !d.payment.admits(on_delivery) {
+        return Err(ProcessError::WrongPayment { transition });
+    }
     if !d.actors.contains(&actor) {
         return Err(ProcessError::NotYourMove { transition, actor });
     }
@@ -350,10 +417,12 @@ pub fn step(
 }
 
 /// Transitions an actor could take from a state (for showing buttons).
-pub fn available(state: OrderState, actor: Actor) -> Vec<Transition> {
+pub fn available(state: OrderState, actor: Actor, on_delivery: bool) -> Vec<Transition> {
     TRANSITIONS
         .iter()
-        .filter(|d| d.from.contains(&state) && d.actors.contains(&actor))
+        .filter(|d| {
+            d.from.contains(&state) && d.actors.contains(&actor) && d.payment.admits(on_delivery)
+        })
         .map(|d| d.name)
         .collect()
 }
@@ -402,7 +471,7 @@ mod tests {
             (Transition::ConfirmDelivery, A::Buyer),
             (Transition::ConfirmReceipt, A::Buyer),
         ] {
-            s = step(s, t, a).unwrap().0;
+            s = step(s, t, a, false).unwrap().0;
         }
         assert_eq!(s, S::Completed);
         assert!(s.is_final());
@@ -411,12 +480,12 @@ mod tests {
     #[test]
     fn buyer_cannot_ship_and_seller_cannot_release() {
         assert!(matches!(
-            step(S::Packed, Transition::Ship, A::Buyer),
+            step(S::Packed, Transition::Ship, A::Buyer, false),
             Err(ProcessError::NotYourMove { .. })
         ));
-        assert!(step(S::Delivered, Transition::ConfirmReceipt, A::Seller).is_err());
+        assert!(step(S::Delivered, Transition::ConfirmReceipt, A::Seller, false).is_err());
         assert!(matches!(
-            step(S::Placed, Transition::Ship, A::Seller),
+            step(S::Placed, Transition::Ship, A::Seller, false),
             Err(ProcessError::NotAllowedFrom { .. })
         ));
     }
@@ -447,7 +516,7 @@ mod tests {
     fn money_leaves_escrow_exactly_once_on_every_path() {
         // Walk every path from Placed (bounded depth) and count escrow-emptying effects after the
         // payment: each path that reaches a final state after paying must empty escrow once.
-        fn walk(s: S, paid: bool, emptied: u32, depth: u32) {
+        fn walk(s: S, on_delivery: bool, paid: bool, emptied: u32, depth: u32) {
             if s.is_final() {
                 if paid {
                     assert_eq!(emptied, 1, "escrow emptied {emptied} times ending in {s}");
@@ -457,7 +526,10 @@ mod tests {
                 return;
             }
             assert!(depth < 12);
-            for d in TRANSITIONS.iter().filter(|d| d.from.contains(&s)) {
+            for d in TRANSITIONS
+                .iter()
+                .filter(|d| d.from.contains(&s) && d.payment.admits(on_delivery))
+            {
                 let mut p = paid;
                 let mut e = emptied;
                 for eff in d.effects {
@@ -468,10 +540,49 @@ mod tests {
                         _ => {}
                     }
                 }
-                walk(d.to, p, e, depth + 1);
+                walk(d.to, on_delivery, p, e, depth + 1);
             }
         }
-        walk(S::Placed, false, 0, 0);
+        walk(S::Placed, false, false, 0, 0);
+        walk(S::Placed, true, false, 0, 0);
+    }
+
+    #[test]
+    fn cash_on_delivery_is_fulfilled_unpaid_and_paid_at_the_door() {
+        let mut s = S::Placed;
+        for (t, a) in [
+            (Transition::AcceptOnDelivery, A::Seller),
+            (Transition::Pack, A::Seller),
+            (Transition::Ship, A::Seller),
+        ] {
+            s = step(s, t, a, true).unwrap().0;
+        }
+        let (s, effects) = step(s, Transition::CollectOnDelivery, A::Seller, true).unwrap();
+        assert_eq!(s, S::Delivered);
+        assert!(
+            effects.contains(&E::HoldPayment),
+            "the cash goes into escrow at the door"
+        );
+        assert!(matches!(
+            step(S::Placed, Transition::Pay, A::System, true),
+            Err(ProcessError::WrongPayment { .. })
+        ));
+        assert!(matches!(
+            step(S::Placed, Transition::AcceptOnDelivery, A::Seller, false),
+            Err(ProcessError::WrongPayment { .. })
+        ));
+        assert!(matches!(
+            step(S::Shipped, Transition::ConfirmDelivery, A::Buyer, true),
+            Err(ProcessError::WrongPayment { .. })
+        ));
+        assert_eq!(
+            available(S::Placed, A::Seller, true),
+            vec![Transition::AcceptOnDelivery, Transition::Cancel]
+        );
+        assert_eq!(
+            available(S::Placed, A::Seller, false),
+            vec![Transition::Cancel]
+        );
     }
 
     #[test]

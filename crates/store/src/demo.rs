@@ -452,6 +452,31 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             bar.inc(1);
         }
     }
+    // Cash on delivery: one waiting for its seller, one delivered with the cash collected.
+    for (k, steps) in [
+        (0, &[][..]),
+        (
+            1,
+            &[T::AcceptOnDelivery, T::Pack, T::Ship, T::CollectOnDelivery][..],
+        ),
+    ] {
+        let p = &products[(k * 13 + 5) % products.len()];
+        let (res, _) = db
+            .checkout(&CheckoutRequest {
+                buyer_id: buyers[k + 3],
+                lines: vec![(p.id, 1)],
+                session_id: None,
+                idempotency_key: format!("demo-cod-{k}"),
+                method: PaymentMethod::CashOnDelivery,
+                address: "7F2M+QH El Rosario — tienda de Don Pepe / next to Don Pepe's shop".into(),
+                phone: "+529510000003".into(),
+            })
+            .await?;
+        for t in steps {
+            db.transition(res.order_ids[0], *t, Seller, None, "demo", None)
+                .await?;
+        }
+    }
     // Some money paid out to the first sellers.
     let mut paid = 0;
     for sid in &seller_ids {

@@ -99,7 +99,9 @@ impl Db {
         .await
         {
             Ok(_) => "done",
-            Err(StoreError::Process(ProcessError::NotAllowedFrom { .. })) => "skipped",
+            Err(StoreError::Process(
+                ProcessError::NotAllowedFrom { .. } | ProcessError::WrongPayment { .. },
+            )) => "skipped",
             Err(e) => return Err(e),
         };
         let n = sqlx::query("UPDATE jobs SET status = $1, locked_until = NULL, last_error = NULL WHERE id = $2 AND status = 'pending'")

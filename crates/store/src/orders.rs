@@ -17,7 +17,10 @@ use tianguis_domain::process::{self, Actor, Effect, OrderState, Policy, Transiti
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     MobileMoney,
+    /// Cash at a digital centre, before fulfilment.
     Cash,
+    /// Cash handed to whoever delivers; recorded by them.
+    CashOnDelivery,
 }
 
 impl PaymentMethod {
@@ -25,12 +28,14 @@ impl PaymentMethod {
         match self {
             PaymentMethod::MobileMoney => "mobile_money",
             PaymentMethod::Cash => "cash",
+            PaymentMethod::CashOnDelivery => "cash_on_delivery",
         }
     }
     pub fn parse(s: &str) -> Result<Self> {
         match s {
             "mobile_money" => Ok(PaymentMethod::MobileMoney),
             "cash" => Ok(PaymentMethod::Cash),
+            "cash_on_delivery" => Ok(PaymentMethod::CashOnDelivery),
             _ => Err(StoreError::invalid("err-payment-method")),
         }
     }
@@ -359,19 +364,32 @@ impl Db {
                 now,
             )
             .await?;
-            schedule(
-                &mut tx,
-                oid,
-                Transition::ExpireUnpaid,
-                now + policy.delay_ms(process::Timer::Unpaid),
-                now,
-            )
-            .await?;
+            if req.method == PaymentMethod::CashOnDelivery {
+                // Fulfilled unpaid: the seller has until the ship deadline to accept and send it.
+                schedule(
+                    &mut tx,
+                    oid,
+                    Transition::AutoCancelUnshipped,
+                    now + policy.delay_ms(process::Timer::Unshipped),
+                    now,
+                )
+                .await?;
+            } else {
+                schedule(
+                    &mut tx,
+                    oid,
+                    Transition::ExpireUnpaid,
+                    now + policy.delay_ms(process::Timer::Unpaid),
+                    now,
+                )
+                .await?;
+            }
             order_ids.push(oid);
         }
         let status = match req.method {
             PaymentMethod::MobileMoney => "pending",
             PaymentMethod::Cash => "awaiting_cash",
+            PaymentMethod::CashOnDelivery => "on_delivery",
         };
         let p = sqlx::query(
             "INSERT INTO payments (checkout_id, method, status, amount_minor, currency, payer_phone, created_at, updated_at) \
@@ -781,13 +799,11 @@ pub(crate) async fn apply(
     refund_minor: Option<i64>,
     method: &str,
 ) -> Result<OrderState> {
-    let r = sqlx::query(
-        "SELECT state, seller_id, currency, total_minor, fee_bps FROM orders WHERE id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(StoreError::NotFound("order"))?;
+    let r = sqlx::query("SELECT o.state, o.seller_id, o.currency, o.total_minor, o.fee_bps, c.method FROM orders o JOIN checkouts c ON c.id = o.checkout_id WHERE o.id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("order"))?;
     let from_s = row_str(&r, "state")?;
     let from = OrderState::parse(&from_s)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown state {from_s}")))?;
@@ -795,7 +811,8 @@ pub(crate) async fn apply(
     let currency = cur(&row_str(&r, "currency")?)?;
     let total = Money::new(row_i64(&r, "total_minor")?, currency);
     let fee_bps = u32::try_from(row_i64(&r, "fee_bps")?).unwrap_or(0);
-    let (to, effects) = process::step(from, t, actor)?;
+    let on_delivery = row_str(&r, "method")? == PaymentMethod::CashOnDelivery.as_str();
+    let (to, effects) = process::step(from, t, actor, on_delivery)?;
     let n =
         sqlx::query("UPDATE orders SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4")
             .bind(to.as_str())
@@ -823,7 +840,12 @@ pub(crate) async fn apply(
     for e in effects {
         match *e {
             Effect::HoldPayment => {
-                let m = if method.is_empty() { "cash" } else { method };
+                // Cash on delivery (or a caller that does not say) is cash.
+                let m = if method.is_empty() || on_delivery {
+                    "cash"
+                } else {
+                    method
+                };
                 post(tx, &Transaction::payment(order_id, m, total)?, now).await?;
             }
             Effect::ReleaseEscrow | Effect::SplitEscrow | Effect::RefundAll => {

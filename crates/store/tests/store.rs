@@ -536,3 +536,120 @@ async fn money_that_arrives_after_the_order_expired_goes_straight_back() {
         assert_eq!(t.db.product(pid).await.unwrap().stock, 5);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
+    for t in all().await {
+        let (_, cat, seller) = small_shop(&t.db).await;
+        let pid =
+            t.db.create_product(seller, &product(cat, "Comal", 18000, 4))
+                .await
+                .unwrap();
+        let b = buyer(&t.db, 1).await;
+        let mut rq = req(b, vec![(pid, 1)], "cod");
+        rq.method = PaymentMethod::CashOnDelivery;
+        let (r, _) = t.db.checkout(&rq).await.unwrap();
+        let oid = r.order_ids[0];
+        assert_eq!(
+            t.db.payment(r.payment_id).await.unwrap().status,
+            "on_delivery"
+        );
+        // Not paid, yet not expired as unpaid after hours: it waits for the seller.
+        t.db.clock.advance(Duration::from_secs(3 * 3600));
+        t.db.run_due_jobs("w", 10).await.unwrap();
+        assert_eq!(t.db.order(oid).await.unwrap().state, OrderState::Placed);
+        assert!(matches!(
+            t.db.transition(oid, Transition::Accept, Actor::Seller, None, "", None)
+                .await,
+            Err(StoreError::Process(_))
+        ));
+        for tr in [
+            Transition::AcceptOnDelivery,
+            Transition::Pack,
+            Transition::Ship,
+        ] {
+            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        let totals =
+            t.db.ledger_totals(t.db.currency().await.unwrap())
+                .await
+                .unwrap();
+        assert_eq!(totals.paid_in, 0, "nothing is paid before the door");
+        assert!(matches!(
+            t.db.transition(
+                oid,
+                Transition::ConfirmDelivery,
+                Actor::Buyer,
+                None,
+                "",
+                None
+            )
+            .await,
+            Err(StoreError::Process(_))
+        ));
+        let courier =
+            t.db.user(t.db.seller(seller).await.unwrap().user_id)
+                .await
+                .unwrap();
+        assert_eq!(
+            t.db.act(
+                &courier,
+                oid,
+                Transition::CollectOnDelivery,
+                "paid in coins",
+                None
+            )
+            .await
+            .unwrap(),
+            OrderState::Delivered
+        );
+        let st = t.db.seller_statement(seller).await.unwrap();
+        assert_eq!(
+            (st.held, st.earned),
+            (21000, 0),
+            "the cash is held until the dispute window passes"
+        );
+        let ev = t.db.order_events(oid).await.unwrap();
+        let last = ev.last().unwrap();
+        assert_eq!(
+            (
+                last.transition.as_str(),
+                last.actor.as_str(),
+                last.actor_user_id
+            ),
+            ("collect_on_delivery", "seller", Some(courier.id))
+        );
+        t.db.clock.advance(Duration::from_secs(8 * 86_400));
+        t.db.run_due_jobs("w", 10).await.unwrap();
+        assert_eq!(t.db.order(oid).await.unwrap().state, OrderState::Completed);
+        assert_eq!(
+            t.db.seller_statement(seller).await.unwrap().earned,
+            21000 - 1050
+        );
+        assert!(
+            t.db.ledger_totals(t.db.currency().await.unwrap())
+                .await
+                .unwrap()
+                .holds()
+        );
+        // A COD order nobody ships is cancelled at the ship deadline, with nothing to refund.
+        let mut rq = req(b, vec![(pid, 1)], "cod-2");
+        rq.method = PaymentMethod::CashOnDelivery;
+        let (r2, _) = t.db.checkout(&rq).await.unwrap();
+        t.db.clock.advance(Duration::from_secs(5 * 86_400));
+        t.db.run_due_jobs("w", 10).await.unwrap();
+        assert_eq!(
+            t.db.order(r2.order_ids[0]).await.unwrap().state,
+            OrderState::Cancelled
+        );
+        assert_eq!(t.db.product(pid).await.unwrap().stock, 3);
+        assert!(
+            t.db.ledger_totals(t.db.currency().await.unwrap())
+                .await
+                .unwrap()
+                .holds()
+        );
+    }
+}

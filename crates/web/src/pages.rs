@@ -98,8 +98,11 @@ struct ErrorPage<'a> {
     message: String,
 }
 
-fn state_key(s: OrderState) -> String {
-    format!("state-{}", s.as_str())
+fn state_key(o: &Order) -> String {
+    if o.state == OrderState::Placed && o.method == PaymentMethod::CashOnDelivery.as_str() {
+        return "state-placed-on-delivery".into();
+    }
+    format!("state-{}", o.state.as_str())
 }
 
 // ---------- browse ----------
@@ -447,7 +450,7 @@ impl From<&Order> for OrderRow {
             shop_name: o.shop_name.clone(),
             buyer_name: o.buyer_name.clone(),
             total: o.total,
-            state_key: state_key(o.state),
+            state_key: state_key(o),
         }
     }
 }
@@ -570,9 +573,12 @@ fn history_line(c: &Ctx, e: &OrderEvent) -> HistoryLine {
 
 /// The transitions this user may take on this order, in the process table's order.
 pub fn actions_for(user: &User, o: &Order) -> Vec<Transition> {
+    let on_delivery = o.method == PaymentMethod::CashOnDelivery.as_str();
     process::TRANSITIONS
         .iter()
-        .filter(|d| d.from.contains(&o.state) && d.name != Transition::Pay)
+        .filter(|d| {
+            d.from.contains(&o.state) && d.name != Transition::Pay && d.payment.admits(on_delivery)
+        })
         .filter(|d| actor_for(user, o, d.name).is_some_and(|a| a != Actor::System))
         .map(|d| d.name)
         .collect()
@@ -597,7 +603,7 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
         .collect();
     html(OrderPage {
         title: c.t.t1("order-title", "id", o.id),
-        state_key: state_key(o.state),
+        state_key: state_key(&o),
         history: s
             .db
             .order_events(id)

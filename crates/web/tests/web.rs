@@ -1457,3 +1457,65 @@ async fn two_servers_running_workers_expire_each_unpaid_order_exactly_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cash_on_delivery_through_the_pages() {
+    for app in apps(true).await {
+        let mut buyer = Browser::login(&app.base, "+520000002005").await;
+        buyer
+            .post("/cart/add", &[("product_id", "11"), ("quantity", "1")])
+            .await;
+        let (_, html) = buyer.get("/checkout").await;
+        assert!(html.contains("value=\"cash_on_delivery\""));
+        let key = html
+            .split("name=\"idempotency_key\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let (s, loc) = buyer
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", &key),
+                    ("address", "7F2M+QH El Rosario"),
+                    ("phone", "+529515550103"),
+                    ("method", "cash_on_delivery"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let (_, page) = buyer.get(&loc).await;
+        assert!(page.contains("when your order arrives"), "{page}");
+        let order = first_link(&page, "href=\"/orders/");
+        let mut seller = Browser::login(&app.base, &seller_phone_of(&app.db, 11).await).await;
+        let (_, html) = seller.get(&format!("/orders/{order}")).await;
+        assert!(
+            html.contains("/accept_on_delivery")
+                && !html.contains(&format!("/orders/{order}/accept\"")),
+            "{html}"
+        );
+        for step in ["accept_on_delivery", "pack", "ship", "collect_on_delivery"] {
+            assert_eq!(
+                seller.post(&format!("/orders/{order}/{step}"), &[]).await.0,
+                StatusCode::SEE_OTHER,
+                "{step}"
+            );
+        }
+        let o = app.db.order(order).await.unwrap();
+        assert_eq!(o.state.as_str(), "delivered");
+        assert!(
+            app.db.seller_statement(o.seller_id).await.unwrap().held >= o.total.minor,
+            "the collected cash is held"
+        );
+        assert!(
+            app.db
+                .ledger_totals(o.total.currency)
+                .await
+                .unwrap()
+                .holds()
+        );
+    }
+}
