@@ -59,6 +59,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PlusCmd,
     },
+    /// Route planning.
+    Routes {
+        #[command(subcommand)]
+        cmd: RoutesCmd,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -119,6 +124,18 @@ enum PlusCmd {
         lat: f64,
         #[arg(allow_negative_numbers = true)]
         lng: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCmd {
+    /// Solve Solomon VRPTW instances with the product's planner and compare with the
+    /// best-known distance (BKS.json next to the files or one folder up, key NAME_distance).
+    Bench {
+        files: Vec<std::path::PathBuf>,
+        /// Time budget per instance.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
 }
 
@@ -245,6 +262,9 @@ async fn run() -> Result<()> {
             println!("{}", db.create_api_token(user.id, &name).await?);
         }
         Cmd::Pluscode { cmd } => println!("{}", pluscode(cmd)?),
+        Cmd::Routes {
+            cmd: RoutesCmd::Bench { files, seconds },
+        } => routes_bench(&files, seconds)?,
         Cmd::Bench {
             cmd: BenchCmd::Checkout { clients, seconds },
         } => bench_checkout(&cli.database_url, clients, seconds).await?,
@@ -267,6 +287,55 @@ fn pluscode(cmd: PlusCmd) -> Result<String> {
             PlusCode::parse(&code)?.recover(lat, lng)?.to_string()
         }
     })
+}
+
+fn best_known(file: &std::path::Path, name: &str) -> Option<f64> {
+    let dir = file.parent()?;
+    for candidate in [dir.join("BKS.json"), dir.parent()?.join("BKS.json")] {
+        if let Ok(text) = std::fs::read_to_string(&candidate) {
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            return v[format!("{name}_distance")]["best_known_cost"].as_f64();
+        }
+    }
+    None
+}
+
+fn routes_bench(files: &[std::path::PathBuf], seconds: u64) -> Result<()> {
+    anyhow::ensure!(!files.is_empty(), "give one or more Solomon instance files");
+    println!(
+        "{:<8} {:>8} {:>10} {:>10} {:>8} {:>8}",
+        "instance", "vehicles", "distance", "best", "gap %", "time s"
+    );
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        let inst = tianguis_routing::solomon::parse(&text)?;
+        let start = Instant::now();
+        let plan = tianguis_routing::solve(&inst.to_problem(), Duration::from_secs(seconds))?;
+        let took = start.elapsed().as_secs_f64();
+        let best = best_known(f, &inst.name);
+        let gap = best
+            .map(|b| format!("{:.2}", (plan.distance - b) / b * 100.0))
+            .unwrap_or_else(|| "-".into());
+        let best = best
+            .map(|b| format!("{b:.2}"))
+            .unwrap_or_else(|| "-".into());
+        let unassigned = if plan.unassigned.is_empty() {
+            String::new()
+        } else {
+            format!("  ({} unassigned)", plan.unassigned.len())
+        };
+        println!(
+            "{:<8} {:>8} {:>10.2} {:>10} {:>8} {:>8.1}{unassigned}",
+            inst.name,
+            plan.routes.len(),
+            plan.distance,
+            best,
+            gap,
+            took
+        );
+    }
+    Ok(())
 }
 
 async fn open(url: &str) -> Result<Db> {
