@@ -99,6 +99,7 @@ impl Actor {
 #[serde(rename_all = "snake_case")]
 pub enum Transition {
     Pay,
+    DeliverWithCode,
     AcceptOnDelivery,
     CollectOnDelivery,
     ExpireUnpaid,
@@ -144,6 +145,8 @@ pub enum Effect {
     SplitEscrow,
     /// Reserved stock goes back on the shelf.
     RestoreStock,
+    /// A one-time code for the buyer to give whoever delivers (proof of delivery).
+    IssueDeliveryCode,
     Schedule(Timer, Transition),
 }
 
@@ -174,6 +177,8 @@ pub struct TransitionDef {
     pub actors: &'static [Actor],
     pub effects: &'static [Effect],
     pub payment: Payment,
+    /// Taken only with the buyer's one-time delivery code (proof of delivery).
+    pub needs_code: bool,
 }
 
 use Actor as A;
@@ -183,6 +188,15 @@ use OrderState as S;
 /// The whole process. Read this table to know what an order can do.
 pub const TRANSITIONS: &[TransitionDef] = &[
     TransitionDef {
+        name: Transition::DeliverWithCode,
+        from: &[S::Shipped],
+        to: S::Delivered,
+        actors: &[A::Seller, A::Collector],
+        effects: &[E::Schedule(Timer::DisputeWindow, Transition::AutoComplete)],
+        payment: Payment::Prepaid,
+        needs_code: true,
+    },
+    TransitionDef {
         name: Transition::AcceptOnDelivery,
         from: &[S::Placed],
         to: S::Accepted,
@@ -190,6 +204,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         // The ship deadline was set at checkout.
         effects: &[],
         payment: Payment::OnDelivery,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::CollectOnDelivery,
@@ -201,6 +216,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
             E::Schedule(Timer::DisputeWindow, Transition::AutoComplete),
         ],
         payment: Payment::OnDelivery,
+        needs_code: true,
     },
     TransitionDef {
         name: Transition::Pay,
@@ -212,6 +228,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
             E::Schedule(Timer::Unshipped, Transition::AutoCancelUnshipped),
         ],
         payment: Payment::Prepaid,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::ExpireUnpaid,
@@ -220,6 +237,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::System],
         effects: &[E::RestoreStock],
         payment: Payment::Prepaid,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::Cancel,
@@ -228,6 +246,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::Buyer, A::Seller, A::Admin],
         effects: &[E::RefundAll, E::RestoreStock],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::Accept,
@@ -236,6 +255,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::Seller],
         effects: &[],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::Pack,
@@ -244,14 +264,16 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::Seller],
         effects: &[],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::Ship,
         from: &[S::Packed],
         to: S::Shipped,
         actors: &[A::Seller],
-        effects: &[],
+        effects: &[E::IssueDeliveryCode],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::AutoCancelUnshipped,
@@ -260,14 +282,16 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::System],
         effects: &[E::RefundAll, E::RestoreStock],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::ConfirmDelivery,
         from: &[S::Shipped],
         to: S::Delivered,
-        actors: &[A::Buyer, A::Seller, A::Admin],
+        actors: &[A::Buyer, A::Admin],
         effects: &[E::Schedule(Timer::DisputeWindow, Transition::AutoComplete)],
         payment: Payment::Prepaid,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::ConfirmReceipt,
@@ -276,6 +300,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::Buyer],
         effects: &[E::ReleaseEscrow],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::AutoComplete,
@@ -284,6 +309,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::System],
         effects: &[E::ReleaseEscrow],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::RequestReturn,
@@ -292,6 +318,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::Buyer],
         effects: &[],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::MarkReturned,
@@ -303,6 +330,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
             E::Schedule(Timer::Now, Transition::AutoRefund),
         ],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::AutoRefund,
@@ -311,6 +339,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::System],
         effects: &[E::RefundAll],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::Dispute,
@@ -319,6 +348,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::Buyer, A::Seller],
         effects: &[],
         payment: Payment::Any,
+        needs_code: false,
     },
     TransitionDef {
         name: Transition::Resolve,
@@ -327,6 +357,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         actors: &[A::Admin],
         effects: &[E::SplitEscrow],
         payment: Payment::Any,
+        needs_code: false,
     },
 ];
 
@@ -340,6 +371,7 @@ impl Transition {
     pub fn as_str(&self) -> &'static str {
         match self {
             Transition::Pay => "pay",
+            Transition::DeliverWithCode => "deliver_with_code",
             Transition::AcceptOnDelivery => "accept_on_delivery",
             Transition::CollectOnDelivery => "collect_on_delivery",
             Transition::ExpireUnpaid => "expire_unpaid",

@@ -88,16 +88,30 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../migrations/sqlite/0001_core.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../migrations/postgres/0001_core.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "delivery code",
+        include_str!("../migrations/sqlite/0002_delivery_code.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        2,
+        "delivery code",
+        include_str!("../migrations/postgres/0002_delivery_code.sql"),
+    ),
+];
 
 impl Db {
     /// Connect to `sqlite:path` (the file is created) or `postgres://...`.

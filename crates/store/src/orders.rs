@@ -99,6 +99,9 @@ pub struct Order {
     pub method: String,
     pub payment_status: Option<String>,
     pub payment_id: Option<i64>,
+    /// The one-time delivery code, once shipped. Show it to the buyer only.
+    #[serde(skip)]
+    pub delivery_code: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub lines: Vec<OrderLine>,
@@ -130,7 +133,7 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
     (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
     (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
-    o.created_at, o.updated_at \
+    o.delivery_code, o.created_at, o.updated_at \
     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id";
 
 fn cur(s: &str) -> Result<Currency> {
@@ -158,6 +161,7 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         method: row_str(r, "method")?,
         payment_status: row_opt_str(r, "payment_status")?,
         payment_id: row_opt_i64(r, "payment_id")?,
+        delivery_code: row_opt_str(r, "delivery_code")?,
         created_at: row_i64(r, "created_at")?,
         updated_at: row_i64(r, "updated_at")?,
         lines: Vec::new(),
@@ -547,11 +551,74 @@ impl Db {
         }
         let actor = actor_for(user, &order, t)
             .ok_or_else(|| StoreError::Forbidden(Msg::new("err-not-your-move")))?;
+        if t.def().needs_code {
+            return Err(StoreError::Forbidden(Msg::new("err-code-needed")));
+        }
         if matches!(t, Transition::Pay) {
             return Err(StoreError::Forbidden(Msg::new("err-pay-via-payment")));
         }
         self.transition(order_id, t, actor, Some(user.id), reason, refund_minor)
             .await
+    }
+
+    /// Whoever delivers records the delivery with the buyer's one-time code (proof of delivery).
+    /// For cash on delivery this is also the cash collection. Five wrong codes lock the order;
+    /// the buyer can still confirm, and an admin can.
+    pub async fn deliver_with_code(
+        &self,
+        user: &User,
+        order_id: i64,
+        code: &str,
+    ) -> Result<OrderState> {
+        const MAX_FAILURES: i64 = 5;
+        let order = self.order(order_id).await?;
+        if !may_view(user, &order) {
+            return Err(StoreError::NotFound("order"));
+        }
+        let t = if order.method == PaymentMethod::CashOnDelivery.as_str() {
+            Transition::CollectOnDelivery
+        } else {
+            Transition::DeliverWithCode
+        };
+        let actor = actor_for(user, &order, t)
+            .ok_or_else(|| StoreError::Forbidden(Msg::new("err-not-your-move")))?;
+        let policy = self.policy().await?;
+        let mut tx = self.begin_write().await?;
+        let r =
+            sqlx::query("SELECT delivery_code, delivery_code_failures FROM orders WHERE id = $1")
+                .bind(order_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let failures = row_i64(&r, "delivery_code_failures")?;
+        let Some(expected) = row_opt_str(&r, "delivery_code")? else {
+            return Err(StoreError::Conflict(Msg::new("err-order-changed")));
+        };
+        if failures >= MAX_FAILURES {
+            return Err(StoreError::Conflict(Msg::new("err-code-locked")));
+        }
+        let given: String = code.chars().filter(|c| c.is_ascii_digit()).collect();
+        if given != expected {
+            sqlx::query("UPDATE orders SET delivery_code_failures = delivery_code_failures + 1 WHERE id = $1").bind(order_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            return Err(StoreError::Invalid(
+                Msg::new("err-code-wrong").arg("left", MAX_FAILURES - failures - 1),
+            ));
+        }
+        let state = apply(
+            &mut tx,
+            self.now_ms(),
+            &policy,
+            order_id,
+            t,
+            actor,
+            Some(user.id),
+            "delivery code",
+            None,
+            "",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(state)
     }
 
     /// Take a transition as `actor` (already authorised), in one database transaction.
@@ -879,6 +946,11 @@ pub(crate) async fn apply(
                         .execute(&mut **tx)
                         .await?;
                 }
+            }
+            Effect::IssueDeliveryCode => {
+                use rand::Rng;
+                let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+                sqlx::query("UPDATE orders SET delivery_code = $1, delivery_code_failures = 0 WHERE id = $2").bind(code).bind(order_id).execute(&mut **tx).await?;
             }
             Effect::Schedule(timer, next) => {
                 schedule(tx, order_id, next, now + policy.delay_ms(timer), now).await?;

@@ -593,16 +593,22 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
             t.db.user(t.db.seller(seller).await.unwrap().user_id)
                 .await
                 .unwrap();
+        assert!(
+            matches!(
+                t.db.act(&courier, oid, Transition::CollectOnDelivery, "", None)
+                    .await,
+                Err(StoreError::Forbidden(_))
+            ),
+            "only with the code"
+        );
+        let code =
+            t.db.order(oid)
+                .await
+                .unwrap()
+                .delivery_code
+                .expect("a code is issued when it ships");
         assert_eq!(
-            t.db.act(
-                &courier,
-                oid,
-                Transition::CollectOnDelivery,
-                "paid in coins",
-                None
-            )
-            .await
-            .unwrap(),
+            t.db.deliver_with_code(&courier, oid, &code).await.unwrap(),
             OrderState::Delivered
         );
         let st = t.db.seller_statement(seller).await.unwrap();
@@ -645,6 +651,126 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
             OrderState::Cancelled
         );
         assert_eq!(t.db.product(pid).await.unwrap().stock, 3);
+        assert!(
+            t.db.ledger_totals(t.db.currency().await.unwrap())
+                .await
+                .unwrap()
+                .holds()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivery_is_proven_by_the_buyers_one_time_code() {
+    for t in all().await {
+        let (place, cat, seller) = small_shop(&t.db).await;
+        let pid =
+            t.db.create_product(seller, &product(cat, "Hamaca", 70000, 3))
+                .await
+                .unwrap();
+        let b = buyer(&t.db, 1).await;
+        let (r, _) = t.db.checkout(&req(b, vec![(pid, 1)], "pod")).await.unwrap();
+        let oid = r.order_ids[0];
+        t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+        for tr in [Transition::Accept, Transition::Pack] {
+            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            t.db.order(oid).await.unwrap().delivery_code,
+            None,
+            "no code before it ships"
+        );
+        t.db.transition(oid, Transition::Ship, Actor::Seller, None, "", None)
+            .await
+            .unwrap();
+        let code = t.db.order(oid).await.unwrap().delivery_code.unwrap();
+        assert_eq!(code.len(), 6);
+        let owner =
+            t.db.user(t.db.seller(seller).await.unwrap().user_id)
+                .await
+                .unwrap();
+        // The seller can no longer just say it arrived.
+        assert!(
+            t.db.act(&owner, oid, Transition::ConfirmDelivery, "", None)
+                .await
+                .is_err()
+        );
+        assert!(
+            t.db.act(&owner, oid, Transition::DeliverWithCode, "", None)
+                .await
+                .is_err()
+        );
+        // Another seller cannot use a right code on someone else's order.
+        let other_user =
+            t.db.create_user(NewUser {
+                phone: "+52444444444",
+                email: None,
+                name: "Other",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: None,
+            })
+            .await
+            .unwrap();
+        t.db.create_seller(other_user.id, "Other shop", place, 1, false)
+            .await
+            .unwrap();
+        let other_user = t.db.user(other_user.id).await.unwrap();
+        assert!(
+            t.db.deliver_with_code(&other_user, oid, &code)
+                .await
+                .is_err()
+        );
+        // Wrong codes are counted; the fifth locks the order.
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        for left in (0..5).rev() {
+            match t.db.deliver_with_code(&owner, oid, wrong).await {
+                Err(StoreError::Invalid(m)) => assert_eq!(m.args, vec![("left", left.to_string())]),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            matches!(
+                t.db.deliver_with_code(&owner, oid, &code).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "locked even for the right code"
+        );
+        assert_eq!(t.db.order(oid).await.unwrap().state, OrderState::Shipped);
+        // The buyer can still confirm it themselves.
+        let buyer_user = t.db.user(b).await.unwrap();
+        assert_eq!(
+            t.db.act(&buyer_user, oid, Transition::ConfirmDelivery, "", None)
+                .await
+                .unwrap(),
+            OrderState::Delivered
+        );
+
+        // A fresh order: the right code, typed with a space, proves delivery.
+        let (r, _) =
+            t.db.checkout(&req(b, vec![(pid, 1)], "pod-2"))
+                .await
+                .unwrap();
+        let oid = r.order_ids[0];
+        t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+        for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
+            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        let code = t.db.order(oid).await.unwrap().delivery_code.unwrap();
+        let spaced = format!("{} {}", &code[..3], &code[3..]);
+        assert_eq!(
+            t.db.deliver_with_code(&owner, oid, &spaced).await.unwrap(),
+            OrderState::Delivered
+        );
+        let last = t.db.order_events(oid).await.unwrap().pop().unwrap();
+        assert_eq!(
+            (last.transition.as_str(), last.actor_user_id),
+            ("deliver_with_code", Some(owner.id))
+        );
         assert!(
             t.db.ledger_totals(t.db.currency().await.unwrap())
                 .await

@@ -29,6 +29,7 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/checkout", post(checkout))
         .route("/orders", get(orders))
         .route("/orders/{id}", get(order))
+        .route("/orders/{id}/deliver", post(deliver))
         .route("/orders/{id}/transitions/{name}", post(transition))
         .route("/payments/mobile-money/callback", post(callback))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "err-api-endpoint") })
@@ -202,6 +203,19 @@ async fn transition(
     Ok(Json(serde_json::json!({ "id": id, "state": state })).into_response())
 }
 
+#[derive(Deserialize)]
+struct DeliverBody {
+    code: String,
+}
+
+/// Whoever delivers records it with the buyer's one-time code.
+async fn deliver(State(s): State<AppState>, h: HeaderMap, Path(id): Path<i64>, body: Bytes) -> A {
+    let user = bearer(&s, &h).await?;
+    let b: DeliverBody = json_body(&body)?;
+    let state = s.db.deliver_with_code(&user, id, &b.code).await?;
+    Ok(Json(serde_json::json!({ "id": id, "state": state })).into_response())
+}
+
 async fn callback(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
     let sig = h
         .get("x-signature")
@@ -302,6 +316,10 @@ async fn openapi() -> Response {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}, {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string"}, "refund_minor": {"type": "integer"}}}}}},
                 "responses": {"200": {"description": "new state"}, "default": err}}},
+            "/api/v1/orders/{id}/deliver": {"post": {"summary": "Record a delivery with the buyer's one-time code (proof of delivery; for cash on delivery also the cash collection)", "security": [{"token": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}}}}},
+                "responses": {"200": {"description": "delivered"}, "default": err}}},
             "/api/v1/payments/mobile-money/callback": {"post": {"summary": "Provider callback, HMAC-SHA256 of the body in X-Signature", "responses": {"200": {"description": "applied"}, "401": err}}}
         }
     });

@@ -37,6 +37,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/payments/{id}", get(payment_page))
         .route("/orders", get(orders))
         .route("/orders/{id}", get(order))
+        .route("/orders/{id}/deliver", post(order_deliver))
         .route("/orders/{id}/{transition}", post(order_act))
         .route("/login", get(login_form).post(login))
         .route("/signup", get(signup_form).post(signup))
@@ -538,6 +539,20 @@ struct OrderPage<'a> {
     state_key: String,
     actions: Vec<ActionView>,
     history: Vec<HistoryLine>,
+    /// The buyer sees the code to give whoever delivers.
+    delivery_code: Option<String>,
+    /// The seller or courier may record the delivery with the buyer's code.
+    deliver_label: Option<String>,
+}
+
+/// The code-proven delivery this user may record on this order, if any.
+pub fn code_delivery_for(user: &User, o: &Order) -> Option<Transition> {
+    let t = if o.method == PaymentMethod::CashOnDelivery.as_str() {
+        Transition::CollectOnDelivery
+    } else {
+        Transition::DeliverWithCode
+    };
+    (t.def().from.contains(&o.state) && actor_for(user, o, t).is_some()).then_some(t)
 }
 
 struct HistoryLine {
@@ -577,7 +592,10 @@ pub fn actions_for(user: &User, o: &Order) -> Vec<Transition> {
     process::TRANSITIONS
         .iter()
         .filter(|d| {
-            d.from.contains(&o.state) && d.name != Transition::Pay && d.payment.admits(on_delivery)
+            d.from.contains(&o.state)
+                && d.name != Transition::Pay
+                && d.payment.admits(on_delivery)
+                && !d.needs_code
         })
         .filter(|d| actor_for(user, o, d.name).is_some_and(|a| a != Actor::System))
         .map(|d| d.name)
@@ -611,6 +629,12 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
             .iter()
             .map(|e| history_line(&c, e))
             .collect(),
+        delivery_code: o
+            .delivery_code
+            .clone()
+            .filter(|_| o.buyer_id == user.id && o.state == OrderState::Shipped),
+        deliver_label: code_delivery_for(user, &o)
+            .map(|t| c.t.t(&format!("action-{}", t.as_str()))),
         c: &c,
         o,
         actions,
@@ -625,6 +649,26 @@ struct ActForm {
     reason: String,
     #[serde(default)]
     refund_minor: String,
+}
+
+#[derive(Deserialize)]
+struct DeliverForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn order_deliver(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<DeliverForm>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let user = c.require_user()?;
+    s.db.deliver_with_code(user, id, &f.code).await?;
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
 }
 
 async fn order_act(

@@ -532,6 +532,11 @@ async fn authorization_matrix_every_route_every_role() {
                 vec![("role", "buyer"), ("active", "1")],
                 &[Admin],
             ),
+            (
+                format!("/orders/{oid}/deliver"),
+                vec![("code", "123456")],
+                &[Seller],
+            ),
         ];
         for (path, form, allowed) in &posts {
             for (i, w) in EVERYONE.iter().enumerate() {
@@ -560,7 +565,7 @@ async fn authorization_matrix_every_route_every_role() {
             StatusCode::SEE_OTHER
         );
         let admin_i = EVERYONE.iter().position(|w| *w == Admin).unwrap();
-        for (path, form, _) in posts.iter().skip(3) {
+        for (path, form, _) in posts.iter().skip(3).filter(|p| p.2 == [Admin]) {
             let (s, loc) = browsers[admin_i].post(path, form).await;
             assert_eq!(s, StatusCode::SEE_OTHER, "admin POST {path}: {loc}");
         }
@@ -1497,13 +1502,34 @@ async fn cash_on_delivery_through_the_pages() {
                 && !html.contains(&format!("/orders/{order}/accept\"")),
             "{html}"
         );
-        for step in ["accept_on_delivery", "pack", "ship", "collect_on_delivery"] {
+        for step in ["accept_on_delivery", "pack", "ship"] {
             assert_eq!(
                 seller.post(&format!("/orders/{order}/{step}"), &[]).await.0,
                 StatusCode::SEE_OTHER,
                 "{step}"
             );
         }
+        // The buyer sees the code; the seller records the delivery and the cash with it.
+        let (_, html) = buyer.get(&format!("/orders/{order}")).await;
+        let code = app.db.order(order).await.unwrap().delivery_code.unwrap();
+        assert!(html.contains(&code), "the buyer sees the delivery code");
+        let (_, html) = seller.get(&format!("/orders/{order}")).await;
+        assert!(
+            html.contains(&format!("/orders/{order}/deliver")) && !html.contains(&code),
+            "the seller gets a form, not the code"
+        );
+        let (s, body) = seller
+            .post(&format!("/orders/{order}/deliver"), &[("code", "12")])
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(body.contains("tries left"), "{body}");
+        assert_eq!(
+            seller
+                .post(&format!("/orders/{order}/deliver"), &[("code", &code)])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
         let o = app.db.order(order).await.unwrap();
         assert_eq!(o.state.as_str(), "delivered");
         assert!(
