@@ -8,6 +8,7 @@ pub mod money;
 pub mod msg;
 pub mod phone;
 pub mod process;
+pub mod promise;
 pub mod search;
 
 pub use money::{Currency, Money, MoneyError};

@@ -28,6 +28,10 @@ impl Settings {
             delivery_per_order: self.num("delivery_fee_minor", 3000),
         }
     }
+    /// The default delivery promise in days (Ek-Shop's four).
+    pub fn delivery_days(&self) -> i64 {
+        self.num("delivery_days", 4)
+    }
     pub fn policy(&self) -> tianguis_domain::process::Policy {
         let d = tianguis_domain::process::Policy::default();
         tianguis_domain::process::Policy {
@@ -44,6 +48,8 @@ pub struct Place {
     pub name: String,
     pub kind: String,
     pub parent_id: Option<i64>,
+    /// Delivery promise in days for buyers here (None: the district's, then the default).
+    pub delivery_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -249,10 +255,44 @@ impl Db {
         row_i64(&r, "id")
     }
 
-    pub async fn places(&self) -> Result<Vec<Place>> {
-        let rows = sqlx::query("SELECT id, name, kind, parent_id FROM places ORDER BY id")
-            .fetch_all(&self.pool)
+    /// Set a place's delivery promise (None: inherit).
+    pub async fn set_place_delivery_days(&self, place_id: i64, days: Option<i64>) -> Result<()> {
+        if days.is_some_and(|d| !(1..=60).contains(&d)) {
+            return Err(StoreError::invalid("err-delivery-days"));
+        }
+        let n = sqlx::query("UPDATE places SET delivery_days = $1 WHERE id = $2")
+            .bind(days)
+            .bind(place_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("place"));
+        }
+        Ok(())
+    }
+
+    /// Days promised to a buyer: their place's policy, else their district's, else the setting.
+    pub async fn promise_days_for(&self, buyer_id: i64) -> Result<i64> {
+        let r = sqlx::query("SELECT p.delivery_days AS own, pp.delivery_days AS parent FROM users u LEFT JOIN places p ON p.id = u.place_id LEFT JOIN places pp ON pp.id = p.parent_id WHERE u.id = $1")
+            .bind(buyer_id)
+            .fetch_optional(&self.pool)
             .await?;
+        let from_place = match r {
+            Some(r) => row_opt_i64(&r, "own")?.or(row_opt_i64(&r, "parent")?),
+            None => None,
+        };
+        Ok(match from_place {
+            Some(d) => d,
+            None => self.settings().await?.delivery_days(),
+        })
+    }
+
+    pub async fn places(&self) -> Result<Vec<Place>> {
+        let rows =
+            sqlx::query("SELECT id, name, kind, parent_id, delivery_days FROM places ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok(Place {
@@ -260,6 +300,7 @@ impl Db {
                     name: row_str(r, "name")?,
                     kind: row_str(r, "kind")?,
                     parent_id: row_opt_i64(r, "parent_id")?,
+                    delivery_days: row_opt_i64(r, "delivery_days")?,
                 })
             })
             .collect()

@@ -99,6 +99,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery code",
         include_str!("../migrations/sqlite/0002_delivery_code.sql"),
     ),
+    (
+        3,
+        "delivery promise",
+        include_str!("../migrations/sqlite/0003_delivery_promise.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -110,6 +115,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "delivery code",
         include_str!("../migrations/postgres/0002_delivery_code.sql"),
+    ),
+    (
+        3,
+        "delivery promise",
+        include_str!("../migrations/postgres/0003_delivery_promise.sql"),
     ),
 ];
 

@@ -99,6 +99,9 @@ pub struct Order {
     pub method: String,
     pub payment_status: Option<String>,
     pub payment_id: Option<i64>,
+    /// When the delivery promise falls due, and when it was delivered.
+    pub due_at: Option<i64>,
+    pub delivered_at: Option<i64>,
     /// The one-time delivery code, once shipped. Show it to the buyer only.
     #[serde(skip)]
     pub delivery_code: Option<String>,
@@ -133,7 +136,7 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
     (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
     (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
-    o.delivery_code, o.created_at, o.updated_at \
+    o.delivery_code, o.due_at, o.delivered_at, o.created_at, o.updated_at \
     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id";
 
 fn cur(s: &str) -> Result<Currency> {
@@ -162,6 +165,8 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         payment_status: row_opt_str(r, "payment_status")?,
         payment_id: row_opt_i64(r, "payment_id")?,
         delivery_code: row_opt_str(r, "delivery_code")?,
+        due_at: row_opt_i64(r, "due_at")?,
+        delivered_at: row_opt_i64(r, "delivered_at")?,
         created_at: row_i64(r, "created_at")?,
         updated_at: row_i64(r, "updated_at")?,
         lines: Vec::new(),
@@ -212,11 +217,20 @@ impl Db {
         }
         let settings = self.settings().await?;
         let (fees, policy) = (settings.fees(), settings.policy());
+        let promise_days = self.promise_days_for(req.buyer_id).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self
-                .checkout_once(req, key, phone.as_str(), address, fees, policy)
+                .checkout_once(
+                    req,
+                    key,
+                    phone.as_str(),
+                    address,
+                    fees,
+                    policy,
+                    promise_days,
+                )
                 .await
             {
                 Err(e) if e.is_transient() && attempt < 8 => {
@@ -227,6 +241,7 @@ impl Db {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn checkout_once(
         &self,
         req: &CheckoutRequest,
@@ -235,6 +250,7 @@ impl Db {
         address: &str,
         fees: Fees,
         policy: Policy,
+        promise_days: i64,
     ) -> Result<(CheckoutResult, bool)> {
         let now = self.now_ms();
         let scope = format!("checkout:{}", req.buyer_id);
@@ -330,8 +346,8 @@ impl Db {
         let mut order_ids = Vec::new();
         for d in &drafts {
             let r = sqlx::query(
-                "INSERT INTO orders (checkout_id, buyer_id, seller_id, state, subtotal_minor, delivery_minor, total_minor, currency, fee_bps, created_at, updated_at) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
+                "INSERT INTO orders (checkout_id, buyer_id, seller_id, state, subtotal_minor, delivery_minor, total_minor, currency, fee_bps, created_at, updated_at, due_at) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
             )
             .bind(checkout_id)
             .bind(req.buyer_id)
@@ -344,6 +360,7 @@ impl Db {
             .bind(d.fee_bps as i64)
             .bind(now)
             .bind(now)
+            .bind(tianguis_domain::promise::due_at(now, promise_days))
             .fetch_one(&mut *tx)
             .await?;
             let oid = row_i64(&r, "id")?;
@@ -522,6 +539,34 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// Open orders that are late or at risk of breaking the delivery promise, by the domain's
+    /// rule (`promise::status`), most overdue first.
+    pub async fn promise_watch(&self) -> Result<(Vec<Order>, Vec<Order>)> {
+        use tianguis_domain::promise::{DAY_MS, Promise, status};
+        let now = self.now_ms();
+        let q = format!(
+            "{ORDER_SELECT} WHERE o.due_at <= $1 AND o.state IN ('placed', 'paid', 'accepted', 'packed', 'shipped') ORDER BY o.due_at LIMIT 500"
+        );
+        let rows = sqlx::query(&q)
+            .bind(now + DAY_MS)
+            .fetch_all(&self.pool)
+            .await?;
+        let (mut late, mut at_risk) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let o = order_from(r)?;
+            // An unpaid prepaid order owes nothing yet.
+            if o.state == OrderState::Placed && o.method != PaymentMethod::CashOnDelivery.as_str() {
+                continue;
+            }
+            match status(o.state, now, o.due_at, o.delivered_at, DAY_MS) {
+                Promise::Late => late.push(o),
+                Promise::AtRisk => at_risk.push(o),
+                _ => {}
+            }
+        }
+        Ok((late, at_risk))
     }
 
     pub async fn orders_by_state(&self) -> Result<Vec<(String, i64)>> {
@@ -904,6 +949,13 @@ pub(crate) async fn apply(
         now,
     )
     .await?;
+    if to == OrderState::Delivered {
+        sqlx::query("UPDATE orders SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL")
+            .bind(now)
+            .bind(order_id)
+            .execute(&mut **tx)
+            .await?;
+    }
     for e in effects {
         match *e {
             Effect::HoldPayment => {

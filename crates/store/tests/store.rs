@@ -779,3 +779,102 @@ async fn delivery_is_proven_by_the_buyers_one_time_code() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_delivery_promise_sets_due_dates_and_flags_late_orders() {
+    use tianguis_domain::promise::{DAY_MS, Promise, status};
+    for t in all().await {
+        let (place, cat, seller) = small_shop(&t.db).await;
+        let pid =
+            t.db.create_product(seller, &product(cat, "Miel", 12000, 50))
+                .await
+                .unwrap();
+        // A buyer in a remote village promised 6 days; another with no place gets the default 4.
+        let far =
+            t.db.create_place("Cerro Alto", "village", Some(place))
+                .await
+                .unwrap();
+        t.db.set_place_delivery_days(far, Some(6)).await.unwrap();
+        assert!(t.db.set_place_delivery_days(far, Some(0)).await.is_err());
+        let remote =
+            t.db.create_user(NewUser {
+                phone: "+52555000111",
+                email: None,
+                name: "R",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: Some(far),
+            })
+            .await
+            .unwrap()
+            .id;
+        let near = buyer(&t.db, 2).await;
+        let now = t.db.now_ms();
+        let (a, _) =
+            t.db.checkout(&req(remote, vec![(pid, 1)], "far"))
+                .await
+                .unwrap();
+        let (b, _) =
+            t.db.checkout(&req(near, vec![(pid, 1)], "near"))
+                .await
+                .unwrap();
+        let (oa, ob) = (a.order_ids[0], b.order_ids[0]);
+        let due_a = t.db.order(oa).await.unwrap().due_at.unwrap();
+        let due_b = t.db.order(ob).await.unwrap().due_at.unwrap();
+        assert!(
+            (due_a - now - 6 * DAY_MS).abs() < 60_000 && (due_b - now - 4 * DAY_MS).abs() < 60_000
+        );
+        for r in [&a, &b] {
+            t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+            t.db.transition(
+                r.order_ids[0],
+                Transition::Accept,
+                Actor::Seller,
+                None,
+                "",
+                None,
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            t.db.promise_watch().await.unwrap().0.len()
+                + t.db.promise_watch().await.unwrap().1.len(),
+            0
+        );
+        // Day 3.5: the near order is at risk (due in half a day, not shipped).
+        t.db.clock
+            .advance(Duration::from_millis((3.5 * DAY_MS as f64) as u64));
+        let (late, risk) = t.db.promise_watch().await.unwrap();
+        assert_eq!(
+            (late.len(), risk.iter().map(|o| o.id).collect::<Vec<_>>()),
+            (0, vec![ob])
+        );
+        // Day 4.5: late. Shipping does not help; delivering takes it off the list, as broken.
+        t.db.clock.advance(Duration::from_millis(DAY_MS as u64));
+        t.db.transition(ob, Transition::Pack, Actor::Seller, None, "", None)
+            .await
+            .unwrap();
+        t.db.transition(ob, Transition::Ship, Actor::Seller, None, "", None)
+            .await
+            .unwrap();
+        let (late, _) = t.db.promise_watch().await.unwrap();
+        assert_eq!(late.iter().map(|o| o.id).collect::<Vec<_>>(), vec![ob]);
+        t.db.transition(
+            ob,
+            Transition::ConfirmDelivery,
+            Actor::Buyer,
+            None,
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+        let o = t.db.order(ob).await.unwrap();
+        assert_eq!(
+            status(o.state, t.db.now_ms(), o.due_at, o.delivered_at, DAY_MS),
+            Promise::Broken
+        );
+        assert!(t.db.promise_watch().await.unwrap().0.is_empty());
+    }
+}

@@ -166,6 +166,20 @@ async fn metrics_page(State(s): State<AppState>) -> Response {
     if let Ok(n) = s.db.jobs_pending().await {
         s.metrics.jobs_pending.set(n);
     }
+    if let Ok((late, at_risk)) = s.db.promise_watch().await {
+        s.metrics
+            .promise
+            .get_or_create(&metrics::StateLabels {
+                state: "late".into(),
+            })
+            .set(late.len() as i64);
+        s.metrics
+            .promise
+            .get_or_create(&metrics::StateLabels {
+                state: "at_risk".into(),
+            })
+            .set(at_risk.len() as i64);
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub latency: Family<ReqLabels, Histogram>,
     pub orders: Family<StateLabels, Gauge>,
     pub jobs_pending: Gauge,
+    pub promise: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -37,6 +38,12 @@ impl Default for Metrics {
         });
         let orders = Family::<StateLabels, Gauge>::default();
         let jobs_pending = Gauge::default();
+        let promise = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "tianguis_delivery_promise",
+            "Open orders late or at risk of breaking the delivery promise",
+            promise.clone(),
+        );
         registry.register("tianguis_http_requests", "HTTP requests", requests.clone());
         registry.register(
             "tianguis_http_request_seconds",
@@ -55,6 +62,7 @@ impl Default for Metrics {
             latency,
             orders,
             jobs_pending,
+            promise,
         }
     }
 }

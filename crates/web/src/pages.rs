@@ -58,6 +58,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/categories", post(admin_category))
         .route("/admin/payments/{id}/cash", post(admin_cash))
         .route("/admin/users/{id}", post(admin_user))
+        .route("/admin/places/{id}/promise", post(admin_place_promise))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
@@ -541,6 +542,8 @@ struct OrderPage<'a> {
     history: Vec<HistoryLine>,
     /// The buyer sees the code to give whoever delivers.
     delivery_code: Option<String>,
+    /// "Expected by ..." while the promise is open.
+    expected: Option<String>,
     /// The seller or courier may record the delivery with the buyer's code.
     deliver_label: Option<String>,
 }
@@ -635,6 +638,10 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
             .filter(|_| o.buyer_id == user.id && o.state == OrderState::Shipped),
         deliver_label: code_delivery_for(user, &o)
             .map(|t| c.t.t(&format!("action-{}", t.as_str()))),
+        expected: o
+            .due_at
+            .filter(|_| o.delivered_at.is_none() && !o.state.is_final())
+            .map(|d| c.t.t1("order-expected", "date", &utc_minute(d)[..10])),
         c: &c,
         o,
         actions,
@@ -1188,6 +1195,9 @@ struct AdminPage<'a> {
     title: String,
     notice: Option<String>,
     ledger_ok: bool,
+    late: Vec<Order>,
+    at_risk: Vec<Order>,
+    default_days: i64,
     disputes: Vec<Order>,
     cash: Vec<Payment>,
     fee_bps: u32,
@@ -1222,10 +1232,14 @@ async fn admin(
             cash.push(s.db.payment(o.payment_id.unwrap_or_default()).await?);
         }
     }
+    let watch = s.db.promise_watch().await?;
     html(AdminPage {
         title: c.t.t("admin-title"),
         notice: q.get("saved").map(|_| c.t.t("product-saved")),
         ledger_ok: s.db.ledger_totals(s.db.currency().await?).await?.holds(),
+        late: watch.0,
+        at_risk: watch.1,
+        default_days: s.db.settings().await?.delivery_days(),
         disputes: s.db.all_orders(Some(OrderState::Disputed), 100).await?,
         cash,
         fee_bps: fees.platform_bps,
@@ -1311,6 +1325,24 @@ async fn admin_cash(
         return Err(AppError::bad(Msg::new("err-cash-only")));
     }
     s.db.payment_succeeded(id, Some(admin.id)).await?;
+    Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+async fn admin_place_promise(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    admin_of(&c)?;
+    let v = f.get("days").map(|v| v.trim()).unwrap_or("");
+    let days = if v.is_empty() {
+        None
+    } else {
+        Some(parse_id(v, "days")?)
+    };
+    s.db.set_place_delivery_days(id, days).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
 }
 

@@ -1545,3 +1545,113 @@ async fn cash_on_delivery_through_the_pages() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn officials_see_late_and_at_risk_deliveries() {
+    let app = spawn_on(testdb::sqlite().await, true, |_| {}).await;
+    let paid = app
+        .db
+        .all_orders(Some(tianguis_domain::process::OrderState::Paid), 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut buyer =
+        Browser::login(&app.base, &app.db.user(paid.buyer_id).await.unwrap().phone).await;
+    let (_, html) = buyer.get(&format!("/orders/{}", paid.id)).await;
+    assert!(html.contains("Expected by"), "{html}");
+    let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+    let (_, html) = admin.get("/admin").await;
+    let late_now = html
+        .split("Late deliveries")
+        .nth(1)
+        .unwrap()
+        .split("At risk")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        !late_now.contains(&format!("/orders/{}\"", paid.id)),
+        "not late on day one"
+    );
+    app.db.clock.advance(Duration::from_secs(5 * 86_400));
+    let (_, html) = admin.get("/admin").await;
+    let late_section = html
+        .split("Late deliveries")
+        .nth(1)
+        .unwrap()
+        .split("At risk")
+        .next()
+        .unwrap();
+    assert!(
+        late_section.contains(&format!("/orders/{}\"", paid.id)),
+        "{late_section}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let late_line = metrics
+        .lines()
+        .find(|l| l.starts_with("tianguis_delivery_promise{state=\"late\"}"))
+        .unwrap();
+    assert!(
+        late_line
+            .split_whitespace()
+            .last()
+            .unwrap()
+            .parse::<i64>()
+            .unwrap()
+            > 0,
+        "{late_line}"
+    );
+    // A place's own promise, set by the admin only.
+    let village = app
+        .db
+        .places()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.kind == "village")
+        .unwrap();
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/places/{}/promise", village.id),
+                &[("days", "6")]
+            )
+            .await
+            .0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        app.db
+            .places()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.id == village.id)
+            .unwrap()
+            .delivery_days,
+        Some(6)
+    );
+    assert_eq!(
+        admin
+            .post(
+                &format!("/admin/places/{}/promise", village.id),
+                &[("days", "99")]
+            )
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    buyer.get("/").await;
+    let (s, _) = buyer
+        .post(
+            &format!("/admin/places/{}/promise", village.id),
+            &[("days", "1")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
