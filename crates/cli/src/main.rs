@@ -434,7 +434,7 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
             let mut lat = Vec::new();
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let body = serde_json::json!({"lines": [{"product_id": products[(c + n as usize) % products.len()], "quantity": 1}], "method": "cash", "address": "8C4X+2F Bench", "phone": "+529510000000"});
+                let body = serde_json::json!({"lines": [{"product_id": products[(c + n as usize) % products.len()], "quantity": 1}], "method": "cash", "address": "7685X722+FQ Bench", "phone": "+529510000000"});
                 let t = Instant::now();
                 let r = http.post(format!("http://{addr}/api/v1/checkout")).bearer_auth(&token).header("Idempotency-Key", format!("b{c}-{n}")).json(&body).send().await;
                 if r.is_ok_and(|r| r.status().as_u16() == 201) {

@@ -406,3 +406,52 @@ mod tests {
         assert_eq!(short.recover(17.06, -96.72).unwrap(), c);
     }
 }
+
+/// Find a plus code inside a free-text address ("8C4X+2F Santa Ana, blue house"). A word with a
+/// `+` that is not a valid code is an error, so a mistyped code is caught rather than ignored.
+pub fn find_in_text(text: &str) -> Result<Option<PlusCode>, OlcError> {
+    for word in text.split_whitespace() {
+        if !word.contains(SEPARATOR) {
+            continue;
+        }
+        let w = word
+            .trim_matches(|c: char| matches!(c, ',' | ';' | '.' | ':' | '(' | ')' | '"' | '\''));
+        // "+52 951 ..." is a phone number, not a code.
+        if w.starts_with(SEPARATOR) && w[1..].chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        return PlusCode::parse(w).map(Some);
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod find_tests {
+    use super::*;
+    #[test]
+    fn codes_in_addresses() {
+        assert_eq!(
+            find_in_text("8c4x+2f Santa Ana, casa azul")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "8C4X+2F"
+        );
+        assert_eq!(
+            find_in_text("Casa azul (76GQ8C4X+2F).")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "76GQ8C4X+2F"
+        );
+        assert_eq!(
+            find_in_text("junto a la iglesia, tel +52 951").unwrap(),
+            None
+        );
+        assert!(
+            find_in_text("8C4X+2 Santa Ana").is_err(),
+            "a mistyped code is caught"
+        );
+        assert_eq!(find_in_text("").unwrap(), None);
+    }
+}

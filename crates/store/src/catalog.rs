@@ -50,6 +50,8 @@ pub struct Place {
     pub parent_id: Option<i64>,
     /// Delivery promise in days for buyers here (None: the district's, then the default).
     pub delivery_days: Option<i64>,
+    /// A reference point (latitude, longitude) for recovering short plus codes.
+    pub location: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,6 +257,56 @@ impl Db {
         row_i64(&r, "id")
     }
 
+    /// Set a place's reference point.
+    pub async fn set_place_location(&self, place_id: i64, lat: f64, lng: f64) -> Result<()> {
+        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lng) {
+            return Err(StoreError::invalid("err-coordinates"));
+        }
+        sqlx::query("UPDATE places SET lat = $1, lng = $2 WHERE id = $3")
+            .bind(lat)
+            .bind(lng)
+            .bind(place_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The full plus code in a delivery address, if it has one. A short code ("8C4X+2F Santa
+    /// Ana") is recovered near the place named in the address, else the buyer's place, else its
+    /// district.
+    pub async fn resolve_plus_code(&self, buyer_id: i64, address: &str) -> Result<Option<String>> {
+        let code = tianguis_geo::olc::find_in_text(address)
+            .map_err(|_| StoreError::invalid("err-plus-code"))?;
+        let Some(code) = code else { return Ok(None) };
+        if code.is_full() {
+            return Ok(Some(code.to_string()));
+        }
+        let places = self.places().await?;
+        let lower = address.to_lowercase();
+        let named = places
+            .iter()
+            .filter(|p| p.location.is_some() && lower.contains(&p.name.to_lowercase()))
+            .max_by_key(|p| p.name.len());
+        let own = self
+            .user(buyer_id)
+            .await?
+            .place_id
+            .and_then(|id| places.iter().find(|p| p.id == id));
+        let parent = own
+            .and_then(|p| p.parent_id)
+            .and_then(|id| places.iter().find(|p| p.id == id));
+        let reference = named
+            .or(own.filter(|p| p.location.is_some()))
+            .or(parent.filter(|p| p.location.is_some()));
+        let Some((lat, lng)) = reference.and_then(|p| p.location) else {
+            return Err(StoreError::invalid("err-plus-code-place"));
+        };
+        let full = code
+            .recover(lat, lng)
+            .map_err(|_| StoreError::invalid("err-plus-code"))?;
+        Ok(Some(full.to_string()))
+    }
+
     /// Set a place's delivery promise (None: inherit).
     pub async fn set_place_delivery_days(&self, place_id: i64, days: Option<i64>) -> Result<()> {
         if days.is_some_and(|d| !(1..=60).contains(&d)) {
@@ -289,10 +341,11 @@ impl Db {
     }
 
     pub async fn places(&self) -> Result<Vec<Place>> {
-        let rows =
-            sqlx::query("SELECT id, name, kind, parent_id, delivery_days FROM places ORDER BY id")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, kind, parent_id, delivery_days, lat, lng FROM places ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(Place {
@@ -301,6 +354,16 @@ impl Db {
                     kind: row_str(r, "kind")?,
                     parent_id: row_opt_i64(r, "parent_id")?,
                     delivery_days: row_opt_i64(r, "delivery_days")?,
+                    location: {
+                        use sqlx::Row;
+                        match (
+                            r.try_get::<Option<f64>, _>("lat")?,
+                            r.try_get::<Option<f64>, _>("lng")?,
+                        ) {
+                            (Some(a), Some(b)) => Some((a, b)),
+                            _ => None,
+                        }
+                    },
                 })
             })
             .collect()

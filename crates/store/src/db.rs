@@ -104,6 +104,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "delivery promise",
         include_str!("../migrations/sqlite/0003_delivery_promise.sql"),
     ),
+    (
+        4,
+        "plus code addresses",
+        include_str!("../migrations/sqlite/0004_plus_code_addresses.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -120,6 +125,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "delivery promise",
         include_str!("../migrations/postgres/0003_delivery_promise.sql"),
+    ),
+    (
+        4,
+        "plus code addresses",
+        include_str!("../migrations/postgres/0004_plus_code_addresses.sql"),
     ),
 ];
 

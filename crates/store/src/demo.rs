@@ -229,14 +229,24 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         .await?;
     let town = db.create_place("San Mateo", "town", Some(district)).await?;
     let mut villages = Vec::new();
-    for v in [
-        "Santa Ana",
-        "El Rosario",
-        "Tres Ríos",
-        "San Pedro Cholula",
-        "La Esperanza",
+    for (v, lat, lng) in [
+        ("Santa Ana", 16.9512, -96.7481),
+        ("El Rosario", 17.0501, -96.6012),
+        ("Tres Ríos", 17.1013, -96.9022),
+        ("San Pedro Cholula", 16.9034, -96.6517),
+        ("La Esperanza", 17.1498, -96.5539),
     ] {
-        villages.push(db.create_place(v, "village", Some(district)).await?);
+        let id = db.create_place(v, "village", Some(district)).await?;
+        db.set_place_location(id, lat, lng).await?;
+        villages.push(id);
+    }
+    // Reference points so short plus codes ("X722+FQ Santa Ana") can be recovered.
+    for (id, lat, lng) in [
+        (district, 17.06, -96.72),
+        (city, 17.0654, -96.7236),
+        (town, 17.2009, -96.8017),
+    ] {
+        db.set_place_location(id, lat, lng).await?;
     }
     let mut cats = std::collections::HashMap::new();
     for (slug, en, es, bn) in CATEGORIES {
@@ -434,7 +444,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     session_id: None,
                     idempotency_key: format!("demo-{round}-{n}"),
                     method: if (n + round).is_multiple_of(2) { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
-                    address: "8C4X+2F Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
+                    address: "X722+FQ Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
                     phone: "+529510000000".into(),
                 })
                 .await?;
@@ -468,7 +478,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 session_id: None,
                 idempotency_key: format!("demo-cod-{k}"),
                 method: PaymentMethod::CashOnDelivery,
-                address: "7F2M+QH El Rosario — tienda de Don Pepe / next to Don Pepe's shop".into(),
+                address: "392X+2G El Rosario — tienda de Don Pepe / next to Don Pepe's shop".into(),
                 phone: "+529510000003".into(),
             })
             .await?;

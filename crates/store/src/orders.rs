@@ -99,6 +99,8 @@ pub struct Order {
     pub method: String,
     pub payment_status: Option<String>,
     pub payment_id: Option<i64>,
+    /// The full plus code of the delivery address, when it has one.
+    pub plus_code: Option<String>,
     /// When the delivery promise falls due, and when it was delivered.
     pub due_at: Option<i64>,
     pub delivered_at: Option<i64>,
@@ -136,7 +138,7 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
     (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
     (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
-    o.delivery_code, o.due_at, o.delivered_at, o.created_at, o.updated_at \
+    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.created_at, o.updated_at \
     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id";
 
 fn cur(s: &str) -> Result<Currency> {
@@ -165,6 +167,7 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         payment_status: row_opt_str(r, "payment_status")?,
         payment_id: row_opt_i64(r, "payment_id")?,
         delivery_code: row_opt_str(r, "delivery_code")?,
+        plus_code: row_opt_str(r, "plus_code")?,
         due_at: row_opt_i64(r, "due_at")?,
         delivered_at: row_opt_i64(r, "delivered_at")?,
         created_at: row_i64(r, "created_at")?,
@@ -218,6 +221,7 @@ impl Db {
         let settings = self.settings().await?;
         let (fees, policy) = (settings.fees(), settings.policy());
         let promise_days = self.promise_days_for(req.buyer_id).await?;
+        let plus_code = self.resolve_plus_code(req.buyer_id, address).await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -230,6 +234,7 @@ impl Db {
                     fees,
                     policy,
                     promise_days,
+                    plus_code.as_deref(),
                 )
                 .await
             {
@@ -251,6 +256,7 @@ impl Db {
         fees: Fees,
         policy: Policy,
         promise_days: i64,
+        plus_code: Option<&str>,
     ) -> Result<(CheckoutResult, bool)> {
         let now = self.now_ms();
         let scope = format!("checkout:{}", req.buyer_id);
@@ -330,8 +336,8 @@ impl Db {
         }
         let (drafts, grand) = checkout::split(&priced, fees)?;
         let c = sqlx::query(
-            "INSERT INTO checkouts (buyer_id, total_minor, currency, method, address, phone, created_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
+            "INSERT INTO checkouts (buyer_id, total_minor, currency, method, address, phone, created_at, plus_code) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
         )
         .bind(req.buyer_id)
         .bind(grand.minor)
@@ -340,6 +346,7 @@ impl Db {
         .bind(address.to_string())
         .bind(phone.to_string())
         .bind(now)
+        .bind(plus_code.map(str::to_string))
         .fetch_one(&mut *tx)
         .await?;
         let checkout_id = row_i64(&c, "id")?;

@@ -59,7 +59,7 @@ mod support {
             session_id: None,
             idempotency_key: key.into(),
             method: PaymentMethod::MobileMoney,
-            address: "8C4X+2F Santa Ana, blue house".into(),
+            address: "7685X722+FQ Santa Ana, blue house".into(),
             phone: "+529510000000".into(),
         }
     }
@@ -876,5 +876,54 @@ async fn the_delivery_promise_sets_due_dates_and_flags_late_orders() {
             Promise::Broken
         );
         assert!(t.db.promise_watch().await.unwrap().0.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plus_code_addresses_are_checked_and_short_codes_recovered() {
+    for t in all().await {
+        let (place, cat, seller) = small_shop(&t.db).await;
+        t.db.set_place_location(place, 16.9512, -96.7481)
+            .await
+            .unwrap();
+        assert!(t.db.set_place_location(place, 91.0, 0.0).await.is_err());
+        let pid =
+            t.db.create_product(seller, &product(cat, "Tejate", 3000, 50))
+                .await
+                .unwrap();
+        let b = buyer(&t.db, 1).await;
+        let cases = [
+            ("X722+FQ Santa Ana, casa azul", Some("7685X722+FQ")),
+            ("7685x722+fq", Some("7685X722+FQ")),
+            ("junto a la iglesia, tel +52 951 000 0000", None),
+        ];
+        for (i, (address, want)) in cases.iter().enumerate() {
+            let mut r = req(b, vec![(pid, 1)], &format!("pc{i}"));
+            r.address = address.to_string();
+            let (res, _) = t.db.checkout(&r).await.unwrap();
+            assert_eq!(
+                t.db.order(res.order_ids[0])
+                    .await
+                    .unwrap()
+                    .plus_code
+                    .as_deref(),
+                *want,
+                "{address}"
+            );
+        }
+        for (i, (address, key)) in [
+            ("X722+F Santa Ana", "err-plus-code"),
+            ("X722+FQ somewhere unknown", "err-plus-code-place"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut r = req(b, vec![(pid, 1)], &format!("bad{i}"));
+            r.address = address.to_string();
+            match t.db.checkout(&r).await {
+                Err(StoreError::Invalid(m)) => assert_eq!(m.key, *key, "{address}"),
+                other => panic!("{address}: {other:?}"),
+            }
+        }
     }
 }

@@ -544,6 +544,8 @@ struct OrderPage<'a> {
     delivery_code: Option<String>,
     /// "Expected by ..." while the promise is open.
     expected: Option<String>,
+    /// The delivery plus code and its centre, for map links.
+    map: Option<(String, f64, f64)>,
     /// The seller or courier may record the delivery with the buyer's code.
     deliver_label: Option<String>,
 }
@@ -642,6 +644,15 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
             .due_at
             .filter(|_| o.delivered_at.is_none() && !o.state.is_final())
             .map(|d| c.t.t1("order-expected", "date", &utc_minute(d)[..10])),
+        map: o
+            .plus_code
+            .as_deref()
+            .and_then(|p| tianguis_geo::PlusCode::parse(p).ok())
+            .and_then(|p| {
+                p.decode()
+                    .ok()
+                    .map(|a| (p.to_string(), a.center().0, a.center().1))
+            }),
         c: &c,
         o,
         actions,

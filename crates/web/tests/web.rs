@@ -205,7 +205,7 @@ async fn a_buyer_signs_up_buys_from_two_sellers_pays_by_mobile_money_and_the_sel
             .to_string();
         let form = [
             ("idempotency_key", key.as_str()),
-            ("address", "8C4X+2F Santa Ana, casa azul"),
+            ("address", "X722+FQ Santa Ana, casa azul"),
             ("phone", "+529515550101"),
             ("method", "mobile_money"),
         ];
@@ -263,6 +263,12 @@ async fn a_buyer_signs_up_buys_from_two_sellers_pays_by_mobile_money_and_the_sel
                 .holds()
         );
         let (_, html) = buyer.get(&format!("/orders/{order}")).await;
+        assert!(
+            html.contains("7685X722+FQ")
+                && html.contains("https://plus.codes/7685X722+FQ")
+                && html.contains("href=\"geo:16.95"),
+            "the short code was recovered near Santa Ana: {html}"
+        );
         assert!(
             html.contains("Completed")
                 && html.contains("Delivered (buyer)")
@@ -812,7 +818,7 @@ async fn the_api_checks_out_once_per_idempotency_key_and_documents_itself() {
             .await
             .unwrap();
         let pid = products["items"][0]["id"].as_i64().unwrap();
-        let body = serde_json::json!({"lines": [{"product_id": pid, "quantity": 1}], "method": "mobile_money", "address": "8C4X+2F Santa Ana", "phone": "+529510000001"});
+        let body = serde_json::json!({"lines": [{"product_id": pid, "quantity": 1}], "method": "mobile_money", "address": "X722+FQ Santa Ana", "phone": "+529510000001"});
         let send = || {
             c.post(format!("{}/api/v1/checkout", app.base))
                 .bearer_auth(&token)
@@ -1485,7 +1491,7 @@ async fn cash_on_delivery_through_the_pages() {
                 "/checkout",
                 &[
                     ("idempotency_key", &key),
-                    ("address", "7F2M+QH El Rosario"),
+                    ("address", "392X+2G El Rosario"),
                     ("phone", "+529515550103"),
                     ("method", "cash_on_delivery"),
                 ],
