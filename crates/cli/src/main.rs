@@ -59,6 +59,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PlusCmd,
     },
+    /// The address registry.
+    Registry {
+        #[command(subcommand)]
+        cmd: RegistryCmd,
+    },
     /// Route planning.
     Routes {
         #[command(subcommand)]
@@ -125,6 +130,13 @@ enum PlusCmd {
         #[arg(allow_negative_numbers = true)]
         lng: f64,
     },
+}
+
+#[derive(Subcommand)]
+enum RegistryCmd {
+    /// Import properties from CSV (header: name, owner_phone, latitude, longitude); each gets a
+    /// plus code. Prints a report of rows that were refused.
+    Import { file: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -265,6 +277,32 @@ async fn run() -> Result<()> {
         Cmd::Routes {
             cmd: RoutesCmd::Bench { files, seconds },
         } => routes_bench(&files, seconds)?,
+        Cmd::Registry {
+            cmd: RegistryCmd::Import { file },
+        } => {
+            let db = open(&cli.database_url).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let rows = text.lines().count().saturating_sub(1) as u64;
+            let bar = indicatif::ProgressBar::new(rows);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("importing");
+            let report = db.import_registry(&text, |n| bar.set_position(n)).await?;
+            bar.finish_and_clear();
+            let tr = tianguis_web::i18n::Tr::new("en");
+            println!(
+                "imported {}, already registered {}, refused {}",
+                report.imported,
+                report.duplicates,
+                report.rejected.len()
+            );
+            for (line, why) in &report.rejected {
+                println!("line {line}: {}", tr.msg(why));
+            }
+        }
         Cmd::Bench {
             cmd: BenchCmd::Checkout { clients, seconds },
         } => bench_checkout(&cli.database_url, clients, seconds).await?,

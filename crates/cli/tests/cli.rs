@@ -154,6 +154,14 @@ fn migrate_add_users_make_tokens_and_back_up() {
     assert!(std::fs::metadata(d.join("backup.db")).unwrap().len() > 4096);
     let (ok, _, err) = tianguis(&[db, "backup", "backup.db"], &d);
     assert!(!ok && err.contains("already exists"), "{err}");
+    std::fs::write(d.join("registry.csv"), "name,owner_phone,latitude,longitude\nRancho,+529511000001,16.9512,-96.7481\nNowhere,+529511000002,95,1\n").unwrap();
+    let (ok, out, err) = tianguis(&[db, "registry", "import", "registry.csv"], &d);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("imported 1, already registered 0, refused 1")
+            && out.contains("line 3: Latitude is -90 to 90"),
+        "{out}"
+    );
     let (ok, _, err) = tianguis(&["--database-url=mysql://x", "migrate"], &d);
     assert!(!ok && err.contains("sqlite: or postgres:"), "{err}");
     let _ = std::fs::remove_dir_all(&d);

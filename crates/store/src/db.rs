@@ -109,6 +109,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "plus code addresses",
         include_str!("../migrations/sqlite/0004_plus_code_addresses.sql"),
     ),
+    (
+        5,
+        "address registry",
+        include_str!("../migrations/sqlite/0005_address_registry.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -130,6 +135,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "plus code addresses",
         include_str!("../migrations/postgres/0004_plus_code_addresses.sql"),
+    ),
+    (
+        5,
+        "address registry",
+        include_str!("../migrations/postgres/0005_address_registry.sql"),
     ),
 ];
 

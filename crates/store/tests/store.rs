@@ -927,3 +927,52 @@ async fn plus_code_addresses_are_checked_and_short_codes_recovered() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_address_registry_imports_good_rows_and_reports_the_rest() {
+    for t in all().await {
+        let csv = "latitude,longitude,name,owner_phone\n\
+                   16.9512,-96.7481,Rancho El Mezquite,+52 951 100 0001\n\
+                   17.0501,-96.6012,\"Parcela 12, Lote B\",+529511000002\n\
+                   91,-96.6,Too far north,+529511000003\n\
+                   17.1,-96.9,,+529511000004\n\
+                   17.1,abc,Bad number,+529511000005\n\
+                   17.1,-96.9,Bad phone,12\n\
+                   16.9512,-96.7481,Rancho El Mezquite,+529511000001\n";
+        let mut seen = Vec::new();
+        let report = t.db.import_registry(csv, |n| seen.push(n)).await.unwrap();
+        assert_eq!((report.imported, report.duplicates), (2, 1));
+        let lines: Vec<(u64, &str)> = report.rejected.iter().map(|(l, m)| (*l, m.key)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (4, "err-coordinates"),
+                (5, "err-registry-name"),
+                (6, "err-registry-coordinates"),
+                (7, "err-phone")
+            ]
+        );
+        assert_eq!(seen.last(), Some(&7));
+        let mine = t.db.registered_addresses("+52 951 100 0001").await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(
+            (mine[0].name.as_str(), mine[0].plus_code.as_str()),
+            ("Rancho El Mezquite", "7685X722+FQJ")
+        );
+        assert!(
+            matches!(t.db.import_registry("a,b\n1,2\n", |_| {}).await, Err(StoreError::Invalid(m)) if m.key == "err-registry-header")
+        );
+        // A larger file goes in batches.
+        let mut big = String::from("name,phone,lat,lng\n");
+        for i in 0..1200 {
+            big.push_str(&format!(
+                "Casa {i},+5295120{:05},{},{}\n",
+                i,
+                16.9 + i as f64 * 0.0001,
+                -96.7
+            ));
+        }
+        let report = t.db.import_registry(&big, |_| {}).await.unwrap();
+        assert_eq!((report.imported, report.rejected.len()), (1200, 0));
+    }
+}

@@ -59,6 +59,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/payments/{id}/cash", post(admin_cash))
         .route("/admin/users/{id}", post(admin_user))
         .route("/admin/places/{id}/promise", post(admin_place_promise))
+        .route("/admin/registry", post(admin_registry))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
@@ -330,6 +331,7 @@ struct CheckoutPage<'a> {
     key: String,
     address: String,
     phone: String,
+    registered: Vec<tianguis_store::registry::Property>,
 }
 
 async fn checkout_page(
@@ -369,6 +371,7 @@ async fn checkout_page(
         lines,
         key: tianguis_store::random_token(16),
         address,
+        registered: s.db.registered_addresses(&user.phone).await?,
         phone,
     })
 }
@@ -392,6 +395,9 @@ struct CheckoutForm {
     phone: String,
     #[serde(default)]
     method: String,
+    /// A property from the address registry, instead of a typed address.
+    #[serde(default)]
+    registered: String,
 }
 
 async fn checkout(
@@ -411,6 +417,25 @@ async fn checkout(
             .iter()
             .map(|l| (l.product.id, l.quantity))
             .collect();
+    let mut f = f;
+    if let Ok(id) = f.registered.trim().parse::<i64>() {
+        // Only the buyer's own registered properties can be chosen.
+        match s
+            .db
+            .registered_addresses(&user.phone)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+        {
+            Some(p) => f.address = format!("{} {}", p.plus_code, p.name),
+            None => {
+                return Err(AppError::user(
+                    StatusCode::NOT_FOUND,
+                    "err-registry-not-yours",
+                ));
+            }
+        }
+    }
     let req = CheckoutRequest {
         buyer_id: user.id,
         lines,
@@ -1355,6 +1380,67 @@ async fn admin_place_promise(
     };
     s.db.set_place_delivery_days(id, days).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "registry_report.html")]
+struct RegistryReport<'a> {
+    c: &'a Ctx,
+    title: String,
+    summary: String,
+    rejected: Vec<(u64, String)>,
+}
+
+/// Officials upload a registry CSV; the page reports what was imported and which lines not.
+async fn admin_registry(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    mut mp: Multipart,
+) -> R {
+    let mut csrf = String::new();
+    let mut text = String::new();
+    while let Some(field) = mp
+        .next_field()
+        .await
+        .map_err(|e| AppError::Raw(StatusCode::BAD_REQUEST, e.to_string()))?
+    {
+        match field.name().unwrap_or("") {
+            "csrf" => {
+                csrf = field
+                    .text()
+                    .await
+                    .map_err(|e| AppError::Raw(StatusCode::BAD_REQUEST, e.to_string()))?
+            }
+            "file" => {
+                text = String::from_utf8_lossy(
+                    &field
+                        .bytes()
+                        .await
+                        .map_err(|e| AppError::Raw(StatusCode::BAD_REQUEST, e.to_string()))?,
+                )
+                .into_owned()
+            }
+            _ => {}
+        }
+    }
+    c.check_csrf(&csrf)?;
+    admin_of(&c)?;
+    let report = s.db.import_registry(&text, |_| {}).await?;
+    html(RegistryReport {
+        title: c.t.t("admin-registry"),
+        summary: c.t.msg(
+            &Msg::new("admin-registry-report")
+                .arg("imported", report.imported)
+                .arg("duplicates", report.duplicates)
+                .arg("rejected", report.rejected.len()),
+        ),
+        rejected: report
+            .rejected
+            .iter()
+            .map(|(l, m)| (*l, c.t.msg(m)))
+            .collect(),
+        c: &c,
+    })
 }
 
 async fn admin_user(

@@ -1661,3 +1661,108 @@ async fn officials_see_late_and_at_risk_deliveries() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_official_imports_the_registry_and_a_buyer_checks_out_to_their_property() {
+    for app in apps(true).await {
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        admin.get("/admin").await;
+        let csv = "name,owner_phone,latitude,longitude\nRancho La Joya,+520000002006,17.0501,-96.6012\nBroken,+520000002006,x,y\n";
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", admin.csrf.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("r.csv"),
+            );
+        let r = admin
+            .c
+            .post(format!("{}/admin/registry", app.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Imported 1")
+                && html.contains("Line 3")
+                && html.contains("must be numbers"),
+            "{html}"
+        );
+        let registered = app
+            .db
+            .registered_addresses("+520000002006")
+            .await
+            .unwrap()
+            .remove(0);
+        let mut buyer = Browser::login(&app.base, "+520000002006").await;
+        buyer
+            .post("/cart/add", &[("product_id", "3"), ("quantity", "1")])
+            .await;
+        let (_, html) = buyer.get("/checkout").await;
+        assert!(
+            html.contains("Rancho La Joya") && html.contains(&registered.plus_code),
+            "{html}"
+        );
+        let key = html
+            .split("name=\"idempotency_key\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        // Someone else's registered property cannot be chosen.
+        let (s, _) = buyer
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", "other"),
+                    ("registered", "999999"),
+                    ("phone", "+520000002006"),
+                    ("method", "cash"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, loc) = buyer
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", &key),
+                    ("registered", &registered.id.to_string()),
+                    ("address", ""),
+                    ("phone", "+520000002006"),
+                    ("method", "cash"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let (_, page) = buyer.get(&loc).await;
+        let order = app
+            .db
+            .order(first_link(&page, "href=\"/orders/"))
+            .await
+            .unwrap();
+        assert_eq!(
+            order.plus_code.as_deref(),
+            Some(registered.plus_code.as_str())
+        );
+        assert!(order.address.contains("Rancho La Joya"));
+        // Only an admin may import.
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", buyer.csrf.clone())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("r.csv"),
+            );
+        let r = buyer
+            .c
+            .post(format!("{}/admin/registry", app.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+}
