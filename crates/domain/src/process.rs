@@ -99,6 +99,8 @@ impl Actor {
 #[serde(rename_all = "snake_case")]
 pub enum Transition {
     Pay,
+    /// A parcel left at a pickup point past its hold period goes back (scheduled at check-in).
+    ReturnUncollected,
     DeliverWithCode,
     AcceptOnDelivery,
     CollectOnDelivery,
@@ -187,6 +189,18 @@ use OrderState as S;
 
 /// The whole process. Read this table to know what an order can do.
 pub const TRANSITIONS: &[TransitionDef] = &[
+    TransitionDef {
+        name: Transition::ReturnUncollected,
+        from: &[S::Shipped],
+        to: S::Returned,
+        actors: &[A::System],
+        effects: &[
+            E::RestoreStock,
+            E::Schedule(Timer::Now, Transition::AutoRefund),
+        ],
+        payment: Payment::Any,
+        needs_code: false,
+    },
     TransitionDef {
         name: Transition::DeliverWithCode,
         from: &[S::Shipped],
@@ -371,6 +385,7 @@ impl Transition {
     pub fn as_str(&self) -> &'static str {
         match self {
             Transition::Pay => "pay",
+            Transition::ReturnUncollected => "return_uncollected",
             Transition::DeliverWithCode => "deliver_with_code",
             Transition::AcceptOnDelivery => "accept_on_delivery",
             Transition::CollectOnDelivery => "collect_on_delivery",

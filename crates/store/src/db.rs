@@ -88,60 +88,30 @@ impl<'s> MigrationSource<'s> for Embedded {
     }
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "core",
-        include_str!("../migrations/sqlite/0001_core.sql"),
-    ),
-    (
-        2,
-        "delivery code",
-        include_str!("../migrations/sqlite/0002_delivery_code.sql"),
-    ),
-    (
-        3,
-        "delivery promise",
-        include_str!("../migrations/sqlite/0003_delivery_promise.sql"),
-    ),
-    (
-        4,
-        "plus code addresses",
-        include_str!("../migrations/sqlite/0004_plus_code_addresses.sql"),
-    ),
-    (
-        5,
-        "address registry",
-        include_str!("../migrations/sqlite/0005_address_registry.sql"),
-    ),
-];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "core",
-        include_str!("../migrations/postgres/0001_core.sql"),
-    ),
-    (
-        2,
-        "delivery code",
-        include_str!("../migrations/postgres/0002_delivery_code.sql"),
-    ),
-    (
-        3,
-        "delivery promise",
-        include_str!("../migrations/postgres/0003_delivery_promise.sql"),
-    ),
-    (
-        4,
-        "plus code addresses",
-        include_str!("../migrations/postgres/0004_plus_code_addresses.sql"),
-    ),
-    (
-        5,
-        "address registry",
-        include_str!("../migrations/postgres/0005_address_registry.sql"),
-    ),
-];
+/// Embedded migrations of one backend folder: version and file stem (which is also the
+/// description). Both folders carry the same versions.
+macro_rules! migrations {
+    ($dir:literal: $($v:literal $stem:literal),* $(,)?) => {
+        &[$(($v, $stem, include_str!(concat!("../migrations/", $dir, "/", $stem, ".sql")))),*]
+    };
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
+    1 "0001_core",
+    2 "0002_delivery_code",
+    3 "0003_delivery_promise",
+    4 "0004_plus_code_addresses",
+    5 "0005_address_registry",
+    6 "0006_pickup_points",
+);
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
+    1 "0001_core",
+    2 "0002_delivery_code",
+    3 "0003_delivery_promise",
+    4 "0004_plus_code_addresses",
+    5 "0005_address_registry",
+    6 "0006_pickup_points",
+);
 
 impl Db {
     /// Connect to `sqlite:path` (the file is created) or `postgres://...`.

@@ -446,7 +446,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     method: if (n + round).is_multiple_of(2) { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
                     address: "X722+FQ Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
                     phone: "+529510000000".into(),
-                })
+                 pickup_point_id: None })
                 .await?;
             n += 1;
             for oid in &res.order_ids {
@@ -480,6 +480,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 method: PaymentMethod::CashOnDelivery,
                 address: "392X+2G El Rosario — tienda de Don Pepe / next to Don Pepe's shop".into(),
                 phone: "+529510000003".into(),
+                pickup_point_id: None,
             })
             .await?;
         for t in steps {

@@ -11,6 +11,7 @@ pub mod images;
 pub mod jobs;
 pub mod ledger;
 pub mod orders;
+pub mod pickup;
 pub mod registry;
 pub mod testdb;
 pub mod users;

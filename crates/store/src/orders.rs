@@ -52,6 +52,8 @@ pub struct CheckoutRequest {
     pub method: PaymentMethod,
     pub address: String,
     pub phone: String,
+    /// Deliver to this pickup point instead of the address.
+    pub pickup_point_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -101,6 +103,10 @@ pub struct Order {
     pub payment_id: Option<i64>,
     /// The full plus code of the delivery address, when it has one.
     pub plus_code: Option<String>,
+    /// Delivered to a pickup point: which, who runs it, and when the parcel was checked in.
+    pub pickup_point_id: Option<i64>,
+    pub pickup_operator_id: Option<i64>,
+    pub checked_in_at: Option<i64>,
     /// When the delivery promise falls due, and when it was delivered.
     pub due_at: Option<i64>,
     pub delivered_at: Option<i64>,
@@ -138,8 +144,8 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
     (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
     (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
-    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.created_at, o.updated_at \
-    FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id";
+    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.pickup_point_id, pp.operator_id AS pickup_operator_id, o.checked_in_at, o.created_at, o.updated_at \
+    FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id LEFT JOIN pickup_points pp ON pp.id = o.pickup_point_id";
 
 fn cur(s: &str) -> Result<Currency> {
     Currency::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -168,6 +174,9 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         payment_id: row_opt_i64(r, "payment_id")?,
         delivery_code: row_opt_str(r, "delivery_code")?,
         plus_code: row_opt_str(r, "plus_code")?,
+        pickup_point_id: row_opt_i64(r, "pickup_point_id")?,
+        pickup_operator_id: row_opt_i64(r, "pickup_operator_id")?,
+        checked_in_at: row_opt_i64(r, "checked_in_at")?,
         due_at: row_opt_i64(r, "due_at")?,
         delivered_at: row_opt_i64(r, "delivered_at")?,
         created_at: row_i64(r, "created_at")?,
@@ -189,12 +198,18 @@ pub fn actor_for(user: &User, order: &Order, t: Transition) -> Option<Actor> {
     if user.id == order.buyer_id {
         roles.push(Actor::Buyer);
     }
+    if order.pickup_operator_id == Some(user.id) {
+        roles.push(Actor::Collector);
+    }
     roles.into_iter().find(|a| allowed.contains(a))
 }
 
 /// Whether a user may see an order at all.
 pub fn may_view(user: &User, order: &Order) -> bool {
-    user.role == Role::Admin || user.id == order.buyer_id || user.seller_id == Some(order.seller_id)
+    user.role == Role::Admin
+        || user.id == order.buyer_id
+        || user.seller_id == Some(order.seller_id)
+        || order.pickup_operator_id == Some(user.id)
 }
 
 impl Db {
@@ -214,30 +229,44 @@ impl Db {
             return Err(StoreError::invalid("err-idempotency-key"));
         }
         let phone = PhoneNumber::parse(&req.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
-        let address = req.address.trim();
-        if address.is_empty() || address.chars().count() > 500 {
-            return Err(StoreError::invalid("err-address"));
-        }
         let settings = self.settings().await?;
-        let (fees, policy) = (settings.fees(), settings.policy());
-        let promise_days = self.promise_days_for(req.buyer_id).await?;
-        let plus_code = self.resolve_plus_code(req.buyer_id, address).await?;
+        let mut fees = settings.fees();
+        // A pickup point replaces the address: its handling fee replaces the delivery fee.
+        let (address, plus_code, pickup) = match req.pickup_point_id {
+            Some(id) => {
+                let p = self.pickup_point(id).await?;
+                fees.delivery_per_order = p.fee_minor;
+                (
+                    format!("{} ({})", p.name, p.plus_code),
+                    Some(p.plus_code.clone()),
+                    Some((p.id, p.slots)),
+                )
+            }
+            None => {
+                let address = req.address.trim();
+                if address.is_empty() || address.chars().count() > 500 {
+                    return Err(StoreError::invalid("err-address"));
+                }
+                (
+                    address.to_string(),
+                    self.resolve_plus_code(req.buyer_id, address).await?,
+                    None,
+                )
+            }
+        };
+        let prepared = Prepared {
+            phone: phone.as_str().to_string(),
+            address,
+            fees,
+            policy: settings.policy(),
+            promise_days: self.promise_days_for(req.buyer_id).await?,
+            plus_code,
+            pickup,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self
-                .checkout_once(
-                    req,
-                    key,
-                    phone.as_str(),
-                    address,
-                    fees,
-                    policy,
-                    promise_days,
-                    plus_code.as_deref(),
-                )
-                .await
-            {
+            match self.checkout_once(req, key, &prepared).await {
                 Err(e) if e.is_transient() && attempt < 8 => {
                     tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
                 }
@@ -246,18 +275,20 @@ impl Db {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn checkout_once(
         &self,
         req: &CheckoutRequest,
         key: &str,
-        phone: &str,
-        address: &str,
-        fees: Fees,
-        policy: Policy,
-        promise_days: i64,
-        plus_code: Option<&str>,
+        prep: &Prepared,
     ) -> Result<(CheckoutResult, bool)> {
+        let (phone, address, fees, policy, promise_days, plus_code) = (
+            prep.phone.as_str(),
+            prep.address.as_str(),
+            prep.fees,
+            prep.policy,
+            prep.promise_days,
+            prep.plus_code.as_deref(),
+        );
         let now = self.now_ms();
         let scope = format!("checkout:{}", req.buyer_id);
         let mut tx = self.begin_write().await?;
@@ -282,6 +313,20 @@ impl Db {
             return Ok((res, true));
         }
 
+        if let Some((point, slots)) = prep.pickup {
+            // Lock the point's row (a no-op update) so two checkouts cannot take its last slot.
+            sqlx::query("UPDATE pickup_points SET slots = slots WHERE id = $1")
+                .bind(point)
+                .execute(&mut *tx)
+                .await?;
+            let used = sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE pickup_point_id = $1 AND state IN ('placed', 'paid', 'accepted', 'packed', 'shipped')")
+                .bind(point)
+                .fetch_one(&mut *tx)
+                .await?;
+            if row_i64(&used, "n")? >= slots {
+                return Err(StoreError::Conflict(Msg::new("err-pickup-full")));
+            }
+        }
         // Price from the catalogue, in product-id order so concurrent checkouts lock rows in the
         // same order (no deadlocks on PostgreSQL).
         let mut wanted: Vec<(i64, i64)> = Vec::new();
@@ -353,8 +398,8 @@ impl Db {
         let mut order_ids = Vec::new();
         for d in &drafts {
             let r = sqlx::query(
-                "INSERT INTO orders (checkout_id, buyer_id, seller_id, state, subtotal_minor, delivery_minor, total_minor, currency, fee_bps, created_at, updated_at, due_at) \
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
+                "INSERT INTO orders (checkout_id, buyer_id, seller_id, state, subtotal_minor, delivery_minor, total_minor, currency, fee_bps, created_at, updated_at, due_at, pickup_point_id) \
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
             )
             .bind(checkout_id)
             .bind(req.buyer_id)
@@ -368,6 +413,7 @@ impl Db {
             .bind(now)
             .bind(now)
             .bind(tianguis_domain::promise::due_at(now, promise_days))
+            .bind(prep.pickup.map(|p| p.0))
             .fetch_one(&mut *tx)
             .await?;
             let oid = row_i64(&r, "id")?;
@@ -634,6 +680,10 @@ impl Db {
         };
         let actor = actor_for(user, &order, t)
             .ok_or_else(|| StoreError::Forbidden(Msg::new("err-not-your-move")))?;
+        if order.pickup_point_id.is_some() && order.checked_in_at.is_none() {
+            // A parcel is handed over at the point only after it was checked in there.
+            return Err(StoreError::Conflict(Msg::new("err-pickup-not-checked-in")));
+        }
         let policy = self.policy().await?;
         let mut tx = self.begin_write().await?;
         let r =
@@ -883,6 +933,18 @@ async fn record_event(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// What a checkout needs that is read before its write transaction.
+struct Prepared {
+    phone: String,
+    address: String,
+    fees: Fees,
+    policy: Policy,
+    promise_days: i64,
+    plus_code: Option<String>,
+    /// (pickup point, its slots)
+    pickup: Option<(i64, i64)>,
 }
 
 pub(crate) async fn schedule(

@@ -13,6 +13,8 @@ use tianguis_domain::phone::PhoneNumber;
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Buyer,
+    /// Runs a pickup point: checks parcels in and hands them over.
+    Operator,
     Seller,
     Admin,
 }
@@ -23,6 +25,7 @@ impl Role {
             Role::Buyer => "buyer",
             Role::Seller => "seller",
             Role::Admin => "admin",
+            Role::Operator => "operator",
         }
     }
     pub fn parse(s: &str) -> Result<Role> {
@@ -30,6 +33,7 @@ impl Role {
             "buyer" => Ok(Role::Buyer),
             "seller" => Ok(Role::Seller),
             "admin" => Ok(Role::Admin),
+            "operator" => Ok(Role::Operator),
             _ => Err(StoreError::Invalid(Msg::new("err-role").arg("role", s))),
         }
     }

@@ -61,6 +61,7 @@ mod support {
             method: PaymentMethod::MobileMoney,
             address: "7685X722+FQ Santa Ana, blue house".into(),
             phone: "+529510000000".into(),
+            pickup_point_id: None,
         }
     }
 }
@@ -974,5 +975,184 @@ async fn the_address_registry_imports_good_rows_and_reports_the_rest() {
         }
         let report = t.db.import_registry(&big, |_| {}).await.unwrap();
         assert_eq!((report.imported, report.rejected.len()), (1200, 0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_the_uncollected() {
+    use tianguis_store::pickup::NewPickupPoint;
+    for t in all().await {
+        let (place, cat, seller) = small_shop(&t.db).await;
+        t.db.set_place_location(place, 16.9512, -96.7481)
+            .await
+            .unwrap();
+        let pid =
+            t.db.create_product(seller, &product(cat, "Mezcal", 45000, 20))
+                .await
+                .unwrap();
+        let op =
+            t.db.create_user(NewUser {
+                phone: "+52666000111",
+                email: None,
+                name: "Don Pepe",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: Some(place),
+            })
+            .await
+            .unwrap();
+        let point = |name: &str, loc: (f64, f64), slots: i64, op: Option<&str>| NewPickupPoint {
+            name: name.into(),
+            kind: "store".into(),
+            place_id: place,
+            location: loc,
+            slots,
+            hours: "Mon-Sat 8-20".into(),
+            hold_days: 5,
+            fee_minor: 1500,
+            operator_phone: op.map(str::to_string),
+        };
+        let near =
+            t.db.create_pickup_point(&point(
+                "Tienda Don Pepe",
+                (16.9520, -96.7470),
+                1,
+                Some("+52666000111"),
+            ))
+            .await
+            .unwrap();
+        let far =
+            t.db.create_pickup_point(&point("Gasolinera Norte", (17.2, -96.8), 10, None))
+                .await
+                .unwrap();
+        assert!(
+            t.db.create_pickup_point(&NewPickupPoint {
+                kind: "castle".into(),
+                ..point("X", (0.0, 0.0), 1, None)
+            })
+            .await
+            .is_err()
+        );
+        assert_eq!(
+            t.db.user(op.id).await.unwrap().role,
+            Role::Operator,
+            "the operator's role is set"
+        );
+        // The buyer lives in Santa Ana: the nearest point first.
+        let b =
+            t.db.create_user(NewUser {
+                phone: "+52666000222",
+                email: None,
+                name: "B",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: Some(place),
+            })
+            .await
+            .unwrap()
+            .id;
+        let offered: Vec<i64> =
+            t.db.pickup_points_for(b)
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.id)
+                .collect();
+        assert_eq!(offered, vec![near, far]);
+        let mut r = req(b, vec![(pid, 1)], "pick-1");
+        r.pickup_point_id = Some(near);
+        r.address = String::new();
+        let (res, _) = t.db.checkout(&r).await.unwrap();
+        let oid = res.order_ids[0];
+        let o = t.db.order(oid).await.unwrap();
+        assert_eq!(
+            (o.delivery.minor, o.pickup_point_id, o.plus_code.is_some()),
+            (1500, Some(near), true),
+            "handling fee instead of delivery"
+        );
+        // Its only slot is taken: no longer offered, and a second booking is refused.
+        assert_eq!(
+            t.db.pickup_points_for(b)
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.id)
+                .collect::<Vec<_>>(),
+            vec![far]
+        );
+        let mut r2 = req(b, vec![(pid, 1)], "pick-2");
+        r2.pickup_point_id = Some(near);
+        assert!(
+            matches!(t.db.checkout(&r2).await, Err(StoreError::Conflict(m)) if m.key == "err-pickup-full")
+        );
+        t.db.payment_succeeded(res.payment_id, None).await.unwrap();
+        for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
+            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        let operator = t.db.user(op.id).await.unwrap();
+        let code = t.db.order(oid).await.unwrap().delivery_code.unwrap();
+        assert!(
+            matches!(t.db.deliver_with_code(&operator, oid, &code).await, Err(StoreError::Conflict(m)) if m.key == "err-pickup-not-checked-in")
+        );
+        let stranger = t.db.user(b).await.unwrap();
+        assert!(
+            t.db.check_in(&stranger, oid).await.is_err(),
+            "only its operator checks parcels in"
+        );
+        t.db.check_in(&operator, oid).await.unwrap();
+        assert!(t.db.check_in(&operator, oid).await.is_err(), "once");
+        let (expected, held) = t.db.pickup_parcels(&operator).await.unwrap();
+        assert_eq!(
+            (
+                expected.len(),
+                held.iter().map(|o| o.id).collect::<Vec<_>>()
+            ),
+            (0, vec![oid])
+        );
+        assert_eq!(
+            t.db.deliver_with_code(&operator, oid, &code).await.unwrap(),
+            OrderState::Delivered,
+            "the hand-over is the proof"
+        );
+        // The hold-period timer then finds nothing to do.
+        t.db.clock.advance(Duration::from_secs(6 * 86_400));
+        t.db.run_due_jobs("w", 50).await.unwrap();
+        assert_eq!(
+            t.db.order(oid).await.unwrap().state,
+            OrderState::Delivered,
+            "collected: the return timer was skipped"
+        );
+        assert!(
+            t.db.order_events(oid)
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.transition != "return_uncollected")
+        );
+
+        // A parcel nobody collects goes back with a refund after the hold period.
+        let mut r3 = req(b, vec![(pid, 1)], "pick-3");
+        r3.pickup_point_id = Some(near);
+        let (res3, _) = t.db.checkout(&r3).await.unwrap();
+        let o3 = res3.order_ids[0];
+        t.db.payment_succeeded(res3.payment_id, None).await.unwrap();
+        for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
+            t.db.transition(o3, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        t.db.check_in(&operator, o3).await.unwrap();
+        let stock = t.db.product(pid).await.unwrap().stock;
+        t.db.clock.advance(Duration::from_secs(5 * 86_400 + 60));
+        t.db.run_due_jobs("w", 50).await.unwrap();
+        assert_eq!(t.db.order(o3).await.unwrap().state, OrderState::Refunded);
+        assert_eq!(t.db.product(pid).await.unwrap().stock, stock + 1);
+        let totals =
+            t.db.ledger_totals(t.db.currency().await.unwrap())
+                .await
+                .unwrap();
+        assert!(totals.holds(), "{totals:?}");
     }
 }

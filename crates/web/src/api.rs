@@ -131,6 +131,7 @@ async fn checkout(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
         method: PaymentMethod::parse(&b.method)?,
         address: b.address,
         phone: b.phone,
+        pickup_point_id: None,
     };
     let (result, replayed) = s.db.checkout(&req).await?;
     if !replayed && req.method == PaymentMethod::MobileMoney {

@@ -444,6 +444,7 @@ async fn checkout(
         method: PaymentMethod::parse(&f.method)?,
         address: f.address.clone(),
         phone: f.phone.clone(),
+        pickup_point_id: None,
     };
     let result = match s.db.checkout(&req).await {
         Ok((r, _)) => r,
