@@ -15,6 +15,7 @@ pub const DEMO_PASSWORD: &str = "tianguis-demo";
 pub const DEMO_ADMIN_PHONE: &str = "+520000000001";
 pub const DEMO_SELLER_PHONE: &str = "+520000001000";
 pub const DEMO_BUYER_PHONE: &str = "+520000002000";
+pub const DEMO_OPERATOR_PHONE: &str = "+520000003000";
 
 const CATEGORIES: &[(&str, &str, &str, Option<&str>)] = &[
     (
@@ -446,7 +447,8 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     method: if (n + round).is_multiple_of(2) { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
                     address: "X722+FQ Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
                     phone: "+529510000000".into(),
-                 pickup_point_id: None })
+                    pickup_point_id: None,
+                })
                 .await?;
             n += 1;
             for oid in &res.order_ids {
@@ -461,6 +463,56 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             }
             bar.inc(1);
         }
+    }
+    // Pickup points: a digital centre, a neighbourhood store and a locker, one operator.
+    let operator = insert_user(
+        db,
+        DEMO_OPERATOR_PHONE,
+        "Pepe Operador",
+        &hash,
+        Role::Operator,
+        Some(villages[0]),
+    )
+    .await?;
+    let _ = operator;
+    for (name, kind, place, loc, slots, fee) in [
+        (
+            "Centro Digital Santa Ana",
+            "centre",
+            villages[0],
+            (16.9515, -96.7478),
+            40,
+            1000,
+        ),
+        (
+            "Tienda Don Pepe",
+            "store",
+            villages[1],
+            (17.0503, -96.6010),
+            15,
+            1500,
+        ),
+        (
+            "Casillero Mercado Central",
+            "locker",
+            city,
+            (17.0660, -96.7240),
+            24,
+            2000,
+        ),
+    ] {
+        db.create_pickup_point(&crate::pickup::NewPickupPoint {
+            name: name.into(),
+            kind: kind.into(),
+            place_id: place,
+            location: loc,
+            slots,
+            hours: "Lun-Sáb 8:00-20:00".into(),
+            hold_days: 5,
+            fee_minor: fee,
+            operator_phone: Some(DEMO_OPERATOR_PHONE.into()),
+        })
+        .await?;
     }
     // Cash on delivery: one waiting for its seller, one delivered with the cash collected.
     for (k, steps) in [

@@ -60,6 +60,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/users/{id}", post(admin_user))
         .route("/admin/places/{id}/promise", post(admin_place_promise))
         .route("/admin/registry", post(admin_registry))
+        .route("/admin/pickup-points", post(admin_pickup_point))
+        .route("/pickup", get(pickup_page))
+        .route("/pickup/orders/{id}/check-in", post(pickup_check_in))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
@@ -332,6 +335,8 @@ struct CheckoutPage<'a> {
     address: String,
     phone: String,
     registered: Vec<tianguis_store::registry::Property>,
+    /// Pickup points with room, nearest first: (id, label).
+    pickup: Vec<(i64, String)>,
 }
 
 async fn checkout_page(
@@ -371,9 +376,36 @@ async fn checkout_page(
         lines,
         key: tianguis_store::random_token(16),
         address,
+        pickup: s
+            .db
+            .pickup_points_for(user.id)
+            .await?
+            .iter()
+            .map(|p| (p.id, pickup_label(c, p, cur)))
+            .collect(),
         registered: s.db.registered_addresses(&user.phone).await?,
         phone,
     })
+}
+
+/// "Tienda Don Pepe — store, 1.2 km, Mon-Sat 8-20, $15.00"
+fn pickup_label(
+    c: &Ctx,
+    p: &tianguis_store::pickup::PickupPoint,
+    currency: tianguis_domain::money::Currency,
+) -> String {
+    let km = p
+        .distance_m
+        .map(|m| format!(", {:.1} km", m / 1000.0))
+        .unwrap_or_default();
+    format!(
+        "{} — {}{}, {}, {}",
+        p.name,
+        c.t.t(&format!("pickup-kind-{}", p.kind)),
+        km,
+        p.hours,
+        c.t.money(&Money::new(p.fee_minor, currency))
+    )
 }
 
 async fn checkout_form(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
@@ -398,6 +430,9 @@ struct CheckoutForm {
     /// A property from the address registry, instead of a typed address.
     #[serde(default)]
     registered: String,
+    /// A pickup point, instead of an address.
+    #[serde(default)]
+    pickup: String,
 }
 
 async fn checkout(
@@ -444,7 +479,7 @@ async fn checkout(
         method: PaymentMethod::parse(&f.method)?,
         address: f.address.clone(),
         phone: f.phone.clone(),
-        pickup_point_id: None,
+        pickup_point_id: f.pickup.trim().parse::<i64>().ok(),
     };
     let result = match s.db.checkout(&req).await {
         Ok((r, _)) => r,
@@ -1234,6 +1269,8 @@ struct AdminPage<'a> {
     ledger_ok: bool,
     late: Vec<Order>,
     at_risk: Vec<Order>,
+    pickup_points: Vec<tianguis_store::pickup::PickupPoint>,
+    pickup_kinds: &'static [&'static str],
     default_days: i64,
     disputes: Vec<Order>,
     cash: Vec<Payment>,
@@ -1274,6 +1311,8 @@ async fn admin(
         title: c.t.t("admin-title"),
         notice: q.get("saved").map(|_| c.t.t("product-saved")),
         ledger_ok: s.db.ledger_totals(s.db.currency().await?).await?.holds(),
+        pickup_points: s.db.pickup_points().await?,
+        pickup_kinds: tianguis_store::pickup::KINDS,
         late: watch.0,
         at_risk: watch.1,
         default_days: s.db.settings().await?.delivery_days(),
@@ -1442,6 +1481,73 @@ async fn admin_registry(
             .collect(),
         c: &c,
     })
+}
+
+#[derive(Template)]
+#[template(path = "pickup.html")]
+struct PickupPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    expected: Vec<Order>,
+    held: Vec<Order>,
+}
+
+/// A pickup-point operator's counter: parcels on their way, and parcels waiting for buyers.
+async fn pickup_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let user = c.require_user()?;
+    if user.role != Role::Operator && user.role != Role::Admin {
+        return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
+    }
+    let (expected, held) = s.db.pickup_parcels(user).await?;
+    html(PickupPage {
+        title: c.t.t("pickup-title"),
+        c: &c,
+        expected,
+        held,
+    })
+}
+
+async fn pickup_check_in(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let user = c.require_user()?;
+    s.db.check_in(user, id).await?;
+    Ok(Redirect::to("/pickup").into_response())
+}
+
+async fn admin_pickup_point(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    admin_of(&c)?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let num = |k: &str| parse_id(&get(k), k);
+    let code = tianguis_geo::PlusCode::parse(&get("plus_code"))
+        .map_err(|_| AppError::bad(Msg::new("err-plus-code")))?;
+    let area = code
+        .decode()
+        .map_err(|_| AppError::bad(Msg::new("err-plus-code-place")))?;
+    let currency = s.db.currency().await?;
+    let fee = Money::parse_decimal(&get("fee"), currency).map_err(|e| AppError::bad(e.msg()))?;
+    s.db.create_pickup_point(&tianguis_store::pickup::NewPickupPoint {
+        name: get("name"),
+        kind: get("kind"),
+        place_id: num("place_id")?,
+        location: area.center(),
+        slots: num("slots")?,
+        hours: get("hours"),
+        hold_days: num("hold_days")?,
+        fee_minor: fee.minor,
+        operator_phone: Some(get("operator_phone")),
+    })
+    .await?;
+    Ok(Redirect::to("/admin?saved=1").into_response())
 }
 
 async fn admin_user(

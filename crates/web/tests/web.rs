@@ -1766,3 +1766,105 @@ async fn an_official_imports_the_registry_and_a_buyer_checks_out_to_their_proper
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parcel_goes_to_a_pickup_point_is_checked_in_and_handed_over() {
+    for app in apps(true).await {
+        let points = app.db.pickup_points().await.unwrap();
+        assert_eq!(points.len(), 3, "demo pickup points");
+        let mut buyer = Browser::login(&app.base, "+520000002000").await; // lives in Santa Ana
+        buyer
+            .post("/cart/add", &[("product_id", "5"), ("quantity", "1")])
+            .await;
+        let (_, html) = buyer.get("/checkout").await;
+        let first = html.find("Centro Digital Santa Ana").unwrap();
+        assert!(
+            first < html.find("Casillero Mercado Central").unwrap(),
+            "nearest first"
+        );
+        assert!(
+            html.contains("km,") && html.contains("digital centre"),
+            "{html}"
+        );
+        let centre = points
+            .iter()
+            .find(|p| p.name == "Centro Digital Santa Ana")
+            .unwrap();
+        let key = html
+            .split("name=\"idempotency_key\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let (s, loc) = buyer
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", &key),
+                    ("pickup", &centre.id.to_string()),
+                    ("address", ""),
+                    ("phone", "+520000002000"),
+                    ("method", "mobile_money"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let payment: i64 = loc.trim_start_matches("/payments/").parse().unwrap();
+        wait_paid(&app.db, payment).await;
+        let (_, page) = buyer.get(&loc).await;
+        let order = first_link(&page, "href=\"/orders/");
+        let o = app.db.order(order).await.unwrap();
+        assert_eq!(
+            (o.pickup_point_id, o.delivery.minor),
+            (Some(centre.id), centre.fee_minor)
+        );
+        let mut seller = Browser::login(&app.base, &seller_phone_of(&app.db, 5).await).await;
+        seller.get("/shop").await;
+        for step in ["accept", "pack", "ship"] {
+            assert_eq!(
+                seller.post(&format!("/orders/{order}/{step}"), &[]).await.0,
+                StatusCode::SEE_OTHER
+            );
+        }
+        // Only operators (and admins) have a counter page.
+        assert_eq!(buyer.get("/pickup").await.0, StatusCode::FORBIDDEN);
+        let mut op = Browser::login(&app.base, tianguis_store::demo::DEMO_OPERATOR_PHONE).await;
+        let (_, counter) = op.get("/pickup").await;
+        assert!(
+            counter.contains(&format!("/pickup/orders/{order}/check-in")),
+            "{counter}"
+        );
+        assert_eq!(
+            op.post(&format!("/pickup/orders/{order}/check-in"), &[])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        let (_, counter) = op.get("/pickup").await;
+        assert!(counter.contains(&format!("/orders/{order}/deliver")));
+        let code = app.db.order(order).await.unwrap().delivery_code.unwrap();
+        assert_eq!(
+            op.post(&format!("/orders/{order}/deliver"), &[("code", &code)])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        let o = app.db.order(order).await.unwrap();
+        assert_eq!(o.state.as_str(), "delivered");
+        let last = app.db.order_events(order).await.unwrap().pop().unwrap();
+        assert_eq!(
+            (last.actor.as_str(), last.transition.as_str()),
+            ("collector", "deliver_with_code")
+        );
+        // A seller cannot check parcels in at someone's counter.
+        assert!(
+            seller
+                .post(&format!("/pickup/orders/{order}/check-in"), &[])
+                .await
+                .0
+                .is_client_error()
+        );
+    }
+}
