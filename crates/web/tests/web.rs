@@ -347,14 +347,17 @@ enum Who {
     Seller,
     OtherSeller,
     Admin,
+    /// Runs a pickup point (not the one of the order under test).
+    Operator,
 }
-const EVERYONE: [Who; 6] = [
+const EVERYONE: [Who; 7] = [
     Who::Anon,
     Who::Buyer,
     Who::OtherBuyer,
     Who::Seller,
     Who::OtherSeller,
     Who::Admin,
+    Who::Operator,
 ];
 
 /// A form post: path, fields, who may send it.
@@ -419,6 +422,7 @@ async fn authorization_matrix_every_route_every_role() {
                 Seller => Some(seller.phone.clone()),
                 OtherSeller => Some(other_seller.phone.clone()),
                 Admin => Some(DEMO_ADMIN_PHONE.to_string()),
+                Operator => Some(tianguis_store::demo::DEMO_OPERATOR_PHONE.to_string()),
             };
             match phone {
                 Some(p) => {
@@ -451,12 +455,13 @@ async fn authorization_matrix_every_route_every_role() {
             ("/signup".into(), &EVERYONE),
             (
                 "/checkout".into(),
-                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin],
+                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin, Operator],
             ),
             (
                 "/orders".into(),
-                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin],
+                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin, Operator],
             ),
+            ("/pickup".into(), &[Operator, Admin]),
             (format!("/orders/{oid}"), &[Buyer, Seller, Admin]),
             (format!("/payments/{pay}"), &[Buyer, Admin]),
             ("/shop".into(), &[Seller, OtherSeller]),
@@ -542,6 +547,21 @@ async fn authorization_matrix_every_route_every_role() {
                 format!("/orders/{oid}/deliver"),
                 vec![("code", "123456")],
                 &[Seller],
+            ),
+            (format!("/pickup/orders/{oid}/check-in"), vec![], &[]),
+            (
+                "/admin/pickup-points".into(),
+                vec![
+                    ("name", "X"),
+                    ("kind", "store"),
+                    ("place_id", "1"),
+                    ("plus_code", "7685X722+FQ"),
+                    ("slots", "3"),
+                    ("hours", "9-17"),
+                    ("hold_days", "5"),
+                    ("fee", "10"),
+                ],
+                &[Admin],
             ),
         ];
         for (path, form, allowed) in &posts {
