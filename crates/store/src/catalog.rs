@@ -287,6 +287,24 @@ impl Db {
             .iter()
             .filter(|p| p.location.is_some() && lower.contains(&p.name.to_lowercase()))
             .max_by_key(|p| p.name.len());
+        let home = self.home_location(buyer_id, &places).await?;
+        let reference = named.and_then(|p| p.location).or(home);
+        let Some((lat, lng)) = reference else {
+            return Err(StoreError::invalid("err-plus-code-place"));
+        };
+        let full = code
+            .recover(lat, lng)
+            .map_err(|_| StoreError::invalid("err-plus-code"))?;
+        Ok(Some(full.to_string()))
+    }
+
+    /// The reference point of a buyer's place, else of its district (`places` as from
+    /// [`Db::places`]).
+    pub async fn home_location(
+        &self,
+        buyer_id: i64,
+        places: &[Place],
+    ) -> Result<Option<(f64, f64)>> {
         let own = self
             .user(buyer_id)
             .await?
@@ -295,16 +313,9 @@ impl Db {
         let parent = own
             .and_then(|p| p.parent_id)
             .and_then(|id| places.iter().find(|p| p.id == id));
-        let reference = named
-            .or(own.filter(|p| p.location.is_some()))
-            .or(parent.filter(|p| p.location.is_some()));
-        let Some((lat, lng)) = reference.and_then(|p| p.location) else {
-            return Err(StoreError::invalid("err-plus-code-place"));
-        };
-        let full = code
-            .recover(lat, lng)
-            .map_err(|_| StoreError::invalid("err-plus-code"))?;
-        Ok(Some(full.to_string()))
+        Ok(own
+            .and_then(|p| p.location)
+            .or(parent.and_then(|p| p.location)))
     }
 
     /// Set a place's delivery promise (None: inherit).

@@ -145,17 +145,7 @@ impl Db {
     /// Points with a free slot, nearest to the buyer's place first.
     pub async fn pickup_points_for(&self, buyer_id: i64) -> Result<Vec<PickupPoint>> {
         let places = self.places().await?;
-        let own = self
-            .user(buyer_id)
-            .await?
-            .place_id
-            .and_then(|id| places.iter().find(|p| p.id == id));
-        let parent = own
-            .and_then(|p| p.parent_id)
-            .and_then(|id| places.iter().find(|p| p.id == id));
-        let reference = own
-            .and_then(|p| p.location)
-            .or(parent.and_then(|p| p.location));
+        let reference = self.home_location(buyer_id, &places).await?;
         let mut points: Vec<PickupPoint> = self
             .pickup_points()
             .await?

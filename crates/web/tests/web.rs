@@ -128,6 +128,17 @@ async fn seller_phone_of(db: &Db, product_id: i64) -> String {
     db.user(s.user_id).await.unwrap().phone
 }
 
+/// The one-time idempotency key of a checkout form.
+fn checkout_key(html: &str) -> String {
+    html.split("name=\"idempotency_key\" value=\"")
+        .nth(1)
+        .expect("a checkout form")
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn first_link(html: &str, prefix: &str) -> i64 {
     let i = html
         .find(prefix)
@@ -195,14 +206,7 @@ async fn a_buyer_signs_up_buys_from_two_sellers_pays_by_mobile_money_and_the_sel
         }
         let (_, html) = buyer.get("/checkout").await;
         assert!(html.contains("idempotency_key"));
-        let key = html
-            .split("name=\"idempotency_key\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
+        let key = checkout_key(&html);
         let form = [
             ("idempotency_key", key.as_str()),
             ("address", "X722+FQ Santa Ana, casa azul"),
@@ -1224,14 +1228,7 @@ async fn a_new_seller_lists_with_a_photo_and_a_cash_buyer_returns_and_is_refunde
             )
             .await;
         let (_, html) = buyer.get("/checkout").await;
-        let key = html
-            .split("name=\"idempotency_key\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
+        let key = checkout_key(&html);
         let (s, loc) = buyer
             .post(
                 "/checkout",
@@ -1498,14 +1495,7 @@ async fn cash_on_delivery_through_the_pages() {
             .await;
         let (_, html) = buyer.get("/checkout").await;
         assert!(html.contains("value=\"cash_on_delivery\""));
-        let key = html
-            .split("name=\"idempotency_key\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
+        let key = checkout_key(&html);
         let (s, loc) = buyer
             .post(
                 "/checkout",
@@ -1724,14 +1714,7 @@ async fn an_official_imports_the_registry_and_a_buyer_checks_out_to_their_proper
             html.contains("Rancho La Joya") && html.contains(&registered.plus_code),
             "{html}"
         );
-        let key = html
-            .split("name=\"idempotency_key\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
+        let key = checkout_key(&html);
         // Someone else's registered property cannot be chosen.
         let (s, _) = buyer
             .post(
@@ -1810,14 +1793,7 @@ async fn a_parcel_goes_to_a_pickup_point_is_checked_in_and_handed_over() {
             .iter()
             .find(|p| p.name == "Centro Digital Santa Ana")
             .unwrap();
-        let key = html
-            .split("name=\"idempotency_key\" value=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
+        let key = checkout_key(&html);
         let (s, loc) = buyer
             .post(
                 "/checkout",
