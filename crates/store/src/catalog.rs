@@ -675,15 +675,27 @@ impl Db {
     }
 
     pub async fn cart_add(&self, session: &str, product_id: i64, quantity: i64) -> Result<()> {
-        let cur = self
-            .cart(session)
-            .await?
-            .into_iter()
-            .find(|l| l.product.id == product_id)
-            .map(|l| l.quantity)
-            .unwrap_or(0);
+        let cur = sqlx::query(
+            "SELECT quantity FROM cart_lines WHERE session_id = $1 AND product_id = $2",
+        )
+        .bind(session.to_string())
+        .bind(product_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| row_i64(&r, "quantity"))
+        .transpose()?
+        .unwrap_or(0);
         self.cart_set(session, product_id, (cur + quantity).min(999))
             .await
+    }
+
+    /// How many lines the cart has (shown on every page: one cheap query).
+    pub async fn cart_count(&self, session: &str) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM cart_lines WHERE session_id = $1")
+            .bind(session.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        row_i64(&r, "n")
     }
 
     pub async fn cart(&self, session: &str) -> Result<Vec<CartLine>> {

@@ -272,7 +272,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
     }
 
     let hash = crate::users::hash_password(DEMO_PASSWORD)?;
-    let admin = insert_user(
+    insert_user(
         db,
         DEMO_ADMIN_PHONE,
         "Ana Admin",
@@ -281,7 +281,6 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         Some(district),
     )
     .await?;
-    let _ = admin;
     bar.set_message("sellers");
     let mut seller_ids = Vec::new();
     let mut product_count = 0usize;
@@ -465,7 +464,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         }
     }
     // Pickup points: a digital centre, a neighbourhood store and a locker, one operator.
-    let operator = insert_user(
+    insert_user(
         db,
         DEMO_OPERATOR_PHONE,
         "Pepe Operador",
@@ -474,7 +473,6 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         Some(villages[0]),
     )
     .await?;
-    let _ = operator;
     for (name, kind, place, loc, slots, fee) in [
         (
             "Centro Digital Santa Ana",

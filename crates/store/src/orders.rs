@@ -549,6 +549,12 @@ impl Db {
         self.list_orders(cond, id, state, limit).await
     }
 
+    /// The orders one checkout was split into.
+    pub async fn checkout_orders(&self, checkout_id: i64) -> Result<Vec<Order>> {
+        self.list_orders("o.checkout_id = $1", checkout_id, None, 500)
+            .await
+    }
+
     pub async fn all_orders(&self, state: Option<OrderState>, limit: i64) -> Result<Vec<Order>> {
         self.list_orders("o.id > $1", 0, state, limit).await
     }

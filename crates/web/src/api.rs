@@ -249,8 +249,10 @@ async fn apply_status(s: &AppState, payment_id: i64, status: &str) -> Result<(),
     Ok(())
 }
 
-/// Ask the provider to collect a checkout's payment. A failure leaves the payment pending; the
-/// buyer sees it and the reconciliation worker asks again.
+/// Ask the provider to collect a checkout's payment. A failure is logged and leaves the payment
+/// pending without a provider reference; such a payment is not re-requested yet (the
+/// reconciliation worker only queries payments the provider acknowledged), so the unpaid orders
+/// expire on their timer.
 pub async fn start_mobile_money(s: &AppState, payment_id: i64) {
     let Ok(p) = s.db.payment(payment_id).await else {
         return;

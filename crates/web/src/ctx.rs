@@ -109,11 +109,7 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         Some(id) => s.db.user(id).await.ok().filter(|u| u.active),
         None => None,
     };
-    let cart_count =
-        s.db.cart(&session_id)
-            .await
-            .map(|l| l.len() as i64)
-            .unwrap_or(0);
+    let cart_count = s.db.cart_count(&session_id).await.unwrap_or(0);
     let ctx = Ctx {
         session_id: session_id.clone(),
         csrf,

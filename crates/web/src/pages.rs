@@ -537,10 +537,10 @@ async fn payment_page(
     let user = c.require_user()?;
     let p: Payment = s.db.payment(id).await?;
     let orders: Vec<Order> =
-        s.db.orders_for(user, false, None, 500)
+        s.db.checkout_orders(p.checkout_id)
             .await?
             .into_iter()
-            .filter(|o| o.checkout_id == p.checkout_id)
+            .filter(|o| o.buyer_id == user.id)
             .collect();
     if orders.is_empty() && user.role != Role::Admin {
         return Err(AppError::User(
