@@ -80,6 +80,8 @@ pub enum Actor {
     Admin,
     /// The person who took cash for the order (agent, courier, admin at a counter).
     Collector,
+    /// The carrier holding the order's delivery job.
+    Courier,
     System,
 }
 
@@ -90,6 +92,7 @@ impl Actor {
             Actor::Seller => "seller",
             Actor::Admin => "admin",
             Actor::Collector => "collector",
+            Actor::Courier => "courier",
             Actor::System => "system",
         }
     }
@@ -149,6 +152,8 @@ pub enum Effect {
     RestoreStock,
     /// A one-time code for the buyer to give whoever delivers (proof of delivery).
     IssueDeliveryCode,
+    /// A delivery job is offered to the courier pool.
+    OfferDelivery,
     Schedule(Timer, Transition),
 }
 
@@ -205,7 +210,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         name: Transition::DeliverWithCode,
         from: &[S::Shipped],
         to: S::Delivered,
-        actors: &[A::Seller, A::Collector],
+        actors: &[A::Seller, A::Collector, A::Courier],
         effects: &[E::Schedule(Timer::DisputeWindow, Transition::AutoComplete)],
         payment: Payment::Prepaid,
         needs_code: true,
@@ -224,7 +229,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         name: Transition::CollectOnDelivery,
         from: &[S::Shipped],
         to: S::Delivered,
-        actors: &[A::Seller, A::Admin, A::Collector],
+        actors: &[A::Seller, A::Admin, A::Collector, A::Courier],
         effects: &[
             E::HoldPayment,
             E::Schedule(Timer::DisputeWindow, Transition::AutoComplete),
@@ -276,7 +281,7 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         from: &[S::Accepted],
         to: S::Packed,
         actors: &[A::Seller],
-        effects: &[],
+        effects: &[E::OfferDelivery],
         payment: Payment::Any,
         needs_code: false,
     },
@@ -284,7 +289,8 @@ pub const TRANSITIONS: &[TransitionDef] = &[
         name: Transition::Ship,
         from: &[S::Packed],
         to: S::Shipped,
-        actors: &[A::Seller],
+        // A courier's pick-up at the seller ships the order.
+        actors: &[A::Seller, A::Courier],
         effects: &[E::IssueDeliveryCode],
         payment: Payment::Any,
         needs_code: false,

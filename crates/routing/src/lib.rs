@@ -5,6 +5,7 @@
 //! The solver is CPU-bound and uses all cores: call [`solve`] from a blocking thread or a
 //! worker, never on the async executor. No I/O here.
 
+pub mod day;
 pub mod solomon;
 
 use std::sync::Arc;

@@ -56,7 +56,7 @@ pub struct Db {
     pub pool: AnyPool,
     /// Where write transactions run. SQLite: one connection, so writers queue fairly in the
     /// pool instead of sleeping in SQLite's busy handler; PostgreSQL: the same pool.
-    write: AnyPool,
+    pub(crate) write: AnyPool,
     pub backend: Backend,
     pub clock: Clock,
 }
@@ -103,6 +103,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     4 "0004_plus_code_addresses",
     5 "0005_address_registry",
     6 "0006_pickup_points",
+    7 "0007_courier_pool",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -111,6 +112,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     4 "0004_plus_code_addresses",
     5 "0005_address_registry",
     6 "0006_pickup_points",
+    7 "0007_courier_pool",
 );
 
 impl Db {

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod db;
+pub mod delivery;
 pub mod demo;
 pub mod images;
 pub mod jobs;

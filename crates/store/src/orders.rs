@@ -107,6 +107,8 @@ pub struct Order {
     pub pickup_point_id: Option<i64>,
     pub pickup_operator_id: Option<i64>,
     pub checked_in_at: Option<i64>,
+    /// The user riding for the carrier that took the order's delivery job.
+    pub courier_user_id: Option<i64>,
     /// When the delivery promise falls due, and when it was delivered.
     pub due_at: Option<i64>,
     pub delivered_at: Option<i64>,
@@ -144,7 +146,8 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
     (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
     (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
-    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.pickup_point_id, pp.operator_id AS pickup_operator_id, o.checked_in_at, o.created_at, o.updated_at \
+    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.pickup_point_id, pp.operator_id AS pickup_operator_id, o.checked_in_at, o.created_at, o.updated_at, \
+    (SELECT cr.user_id FROM delivery_jobs dj JOIN carriers cr ON cr.id = dj.carrier_id WHERE dj.order_id = o.id) AS courier_user_id \
     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id LEFT JOIN pickup_points pp ON pp.id = o.pickup_point_id";
 
 fn cur(s: &str) -> Result<Currency> {
@@ -176,6 +179,7 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         plus_code: row_opt_str(r, "plus_code")?,
         pickup_point_id: row_opt_i64(r, "pickup_point_id")?,
         pickup_operator_id: row_opt_i64(r, "pickup_operator_id")?,
+        courier_user_id: row_opt_i64(r, "courier_user_id")?,
         checked_in_at: row_opt_i64(r, "checked_in_at")?,
         due_at: row_opt_i64(r, "due_at")?,
         delivered_at: row_opt_i64(r, "delivered_at")?,
@@ -201,6 +205,9 @@ pub fn actor_for(user: &User, order: &Order, t: Transition) -> Option<Actor> {
     if order.pickup_operator_id == Some(user.id) {
         roles.push(Actor::Collector);
     }
+    if order.courier_user_id == Some(user.id) {
+        roles.push(Actor::Courier);
+    }
     roles.into_iter().find(|a| allowed.contains(a))
 }
 
@@ -210,6 +217,7 @@ pub fn may_view(user: &User, order: &Order) -> bool {
         || user.id == order.buyer_id
         || user.seller_id == Some(order.seller_id)
         || order.pickup_operator_id == Some(user.id)
+        || order.courier_user_id == Some(user.id)
 }
 
 impl Db {
@@ -314,18 +322,7 @@ impl Db {
         }
 
         if let Some((point, slots)) = prep.pickup {
-            // Lock the point's row (a no-op update) so two checkouts cannot take its last slot.
-            sqlx::query("UPDATE pickup_points SET slots = slots WHERE id = $1")
-                .bind(point)
-                .execute(&mut *tx)
-                .await?;
-            let used = sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE pickup_point_id = $1 AND state IN ('placed', 'paid', 'accepted', 'packed', 'shipped')")
-                .bind(point)
-                .fetch_one(&mut *tx)
-                .await?;
-            if row_i64(&used, "n")? >= slots {
-                return Err(StoreError::Conflict(Msg::new("err-pickup-full")));
-            }
+            crate::pickup::take_slot(&mut tx, point, slots).await?;
         }
         // Price from the catalogue, in product-id order so concurrent checkouts lock rows in the
         // same order (no deadlocks on PostgreSQL).
@@ -1079,10 +1076,12 @@ pub(crate) async fn apply(
                 let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
                 sqlx::query("UPDATE orders SET delivery_code = $1, delivery_code_failures = 0 WHERE id = $2").bind(code).bind(order_id).execute(&mut **tx).await?;
             }
+            Effect::OfferDelivery => crate::delivery::offer_delivery(tx, order_id, now).await?,
             Effect::Schedule(timer, next) => {
                 schedule(tx, order_id, next, now + policy.delay_ms(timer), now).await?;
             }
         }
     }
+    crate::delivery::follow_order(tx, order_id, to, actor_user, now).await?;
     Ok(to)
 }

@@ -73,6 +73,29 @@ fn point_from(r: &sqlx::any::AnyRow) -> Result<PickupPoint> {
     })
 }
 
+/// Book a slot at a point inside a write transaction: the point's row is locked (a no-op
+/// update) so two bookings cannot take its last slot.
+pub(crate) async fn take_slot(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    point: i64,
+    slots: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE pickup_points SET slots = slots WHERE id = $1")
+        .bind(point)
+        .execute(&mut **tx)
+        .await?;
+    let used = sqlx::query(&format!(
+        "SELECT COUNT(*) AS n FROM orders WHERE pickup_point_id = $1 AND state IN {OCCUPYING}"
+    ))
+    .bind(point)
+    .fetch_one(&mut **tx)
+    .await?;
+    if row_i64(&used, "n")? >= slots {
+        return Err(StoreError::Conflict(Msg::new("err-pickup-full")));
+    }
+    Ok(())
+}
+
 impl Db {
     pub async fn create_pickup_point(&self, p: &NewPickupPoint) -> Result<i64> {
         if p.name.trim().is_empty() || p.name.chars().count() > 120 {
@@ -197,6 +220,7 @@ impl Db {
             now,
         )
         .await?;
+        crate::delivery::dropped_at_point(&mut tx, order_id, user.id, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -15,6 +15,8 @@ pub enum Role {
     Buyer,
     /// Runs a pickup point: checks parcels in and hands them over.
     Operator,
+    /// Rides for the courier pool (post office, courier, motorbike or bicycle rider).
+    Courier,
     Seller,
     Admin,
 }
@@ -26,6 +28,7 @@ impl Role {
             Role::Seller => "seller",
             Role::Admin => "admin",
             Role::Operator => "operator",
+            Role::Courier => "courier",
         }
     }
     pub fn parse(s: &str) -> Result<Role> {
@@ -34,6 +37,7 @@ impl Role {
             "seller" => Ok(Role::Seller),
             "admin" => Ok(Role::Admin),
             "operator" => Ok(Role::Operator),
+            "courier" => Ok(Role::Courier),
             _ => Err(StoreError::Invalid(Msg::new("err-role").arg("role", s))),
         }
     }

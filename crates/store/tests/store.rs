@@ -1156,3 +1156,417 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
         assert!(totals.holds(), "{totals:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_point() {
+    use tianguis_domain::delivery::{FailReason, JobAction, JobState};
+    use tianguis_store::delivery::{NewCarrier, SolvedStop};
+    use tianguis_store::pickup::NewPickupPoint;
+    for t in all().await {
+        let db = &t.db;
+        let (place, cat, seller) = small_shop(db).await;
+        db.set_place_location(place, 16.9512, -96.7481)
+            .await
+            .unwrap();
+        let pid = db
+            .create_product(seller, &product(cat, "Mezcal", 45000, 50))
+            .await
+            .unwrap();
+        let person = |phone: &'static str, role: Role| NewUser {
+            phone,
+            email: None,
+            name: "Rider",
+            password: "password1",
+            role,
+            place_id: Some(place),
+        };
+        let rider = db
+            .create_user(person("+52777000001", Role::Buyer))
+            .await
+            .unwrap();
+        let far_rider = db
+            .create_user(person("+52777000002", Role::Buyer))
+            .await
+            .unwrap();
+        let admin = db
+            .create_user(person("+52777000003", Role::Admin))
+            .await
+            .unwrap();
+        let operator = db
+            .create_user(person("+52777000004", Role::Buyer))
+            .await
+            .unwrap();
+        let bike = NewCarrier {
+            name: "Moto Juan".into(),
+            kind: "motorbike".into(),
+            capacity: 3,
+            base: String::new(),
+            radius_km: 15,
+            shift_start_min: 8 * 60,
+            shift_end_min: 18 * 60,
+            speed_kmh: 30,
+        };
+        let c1 = db.register_carrier(&rider, &bike).await.unwrap();
+        assert!(
+            matches!(
+                db.register_carrier(&rider, &bike).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "one carrier per person"
+        );
+        assert!(
+            db.register_carrier(
+                &far_rider,
+                &NewCarrier {
+                    kind: "spaceship".into(),
+                    ..bike.clone()
+                }
+            )
+            .await
+            .is_err()
+        );
+        assert!(
+            db.register_carrier(
+                &far_rider,
+                &NewCarrier {
+                    shift_start_min: 900,
+                    shift_end_min: 600,
+                    ..bike.clone()
+                }
+            )
+            .await
+            .is_err()
+        );
+        // Far away: Puerto Escondido, 5 km around it.
+        let c2 = db
+            .register_carrier(
+                &far_rider,
+                &NewCarrier {
+                    base: "7674VWCJ+22".into(),
+                    radius_km: 5,
+                    ..bike.clone()
+                },
+            )
+            .await
+            .unwrap();
+        let rider = db.user(rider.id).await.unwrap();
+        let far_rider = db.user(far_rider.id).await.unwrap();
+        assert_eq!(rider.role, Role::Courier);
+        let me = db.carrier(c1).await.unwrap();
+        let far = db.carrier(c2).await.unwrap();
+
+        // Two paid orders of two parcels each, packed: two open jobs.
+        let b = buyer(db, 1).await;
+        let mut orders = Vec::new();
+        for k in 0..2 {
+            let (res, _) = db
+                .checkout(&req(b, vec![(pid, 2)], &format!("courier-{k}")))
+                .await
+                .unwrap();
+            db.payment_succeeded(res.payment_id, None).await.unwrap();
+            for tr in [Transition::Accept, Transition::Pack] {
+                db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
+                    .await
+                    .unwrap();
+            }
+            orders.push(res.order_ids[0]);
+        }
+        let jobs: Vec<i64> = {
+            let mut v = Vec::new();
+            for o in &orders {
+                v.push(db.delivery_job_of_order(*o).await.unwrap().unwrap().id);
+            }
+            v
+        };
+        let job = db.delivery_job(jobs[0]).await.unwrap();
+        assert_eq!(
+            (job.state, job.parcels, job.cash_minor),
+            (JobState::Open, 2, 0)
+        );
+        assert_eq!(
+            db.delivery_offers(&me).await.unwrap().len(),
+            2,
+            "both fit an empty bike"
+        );
+        assert!(
+            db.delivery_offers(&far).await.unwrap().is_empty(),
+            "outside the far rider's area"
+        );
+        assert!(
+            db.job_act(&far_rider, jobs[0], JobAction::Accept, None)
+                .await
+                .is_err(),
+            "a carrier cannot take a job outside their area"
+        );
+        assert_eq!(
+            db.job_act(&rider, jobs[0], JobAction::Accept, None)
+                .await
+                .unwrap(),
+            JobState::Accepted
+        );
+        let me = db.carrier(c1).await.unwrap();
+        assert_eq!(me.held, 2);
+        assert!(
+            db.delivery_offers(&me).await.unwrap().is_empty(),
+            "2 + 2 parcels exceed a capacity of 3"
+        );
+        assert!(
+            matches!(db.job_act(&rider, jobs[1], JobAction::Accept, None).await, Err(StoreError::Conflict(m)) if m.key == "err-job-does-not-fit")
+        );
+        assert!(
+            matches!(
+                db.job_act(&far_rider, jobs[0], JobAction::PickUp, None)
+                    .await,
+                Err(StoreError::NotFound(_))
+            ),
+            "only the holder moves a job"
+        );
+        assert!(
+            db.job_act(&rider, jobs[0], JobAction::Depart, None)
+                .await
+                .is_err(),
+            "pick up first"
+        );
+
+        // Picking up ships the order; the courier may now see it.
+        db.job_act(&rider, jobs[0], JobAction::PickUp, None)
+            .await
+            .unwrap();
+        let o = db.order(orders[0]).await.unwrap();
+        assert_eq!(
+            (o.state, o.courier_user_id),
+            (OrderState::Shipped, Some(rider.id))
+        );
+        let code = o.delivery_code.unwrap();
+        db.job_act(&rider, jobs[0], JobAction::Depart, None)
+            .await
+            .unwrap();
+        assert!(
+            matches!(db.job_act(&rider, jobs[0], JobAction::Fail, None).await, Err(StoreError::Invalid(m)) if m.key == "err-job-reason"),
+            "a failed attempt needs a reason"
+        );
+        db.job_act(&rider, jobs[0], JobAction::Fail, Some(FailReason::NotHome))
+            .await
+            .unwrap();
+        db.job_act(&rider, jobs[0], JobAction::Retry, None)
+            .await
+            .unwrap();
+        db.job_act(
+            &rider,
+            jobs[0],
+            JobAction::Fail,
+            Some(FailReason::WrongAddress),
+        )
+        .await
+        .unwrap();
+        let j = db.delivery_job(jobs[0]).await.unwrap();
+        assert_eq!(
+            (j.state, j.attempts, j.last_failure.as_deref()),
+            (JobState::Failed, 2, Some("wrong_address"))
+        );
+        assert!(
+            matches!(db.job_act(&rider, jobs[0], JobAction::Retry, None).await, Err(StoreError::Conflict(m)) if m.key == "err-job-no-attempts")
+        );
+        // No point has room yet: the redirect is refused, nothing changes.
+        assert!(
+            matches!(db.job_act(&rider, jobs[0], JobAction::Redirect, None).await, Err(StoreError::Conflict(m)) if m.key == "err-no-point-room")
+        );
+        let point = db
+            .create_pickup_point(&NewPickupPoint {
+                name: "Tienda Don Pepe".into(),
+                kind: "store".into(),
+                place_id: place,
+                location: (16.9520, -96.7470),
+                slots: 5,
+                hours: "Lun-Sáb 8:00-20:00".into(),
+                hold_days: 5,
+                fee_minor: 1500,
+                operator_phone: Some("+52777000004".into()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            db.job_act(&rider, jobs[0], JobAction::Redirect, None)
+                .await
+                .unwrap(),
+            JobState::OutForDelivery
+        );
+        let j = db.delivery_job(jobs[0]).await.unwrap();
+        assert_eq!(
+            (j.pickup_point_id, j.drop),
+            (Some(point), (16.9520, -96.7470))
+        );
+        assert!(
+            matches!(db.deliver_job(&rider, jobs[0], &code).await, Err(StoreError::Conflict(m)) if m.key == "err-job-at-point"),
+            "at a point the check-in is the hand-over"
+        );
+        let operator = db.user(operator.id).await.unwrap();
+        db.check_in(&operator, orders[0]).await.unwrap();
+        assert_eq!(
+            db.delivery_job(jobs[0]).await.unwrap().state,
+            JobState::Delivered
+        );
+        assert_eq!(
+            db.deliver_with_code(&operator, orders[0], &code)
+                .await
+                .unwrap(),
+            OrderState::Delivered
+        );
+        let actions: Vec<String> = db
+            .job_events(jobs[0])
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "accept", "pick_up", "depart", "fail", "retry", "fail", "redirect", "deliver"
+            ]
+        );
+
+        // Cash on delivery at the door: the courier collects with the buyer's code.
+        let mut r = req(b, vec![(pid, 1)], "courier-cod");
+        r.method = PaymentMethod::CashOnDelivery;
+        let (res, _) = db.checkout(&r).await.unwrap();
+        let cod = res.order_ids[0];
+        for tr in [Transition::AcceptOnDelivery, Transition::Pack] {
+            db.transition(cod, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        let cj = db.delivery_job_of_order(cod).await.unwrap().unwrap();
+        assert_eq!(
+            cj.cash_minor,
+            db.order(cod).await.unwrap().total.minor,
+            "cash to collect"
+        );
+        db.job_act(&rider, cj.id, JobAction::Accept, None)
+            .await
+            .unwrap();
+        db.job_act(&rider, cj.id, JobAction::PickUp, None)
+            .await
+            .unwrap();
+        assert!(
+            db.deliver_job(&rider, cj.id, "000000").await.is_err(),
+            "not out for delivery yet"
+        );
+        db.job_act(&rider, cj.id, JobAction::Depart, None)
+            .await
+            .unwrap();
+        let code = db.order(cod).await.unwrap().delivery_code.unwrap();
+        let wrong = if code == "111111" { "222222" } else { "111111" };
+        assert!(
+            matches!(db.deliver_job(&rider, cj.id, wrong).await, Err(StoreError::Invalid(m)) if m.key == "err-code-wrong")
+        );
+        assert_eq!(
+            db.deliver_job(&rider, cj.id, &code).await.unwrap(),
+            OrderState::Delivered
+        );
+        assert_eq!(
+            db.delivery_job(cj.id).await.unwrap().state,
+            JobState::Delivered
+        );
+        let totals = db
+            .ledger_totals(db.currency().await.unwrap())
+            .await
+            .unwrap();
+        assert!(totals.holds(), "{totals:?}");
+
+        // The second job: an order that is never shipped is cancelled, and so is its job.
+        db.clock.advance(Duration::from_secs(30 * 86_400));
+        db.run_due_jobs("w", 50).await.unwrap();
+        assert_eq!(
+            db.order(orders[1]).await.unwrap().state,
+            OrderState::Cancelled
+        );
+        assert_eq!(
+            db.delivery_job(jobs[1]).await.unwrap().state,
+            JobState::Cancelled
+        );
+        let _ = admin;
+
+        // Route plans: one morning plan per carrier and day; claimed once; stops kept in order.
+        let again = {
+            let (res, _) = db
+                .checkout(&req(b, vec![(pid, 1)], "courier-plan"))
+                .await
+                .unwrap();
+            db.payment_succeeded(res.payment_id, None).await.unwrap();
+            for tr in [Transition::Accept, Transition::Pack] {
+                db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
+                    .await
+                    .unwrap();
+            }
+            db.delivery_job_of_order(res.order_ids[0])
+                .await
+                .unwrap()
+                .unwrap()
+                .id
+        };
+        db.job_act(&rider, again, JobAction::Accept, None)
+            .await
+            .unwrap();
+        assert_eq!(db.queue_morning_plans("2026-11-23", 500).await.unwrap(), 1);
+        assert_eq!(
+            db.queue_morning_plans("2026-11-23", 500).await.unwrap(),
+            0,
+            "once a day"
+        );
+        let (plan, carrier, todo) = db.claim_route_plan(60_000).await.unwrap().unwrap();
+        assert!(
+            db.claim_route_plan(60_000).await.unwrap().is_none(),
+            "claimed once"
+        );
+        assert_eq!(
+            (carrier.id, todo.iter().map(|j| j.id).collect::<Vec<_>>()),
+            (c1, vec![again])
+        );
+        db.finish_route_plan(
+            plan.id,
+            &[
+                SolvedStop {
+                    job_id: again,
+                    pickup: true,
+                    arrival_min: 490,
+                    departure_min: 495,
+                },
+                SolvedStop {
+                    job_id: again,
+                    pickup: false,
+                    arrival_min: 520,
+                    departure_min: 525,
+                },
+            ],
+            12_345,
+            560,
+            &[],
+        )
+        .await
+        .unwrap();
+        assert!(
+            db.finish_route_plan(plan.id, &[], 0, 0, &[]).await.is_err(),
+            "finished once"
+        );
+        let stops = db.route_stops(plan.id).await.unwrap();
+        assert_eq!(
+            stops
+                .iter()
+                .map(|s| (s.seq, s.kind.as_str()))
+                .collect::<Vec<_>>(),
+            vec![(1, "pickup"), (2, "drop")]
+        );
+        assert_eq!(stops[1].job.buyer_phone, "+529510000000");
+        let p = db.route_plan(plan.id).await.unwrap();
+        assert_eq!((p.status.as_str(), p.distance_m), ("done", Some(12_345)));
+        assert_eq!(db.route_plans_on("2026-11-23").await.unwrap().len(), 1);
+        // On demand: another plan the same day, queued behind.
+        assert!(
+            db.queue_route_plan(c1, "2026-11-23", 500, false)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+}
