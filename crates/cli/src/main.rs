@@ -206,6 +206,10 @@ async fn run() -> Result<()> {
                 tianguis_store::demo::seed(&db, true)
                     .await
                     .context("seeding demo data")?;
+                // Today's route plans, solved before the first page is served.
+                tianguis_web::courier::run_route_plans(&db)
+                    .await
+                    .context("planning the demo routes")?;
             }
             let listener = tokio::net::TcpListener::bind(&bind)
                 .await
@@ -222,12 +226,13 @@ async fn run() -> Result<()> {
             eprintln!("tianguis listening on http://{addr} ({})", cli.database_url);
             if demo {
                 eprintln!(
-                    "demo accounts (password '{}'): admin {}, seller {}, buyer {}, pickup-point operator {}",
+                    "demo accounts (password '{}'): admin {}, seller {}, buyer {}, pickup-point operator {}, courier {}",
                     tianguis_store::demo::DEMO_PASSWORD,
                     tianguis_store::demo::DEMO_ADMIN_PHONE,
                     tianguis_store::demo::DEMO_SELLER_PHONE,
                     tianguis_store::demo::DEMO_BUYER_PHONE,
-                    tianguis_store::demo::DEMO_OPERATOR_PHONE
+                    tianguis_store::demo::DEMO_OPERATOR_PHONE,
+                    tianguis_store::demo::DEMO_COURIER_PHONE
                 );
             }
             tianguis_web::serve(tianguis_web::state(db, config), listener).await?;

@@ -376,3 +376,40 @@ mod hours_tests {
         assert_eq!(opening_window(""), None);
     }
 }
+
+/// The local calendar day ("YYYY-MM-DD") and minute of the day at `now_ms` (Unix epoch
+/// milliseconds) for a place `offset_min` minutes east of UTC. Route plans are per local day.
+pub fn local_day(now_ms: i64, offset_min: i64) -> (String, i64) {
+    let local_min = now_ms.div_euclid(60_000) + offset_min;
+    let days = local_min.div_euclid(1440);
+    let minute = local_min.rem_euclid(1440);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (format!("{y:04}-{m:02}-{d:02}"), minute)
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::local_day;
+
+    #[test]
+    fn local_days_and_minutes() {
+        // 2026-11-22 16:34 UTC is 10:34 in Oaxaca (UTC-6) and 00:34 the next day at UTC+8.
+        assert_eq!(
+            local_day(1_795_365_240_000, -360),
+            ("2026-11-22".into(), 634)
+        );
+        assert_eq!(local_day(1_795_365_240_000, 480), ("2026-11-23".into(), 34));
+        assert_eq!(local_day(0, 0), ("1970-01-01".into(), 0));
+        assert_eq!(local_day(951_782_400_000, 0), ("2000-02-29".into(), 0));
+        assert_eq!(local_day(-60_000, 0), ("1969-12-31".into(), 1439));
+    }
+}

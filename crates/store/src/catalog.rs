@@ -32,6 +32,26 @@ impl Settings {
     pub fn delivery_days(&self) -> i64 {
         self.num("delivery_days", 4)
     }
+    /// Local time of the marketplace, minutes east of UTC (Oaxaca: -360).
+    pub fn utc_offset_minutes(&self) -> i64 {
+        self.num("utc_offset_minutes", 0)
+    }
+    /// The hour (local) at which each carrier's morning route plan is made.
+    pub fn route_plan_hour(&self) -> i64 {
+        self.num("route_plan_hour", 6)
+    }
+    /// The solver's time budget per route plan.
+    pub fn route_plan_ms(&self) -> i64 {
+        self.num("route_plan_seconds", 5i64).clamp(1, 120) * 1000
+    }
+    /// Roads wind: straight-line distance times this is the road distance.
+    pub fn road_factor(&self) -> f64 {
+        self.num("road_factor", 1.3f64).clamp(1.0, 3.0)
+    }
+    /// Minutes spent at each stop (parking, finding the door, the code, the cash).
+    pub fn stop_minutes(&self) -> i64 {
+        self.num("stop_minutes", 5i64).clamp(0, 60)
+    }
     pub fn policy(&self) -> tianguis_domain::process::Policy {
         let d = tianguis_domain::process::Policy::default();
         tianguis_domain::process::Policy {

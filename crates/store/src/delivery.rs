@@ -384,15 +384,19 @@ pub(crate) async fn offer_delivery(
 
 /// Keep the order's job in step with the order: a delivered order's job is delivered (if it
 /// was on its way) or cancelled (if nobody had picked it up); a cancelled order's job is
-/// cancelled.
+/// cancelled; an order the seller ships themselves withdraws a job nobody accepted (an accepted
+/// one stays: the seller handed the parcel to that courier).
 pub(crate) async fn follow_order(
     tx: &mut DbTx<'static, Any>,
     order_id: i64,
     to: OrderState,
+    actor: Actor,
     user: Option<i64>,
     now: i64,
 ) -> Result<()> {
-    if !matches!(to, OrderState::Delivered | OrderState::Cancelled) {
+    // A seller who ships themselves takes the delivery on: an untaken job is withdrawn.
+    let seller_ships = to == OrderState::Shipped && actor == Actor::Seller;
+    if !matches!(to, OrderState::Delivered | OrderState::Cancelled) && !seller_ships {
         return Ok(());
     }
     let Some(r) = sqlx::query("SELECT id FROM delivery_jobs WHERE order_id = $1")
@@ -406,7 +410,7 @@ pub(crate) async fn follow_order(
     let Some((job, _, _)) = job_facts(tx, job_id).await? else {
         return Ok(());
     };
-    if job.state.is_final() {
+    if job.state.is_final() || (seller_ships && job.state != JobState::Open) {
         return Ok(());
     }
     let action = if to == OrderState::Delivered && rules::job_step(job, JobAction::Deliver).is_ok()
@@ -581,7 +585,7 @@ impl Db {
     }
 
     /// Open jobs this carrier could take now: both ends in their area, within spare capacity,
-    /// the order still waiting at the seller.
+    /// the parcel packed and waiting at the seller.
     pub async fn delivery_offers(&self, carrier: &Carrier) -> Result<Vec<DeliveryJob>> {
         if !carrier.active {
             return Ok(Vec::new());

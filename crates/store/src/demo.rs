@@ -16,6 +16,8 @@ pub const DEMO_ADMIN_PHONE: &str = "+520000000001";
 pub const DEMO_SELLER_PHONE: &str = "+520000001000";
 pub const DEMO_BUYER_PHONE: &str = "+520000002000";
 pub const DEMO_OPERATOR_PHONE: &str = "+520000003000";
+/// Rides the demo motorbike of the courier pool.
+pub const DEMO_COURIER_PHONE: &str = "+520000004000";
 
 const CATEGORIES: &[(&str, &str, &str, Option<&str>)] = &[
     (
@@ -538,6 +540,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 .await?;
         }
     }
+    courier_pool(db, &hash, villages[0], &buyers, &products).await?;
     // Some money paid out to the first sellers.
     let mut paid = 0;
     for sid in &seller_ids {
@@ -548,6 +551,207 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         }
     }
     bar.finish_and_clear();
+    Ok(())
+}
+
+/// The courier pool: the post office, a motorbike and a bicycle; delivery jobs in every state,
+/// failed attempts (one redirected to a pickup point), cash to collect at a door, and today's
+/// route plans (queued here; `tianguis serve --demo` solves them before it listens).
+async fn courier_pool(
+    db: &Db,
+    hash: &str,
+    home: i64,
+    buyers: &[i64],
+    products: &[crate::catalog::Product],
+) -> Result<()> {
+    use crate::delivery::NewCarrier;
+    use tianguis_domain::delivery::{FailReason, JobAction as J, local_day};
+    db.set_setting("utc_offset_minutes", "-360").await?;
+    db.set_setting("route_plan_seconds", "2").await?;
+    let code = |lat: f64, lng: f64| {
+        tianguis_geo::PlusCode::encode(lat, lng, 10)
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    };
+    let mut riders = Vec::new();
+    for (phone, name, kind, capacity, base, radius, shift, speed) in [
+        (
+            DEMO_COURIER_PHONE,
+            "Juan Moto",
+            "motorbike",
+            8,
+            code(16.9512, -96.7481),
+            35,
+            (7 * 60, 19 * 60),
+            35,
+        ),
+        (
+            "+520000004001",
+            "Correos Ciudad Verde",
+            "post_office",
+            60,
+            code(17.0654, -96.7236),
+            60,
+            (8 * 60, 17 * 60),
+            40,
+        ),
+        (
+            "+520000004002",
+            "Rosa en bici",
+            "bicycle",
+            4,
+            code(17.0654, -96.7236),
+            8,
+            (8 * 60, 16 * 60),
+            12,
+        ),
+    ] {
+        let uid = insert_user(db, phone, name, hash, Role::Courier, Some(home)).await?;
+        let user = db.user(uid).await?;
+        db.register_carrier(
+            &user,
+            &NewCarrier {
+                name: name.into(),
+                kind: kind.into(),
+                capacity,
+                base,
+                radius_km: radius,
+                shift_start_min: shift.0,
+                shift_end_min: shift.1,
+                speed_kmh: speed,
+            },
+        )
+        .await?;
+        riders.push(user);
+    }
+    let (moto, post) = (&riders[0], &riders[1]);
+    // Homes around Santa Ana and the city, each with the landmark a rider asks for.
+    let drops: [(f64, f64, &str); 10] = [
+        (
+            16.9601,
+            -96.7402,
+            "tienda roja en la esquina / red shop on the corner",
+        ),
+        (16.9437, -96.7555, "junto al pozo / next to the well"),
+        (
+            16.9688,
+            -96.7290,
+            "casa azul junto a la iglesia / blue house by the church",
+        ),
+        (16.9350, -96.7391, "portón verde / green gate"),
+        (
+            16.9802,
+            -96.7133,
+            "frente a la escuela / opposite the school",
+        ),
+        (17.0120, -96.7301, "molino de nixtamal / the maize mill"),
+        (17.0701, -96.7180, "mercado, puesto 14 / market stall 14"),
+        (17.0455, -96.6880, "taller de bicicletas / bicycle workshop"),
+        (
+            16.9555,
+            -96.7650,
+            "casa con bugambilia / house with the bougainvillea",
+        ),
+        (
+            17.0598,
+            -96.7402,
+            "detrás de la gasolinera / behind the fuel station",
+        ),
+    ];
+    // (who, moves, failure reason for the fail move)
+    type Script<'a> = (Option<&'a crate::users::User>, &'a [J]);
+    let script: [Script; 10] = [
+        (None, &[]),
+        (None, &[]),
+        (Some(moto), &[J::Accept]),
+        (Some(moto), &[J::Accept, J::PickUp]),
+        (Some(moto), &[J::Accept, J::PickUp, J::Depart]),
+        (Some(moto), &[J::Accept, J::PickUp, J::Depart, J::Fail]),
+        (Some(post), &[J::Accept, J::PickUp, J::Depart, J::Deliver]),
+        (
+            Some(post),
+            &[J::Accept, J::PickUp, J::Depart, J::Fail, J::Redirect],
+        ),
+        (None, &[J::Cancel]),
+        (Some(post), &[J::Accept]),
+    ];
+    for (k, (who, moves)) in script.iter().enumerate() {
+        let cod = k == 4;
+        let p = &products[(k * 5 + 2) % products.len()];
+        let (res, _) = db
+            .checkout(&CheckoutRequest {
+                buyer_id: buyers[(k + 5) % buyers.len()],
+                lines: vec![(p.id, 1)],
+                session_id: None,
+                idempotency_key: format!("demo-courier-{k}"),
+                method: if cod {
+                    PaymentMethod::CashOnDelivery
+                } else {
+                    PaymentMethod::MobileMoney
+                },
+                address: format!("{} — {}", code(drops[k].0, drops[k].1), drops[k].2),
+                phone: format!("+5295100001{k:02}"),
+                pickup_point_id: None,
+            })
+            .await?;
+        let oid = res.order_ids[0];
+        if cod {
+            db.transition(
+                oid,
+                Transition::AcceptOnDelivery,
+                Actor::Seller,
+                None,
+                "demo",
+                None,
+            )
+            .await?;
+        } else {
+            db.payment_succeeded(res.payment_id, None).await?;
+            db.transition(oid, Transition::Accept, Actor::Seller, None, "demo", None)
+                .await?;
+        }
+        db.transition(oid, Transition::Pack, Actor::Seller, None, "demo", None)
+            .await?;
+        let job = db
+            .delivery_job_of_order(oid)
+            .await?
+            .ok_or(crate::StoreError::NotFound("delivery job"))?;
+        for m in *moves {
+            match (m, who) {
+                (J::Cancel, _) => {
+                    db.transition(
+                        oid,
+                        Transition::AutoCancelUnshipped,
+                        Actor::System,
+                        None,
+                        "demo",
+                        None,
+                    )
+                    .await?;
+                }
+                (J::Deliver, Some(u)) => {
+                    let code = db.order(oid).await?.delivery_code.unwrap_or_default();
+                    db.deliver_job(u, job.id, &code).await?;
+                }
+                (J::Fail, Some(u)) => {
+                    let reason = if k == 5 {
+                        FailReason::NotHome
+                    } else {
+                        FailReason::WrongAddress
+                    };
+                    db.job_act(u, job.id, J::Fail, Some(reason)).await?;
+                }
+                (m, Some(u)) => {
+                    db.job_act(u, job.id, *m, None).await?;
+                }
+                (_, None) => {}
+            }
+        }
+    }
+    let settings = db.settings().await?;
+    let (day, _) = local_day(db.now_ms(), settings.utc_offset_minutes());
+    db.queue_morning_plans(&day, settings.route_plan_ms())
+        .await?;
     Ok(())
 }
 

@@ -1082,6 +1082,6 @@ pub(crate) async fn apply(
             }
         }
     }
-    crate::delivery::follow_order(tx, order_id, to, actor_user, now).await?;
+    crate::delivery::follow_order(tx, order_id, to, actor, actor_user, now).await?;
     Ok(to)
 }

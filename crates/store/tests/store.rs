@@ -112,6 +112,43 @@ async fn demo_data_covers_the_district_and_keeps_the_ledger_balanced() {
             totals.paid_in > 0 && totals.fees > 0 && totals.refunds > 0 && totals.payouts > 0,
             "{totals:?}"
         );
+        // The courier pool: jobs in every state, failed attempts (one sent to a pickup point),
+        // cash to collect, and today's plans queued for the carriers holding jobs.
+        for st in tianguis_domain::delivery::JobState::ALL {
+            assert!(
+                !t.db.delivery_jobs(st, 5).await.unwrap().is_empty(),
+                "no {st:?} job on {}",
+                t.url
+            );
+        }
+        let failed =
+            t.db.delivery_jobs(tianguis_domain::delivery::JobState::Failed, 5)
+                .await
+                .unwrap();
+        assert_eq!(failed[0].last_failure.as_deref(), Some("not_home"));
+        let out =
+            t.db.delivery_jobs(tianguis_domain::delivery::JobState::OutForDelivery, 10)
+                .await
+                .unwrap();
+        assert!(
+            out.iter()
+                .any(|j| j.pickup_point_id.is_some() && j.attempts == 1),
+            "a redirect"
+        );
+        assert!(
+            out.iter().any(|j| j.cash_minor > 0),
+            "cash to collect at a door"
+        );
+        let carriers = t.db.carriers().await.unwrap();
+        assert_eq!(carriers.len(), 3);
+        let mut planned = 0;
+        for c in &carriers {
+            planned += t.db.route_plans_of(c.id, 5).await.unwrap().len();
+        }
+        assert_eq!(
+            planned, 2,
+            "the motorbike and the post office hold jobs today"
+        );
         // Seeding twice changes nothing.
         tianguis_store::demo::seed(&t.db, false).await.unwrap();
         assert_eq!(
@@ -1561,6 +1598,23 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
         let p = db.route_plan(plan.id).await.unwrap();
         assert_eq!((p.status.as_str(), p.distance_m), ("done", Some(12_345)));
         assert_eq!(db.route_plans_on("2026-11-23").await.unwrap().len(), 1);
+        // A seller who ships themselves withdraws the job nobody took; it is offered no more.
+        let (res, _) = db
+            .checkout(&req(b, vec![(pid, 1)], "courier-self"))
+            .await
+            .unwrap();
+        db.payment_succeeded(res.payment_id, None).await.unwrap();
+        for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
+            db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        let own = db
+            .delivery_job_of_order(res.order_ids[0])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(own.state, JobState::Cancelled);
         // On demand: another plan the same day, queued behind.
         assert!(
             db.queue_route_plan(c1, "2026-11-23", 500, false)

@@ -4,6 +4,7 @@
 //! this crate knows about HTTP, HTML and JSON wire formats.
 
 pub mod api;
+pub mod courier;
 pub mod ctx;
 pub mod error;
 pub mod i18n;
@@ -190,9 +191,23 @@ async fn metrics_page(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Background work of one server process: timed jobs and payment reconciliation. Safe to run
+/// Background work of one server process: timed jobs, payment reconciliation, route plans. Safe to run
 /// in every process against one database (jobs are claimed with leases).
 pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
+    // Route planning takes seconds of CPU per plan: its own loop, solving on blocking threads,
+    // so timers and payments never wait behind it.
+    let planner = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(
+            planner.config.worker_interval_ms.max(50) * 2,
+        ));
+        loop {
+            tick.tick().await;
+            if let Err(e) = courier::run_route_plans(&planner.db).await {
+                tracing::warn!(error = %e, "route planning failed");
+            }
+        }
+    });
     tokio::spawn(async move {
         let worker = format!(
             "pid{}-{}",

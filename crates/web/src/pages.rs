@@ -63,6 +63,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/pickup-points", post(admin_pickup_point))
         .route("/pickup", get(pickup_page))
         .route("/pickup/orders/{id}/check-in", post(pickup_check_in))
+        .merge(crate::courier::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
@@ -74,7 +75,7 @@ async fn not_found() -> AppError {
     )
 }
 
-fn html(t: impl Template) -> R {
+pub(crate) fn html(t: impl Template) -> R {
     let body = t.render().map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(Html(body).into_response())
 }
@@ -247,7 +248,7 @@ struct CartForm {
     quantity: String,
 }
 
-fn parse_id(v: &str, what: &str) -> Result<i64, AppError> {
+pub(crate) fn parse_id(v: &str, what: &str) -> Result<i64, AppError> {
     v.trim().parse().map_err(|_| {
         AppError::bad(
             Msg::new("err-not-a-number")
@@ -663,7 +664,10 @@ pub fn actions_for(user: &User, o: &Order) -> Vec<Transition> {
                 && d.payment.admits(on_delivery)
                 && !d.needs_code
         })
-        .filter(|d| actor_for(user, o, d.name).is_some_and(|a| a != Actor::System))
+        .filter(|d| {
+            // Couriers move orders through their delivery jobs (/courier), not here.
+            actor_for(user, o, d.name).is_some_and(|a| !matches!(a, Actor::System | Actor::Courier))
+        })
         .map(|d| d.name)
         .collect()
 }
@@ -949,9 +953,9 @@ async fn signup(
 }
 
 #[derive(Deserialize)]
-struct CsrfOnly {
+pub(crate) struct CsrfOnly {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 async fn logout(
@@ -1282,7 +1286,7 @@ struct AdminPage<'a> {
     users: Vec<User>,
 }
 
-fn admin_of(c: &Ctx) -> Result<User, AppError> {
+pub(crate) fn admin_of(c: &Ctx) -> Result<User, AppError> {
     let u = c.require_user()?;
     if u.role != Role::Admin {
         return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
