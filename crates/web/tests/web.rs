@@ -353,8 +353,12 @@ enum Who {
     Admin,
     /// Runs a pickup point (not the one of the order under test).
     Operator,
+    /// Rides the demo motorbike (holds jobs and a route plan).
+    Courier,
+    /// Rides the demo bicycle (holds nothing).
+    OtherCourier,
 }
-const EVERYONE: [Who; 7] = [
+const EVERYONE: [Who; 9] = [
     Who::Anon,
     Who::Buyer,
     Who::OtherBuyer,
@@ -362,6 +366,19 @@ const EVERYONE: [Who; 7] = [
     Who::OtherSeller,
     Who::Admin,
     Who::Operator,
+    Who::Courier,
+    Who::OtherCourier,
+];
+/// Everyone signed in.
+const SIGNED_IN: [Who; 8] = [
+    Who::Buyer,
+    Who::OtherBuyer,
+    Who::Seller,
+    Who::OtherSeller,
+    Who::Admin,
+    Who::Operator,
+    Who::Courier,
+    Who::OtherCourier,
 ];
 
 /// A form post: path, fields, who may send it.
@@ -427,6 +444,8 @@ async fn authorization_matrix_every_route_every_role() {
                 OtherSeller => Some(other_seller.phone.clone()),
                 Admin => Some(DEMO_ADMIN_PHONE.to_string()),
                 Operator => Some(tianguis_store::demo::DEMO_OPERATOR_PHONE.to_string()),
+                Courier => Some(tianguis_store::demo::DEMO_COURIER_PHONE.to_string()),
+                OtherCourier => Some("+520000004002".to_string()),
             };
             match phone {
                 Some(p) => {
@@ -444,6 +463,29 @@ async fn authorization_matrix_every_route_every_role() {
             }
         }
         let (oid, pid, pay) = (o.id, product.id, o.payment_id.unwrap());
+        let moto = db
+            .carrier_of(
+                db.user_by_phone(tianguis_store::demo::DEMO_COURIER_PHONE)
+                    .await
+                    .unwrap()
+                    .id,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let plan = db.route_plans_of(moto.id, 1).await.unwrap()[0].id;
+        let (held, _) = db.carrier_jobs(moto.id).await.unwrap();
+        let accepted = held
+            .iter()
+            .find(|j| j.state.as_str() == "accepted")
+            .unwrap()
+            .id;
+        let out = held
+            .iter()
+            .find(|j| j.state.as_str() == "out_for_delivery" && j.pickup_point_id.is_none())
+            .unwrap()
+            .id;
+        let open = db.delivery_offers(&moto).await.unwrap()[0].id;
         let gets: Vec<(String, &[Who])> = vec![
             ("/".into(), &EVERYONE),
             (format!("/products/{pid}"), &EVERYONE),
@@ -457,15 +499,12 @@ async fn authorization_matrix_every_route_every_role() {
             ("/cart".into(), &EVERYONE),
             ("/login".into(), &EVERYONE),
             ("/signup".into(), &EVERYONE),
-            (
-                "/checkout".into(),
-                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin, Operator],
-            ),
-            (
-                "/orders".into(),
-                &[Buyer, OtherBuyer, Seller, OtherSeller, Admin, Operator],
-            ),
+            ("/checkout".into(), &SIGNED_IN),
+            ("/orders".into(), &SIGNED_IN),
             ("/pickup".into(), &[Operator, Admin]),
+            ("/courier".into(), &SIGNED_IN),
+            (format!("/courier/plans/{plan}"), &[Courier, Admin]),
+            ("/admin/deliveries".into(), &[Admin]),
             (format!("/orders/{oid}"), &[Buyer, Seller, Admin]),
             (format!("/payments/{pay}"), &[Buyer, Admin]),
             ("/shop".into(), &[Seller, OtherSeller]),
@@ -568,7 +607,30 @@ async fn authorization_matrix_every_route_every_role() {
                 &[Admin],
             ),
         ];
-        for (path, form, allowed) in &posts {
+        let courier_posts: Vec<FormCase> = vec![
+            (
+                format!("/courier/jobs/{accepted}/pick_up"),
+                vec![],
+                &[Courier, Admin],
+            ),
+            (
+                format!("/courier/jobs/{out}/fail"),
+                vec![("reason", "refused")],
+                &[Courier, Admin],
+            ),
+            (
+                format!("/courier/jobs/{out}/deliver"),
+                vec![("code", "123456")],
+                &[Courier, Admin],
+            ),
+            (
+                format!("/courier/jobs/{open}/accept"),
+                vec![],
+                &[Courier, OtherCourier],
+            ),
+            ("/courier/plans".into(), vec![], &[Courier, OtherCourier]),
+        ];
+        for (path, form, allowed) in posts.iter().chain(&courier_posts) {
             for (i, w) in EVERYONE.iter().enumerate() {
                 if allowed.contains(w) {
                     continue;
@@ -585,6 +647,22 @@ async fn authorization_matrix_every_route_every_role() {
             state_before.as_str(),
             "paid",
             "refused moves changed nothing"
+        );
+        for (job, state) in [(accepted, "accepted"), (out, "out_for_delivery")] {
+            assert_eq!(
+                db.delivery_job(job).await.unwrap().state.as_str(),
+                state,
+                "refused job moves changed nothing"
+            );
+        }
+        let courier_i = EVERYONE.iter().position(|w| *w == Courier).unwrap();
+        let (s, loc) = browsers[courier_i]
+            .post(&format!("/courier/jobs/{accepted}/pick_up"), &[])
+            .await;
+        assert_eq!((s, loc.as_str()), (StatusCode::SEE_OTHER, "/courier"));
+        assert_eq!(
+            db.delivery_job(accepted).await.unwrap().state.as_str(),
+            "picked_up"
         );
         let seller_i = EVERYONE.iter().position(|w| *w == Seller).unwrap();
         assert_eq!(
@@ -697,6 +775,8 @@ async fn bad_input_gets_a_clear_answer_never_a_500() {
             "/search?place=abc&category=--&offset=-5",
             "/nope",
             "/lang/xx",
+            "/courier/plans/abc",
+            "/courier/plans/99999999",
         ] {
             let (s, body) = b.get(path).await;
             assert!(s.as_u16() < 500, "GET {path}: {s}");
@@ -733,6 +813,25 @@ async fn bad_input_gets_a_clear_answer_never_a_500() {
             ("/login", vec![]),
             ("/orders/1/fly", vec![]),
             ("/orders/1/resolve", vec![("refund_minor", "lots")]),
+            ("/courier/jobs/abc/accept", vec![]),
+            ("/courier/jobs/1/fly", vec![]),
+            ("/courier/jobs/99999999/accept", vec![]),
+            ("/courier/jobs/1/fail", vec![("reason", "aliens")]),
+            ("/courier/jobs/1/deliver", vec![("code", &long)]),
+            ("/courier/register", vec![("capacity", "lots")]),
+            (
+                "/courier/register",
+                vec![
+                    ("name", "x"),
+                    ("kind", "bicycle"),
+                    ("capacity", "99999999999999999999"),
+                    ("radius_km", "5"),
+                    ("shift_start", "25:99"),
+                    ("shift_end", "1:00"),
+                    ("speed_kmh", "0"),
+                ],
+            ),
+            ("/courier/plans", vec![]),
         ];
         for (path, form) in &forms {
             let (s, body) = b.post(path, form).await;
@@ -1861,6 +1960,166 @@ async fn a_parcel_goes_to_a_pickup_point_is_checked_in_and_handed_over() {
                 .await
                 .0
                 .is_client_error()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_courier_takes_a_job_fails_once_delivers_with_the_code_and_prints_the_route() {
+    use tianguis_domain::delivery::JobState;
+    use tianguis_store::demo::DEMO_COURIER_PHONE;
+    for app in apps(true).await {
+        let db = &app.db;
+        let mut rider = Browser::login(&app.base, DEMO_COURIER_PHONE).await;
+        let me = db
+            .carrier_of(db.user_by_phone(DEMO_COURIER_PHONE).await.unwrap().id)
+            .await
+            .unwrap()
+            .unwrap();
+        let (s, page) = rider.get("/courier").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            page.contains("My jobs") && page.contains("plus.codes/"),
+            "{page}"
+        );
+        // Take an offered job, pick it up (ships the order), go out.
+        let offer = db.delivery_offers(&me).await.unwrap().remove(0);
+        assert!(page.contains(&format!("/courier/jobs/{}/accept", offer.id)));
+        for step in ["accept", "pick_up", "depart"] {
+            let (s, loc) = rider
+                .post(&format!("/courier/jobs/{}/{step}", offer.id), &[])
+                .await;
+            assert_eq!(
+                (s, loc.as_str()),
+                (StatusCode::SEE_OTHER, "/courier"),
+                "{step}"
+            );
+        }
+        assert_eq!(
+            db.order(offer.order_id).await.unwrap().state.as_str(),
+            "shipped"
+        );
+        // A failed attempt needs a reason; with one it is recorded; then the second attempt.
+        let (s, body) = rider
+            .post(&format!("/courier/jobs/{}/fail", offer.id), &[])
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("Say why the delivery failed."), "{body}");
+        let (s, _) = rider
+            .post(
+                &format!("/courier/jobs/{}/fail", offer.id),
+                &[("reason", "not_home")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let (_, page) = rider.get("/courier").await;
+        assert!(page.contains("nobody at home") && page.contains("Try again"));
+        rider
+            .post(&format!("/courier/jobs/{}/retry", offer.id), &[])
+            .await;
+        // The wrong code is refused with a message; the buyer's code delivers.
+        let code = db
+            .order(offer.order_id)
+            .await
+            .unwrap()
+            .delivery_code
+            .unwrap();
+        let wrong = if code == "111111" { "222222" } else { "111111" };
+        let (s, body) = rider
+            .post(
+                &format!("/courier/jobs/{}/deliver", offer.id),
+                &[("code", wrong)],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (s, _) = rider
+            .post(
+                &format!("/courier/jobs/{}/deliver", offer.id),
+                &[("code", &code)],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(
+            db.order(offer.order_id).await.unwrap().state.as_str(),
+            "delivered"
+        );
+        let job = db.delivery_job(offer.id).await.unwrap();
+        assert_eq!((job.state, job.attempts), (JobState::Delivered, 1));
+        let last = db
+            .order_events(offer.order_id)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(last.actor, "courier");
+
+        // Plan my route: the page shows progress without JavaScript, then the route sheet.
+        let (s, loc) = rider.post("/courier/plans", &[]).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert!(loc.starts_with("/courier/plans/"), "{loc}");
+        let mut sheet = String::new();
+        for _ in 0..300 {
+            let (s, page) = rider.get(&loc).await;
+            assert_eq!(s, StatusCode::OK);
+            if page.contains("http-equiv=\"refresh\"") {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            sheet = page;
+            break;
+        }
+        assert!(sheet.contains("ready"), "the plan was solved: {sheet}");
+        let held = db.carrier_jobs(me.id).await.unwrap().0;
+        for j in &held {
+            assert!(
+                sheet.contains(&format!("#{}", j.order_id)),
+                "job {} on the sheet",
+                j.id
+            );
+        }
+        assert!(sheet.contains("Collect") && sheet.contains("Deliver"));
+        assert!(sheet.contains("cash to collect") && sheet.contains("plus.codes/"));
+        assert!(sheet.contains("@media print"), "printable");
+        let gz = rider
+            .c
+            .get(format!("{}{loc}", app.base))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .len();
+        assert!(gz < 14 * 1024, "route sheet {gz} bytes compressed");
+        // Someone else's route sheet is not theirs to read.
+        let mut buyer = Browser::login(&app.base, "+520000002000").await;
+        assert_eq!(buyer.get(&loc).await.0, StatusCode::NOT_FOUND);
+
+        // A buyer registers as a carrier: bad hours are a message, good ones a courier.
+        let form = |start: &'static str| {
+            vec![
+                ("name", "Bici Pedro"),
+                ("kind", "bicycle"),
+                ("capacity", "3"),
+                ("base", ""),
+                ("radius_km", "5"),
+                ("shift_start", start),
+                ("shift_end", "17:00"),
+                ("speed_kmh", "12"),
+            ]
+        };
+        let (s, body) = buyer.post("/courier/register", &form("nine")).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(body.contains("is not a time"), "{body}");
+        let (s, _) = buyer.post("/courier/register", &form("09:00")).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let u = db.user_by_phone("+520000002000").await.unwrap();
+        assert_eq!(u.role.as_str(), "courier");
+        let (_, page) = buyer.get("/courier").await;
+        assert!(
+            page.contains("Bici Pedro") && page.contains("09:00–17:00"),
+            "{page}"
         );
     }
 }
