@@ -651,6 +651,16 @@ impl Db {
         .collect()
     }
 
+    /// How many delivery jobs are in each state (for metrics).
+    pub async fn delivery_jobs_by_state(&self) -> Result<Vec<(String, i64)>> {
+        sqlx::query("SELECT state, COUNT(*) AS n FROM delivery_jobs GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((row_str(r, "state")?, row_i64(r, "n")?)))
+            .collect()
+    }
+
     pub async fn job_events(&self, job_id: i64) -> Result<Vec<JobEvent>> {
         let rows = sqlx::query("SELECT action, from_state, to_state, reason, user_id, at FROM delivery_events WHERE job_id = $1 ORDER BY id")
             .bind(job_id)

@@ -164,6 +164,14 @@ async fn metrics_page(State(s): State<AppState>) -> Response {
                 .set(n);
         }
     }
+    if let Ok(states) = s.db.delivery_jobs_by_state().await {
+        for (st, n) in states {
+            s.metrics
+                .deliveries
+                .get_or_create(&metrics::StateLabels { state: st })
+                .set(n);
+        }
+    }
     if let Ok(n) = s.db.jobs_pending().await {
         s.metrics.jobs_pending.set(n);
     }

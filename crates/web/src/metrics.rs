@@ -27,6 +27,7 @@ pub struct Metrics {
     pub orders: Family<StateLabels, Gauge>,
     pub jobs_pending: Gauge,
     pub promise: Family<StateLabels, Gauge>,
+    pub deliveries: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -39,6 +40,12 @@ impl Default for Metrics {
         let orders = Family::<StateLabels, Gauge>::default();
         let jobs_pending = Gauge::default();
         let promise = Family::<StateLabels, Gauge>::default();
+        let deliveries = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "tianguis_delivery_jobs",
+            "Courier-pool delivery jobs by state",
+            deliveries.clone(),
+        );
         registry.register(
             "tianguis_delivery_promise",
             "Open orders late or at risk of breaking the delivery promise",
@@ -63,6 +70,7 @@ impl Default for Metrics {
             orders,
             jobs_pending,
             promise,
+            deliveries,
         }
     }
 }

@@ -2053,6 +2053,11 @@ async fn a_courier_takes_a_job_fails_once_delivers_with_the_code_and_prints_the_
             .unwrap();
         assert_eq!(last.actor, "courier");
 
+        let metrics = rider.get("/metrics").await.1;
+        assert!(
+            metrics.contains("tianguis_delivery_jobs{state=\"delivered\"}"),
+            "{metrics}"
+        );
         // Plan my route: the page shows progress without JavaScript, then the route sheet.
         let (s, loc) = rider.post("/courier/plans", &[]).await;
         assert_eq!(s, StatusCode::SEE_OTHER);
