@@ -24,11 +24,20 @@ pub enum Account {
     SellerPayable(i64),
     /// The platform's fee income.
     PlatformFees,
+    /// Cash a person (agent, courier, pickup operator, official) took for the platform and still
+    /// holds: external money, so it goes negative by what they hold, until they hand it over.
+    CashWith(i64),
+    /// Commission the platform owes an agent.
+    AgentCommission(i64),
 }
 
 impl Account {
     pub fn may_go_negative(&self) -> bool {
-        matches!(self, Account::ExternalPayments(_))
+        matches!(self, Account::ExternalPayments(_) | Account::CashWith(_))
+    }
+    /// Money that entered the platform from outside (what buyers paid, wherever it sits now).
+    pub fn is_paid_in(&self) -> bool {
+        self.may_go_negative()
     }
     /// Stable text code stored in the database.
     pub fn code(&self) -> String {
@@ -39,6 +48,8 @@ impl Account {
             Account::Escrow(o) => format!("escrow:order:{o}"),
             Account::SellerPayable(s) => format!("seller:{s}:payable"),
             Account::PlatformFees => "platform:fees".into(),
+            Account::CashWith(u) => format!("external:payments:cash-with:{u}"),
+            Account::AgentCommission(u) => format!("agent:{u}:commission"),
         }
     }
 }
@@ -56,6 +67,10 @@ pub enum TxKind {
     Release,
     Refund,
     Payout,
+    /// Cash a holder hands over (a bank or mobile-money deposit).
+    Handover,
+    /// An agent's commission on an order, from the fee or the seller's proceeds.
+    Commission,
 }
 
 impl TxKind {
@@ -65,6 +80,8 @@ impl TxKind {
             TxKind::Release => "release",
             TxKind::Refund => "refund",
             TxKind::Payout => "payout",
+            TxKind::Handover => "handover",
+            TxKind::Commission => "commission",
         }
     }
 }
@@ -240,6 +257,89 @@ impl Transaction {
     }
 }
 
+impl Transaction {
+    fn pair(
+        kind: TxKind,
+        order_id: Option<i64>,
+        from: Account,
+        to: Account,
+        amount: Money,
+    ) -> Result<Self, LedgerError> {
+        Self::new(
+            kind,
+            order_id,
+            vec![
+                Posting {
+                    account: from,
+                    amount: -amount,
+                },
+                Posting {
+                    account: to,
+                    amount,
+                },
+            ],
+        )
+    }
+
+    /// A buyer pays cash to a person (agent, courier at the door, operator): the order's escrow is
+    /// funded from the cash that person now holds.
+    pub fn cash_payment(order_id: i64, holder: i64, total: Money) -> Result<Self, LedgerError> {
+        Self::pair(
+            TxKind::Payment,
+            Some(order_id),
+            Account::CashWith(holder),
+            Account::Escrow(order_id),
+            total,
+        )
+    }
+
+    /// A holder hands cash over (deposits it): it leaves their hands for the platform's
+    /// `channel` (bank, mobile money). What buyers paid in does not change.
+    pub fn handover(holder: i64, amount: Money, channel: &str) -> Result<Self, LedgerError> {
+        if amount.minor <= 0 {
+            return Err(LedgerError::Empty);
+        }
+        Self::pair(
+            TxKind::Handover,
+            None,
+            Account::ExternalPayments(format!("deposit:{channel}")),
+            Account::CashWith(holder),
+            amount,
+        )
+    }
+
+    /// An agent's commission, taken from `source` (the platform's fees or the seller's
+    /// payable), never added to what the buyer pays.
+    pub fn commission(
+        order_id: i64,
+        agent: i64,
+        source: Account,
+        amount: Money,
+    ) -> Result<Self, LedgerError> {
+        if !matches!(source, Account::PlatformFees | Account::SellerPayable(_)) {
+            return Err(LedgerError::Unbalanced(amount.currency));
+        }
+        Self::pair(
+            TxKind::Commission,
+            Some(order_id),
+            source,
+            Account::AgentCommission(agent),
+            amount,
+        )
+    }
+
+    /// An agent is paid the commission the platform owes them.
+    pub fn agent_payout(agent: i64, amount: Money) -> Result<Self, LedgerError> {
+        Self::pair(
+            TxKind::Payout,
+            None,
+            Account::AgentCommission(agent),
+            Account::ExternalPayouts,
+            amount,
+        )
+    }
+}
+
 /// An in-memory ledger: balances per (account, currency).
 #[derive(Debug, Default, Clone)]
 pub struct Book {
@@ -321,24 +421,66 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Pay { order: i64, amount: i64 },
-        Settle { order: i64, refund_pct: u8 },
-        Payout { seller: i64, amount: i64 },
+        Pay {
+            order: i64,
+            amount: i64,
+        },
+        /// Cash handed to agent/courier `holder`.
+        PayCash {
+            order: i64,
+            holder: i64,
+            amount: i64,
+        },
+        /// Settle; orders placed by an agent (odd orders) earn agent `order % 2` a commission.
+        Settle {
+            order: i64,
+            refund_pct: u8,
+            commission_bps: u32,
+            from_fee: bool,
+        },
+        Payout {
+            seller: i64,
+            amount: i64,
+        },
+        Handover {
+            holder: i64,
+            amount: i64,
+        },
+        AgentPayout {
+            agent: i64,
+            amount: i64,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (0i64..8, 1i64..1_000_000).prop_map(|(order, amount)| Op::Pay { order, amount }),
-            (0i64..8, 0u8..=100).prop_map(|(order, refund_pct)| Op::Settle { order, refund_pct }),
+            (0i64..8, 0i64..2, 1i64..1_000_000).prop_map(|(order, holder, amount)| Op::PayCash {
+                order,
+                holder,
+                amount
+            }),
+            (0i64..8, 0u8..=100, 0u32..=10_000, any::<bool>()).prop_map(
+                |(order, refund_pct, commission_bps, from_fee)| Op::Settle {
+                    order,
+                    refund_pct,
+                    commission_bps,
+                    from_fee
+                }
+            ),
             (0i64..3, 1i64..500_000).prop_map(|(seller, amount)| Op::Payout { seller, amount }),
+            (0i64..2, 1i64..500_000).prop_map(|(holder, amount)| Op::Handover { holder, amount }),
+            (0i64..2, 1i64..50_000).prop_map(|(agent, amount)| Op::AgentPayout { agent, amount }),
         ]
     }
 
     proptest! {
-        /// Over any sequence of payments, settlements (release/refund splits) and payouts:
-        /// every transaction balances, no protected account goes negative, and what sellers were
-        /// paid plus what they are owed plus what is held equals what buyers paid minus fees and
-        /// refunds.
+        /// Over any sequence of payments (mobile money, or cash into an agent's or courier's
+        /// hands), settlements (release/refund splits, agents' commissions from the fee or the
+        /// seller's proceeds), payouts to sellers and agents, and cash hand-overs: every
+        /// transaction balances, no protected account goes negative, and what was paid out plus
+        /// what is owed (sellers, agents) plus what is held equals what buyers paid minus fees and
+        /// refunds. Hand-overs move cash, never what was paid in.
         #[test]
         fn ledger_invariants(ops in proptest::collection::vec(op(), 1..60), fee_bps in 0u32..3000) {
             let cur = c();
@@ -351,13 +493,39 @@ mod tests {
                         paid.insert(order, amount);
                         vec![Transaction::payment(order, "mobile_money", Money::new(amount, cur)).unwrap()]
                     }
-                    Op::Settle { order, refund_pct } => {
+                    Op::PayCash { order, holder, amount } => {
+                        if paid.contains_key(&order) { continue; }
+                        paid.insert(order, amount);
+                        vec![Transaction::cash_payment(order, holder, Money::new(amount, cur)).unwrap()]
+                    }
+                    Op::Settle { order, refund_pct, commission_bps, from_fee } => {
                         let held = book.balance(&Account::Escrow(order), cur);
                         if held == 0 { continue; }
                         let refund = held * refund_pct as i64 / 100;
-                        Transaction::settle(order, order % 3, Money::new(held, cur), Money::new(refund, cur), fee_bps).unwrap()
+                        let seller = order % 3;
+                        let mut txs = Transaction::settle(order, seller, Money::new(held, cur), Money::new(refund, cur), fee_bps).unwrap();
+                        if order % 2 == 1 {
+                            let kept = Money::new(held - refund, cur);
+                            let fee = kept.basis_points(fee_bps).unwrap();
+                            let rule = crate::commission::Rule {
+                                id: 1,
+                                centre_id: None,
+                                category_id: None,
+                                basis: crate::commission::Basis::Percent(commission_bps),
+                                cap_minor: None,
+                                source: if from_fee { crate::commission::Source::PlatformFee } else { crate::commission::Source::SellerProceeds },
+                            };
+                            let c = crate::commission::amount(&rule, kept, fee).unwrap();
+                            let source = if from_fee { Account::PlatformFees } else { Account::SellerPayable(seller) };
+                            if c.minor > 0 {
+                                txs.push(Transaction::commission(order, order % 2, source, c).unwrap());
+                            }
+                        }
+                        txs
                     }
                     Op::Payout { seller, amount } => vec![Transaction::payout(seller, Money::new(amount, cur)).unwrap()],
+                    Op::Handover { holder, amount } => vec![Transaction::handover(holder, Money::new(amount, cur), "bank").unwrap()],
+                    Op::AgentPayout { agent, amount } => vec![Transaction::agent_payout(agent, Money::new(amount, cur)).unwrap()],
                 };
                 for tx in txs {
                     let sum: i64 = tx.postings().iter().map(|p| p.amount.minor).sum();
@@ -367,11 +535,11 @@ mod tests {
                 for (a, _, bal) in book.accounts() {
                     prop_assert!(a.may_go_negative() || bal >= 0, "{} negative", a);
                 }
-                let paid_in = -book.sum_where(cur, |a| matches!(a, Account::ExternalPayments(_)));
+                let paid_in = -book.sum_where(cur, Account::is_paid_in);
                 let fees = book.sum_where(cur, |a| *a == Account::PlatformFees);
                 let refunds = book.sum_where(cur, |a| *a == Account::ExternalRefunds);
                 let payouts = book.sum_where(cur, |a| *a == Account::ExternalPayouts);
-                let owed = book.sum_where(cur, |a| matches!(a, Account::SellerPayable(_)));
+                let owed = book.sum_where(cur, |a| matches!(a, Account::SellerPayable(_) | Account::AgentCommission(_)));
                 let held = book.sum_where(cur, |a| matches!(a, Account::Escrow(_)));
                 prop_assert_eq!(payouts + owed + held, paid_in - fees - refunds);
             }
