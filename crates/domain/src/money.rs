@@ -135,6 +135,23 @@ impl Money {
     /// Parse a decimal amount typed by a person ("12", "12.5", "12,50", "1 200.00") into minor
     /// units. Grouping separators (space, apostrophe) are ignored; the last `.` or `,` is the
     /// decimal mark when followed by at most `exponent` digits.
+    /// The amount as a plain decimal ("1234.50"), for messages and forms.
+    pub fn to_decimal(&self) -> String {
+        let exp = self.currency.exponent();
+        let scale = 10i64.pow(exp);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        if exp == 0 {
+            return format!("{sign}{abs}");
+        }
+        format!(
+            "{sign}{}.{:0w$}",
+            abs / scale as u64,
+            abs % scale as u64,
+            w = exp as usize
+        )
+    }
+
     pub fn parse_decimal(text: &str, currency: Currency) -> Result<Money, MoneyError> {
         let bad = || MoneyError::BadAmount(text.to_string());
         let t: String = text

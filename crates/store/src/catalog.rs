@@ -22,6 +22,12 @@ impl Settings {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     }
+    pub fn text(&self, key: &str, default: &str) -> String {
+        self.0
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    }
     pub fn fees(&self) -> tianguis_domain::checkout::Fees {
         tianguis_domain::checkout::Fees {
             platform_bps: self.num("platform_fee_bps", 500),

@@ -104,6 +104,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     5 "0005_address_registry",
     6 "0006_pickup_points",
     7 "0007_courier_pool",
+    8 "0008_assisted_commerce",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -113,6 +114,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     5 "0005_address_registry",
     6 "0006_pickup_points",
     7 "0007_courier_pool",
+    8 "0008_assisted_commerce",
 );
 
 impl Db {

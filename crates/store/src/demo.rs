@@ -449,6 +449,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     address: "X722+FQ Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
                     phone: "+529510000000".into(),
                     pickup_point_id: None,
+                    on_behalf: None,
                 })
                 .await?;
             n += 1;
@@ -511,6 +512,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             hold_days: 5,
             fee_minor: fee,
             operator_phone: Some(DEMO_OPERATOR_PHONE.into()),
+            contact: "+529510001111".into(),
         })
         .await?;
     }
@@ -533,6 +535,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 address: "392X+2G El Rosario — tienda de Don Pepe / next to Don Pepe's shop".into(),
                 phone: "+529510000003".into(),
                 pickup_point_id: None,
+                on_behalf: None,
             })
             .await?;
         for t in steps {
@@ -692,6 +695,7 @@ async fn courier_pool(
                 address: format!("{} — {}", code(drops[k].0, drops[k].1), drops[k].2),
                 phone: format!("+5295100001{k:02}"),
                 pickup_point_id: None,
+                on_behalf: None,
             })
             .await?;
         let oid = res.order_ids[0];

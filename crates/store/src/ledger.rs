@@ -97,7 +97,8 @@ pub struct LedgerTotals {
 }
 
 impl LedgerTotals {
-    /// The marketplace-wide invariant: paid + owed + held = buyers paid - fees - refunds, and
+    /// The marketplace-wide invariant: paid + owed (sellers, agents) + held = buyers paid (also
+    /// cash still in agents' and couriers' hands) - fees - refunds, and
     /// every posting sums to zero.
     pub fn holds(&self) -> bool {
         self.postings_sum == 0
@@ -131,7 +132,8 @@ impl Db {
             fees: self.sum_accounts("platform:fees", currency).await?,
             refunds: self.sum_accounts("external:refunds", currency).await?,
             payouts: self.sum_accounts("external:payouts", currency).await?,
-            owed: self.sum_accounts("seller:%:payable", currency).await?,
+            owed: self.sum_accounts("seller:%:payable", currency).await?
+                + self.sum_accounts("agent:%:commission", currency).await?,
             held: self.sum_accounts("escrow:order:%", currency).await?,
             postings_sum: row_i64(&r, "s")?,
             negative_protected_accounts: row_i64(&neg, "n")?,

@@ -4,6 +4,7 @@
 //! state change, event, ledger postings, stock and timers commit together or not at all.
 //! It knows nothing of HTTP or HTML.
 
+pub mod agents;
 pub mod catalog;
 pub mod db;
 pub mod delivery;

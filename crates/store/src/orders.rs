@@ -54,6 +54,14 @@ pub struct CheckoutRequest {
     pub phone: String,
     /// Deliver to this pickup point instead of the address.
     pub pickup_point_id: Option<i64>,
+    /// Placed by an agent at a digital centre for a walk-in buyer.
+    pub on_behalf: Option<OnBehalf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OnBehalf {
+    pub agent_id: i64,
+    pub centre_id: i64,
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -63,6 +71,9 @@ pub struct CheckoutResult {
     pub total_minor: i64,
     pub currency: String,
     pub payment_id: i64,
+    /// For following the order without an account (`/track/CODE`, the text message).
+    #[serde(default)]
+    pub tracking_code: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,6 +120,10 @@ pub struct Order {
     pub checked_in_at: Option<i64>,
     /// The user riding for the carrier that took the order's delivery job.
     pub courier_user_id: Option<i64>,
+    /// Placed by this agent at this digital centre, on the buyer's behalf.
+    pub agent_id: Option<i64>,
+    pub centre_id: Option<i64>,
+    pub tracking_code: Option<String>,
     /// When the delivery promise falls due, and when it was delivered.
     pub due_at: Option<i64>,
     pub delivered_at: Option<i64>,
@@ -146,7 +161,7 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
     (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
     (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
-    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.pickup_point_id, pp.operator_id AS pickup_operator_id, o.checked_in_at, o.created_at, o.updated_at, \
+    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.pickup_point_id, pp.operator_id AS pickup_operator_id, o.checked_in_at, o.created_at, o.updated_at, c.agent_id, c.centre_id, c.tracking_code, \
     (SELECT cr.user_id FROM delivery_jobs dj JOIN carriers cr ON cr.id = dj.carrier_id WHERE dj.order_id = o.id) AS courier_user_id \
     FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id LEFT JOIN pickup_points pp ON pp.id = o.pickup_point_id";
 
@@ -180,6 +195,9 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         pickup_point_id: row_opt_i64(r, "pickup_point_id")?,
         pickup_operator_id: row_opt_i64(r, "pickup_operator_id")?,
         courier_user_id: row_opt_i64(r, "courier_user_id")?,
+        agent_id: row_opt_i64(r, "agent_id")?,
+        centre_id: row_opt_i64(r, "centre_id")?,
+        tracking_code: row_opt_str(r, "tracking_code")?,
         checked_in_at: row_opt_i64(r, "checked_in_at")?,
         due_at: row_opt_i64(r, "due_at")?,
         delivered_at: row_opt_i64(r, "delivered_at")?,
@@ -202,7 +220,7 @@ pub fn actor_for(user: &User, order: &Order, t: Transition) -> Option<Actor> {
     if user.id == order.buyer_id {
         roles.push(Actor::Buyer);
     }
-    if order.pickup_operator_id == Some(user.id) {
+    if order.pickup_operator_id == Some(user.id) || at_my_centre(user, order.pickup_point_id) {
         roles.push(Actor::Collector);
     }
     if order.courier_user_id == Some(user.id) {
@@ -211,13 +229,21 @@ pub fn actor_for(user: &User, order: &Order, t: Transition) -> Option<Actor> {
     roles.into_iter().find(|a| allowed.contains(a))
 }
 
-/// Whether a user may see an order at all.
+/// Whether `point` is the centre this (active) agent works at.
+pub fn at_my_centre(user: &User, point: Option<i64>) -> bool {
+    user.role == Role::Agent && user.active && user.centre_id.is_some() && point == user.centre_id
+}
+
+/// Whether a user may see an order at all. Agents see their centre's orders: placed there or
+/// addressed to it.
 pub fn may_view(user: &User, order: &Order) -> bool {
     user.role == Role::Admin
         || user.id == order.buyer_id
         || user.seller_id == Some(order.seller_id)
         || order.pickup_operator_id == Some(user.id)
         || order.courier_user_id == Some(user.id)
+        || at_my_centre(user, order.centre_id)
+        || at_my_centre(user, order.pickup_point_id)
 }
 
 impl Db {
@@ -270,6 +296,7 @@ impl Db {
             promise_days: self.promise_days_for(req.buyer_id).await?,
             plus_code,
             pickup,
+            lang: settings.text("default_lang", "es"),
         };
         let mut attempt = 0;
         loop {
@@ -298,7 +325,11 @@ impl Db {
             prep.plus_code.as_deref(),
         );
         let now = self.now_ms();
-        let scope = format!("checkout:{}", req.buyer_id);
+        // An agent's keys are theirs (the walk-in buyer may be new, or buy elsewhere too).
+        let scope = match req.on_behalf {
+            Some(b) => format!("checkout:agent:{}", b.agent_id),
+            None => format!("checkout:{}", req.buyer_id),
+        };
         let mut tx = self.begin_write().await?;
         let fresh = sqlx::query("INSERT INTO idempotency (scope, key, created_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
             .bind(scope.clone())
@@ -377,9 +408,10 @@ impl Db {
             });
         }
         let (drafts, grand) = checkout::split(&priced, fees)?;
+        let tracking_code = crate::agents::tracking_code();
         let c = sqlx::query(
-            "INSERT INTO checkouts (buyer_id, total_minor, currency, method, address, phone, created_at, plus_code) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
+            "INSERT INTO checkouts (buyer_id, total_minor, currency, method, address, phone, created_at, plus_code, agent_id, centre_id, tracking_code) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
         )
         .bind(req.buyer_id)
         .bind(grand.minor)
@@ -389,6 +421,9 @@ impl Db {
         .bind(phone.to_string())
         .bind(now)
         .bind(plus_code.map(str::to_string))
+        .bind(req.on_behalf.map(|b| b.agent_id))
+        .bind(req.on_behalf.map(|b| b.centre_id))
+        .bind(tracking_code.clone())
         .fetch_one(&mut *tx)
         .await?;
         let checkout_id = row_i64(&c, "id")?;
@@ -482,7 +517,24 @@ impl Db {
             total_minor: grand.minor,
             currency: grand.currency.as_str().to_string(),
             payment_id: row_i64(&p, "id")?,
+            tracking_code,
         };
+        if req.on_behalf.is_some() {
+            // The walk-in buyer has no account to look at: a text message with the order code.
+            crate::agents::enqueue_sms(
+                &mut tx,
+                phone,
+                "sms-order-placed",
+                &[
+                    ("code", result.tracking_code.clone()),
+                    ("total", grand.minor.to_string()),
+                    ("currency", result.currency.clone()),
+                ],
+                &prep.lang,
+                now,
+            )
+            .await?;
+        }
         sqlx::query("UPDATE idempotency SET response = $1 WHERE scope = $2 AND key = $3")
             .bind(serde_json::to_string(&result).unwrap_or_default())
             .bind(scope)
@@ -556,7 +608,7 @@ impl Db {
         self.list_orders("o.id > $1", 0, state, limit).await
     }
 
-    async fn list_orders(
+    pub(crate) async fn list_orders(
         &self,
         cond: &str,
         id: i64,
@@ -866,12 +918,13 @@ impl Db {
             } else {
                 // The order expired before the money arrived: take it in and give it straight back.
                 let amount = Money::new(row_i64(o, "total_minor")?, pay.amount.currency);
-                post(
-                    &mut tx,
-                    &Transaction::payment(oid, &pay.method, amount)?,
-                    now,
-                )
-                .await?;
+                let t = match collector {
+                    Some(holder) if pay.method == "cash" => {
+                        Transaction::cash_payment(oid, holder, amount)?
+                    }
+                    _ => Transaction::payment(oid, &pay.method, amount)?,
+                };
+                post(&mut tx, &t, now).await?;
                 post(&mut tx, &Transaction::refund(oid, amount)?, now).await?;
             }
         }
@@ -948,6 +1001,8 @@ struct Prepared {
     plus_code: Option<String>,
     /// (pickup point, its slots)
     pickup: Option<(i64, i64)>,
+    /// Language of texts to buyers without an account (the marketplace's).
+    lang: String,
 }
 
 pub(crate) async fn schedule(
@@ -1037,7 +1092,14 @@ pub(crate) async fn apply(
                 } else {
                     method
                 };
-                post(tx, &Transaction::payment(order_id, m, total)?, now).await?;
+                // Cash taken by a person is in their hands until they hand it over.
+                let t = match actor_user {
+                    Some(holder) if m == "cash" => {
+                        Transaction::cash_payment(order_id, holder, total)?
+                    }
+                    _ => Transaction::payment(order_id, m, total)?,
+                };
+                post(tx, &t, now).await?;
             }
             Effect::ReleaseEscrow | Effect::SplitEscrow | Effect::RefundAll => {
                 let held = balance_in(tx, &Account::Escrow(order_id), currency).await?;
@@ -1058,6 +1120,17 @@ pub(crate) async fn apply(
                 if held.minor > 0 {
                     for t in Transaction::settle(order_id, seller_id, held, refund, fee_bps)? {
                         post(tx, &t, now).await?;
+                    }
+                    // The agent who placed it earns on what the seller keeps, never on a refund.
+                    let kept = held
+                        .checked_sub(refund)
+                        .map_err(|e| StoreError::Invalid(e.msg()))?;
+                    if kept.minor > 0 {
+                        let fee = kept
+                            .basis_points(fee_bps)
+                            .map_err(|e| StoreError::Invalid(e.msg()))?;
+                        crate::agents::accrue_commission(tx, order_id, seller_id, kept, fee, now)
+                            .await?;
                     }
                 }
             }

@@ -27,6 +27,7 @@ pub struct PickupPoint {
     pub hold_days: i64,
     pub fee_minor: i64,
     pub operator_id: Option<i64>,
+    pub contact: String,
     /// Parcels booked or held now.
     pub used: i64,
     /// Metres from the reference location, when there is one.
@@ -50,6 +51,8 @@ pub struct NewPickupPoint {
     pub hold_days: i64,
     pub fee_minor: i64,
     pub operator_phone: Option<String>,
+    /// How to reach the point (a phone, the person in charge).
+    pub contact: String,
 }
 
 /// States in which an order occupies (or has booked) a slot at its point.
@@ -68,6 +71,7 @@ fn point_from(r: &sqlx::any::AnyRow) -> Result<PickupPoint> {
         hold_days: row_i64(r, "hold_days")?,
         fee_minor: row_i64(r, "fee_minor")?,
         operator_id: row_opt_i64(r, "operator_id")?,
+        contact: row_str(r, "contact")?,
         used: row_i64(r, "used")?,
         distance_m: None,
     })
@@ -122,8 +126,8 @@ impl Db {
                 .await?;
         }
         let r = sqlx::query(
-            "INSERT INTO pickup_points (name, kind, place_id, lat, lng, plus_code, slots, hours, hold_days, fee_minor, operator_id, created_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING id",
+            "INSERT INTO pickup_points (name, kind, place_id, lat, lng, plus_code, slots, hours, hold_days, fee_minor, operator_id, created_at, contact) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
         )
         .bind(p.name.trim().to_string())
         .bind(p.kind.clone())
@@ -137,6 +141,7 @@ impl Db {
         .bind(p.fee_minor)
         .bind(operator.map(|o| o.id))
         .bind(self.now_ms())
+        .bind(p.contact.trim().chars().take(200).collect::<String>())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -194,7 +199,10 @@ impl Db {
         let Some(point_id) = order.pickup_point_id else {
             return Err(StoreError::NotFound("order"));
         };
-        if user.role != Role::Admin && order.pickup_operator_id != Some(user.id) {
+        if user.role != Role::Admin
+            && order.pickup_operator_id != Some(user.id)
+            && !crate::orders::at_my_centre(user, order.pickup_point_id)
+        {
             return Err(StoreError::NotFound("order"));
         }
         if order.state != OrderState::Shipped {
@@ -231,7 +239,9 @@ impl Db {
             .pickup_points()
             .await?
             .into_iter()
-            .filter(|p| p.operator_id == Some(user.id))
+            .filter(|p| {
+                p.operator_id == Some(user.id) || crate::orders::at_my_centre(user, Some(p.id))
+            })
             .map(|p| p.id)
             .collect();
         let mut expected = Vec::new();

@@ -17,6 +17,8 @@ pub enum Role {
     Operator,
     /// Rides for the courier pool (post office, courier, motorbike or bicycle rider).
     Courier,
+    /// Works at a digital centre: orders and lists for people, takes cash.
+    Agent,
     Seller,
     Admin,
 }
@@ -29,6 +31,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Operator => "operator",
             Role::Courier => "courier",
+            Role::Agent => "agent",
         }
     }
     pub fn parse(s: &str) -> Result<Role> {
@@ -38,6 +41,7 @@ impl Role {
             "admin" => Ok(Role::Admin),
             "operator" => Ok(Role::Operator),
             "courier" => Ok(Role::Courier),
+            "agent" => Ok(Role::Agent),
             _ => Err(StoreError::Invalid(Msg::new("err-role").arg("role", s))),
         }
     }
@@ -54,6 +58,8 @@ pub struct User {
     /// The seller profile id when the user sells.
     pub seller_id: Option<i64>,
     pub active: bool,
+    /// The digital centre an agent works at.
+    pub centre_id: Option<i64>,
 }
 
 fn argon() -> Argon2<'static> {
@@ -75,7 +81,7 @@ fn verify_password(pw: &str, hash: &str) -> bool {
 }
 
 const USER_COLS: &str =
-    "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id, u.active";
+    "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id, u.active, u.centre_id";
 
 fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
@@ -87,6 +93,7 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
         place_id: row_opt_i64(row, "place_id")?,
         seller_id: row_opt_i64(row, "seller_id")?,
         active: row_i64(row, "active")? == 1,
+        centre_id: row_opt_i64(row, "centre_id")?,
     })
 }
 

@@ -62,6 +62,7 @@ mod support {
             address: "7685X722+FQ Santa Ana, blue house".into(),
             phone: "+529510000000".into(),
             pickup_point_id: None,
+            on_behalf: None,
         }
     }
 }
@@ -1048,6 +1049,7 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
             hold_days: 5,
             fee_minor: 1500,
             operator_phone: op.map(str::to_string),
+            contact: String::new(),
         };
         let near =
             t.db.create_pickup_point(&point(
@@ -1419,6 +1421,7 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
                 hold_days: 5,
                 fee_minor: 1500,
                 operator_phone: Some("+52777000004".into()),
+                contact: "+52777000004".into(),
             })
             .await
             .unwrap();
@@ -1621,6 +1624,331 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
                 .await
                 .unwrap()
                 .is_some()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_earns_a_commission() {
+    use tianguis_domain::commission::{Basis, Rule, Source};
+    use tianguis_store::pickup::NewPickupPoint;
+    for t in all().await {
+        let db = &t.db;
+        let (place, cat, seller) = small_shop(db).await;
+        db.set_place_location(place, 16.9512, -96.7481)
+            .await
+            .unwrap();
+        let pid = db
+            .create_product(seller, &product(cat, "Mezcal", 45000, 50))
+            .await
+            .unwrap();
+        let person = |phone: &'static str, role: Role| NewUser {
+            phone,
+            email: None,
+            name: "Agente",
+            password: "password1",
+            role,
+            place_id: Some(place),
+        };
+        let admin = db
+            .create_user(person("+52888000001", Role::Admin))
+            .await
+            .unwrap();
+        let agent = db
+            .create_user(person("+52888000002", Role::Buyer))
+            .await
+            .unwrap();
+        let other = db
+            .create_user(person("+52888000003", Role::Buyer))
+            .await
+            .unwrap();
+        let centre = |name: &str| NewPickupPoint {
+            name: name.into(),
+            kind: "centre".into(),
+            place_id: place,
+            location: (16.9515, -96.7478),
+            slots: 20,
+            hours: "Lun-Sáb 8:00-20:00".into(),
+            hold_days: 5,
+            fee_minor: 1000,
+            operator_phone: None,
+            contact: "+52888000009".into(),
+        };
+        let c1 = db
+            .create_pickup_point(&centre("Centro Digital Santa Ana"))
+            .await
+            .unwrap();
+        let c2 = db
+            .create_pickup_point(&centre("Centro Digital El Rosario"))
+            .await
+            .unwrap();
+        let store_point = db
+            .create_pickup_point(&NewPickupPoint {
+                kind: "store".into(),
+                ..centre("Tienda")
+            })
+            .await
+            .unwrap();
+        assert!(
+            db.attach_agent(&admin, store_point, "+52888000002")
+                .await
+                .is_err(),
+            "only centres have agents"
+        );
+        assert!(
+            db.attach_agent(&agent, c1, "+52888000002").await.is_err(),
+            "only officials attach agents"
+        );
+        let agent = db.attach_agent(&admin, c1, "+52888000002").await.unwrap();
+        let other = db.attach_agent(&admin, c2, &other.phone).await.unwrap();
+        assert_eq!((agent.role, agent.centre_id), (Role::Agent, Some(c1)));
+        assert_eq!(db.agents_of(c1).await.unwrap().len(), 1);
+        // Commissions: 2% of what is released, from the platform fee, at this centre; a general
+        // fixed rule elsewhere.
+        db.create_commission_rule(&Rule {
+            id: 0,
+            centre_id: None,
+            category_id: None,
+            basis: Basis::Fixed(500),
+            cap_minor: None,
+            source: Source::SellerProceeds,
+        })
+        .await
+        .unwrap();
+        db.create_commission_rule(&Rule {
+            id: 0,
+            centre_id: Some(c1),
+            category_id: None,
+            basis: Basis::Percent(200),
+            cap_minor: Some(100_000),
+            source: Source::PlatformFee,
+        })
+        .await
+        .unwrap();
+        assert!(
+            db.create_commission_rule(&Rule {
+                id: 0,
+                centre_id: None,
+                category_id: None,
+                basis: Basis::Percent(20_000),
+                cap_minor: None,
+                source: Source::PlatformFee
+            })
+            .await
+            .is_err()
+        );
+
+        // A walk-in buyer, cash to the agent, collect at the centre.
+        let (res, replay) = db
+            .assisted_checkout(
+                &agent,
+                "Doña Rosa",
+                "+52999000111",
+                vec![(pid, 2)],
+                PaymentMethod::Cash,
+                "",
+                true,
+                "walk-in-1",
+                None,
+            )
+            .await
+            .unwrap();
+        assert!(!replay);
+        let again = db
+            .assisted_checkout(
+                &agent,
+                "Doña Rosa",
+                "+52999000111",
+                vec![(pid, 2)],
+                PaymentMethod::Cash,
+                "",
+                true,
+                "walk-in-1",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.0.clone(), again.1),
+            (res.clone(), true),
+            "a replay creates nothing"
+        );
+        let oid = res.order_ids[0];
+        let o = db.order(oid).await.unwrap();
+        assert_eq!(
+            (o.agent_id, o.centre_id, o.pickup_point_id),
+            (Some(agent.id), Some(c1), Some(c1))
+        );
+        assert_eq!(o.state, OrderState::Paid, "the agent took the cash");
+        assert_eq!(res.tracking_code.len(), 8);
+        assert_eq!(
+            db.order_by_tracking(&res.tracking_code.to_lowercase())
+                .await
+                .unwrap()[0]
+                .id,
+            oid
+        );
+        assert_eq!(
+            db.cash_on_hand(agent.id).await.unwrap().minor,
+            res.total_minor
+        );
+        let sms = db.outbox(10).await.unwrap();
+        assert_eq!(sms.len(), 1, "one text, even after the replay");
+        assert_eq!(
+            (sms[0].to_phone.as_str(), sms[0].template.as_str()),
+            ("+52999000111", "sms-order-placed")
+        );
+        assert!(
+            sms[0]
+                .args
+                .contains(&("code".to_string(), res.tracking_code.clone()))
+        );
+        let buyer = db.user(o.buyer_id).await.unwrap();
+        assert_eq!(
+            (buyer.name.as_str(), buyer.role),
+            ("Doña Rosa", Role::Buyer)
+        );
+        // Agents see their centre's orders only.
+        let orders = db.centre_orders(c1, 50).await.unwrap();
+        assert_eq!(orders.iter().map(|o| o.id).collect::<Vec<_>>(), vec![oid]);
+        assert!(tianguis_store::orders::may_view(&agent, &o));
+        assert!(!tianguis_store::orders::may_view(&other, &o));
+        assert!(db.check_in(&other, oid).await.is_err());
+
+        // Fulfilled to the centre; the agent checks it in and hands it over with the code.
+        for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
+            db.transition(oid, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        db.check_in(&agent, oid).await.unwrap();
+        let code = db.order(oid).await.unwrap().delivery_code.unwrap();
+        assert_eq!(
+            db.deliver_with_code(&agent, oid, &code).await.unwrap(),
+            OrderState::Delivered
+        );
+        // Released after the dispute window: the commission accrues.
+        db.clock.advance(Duration::from_secs(8 * 86_400));
+        db.run_due_jobs("w", 50).await.unwrap();
+        assert_eq!(db.order(oid).await.unwrap().state, OrderState::Completed);
+        let st = db.agent_statement(agent.id, 0, i64::MAX).await.unwrap();
+        assert_eq!(st.lines.len(), 1);
+        assert_eq!(st.earned_in_period, res.total_minor * 200 / 10_000);
+        assert_eq!(st.owed, st.earned_in_period);
+
+        // An order cancelled before release earns nothing.
+        let (res2, _) = db
+            .assisted_checkout(
+                &agent,
+                "Doña Rosa",
+                "+52999000111",
+                vec![(pid, 1)],
+                PaymentMethod::Cash,
+                "Casa azul, Santa Ana",
+                false,
+                "walk-in-2",
+                None,
+            )
+            .await
+            .unwrap();
+        db.transition(
+            res2.order_ids[0],
+            Transition::Cancel,
+            Actor::Seller,
+            None,
+            "no stock",
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            db.agent_statement(agent.id, 0, i64::MAX)
+                .await
+                .unwrap()
+                .lines
+                .len(),
+            1
+        );
+        // Mobile money from the buyer's phone: nothing in the agent's hands.
+        let (res3, _) = db
+            .assisted_checkout(
+                &agent,
+                "Doña Rosa",
+                "+52999000111",
+                vec![(pid, 1)],
+                PaymentMethod::MobileMoney,
+                "",
+                true,
+                "walk-in-3",
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(db.payment(res3.payment_id).await.unwrap().status, "pending");
+        let on_hand = db.cash_on_hand(agent.id).await.unwrap().minor;
+        assert_eq!(
+            on_hand,
+            res.total_minor + res2.total_minor,
+            "cash stays with the agent even when the order is refunded"
+        );
+
+        // Hand-over: more than held is refused; declaring less leaves a shortfall on record.
+        assert!(
+            db.record_handover(&agent, on_hand + 1, "bank", "DEP-1")
+                .await
+                .is_err()
+        );
+        assert!(
+            db.record_handover(&agent, 100, "under the mattress", "x")
+                .await
+                .is_err()
+        );
+        assert!(db.record_handover(&agent, 100, "bank", "  ").await.is_err());
+        let h = db
+            .record_handover(&agent, on_hand - 5000, "bank", "DEP-0042")
+            .await
+            .unwrap();
+        assert_eq!(
+            (h.expected_minor, h.declared_minor, h.shortfall()),
+            (on_hand, on_hand - 5000, 5000)
+        );
+        let holders = db.cash_holders().await.unwrap();
+        let me = holders.iter().find(|h| h.user_id == agent.id).unwrap();
+        assert_eq!(
+            (me.on_hand, me.last_shortfall, me.collected),
+            (5000, 5000, on_hand)
+        );
+        assert_eq!(db.cash_on_hand(agent.id).await.unwrap().minor, 5000);
+
+        // Commission payout through the ledger.
+        assert!(db.agent_payout(agent.id, st.owed + 1).await.is_err());
+        db.agent_payout(agent.id, st.owed).await.unwrap();
+        let st = db.agent_statement(agent.id, 0, i64::MAX).await.unwrap();
+        assert_eq!((st.owed, st.paid_out_total), (0, st.earned_in_period));
+        let totals = db
+            .ledger_totals(db.currency().await.unwrap())
+            .await
+            .unwrap();
+        assert!(totals.holds(), "{totals:?}");
+        // A suspended agent can no longer order.
+        db.set_user_access(&admin, agent.id, Role::Agent, false)
+            .await
+            .unwrap();
+        let suspended = db.user(agent.id).await.unwrap();
+        assert!(
+            db.assisted_checkout(
+                &suspended,
+                "X",
+                "+52999000112",
+                vec![(pid, 1)],
+                PaymentMethod::Cash,
+                "",
+                true,
+                "walk-in-4",
+                None
+            )
+            .await
+            .is_err()
         );
     }
 }

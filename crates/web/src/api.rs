@@ -132,6 +132,7 @@ async fn checkout(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
         address: b.address,
         phone: b.phone,
         pickup_point_id: None,
+        on_behalf: None,
     };
     let (result, replayed) = s.db.checkout(&req).await?;
     if !replayed && req.method == PaymentMethod::MobileMoney {

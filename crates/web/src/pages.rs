@@ -481,6 +481,7 @@ async fn checkout(
         address: f.address.clone(),
         phone: f.phone.clone(),
         pickup_point_id: f.pickup.trim().parse::<i64>().ok(),
+        on_behalf: None,
     };
     let result = match s.db.checkout(&req).await {
         Ok((r, _)) => r,
@@ -1549,6 +1550,7 @@ async fn admin_pickup_point(
         hold_days: num("hold_days")?,
         fee_minor: fee.minor,
         operator_phone: Some(get("operator_phone")),
+        contact: get("contact"),
     })
     .await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
