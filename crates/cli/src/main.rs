@@ -44,6 +44,17 @@ enum Cmd {
         momo_key: String,
         #[arg(long, env = "TIANGUIS_MOMO_SECRET", default_value = "sim-secret")]
         momo_secret: String,
+        /// SMS gateway base URL speaking Africa's Talking's API (e.g.
+        /// https://api.africastalking.com); default: the built-in local simulator.
+        #[arg(long, env = "TIANGUIS_SMS_URL")]
+        sms_url: Option<String>,
+        #[arg(long, env = "TIANGUIS_SMS_USERNAME", default_value = "sandbox")]
+        sms_username: String,
+        #[arg(long, env = "TIANGUIS_SMS_KEY", default_value = "sim-sms-key")]
+        sms_key: String,
+        /// Sender id or short code.
+        #[arg(long, env = "TIANGUIS_SMS_FROM")]
+        sms_from: Option<String>,
     },
     /// Apply database migrations.
     Migrate,
@@ -199,6 +210,10 @@ async fn run() -> Result<()> {
             momo_url,
             momo_key,
             momo_secret,
+            sms_url,
+            sms_username,
+            sms_key,
+            sms_from,
         } => {
             let db = open(&cli.database_url).await?;
             if demo {
@@ -223,6 +238,12 @@ async fn run() -> Result<()> {
             }
             config.momo_api_key = momo_key;
             config.momo_secret = momo_secret;
+            if let Some(u) = sms_url {
+                config.sms_base_url = u;
+            }
+            config.sms_username = sms_username;
+            config.sms_api_key = sms_key;
+            config.sms_from = sms_from;
             eprintln!("tianguis listening on http://{addr} ({})", cli.database_url);
             if demo {
                 eprintln!(

@@ -2,6 +2,7 @@
 //! process (states, transitions, who may take them, which are timed), the checkout split, and the
 //! text normalisation used by search. Storage and the web call into it and persist what it returns.
 
+pub mod calendar;
 pub mod checkout;
 pub mod commission;
 pub mod delivery;

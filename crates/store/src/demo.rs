@@ -18,6 +18,8 @@ pub const DEMO_BUYER_PHONE: &str = "+520000002000";
 pub const DEMO_OPERATOR_PHONE: &str = "+520000003000";
 /// Rides the demo motorbike of the courier pool.
 pub const DEMO_COURIER_PHONE: &str = "+520000004000";
+/// Agent at the demo's Centro Digital Santa Ana.
+pub const DEMO_AGENT_PHONE: &str = "+520000005000";
 
 const CATEGORIES: &[(&str, &str, &str, Option<&str>)] = &[
     (
@@ -544,6 +546,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         }
     }
     courier_pool(db, &hash, villages[0], &buyers, &products).await?;
+    assisted_commerce(db, &hash, villages[1], &products).await?;
     // Some money paid out to the first sellers.
     let mut paid = 0;
     for sid in &seller_ids {
@@ -568,7 +571,8 @@ async fn courier_pool(
     products: &[crate::catalog::Product],
 ) -> Result<()> {
     use crate::delivery::NewCarrier;
-    use tianguis_domain::delivery::{FailReason, JobAction as J, local_day};
+    use tianguis_domain::calendar::local_day;
+    use tianguis_domain::delivery::{FailReason, JobAction as J};
     db.set_setting("utc_offset_minutes", "-360").await?;
     db.set_setting("route_plan_seconds", "2").await?;
     let code = |lat: f64, lng: f64| {
@@ -756,6 +760,118 @@ async fn courier_pool(
     let (day, _) = local_day(db.now_ms(), settings.utc_offset_minutes());
     db.queue_morning_plans(&day, settings.route_plan_ms())
         .await?;
+    Ok(())
+}
+
+/// Digital centres with agents, commission rules, orders placed for walk-in buyers (cash to the
+/// agent, collected at the centre, some completed so commissions accrued), and cash hand-overs,
+/// one of them short.
+async fn assisted_commerce(
+    db: &Db,
+    hash: &str,
+    village: i64,
+    products: &[crate::catalog::Product],
+) -> Result<()> {
+    use crate::pickup::NewPickupPoint;
+    use tianguis_domain::commission::{Basis, Rule, Source};
+    let admin = db.user_by_phone(DEMO_ADMIN_PHONE).await?;
+    let santa_ana = db
+        .pickup_points()
+        .await?
+        .into_iter()
+        .find(|p| p.kind == "centre")
+        .ok_or(crate::StoreError::NotFound("centre"))?;
+    let rosario = db
+        .create_pickup_point(&NewPickupPoint {
+            name: "Centro Digital El Rosario".into(),
+            kind: "centre".into(),
+            place_id: village,
+            location: (17.0498, -96.6020),
+            slots: 30,
+            hours: "Lun-Vie 9:00-18:00".into(),
+            hold_days: 5,
+            fee_minor: 1000,
+            operator_phone: None,
+            contact: "+529510002222 (Marta)".into(),
+        })
+        .await?;
+    let mut agents = Vec::new();
+    for (phone, name, centre) in [
+        (DEMO_AGENT_PHONE, "Rosa Agente", santa_ana.id),
+        ("+520000005001", "Marta Agente", rosario),
+    ] {
+        insert_user(db, phone, name, hash, Role::Buyer, Some(village)).await?;
+        agents.push(db.attach_agent(&admin, centre, phone).await?);
+    }
+    // 2% of what sellers keep, from the platform fee; 3% (at most $50) at Santa Ana.
+    for (centre, bps, cap) in [(None, 200, None), (Some(santa_ana.id), 300, Some(5000))] {
+        db.create_commission_rule(&Rule {
+            id: 0,
+            centre_id: centre,
+            category_id: None,
+            basis: Basis::Percent(bps),
+            cap_minor: cap,
+            source: Source::PlatformFee,
+        })
+        .await?;
+    }
+    let walk_ins = [
+        ("Doña Carmen", "+529510003001"),
+        ("Don Efraín", "+529510003002"),
+        ("Juana López", "+529510003003"),
+        ("Pablo Ruiz", "+529510003004"),
+    ];
+    for (k, (name, phone)) in walk_ins.iter().enumerate() {
+        let agent = &agents[k % 2];
+        let p = &products[(k * 9 + 4) % products.len()];
+        let (res, _) = db
+            .assisted_checkout(
+                agent,
+                name,
+                phone,
+                vec![(p.id, 1)],
+                PaymentMethod::Cash,
+                "",
+                true,
+                &format!("demo-assisted-{k}"),
+                None,
+            )
+            .await?;
+        let oid = res.order_ids[0];
+        if k < 3 {
+            for t in [Transition::Accept, Transition::Pack, Transition::Ship] {
+                db.transition(oid, t, Actor::Seller, None, "demo", None)
+                    .await?;
+            }
+            db.check_in(agent, oid).await?;
+        }
+        if k < 2 {
+            let code = db.order(oid).await?.delivery_code.unwrap_or_default();
+            db.deliver_with_code(agent, oid, &code).await?;
+            db.transition(
+                oid,
+                Transition::ConfirmReceipt,
+                Actor::Buyer,
+                None,
+                "demo",
+                None,
+            )
+            .await?;
+        }
+    }
+    // Rosa hands over all but $20 (a shortfall on record); Marta hands over everything.
+    for (agent, short) in [(&agents[0], 2000), (&agents[1], 0)] {
+        let held = db.cash_on_hand(agent.id).await?.minor;
+        if held > short {
+            db.record_handover(
+                agent,
+                held - short,
+                "bank",
+                &format!("DEP-{}-001", agent.id),
+            )
+            .await?;
+        }
+    }
     Ok(())
 }
 

@@ -17,7 +17,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use std::collections::HashMap;
 use std::time::Duration;
-use tianguis_domain::delivery::{self as rules, FailReason, JobAction, JobState, local_day};
+use tianguis_domain::calendar::local_day;
+use tianguis_domain::delivery::{self as rules, FailReason, JobAction, JobState};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_routing::day::{Courier, DayJob, StopKind, plan_day};
 use tianguis_store::delivery::{

@@ -88,6 +88,15 @@ impl Tr {
         LOCALES.lookup_with_args(&self.id, key, &args)
     }
 
+    /// A message whose key and arguments come from stored data (the outbox).
+    pub fn render(&self, key: &str, args: &[(String, String)]) -> String {
+        let mut a: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();
+        for (k, v) in args {
+            a.insert(Cow::Owned(k.clone()), FluentValue::from(v.clone()));
+        }
+        LOCALES.lookup_with_args(&self.id, key, &a)
+    }
+
     /// A domain or storage message, in this language.
     pub fn msg(&self, m: &tianguis_domain::Msg) -> String {
         let mut args: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();

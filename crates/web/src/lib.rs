@@ -3,6 +3,7 @@
 //! simulator, metrics, and the background workers (timed jobs, payment reconciliation). Only
 //! this crate knows about HTTP, HTML and JSON wire formats.
 
+pub mod agent;
 pub mod api;
 pub mod courier;
 pub mod ctx;
@@ -11,6 +12,7 @@ pub mod i18n;
 pub mod metrics;
 pub mod pages;
 pub mod payments;
+pub mod sms;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -37,6 +39,11 @@ pub struct Config {
     pub login_per_minute: u32,
     pub checkout_per_minute: u32,
     pub worker_interval_ms: u64,
+    /// SMS gateway (Africa's Talking API); the local simulator is at /sim/sms when `simulator`.
+    pub sms_base_url: String,
+    pub sms_username: String,
+    pub sms_api_key: String,
+    pub sms_from: Option<String>,
 }
 
 impl Config {
@@ -51,6 +58,10 @@ impl Config {
             login_per_minute: 10,
             checkout_per_minute: 20,
             worker_interval_ms: 1000,
+            sms_base_url: format!("{public_url}/sim/sms"),
+            sms_username: "sandbox".into(),
+            sms_api_key: "sim-sms-key".into(),
+            sms_from: None,
         }
     }
 }
@@ -59,6 +70,7 @@ pub struct Inner {
     pub db: Db,
     pub config: Config,
     pub momo: payments::MobileMoney,
+    pub sms: sms::SmsGateway,
     pub metrics: metrics::Metrics,
     pub login_limit: DefaultKeyedRateLimiter<IpAddr>,
     pub checkout_limit: DefaultKeyedRateLimiter<IpAddr>,
@@ -73,6 +85,12 @@ pub fn state(db: Db, config: Config) -> AppState {
             &config.momo_base_url,
             &config.momo_api_key,
             config.momo_secret.as_bytes(),
+        ),
+        sms: sms::SmsGateway::new(
+            &config.sms_base_url,
+            &config.sms_username,
+            &config.sms_api_key,
+            config.sms_from.clone(),
         ),
         login_limit: RateLimiter::keyed(q(config.login_per_minute)),
         checkout_limit: RateLimiter::keyed(q(config.checkout_per_minute)),
@@ -97,6 +115,10 @@ pub fn app(state: AppState) -> Router {
                 &state.config.momo_api_key,
                 Some(Duration::from_millis(state.config.sim_approve_after_ms)),
             ),
+        );
+        r = r.nest_service(
+            "/sim/sms",
+            sms::simulator(&state.config.sms_username, &state.config.sms_api_key),
         );
     }
     r.layer(middleware::from_fn_with_state(state.clone(), track))
@@ -231,6 +253,9 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
             n += 1;
             if let Err(e) = state.db.run_due_jobs(&worker, 200).await {
                 tracing::warn!(error = %e, "job run failed");
+            }
+            if n.is_multiple_of(2) {
+                sms::send_outbox(&state).await;
             }
             if n.is_multiple_of(30) {
                 api::reconcile_payments(&state).await;

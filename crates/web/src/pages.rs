@@ -64,6 +64,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/pickup", get(pickup_page))
         .route("/pickup/orders/{id}/check-in", post(pickup_check_in))
         .merge(crate::courier::routes())
+        .merge(crate::agent::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
@@ -1500,7 +1501,7 @@ struct PickupPage<'a> {
 /// A pickup-point operator's counter: parcels on their way, and parcels waiting for buyers.
 async fn pickup_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
     let user = c.require_user()?;
-    if user.role != Role::Operator && user.role != Role::Admin {
+    if !matches!(user.role, Role::Operator | Role::Admin | Role::Agent) {
         return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
     }
     let (expected, held) = s.db.pickup_parcels(user).await?;

@@ -1,0 +1,529 @@
+//! Assisted commerce pages. An agent at a digital centre builds a cart in the catalogue like
+//! anyone, then places it for a walk-in buyer (`/agent`), takes cash, serves the centre's
+//! counter (`/pickup`), hands cash over (`/cash`, also for couriers and operators) and reads
+//! their commission statement. Officials register centres, attach agents, set commission rules
+//! and reconcile cash (`/admin/centres`, `/admin/cash`). Buyers without an account follow an
+//! order with its code at `/track`.
+
+use crate::AppState;
+use crate::ctx::Ctx;
+use crate::error::AppError;
+use crate::pages::{CsrfOnly, admin_of, html, parse_id};
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use std::collections::HashMap;
+use tianguis_domain::calendar::{local_day, month_bounds};
+use tianguis_domain::commission::{Basis, Rule, Source};
+use tianguis_domain::money::Money;
+use tianguis_store::Msg;
+use tianguis_store::agents::{CashHolder, HANDOVER_CHANNELS, Handover};
+use tianguis_store::catalog::CartLine;
+use tianguis_store::orders::{Order, PaymentMethod};
+use tianguis_store::pickup::PickupPoint;
+use tianguis_store::users::{Role, User};
+
+type R = Result<Response, AppError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agent", get(agent_page))
+        .route("/agent/checkout", post(agent_checkout))
+        .route("/agent/payments/{id}/cash", post(agent_cash))
+        .route("/agent/commissions", get(commissions))
+        .route("/cash", get(cash_page))
+        .route("/cash/handover", post(handover))
+        .route("/track", get(track))
+        .route("/track/{code}", get(track_code))
+        .route("/admin/centres", get(admin_centres))
+        .route("/admin/centres/agents", post(admin_attach_agent))
+        .route("/admin/commissions", post(admin_commission_rule))
+        .route("/admin/agents/{id}/payout", post(admin_agent_payout))
+        .route("/admin/cash", get(admin_cash))
+}
+
+fn agent_of(c: &Ctx) -> Result<(&User, i64), AppError> {
+    let u = c.require_user()?;
+    match (u.role, u.centre_id) {
+        (Role::Agent, Some(centre)) if u.active => Ok((u, centre)),
+        _ => Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent")),
+    }
+}
+
+fn state_label(c: &Ctx, o: &Order) -> String {
+    c.t.t(&format!("state-{}", o.state.as_str()))
+}
+
+#[derive(Template)]
+#[template(path = "agent.html")]
+struct AgentPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    centre: PickupPoint,
+    lines: Vec<CartLine>,
+    key: String,
+    placed: Option<String>,
+    orders: Vec<(Order, String, bool)>,
+    on_hand: String,
+    error: Option<String>,
+    form: HashMap<String, String>,
+}
+
+async fn agent_page(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Query(q): Query<HashMap<String, String>>,
+) -> R {
+    render_agent(&s, &c, q.get("placed").cloned(), None, HashMap::new()).await
+}
+
+async fn render_agent(
+    s: &AppState,
+    c: &Ctx,
+    placed: Option<String>,
+    error: Option<String>,
+    form: HashMap<String, String>,
+) -> R {
+    let (user, centre_id) = agent_of(c)?;
+    let orders =
+        s.db.centre_orders(centre_id, 30)
+            .await?
+            .into_iter()
+            .map(|o| {
+                let awaiting = o.payment_status.as_deref() == Some("awaiting_cash");
+                let label = state_label(c, &o);
+                (o, label, awaiting)
+            })
+            .collect();
+    html(AgentPage {
+        title: c.t.t("agent-title"),
+        centre: s.db.pickup_point(centre_id).await?,
+        lines: s.db.cart(&c.session_id).await?,
+        key: tianguis_store::random_token(16),
+        on_hand: c.t.money(&s.db.cash_on_hand(user.id).await?),
+        c,
+        placed: placed.map(|p| {
+            p.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(16)
+                .collect()
+        }),
+        orders,
+        error,
+        form,
+    })
+}
+
+/// Place the agent's cart for a walk-in buyer.
+async fn agent_checkout(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let (agent, _) = agent_of(&c)?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let lines: Vec<(i64, i64)> =
+        s.db.cart(&c.session_id)
+            .await?
+            .iter()
+            .map(|l| (l.product.id, l.quantity))
+            .collect();
+    let method = PaymentMethod::parse(&get("method"))?;
+    let at_centre = get("delivery") != "address";
+    let r =
+        s.db.assisted_checkout(
+            agent,
+            &get("buyer_name"),
+            &get("buyer_phone"),
+            lines,
+            method,
+            &get("address"),
+            at_centre,
+            &get("idempotency_key"),
+            Some(c.session_id.clone()),
+        )
+        .await;
+    match r {
+        Ok((res, replay)) => {
+            if method == PaymentMethod::MobileMoney && !replay {
+                crate::api::start_mobile_money(&s, res.payment_id).await;
+            }
+            Ok(Redirect::to(&format!("/agent?placed={}", res.tracking_code)).into_response())
+        }
+        Err(e) => {
+            // The form comes back filled in, with the reason.
+            let e = AppError::from(e);
+            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                return Err(e);
+            }
+            let msg = e.message(&c.t);
+            let mut resp = render_agent(&s, &c, None, Some(msg), f).await?;
+            *resp.status_mut() = e.status();
+            Ok(resp)
+        }
+    }
+}
+
+async fn agent_cash(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let (agent, _) = agent_of(&c)?;
+    s.db.collect_cash(agent, id).await?;
+    Ok(Redirect::to("/agent").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "commissions.html")]
+struct CommissionsPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    month: String,
+    lines: Vec<(i64, String, String)>,
+    earned: String,
+    owed: String,
+    paid: String,
+}
+
+async fn commissions(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Query(q): Query<HashMap<String, String>>,
+) -> R {
+    let user = c.require_user()?;
+    // An agent reads their own; an official reads anyone's (?agent=ID).
+    let agent_id = match (
+        user.role,
+        q.get("agent").and_then(|a| a.parse::<i64>().ok()),
+    ) {
+        (Role::Admin, Some(a)) => a,
+        (Role::Agent, _) => user.id,
+        _ => return Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent")),
+    };
+    let offset = s.db.settings().await?.utc_offset_minutes();
+    let month = q
+        .get("month")
+        .cloned()
+        .unwrap_or_else(|| local_day(s.db.now_ms(), offset).0[..7].to_string());
+    let (from, to) = month_bounds(&month, offset)
+        .ok_or_else(|| AppError::bad(Msg::new("err-month").arg("value", month.as_str())))?;
+    let st = s.db.agent_statement(agent_id, from, to).await?;
+    let m = |minor: i64| c.t.money(&Money::new(minor, st.currency));
+    html(CommissionsPage {
+        title: c.t.t("commissions-title"),
+        lines: st
+            .lines
+            .iter()
+            .map(|l| (l.order_id, local_day(l.at, offset).0, m(l.amount_minor)))
+            .collect(),
+        earned: m(st.earned_in_period),
+        owed: m(st.owed),
+        paid: m(st.paid_out_total),
+        c: &c,
+        month,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "cash.html")]
+struct CashPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    on_hand: String,
+    on_hand_decimal: String,
+    channels: Vec<(&'static str, String)>,
+    handovers: Vec<(Handover, String, String, String)>,
+}
+
+fn handover_row(
+    c: &Ctx,
+    h: Handover,
+    currency: tianguis_domain::money::Currency,
+) -> (Handover, String, String, String) {
+    let m = |minor: i64| c.t.money(&Money::new(minor, currency));
+    let (e, d, short) = (
+        m(h.expected_minor),
+        m(h.declared_minor),
+        if h.shortfall() > 0 {
+            m(h.shortfall())
+        } else {
+            String::new()
+        },
+    );
+    (h, e, d, short)
+}
+
+/// Anyone who took cash (agents, couriers, operators, officials) hands it over here.
+async fn cash_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let user = c.require_user()?;
+    let on_hand = s.db.cash_on_hand(user.id).await?;
+    let currency = on_hand.currency;
+    html(CashPage {
+        title: c.t.t("cash-title"),
+        on_hand: c.t.money(&on_hand),
+        on_hand_decimal: on_hand.to_decimal(),
+        channels: HANDOVER_CHANNELS
+            .iter()
+            .map(|k| (*k, c.t.t(&format!("cash-channel-{k}"))))
+            .collect(),
+        handovers: s
+            .db
+            .handovers(Some(user.id), 30)
+            .await?
+            .into_iter()
+            .map(|h| handover_row(&c, h, currency))
+            .collect(),
+        c: &c,
+    })
+}
+
+async fn handover(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let user = c.require_user()?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let currency = s.db.currency().await?;
+    let amount =
+        Money::parse_decimal(&get("amount"), currency).map_err(|e| AppError::bad(e.msg()))?;
+    s.db.record_handover(user, amount.minor, &get("channel"), &get("reference"))
+        .await?;
+    Ok(Redirect::to("/cash").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "track.html")]
+struct TrackPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    code: String,
+    orders: Vec<(Order, String)>,
+}
+
+async fn track(Extension(c): Extension<Ctx>, Query(q): Query<HashMap<String, String>>) -> R {
+    if let Some(code) = q.get("code").filter(|v| !v.trim().is_empty()) {
+        let code: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(16)
+            .collect();
+        return Ok(Redirect::to(&format!("/track/{code}")).into_response());
+    }
+    html(TrackPage {
+        title: c.t.t("track-title"),
+        c: &c,
+        code: String::new(),
+        orders: Vec::new(),
+    })
+}
+
+/// Public, by code: the order's state and where it goes, nothing personal.
+async fn track_code(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(code): Path<String>,
+) -> R {
+    let orders = s.db.order_by_tracking(&code).await?;
+    html(TrackPage {
+        title: c.t.t("track-title"),
+        code: code.to_ascii_uppercase(),
+        orders: orders
+            .into_iter()
+            .map(|o| {
+                let l = state_label(&c, &o);
+                (o, l)
+            })
+            .collect(),
+        c: &c,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "centres.html")]
+struct CentresPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    centres: Vec<(PickupPoint, Vec<(User, String)>)>,
+    rules: Vec<(Rule, String)>,
+    categories: Vec<tianguis_store::catalog::Category>,
+}
+
+/// Officials: centres with their agents (owed commission, suspend), commission rules.
+async fn admin_centres(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    admin_of(&c)?;
+    let currency = s.db.currency().await?;
+    let mut centres = Vec::new();
+    for p in
+        s.db.pickup_points()
+            .await?
+            .into_iter()
+            .filter(|p| p.kind == "centre")
+    {
+        let mut agents = Vec::new();
+        for a in s.db.agents_of(p.id).await? {
+            let owed = s.db.agent_statement(a.id, 0, 0).await?.owed;
+            agents.push((a, c.t.money(&Money::new(owed, currency))));
+        }
+        centres.push((p, agents));
+    }
+    let rules =
+        s.db.commission_rules()
+            .await?
+            .into_iter()
+            .map(|r| {
+                let what = match r.basis {
+                    Basis::Percent(bps) => format!("{}.{:02}%", bps / 100, bps % 100),
+                    Basis::Fixed(m) => c.t.money(&Money::new(m, currency)),
+                };
+                (r, what)
+            })
+            .collect();
+    html(CentresPage {
+        title: c.t.t("centres-title"),
+        categories: s.db.categories().await?,
+        c: &c,
+        centres,
+        rules,
+    })
+}
+
+async fn admin_attach_agent(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let admin = admin_of(&c)?;
+    let centre = parse_id(
+        f.get("centre_id").map(String::as_str).unwrap_or(""),
+        "centre_id",
+    )?;
+    s.db.attach_agent(
+        &admin,
+        centre,
+        f.get("phone").map(String::as_str).unwrap_or(""),
+    )
+    .await?;
+    Ok(Redirect::to("/admin/centres").into_response())
+}
+
+async fn admin_commission_rule(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    admin_of(&c)?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let opt_id = |k: &str| -> Result<Option<i64>, AppError> {
+        let v = get(k);
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            parse_id(&v, k).map(Some)
+        }
+    };
+    let currency = s.db.currency().await?;
+    let bad = || AppError::bad(Msg::new("err-commission-rule"));
+    let basis = match get("basis").as_str() {
+        "percent" => {
+            // "2.5" percent is 250 basis points.
+            let m = Money::parse_decimal(
+                &get("value"),
+                tianguis_domain::money::Currency::parse("USD").map_err(|_| bad())?,
+            )
+            .map_err(|_| bad())?;
+            Basis::Percent(u32::try_from(m.minor).map_err(|_| bad())?)
+        }
+        "fixed" => Basis::Fixed(
+            Money::parse_decimal(&get("value"), currency)
+                .map_err(|e| AppError::bad(e.msg()))?
+                .minor,
+        ),
+        _ => return Err(bad()),
+    };
+    let cap = match get("cap").as_str() {
+        "" => None,
+        v => Some(
+            Money::parse_decimal(v, currency)
+                .map_err(|e| AppError::bad(e.msg()))?
+                .minor,
+        ),
+    };
+    s.db.create_commission_rule(&Rule {
+        id: 0,
+        centre_id: opt_id("centre_id")?,
+        category_id: opt_id("category_id")?,
+        basis,
+        cap_minor: cap,
+        source: Source::parse(&get("source")).ok_or_else(bad)?,
+    })
+    .await?;
+    Ok(Redirect::to("/admin/centres").into_response())
+}
+
+async fn admin_agent_payout(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    admin_of(&c)?;
+    let currency = s.db.currency().await?;
+    let amount = Money::parse_decimal(f.get("amount").map(String::as_str).unwrap_or(""), currency)
+        .map_err(|e| AppError::bad(e.msg()))?;
+    s.db.agent_payout(id, amount.minor).await?;
+    Ok(Redirect::to("/admin/centres").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "admin_cash.html")]
+struct AdminCashPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    holders: Vec<(CashHolder, String, String, String, String)>,
+    handovers: Vec<(Handover, String, String, String)>,
+}
+
+/// Officials: expected against declared cash, shortfalls flagged.
+async fn admin_cash(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    admin_of(&c)?;
+    let currency = s.db.currency().await?;
+    let m = |minor: i64| c.t.money(&Money::new(minor, currency));
+    html(AdminCashPage {
+        title: c.t.t("admin-cash-title"),
+        holders: s
+            .db
+            .cash_holders()
+            .await?
+            .into_iter()
+            .map(|h| {
+                let short = if h.last_shortfall > 0 {
+                    m(h.last_shortfall)
+                } else {
+                    String::new()
+                };
+                let (a, b, d) = (m(h.collected), m(h.handed_over), m(h.on_hand));
+                (h, a, b, d, short)
+            })
+            .collect(),
+        handovers: s
+            .db
+            .handovers(None, 100)
+            .await?
+            .into_iter()
+            .map(|h| handover_row(&c, h, currency))
+            .collect(),
+        c: &c,
+    })
+}
