@@ -357,8 +357,12 @@ enum Who {
     Courier,
     /// Rides the demo bicycle (holds nothing).
     OtherCourier,
+    /// Agent at the demo's Santa Ana digital centre.
+    Agent,
+    /// Agent at another centre.
+    OtherAgent,
 }
-const EVERYONE: [Who; 9] = [
+const EVERYONE: [Who; 11] = [
     Who::Anon,
     Who::Buyer,
     Who::OtherBuyer,
@@ -368,9 +372,11 @@ const EVERYONE: [Who; 9] = [
     Who::Operator,
     Who::Courier,
     Who::OtherCourier,
+    Who::Agent,
+    Who::OtherAgent,
 ];
 /// Everyone signed in.
-const SIGNED_IN: [Who; 8] = [
+const SIGNED_IN: [Who; 10] = [
     Who::Buyer,
     Who::OtherBuyer,
     Who::Seller,
@@ -379,6 +385,8 @@ const SIGNED_IN: [Who; 8] = [
     Who::Operator,
     Who::Courier,
     Who::OtherCourier,
+    Who::Agent,
+    Who::OtherAgent,
 ];
 
 /// A form post: path, fields, who may send it.
@@ -446,6 +454,8 @@ async fn authorization_matrix_every_route_every_role() {
                 Operator => Some(tianguis_store::demo::DEMO_OPERATOR_PHONE.to_string()),
                 Courier => Some(tianguis_store::demo::DEMO_COURIER_PHONE.to_string()),
                 OtherCourier => Some("+520000004002".to_string()),
+                Agent => Some(tianguis_store::demo::DEMO_AGENT_PHONE.to_string()),
+                OtherAgent => Some("+520000005001".to_string()),
             };
             match phone {
                 Some(p) => {
@@ -486,6 +496,28 @@ async fn authorization_matrix_every_route_every_role() {
             .unwrap()
             .id;
         let open = db.delivery_offers(&moto).await.unwrap()[0].id;
+        let santa_ana = db
+            .user_by_phone(tianguis_store::demo::DEMO_AGENT_PHONE)
+            .await
+            .unwrap()
+            .centre_id
+            .unwrap();
+        let assisted_order = db
+            .centre_orders(santa_ana, 50)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.agent_id.is_some() && x.buyer_id != buyer.id && x.seller_id != o.seller_id)
+            .unwrap();
+        let (assisted, tracking) = (
+            assisted_order.id,
+            assisted_order.tracking_code.clone().unwrap(),
+        );
+        let rosa = db
+            .user_by_phone(tianguis_store::demo::DEMO_AGENT_PHONE)
+            .await
+            .unwrap()
+            .id;
         let gets: Vec<(String, &[Who])> = vec![
             ("/".into(), &EVERYONE),
             (format!("/products/{pid}"), &EVERYONE),
@@ -501,7 +533,17 @@ async fn authorization_matrix_every_route_every_role() {
             ("/signup".into(), &EVERYONE),
             ("/checkout".into(), &SIGNED_IN),
             ("/orders".into(), &SIGNED_IN),
-            ("/pickup".into(), &[Operator, Admin]),
+            ("/pickup".into(), &[Operator, Admin, Agent, OtherAgent]),
+            ("/agent".into(), &[Agent, OtherAgent]),
+            (
+                format!("/agent/commissions?agent={rosa}"),
+                &[Agent, OtherAgent, Admin],
+            ),
+            ("/cash".into(), &SIGNED_IN),
+            ("/admin/centres".into(), &[Admin]),
+            ("/admin/cash".into(), &[Admin]),
+            (format!("/track/{tracking}"), &EVERYONE),
+            (format!("/orders/{assisted}"), &[Agent, Admin, Operator]),
             ("/courier".into(), &SIGNED_IN),
             (format!("/courier/plans/{plan}"), &[Courier, Admin]),
             ("/admin/deliveries".into(), &[Admin]),
@@ -629,6 +671,34 @@ async fn authorization_matrix_every_route_every_role() {
                 &[Courier, OtherCourier],
             ),
             ("/courier/plans".into(), vec![], &[Courier, OtherCourier]),
+            (
+                "/agent/checkout".into(),
+                vec![
+                    ("buyer_name", "X"),
+                    ("buyer_phone", "+529510009999"),
+                    ("method", "cash"),
+                ],
+                &[Agent, OtherAgent],
+            ),
+            (
+                "/admin/centres/agents".into(),
+                vec![("centre_id", "1"), ("phone", "+529510003004")],
+                &[Admin],
+            ),
+            (
+                "/admin/commissions".into(),
+                vec![
+                    ("basis", "percent"),
+                    ("value", "2.5"),
+                    ("source", "platform_fee"),
+                ],
+                &[Admin],
+            ),
+            (
+                format!("/admin/agents/{rosa}/payout"),
+                vec![("amount", "0.01")],
+                &[Admin],
+            ),
         ];
         for (path, form, allowed) in posts.iter().chain(&courier_posts) {
             for (i, w) in EVERYONE.iter().enumerate() {
@@ -2126,5 +2196,211 @@ async fn a_courier_takes_a_job_fails_once_delivers_with_the_code_and_prints_the_
             page.contains("Bici Pedro") && page.contains("09:00–17:00"),
             "{page}"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_orders_for_a_walk_in_buyer_who_gets_a_text_and_the_cash_is_reconciled() {
+    use tianguis_store::demo::DEMO_AGENT_PHONE;
+    for app in apps(true).await {
+        let db = &app.db;
+        let mut agent = Browser::login(&app.base, DEMO_AGENT_PHONE).await;
+        let (s, page) = agent.get("/agent").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            page.contains("Centro Digital Santa Ana") && page.contains("Add what the person wants"),
+            "{page}"
+        );
+        agent
+            .post("/cart/add", &[("product_id", "7"), ("quantity", "2")])
+            .await;
+        let (_, page) = agent.get("/agent").await;
+        let key = page
+            .split("name=\"idempotency_key\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        // A bad phone comes back as the filled-in form with the reason.
+        let (s, body) = agent
+            .post(
+                "/agent/checkout",
+                &[
+                    ("idempotency_key", &key),
+                    ("buyer_name", "Doña Inés"),
+                    ("buyer_phone", "abc"),
+                    ("method", "cash"),
+                    ("delivery", "centre"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body.contains("Doña Inés") && body.contains("class=\"err\""),
+            "{body}"
+        );
+        let (s, loc) = agent
+            .post(
+                "/agent/checkout",
+                &[
+                    ("idempotency_key", &key),
+                    ("buyer_name", "Doña Inés"),
+                    ("buyer_phone", "+529510007777"),
+                    ("method", "cash"),
+                    ("delivery", "centre"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let code = loc.trim_start_matches("/agent?placed=").to_string();
+        assert_eq!(code.len(), 8, "{loc}");
+        let (_, page) = agent.get(&loc).await;
+        assert!(page.contains(&code));
+        // The buyer follows it without an account.
+        let mut anon = Browser::new(&app.base).await;
+        let (s, page) = anon.get(&format!("/track/{}", code.to_lowercase())).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("Paid, waiting for the seller"), "{page}");
+        assert_eq!(anon.get("/track/NOPE1234").await.0, StatusCode::NOT_FOUND);
+        let order = db.order_by_tracking(&code).await.unwrap().remove(0);
+        assert_eq!(
+            order.agent_id,
+            Some(db.user_by_phone(DEMO_AGENT_PHONE).await.unwrap().id)
+        );
+        // Another centre's agent cannot see it.
+        let mut marta = Browser::login(&app.base, "+520000005001").await;
+        assert_eq!(
+            marta.get(&format!("/orders/{}", order.id)).await.0,
+            StatusCode::NOT_FOUND
+        );
+        // The text reaches the buyer's phone through the outbox and the gateway (simulator).
+        let mut texts = Vec::new();
+        for _ in 0..100 {
+            let r: Vec<serde_json::Value> = reqwest::get(format!("{}/sim/sms/messages", app.base))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            texts = r
+                .into_iter()
+                .filter(|m| m["to"] == "+529510007777")
+                .collect();
+            if !texts.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(texts.len(), 1, "one text");
+        let text = texts[0]["message"].as_str().unwrap();
+        assert!(text.contains(&code) && text.contains("/track/"), "{text}");
+        assert!(
+            db.outbox(50)
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.to_phone == "+529510007777" && m.status == "sent")
+        );
+
+        // Cash: hand over less than held; the official sees the shortfall.
+        let held = db.cash_on_hand(order.agent_id.unwrap()).await.unwrap();
+        let (_, page) = agent.get("/cash").await;
+        assert!(page.contains(&held.to_decimal()), "{page}");
+        let declared =
+            tianguis_domain::money::Money::new(held.minor - 1000, held.currency).to_decimal();
+        let (s, body) = agent
+            .post(
+                "/cash/handover",
+                &[
+                    ("amount", "999999"),
+                    ("channel", "bank"),
+                    ("reference", "DEP-9"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (s, _) = agent
+            .post(
+                "/cash/handover",
+                &[
+                    ("amount", &declared),
+                    ("channel", "bank"),
+                    ("reference", "DEP-9"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let (_, page) = admin.get("/admin/cash").await;
+        assert!(
+            page.contains("DEP-9") && page.contains("short by $10.00"),
+            "{page}"
+        );
+        // Commission statement and rules.
+        let (s, page) = agent.get("/agent/commissions").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("owed to you"), "{page}");
+        assert!(
+            agent
+                .get("/agent/commissions?month=2026-13")
+                .await
+                .0
+                .is_client_error()
+        );
+        let (s, _) = admin
+            .post(
+                "/admin/commissions",
+                &[
+                    ("basis", "percent"),
+                    ("value", "2.5"),
+                    ("source", "platform_fee"),
+                    ("centre_id", ""),
+                    ("category_id", ""),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert!(
+            db.commission_rules()
+                .await
+                .unwrap()
+                .iter()
+                .any(|r| r.basis == tianguis_domain::commission::Basis::Percent(250))
+        );
+        let (s, _) = admin
+            .post(
+                "/admin/commissions",
+                &[
+                    ("basis", "percent"),
+                    ("value", "250"),
+                    ("source", "platform_fee"),
+                ],
+            )
+            .await;
+        assert!(s.is_client_error(), "more than 100% is refused");
+        let (_, page) = admin.get("/admin/centres").await;
+        assert!(page.contains("Rosa Agente") && page.contains("Marta Agente"));
+        // Pages stay within the 2G budget.
+        for path in [
+            "/agent",
+            "/cash",
+            "/agent/commissions",
+            &format!("/track/{code}"),
+        ] {
+            let gz = agent
+                .c
+                .get(format!("{}{path}", app.base))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .len();
+            assert!(gz < 14 * 1024, "{path}: {gz} bytes");
+        }
     }
 }
