@@ -7,6 +7,7 @@ pub mod checkout;
 pub mod commission;
 pub mod delivery;
 pub mod ledger;
+pub mod mandate;
 pub mod money;
 pub mod msg;
 pub mod phone;

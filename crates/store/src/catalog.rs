@@ -450,6 +450,58 @@ impl Db {
             .collect()
     }
 
+    /// Create a listing once per key: a form sent again (a retry after a dropped connection)
+    /// returns the listing the first one made.
+    pub async fn create_product_once(
+        &self,
+        seller_id: i64,
+        p: &ProductInput,
+        key: &str,
+    ) -> Result<i64> {
+        if key.len() > 100 {
+            return Err(StoreError::invalid("err-idempotency-key"));
+        }
+        let scope = format!("product:{seller_id}");
+        let fresh = sqlx::query("INSERT INTO idempotency (scope, key, created_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
+            .bind(scope.clone())
+            .bind(key.to_string())
+            .bind(self.now_ms())
+            .execute(&self.write)
+            .await?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            let r = sqlx::query("SELECT response FROM idempotency WHERE scope = $1 AND key = $2")
+                .bind(scope)
+                .bind(key.to_string())
+                .fetch_one(&self.pool)
+                .await?;
+            return crate::row_opt_str(&r, "response")?
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| StoreError::Conflict(Msg::new("err-checkout-in-flight")));
+        }
+        match self.create_product(seller_id, p).await {
+            Ok(id) => {
+                sqlx::query("UPDATE idempotency SET response = $1 WHERE scope = $2 AND key = $3")
+                    .bind(id.to_string())
+                    .bind(scope)
+                    .bind(key.to_string())
+                    .execute(&self.write)
+                    .await?;
+                Ok(id)
+            }
+            Err(e) => {
+                // Nothing was made: the key is free for the corrected form.
+                sqlx::query("DELETE FROM idempotency WHERE scope = $1 AND key = $2")
+                    .bind(scope)
+                    .bind(key.to_string())
+                    .execute(&self.write)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
     pub async fn create_seller(
         &self,
         user_id: i64,

@@ -105,6 +105,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     6 "0006_pickup_points",
     7 "0007_courier_pool",
     8 "0008_assisted_commerce",
+    9 "0009_mandates",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -115,6 +116,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     6 "0006_pickup_points",
     7 "0007_courier_pool",
     8 "0008_assisted_commerce",
+    9 "0009_mandates",
 );
 
 impl Db {

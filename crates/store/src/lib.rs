@@ -12,6 +12,7 @@ pub mod demo;
 pub mod images;
 pub mod jobs;
 pub mod ledger;
+pub mod mandates;
 pub mod orders;
 pub mod pickup;
 pub mod registry;

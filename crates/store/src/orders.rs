@@ -699,6 +699,24 @@ impl Db {
         refund_minor: Option<i64>,
     ) -> Result<OrderState> {
         let order = self.order(order_id).await?;
+        // An agent with an orders mandate acts as the seller, and the act is logged for audit.
+        let mandate = if user.role == Role::Agent {
+            self.mandate_for(user, order.seller_id, |s| s.orders)
+                .await?
+        } else {
+            None
+        };
+        let acting;
+        let user = match &mandate {
+            Some(_) => {
+                acting = User {
+                    seller_id: Some(order.seller_id),
+                    ..user.clone()
+                };
+                &acting
+            }
+            None => user,
+        };
         if !may_view(user, &order) {
             return Err(StoreError::NotFound("order"));
         }
@@ -710,8 +728,14 @@ impl Db {
         if matches!(t, Transition::Pay) {
             return Err(StoreError::Forbidden(Msg::new("err-pay-via-payment")));
         }
-        self.transition(order_id, t, actor, Some(user.id), reason, refund_minor)
-            .await
+        let state = self
+            .transition(order_id, t, actor, Some(user.id), reason, refund_minor)
+            .await?;
+        if let Some(m) = &mandate {
+            self.log_mandate(m.id, user.id, t.as_str(), &format!("order {order_id}"))
+                .await?;
+        }
+        Ok(state)
     }
 
     /// Whoever delivers records the delivery with the buyer's one-time code (proof of delivery).

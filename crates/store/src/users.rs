@@ -375,7 +375,7 @@ const SESSION_TTL_MS: i64 = 30 * 86_400_000;
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$F2wXbyc3SGkRx1B7XkzKq8XbTUD0sGQ4oQ1hG4wPc3E";
 
 /// Tokens carry 24 random bytes, so a fast hash suffices (nothing to brute-force).
-fn hash_token(token: &str) -> String {
+pub(crate) fn hash_token(token: &str) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(token.as_bytes())
         .iter()

@@ -1952,3 +1952,281 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
+    use tianguis_domain::mandate::{Consent, Scope};
+    use tianguis_store::mandates::Onboarding;
+    use tianguis_store::pickup::NewPickupPoint;
+    for t in all().await {
+        let db = &t.db;
+        let (place, cat, _) = small_shop(db).await;
+        db.set_place_location(place, 16.9512, -96.7481)
+            .await
+            .unwrap();
+        let admin = db
+            .create_user(NewUser {
+                phone: "+52888100001",
+                email: None,
+                name: "Admin",
+                password: "password1",
+                role: Role::Admin,
+                place_id: None,
+            })
+            .await
+            .unwrap();
+        let agent = db
+            .create_user(NewUser {
+                phone: "+52888100002",
+                email: None,
+                name: "Rosa",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: None,
+            })
+            .await
+            .unwrap();
+        let centre = db
+            .create_pickup_point(&NewPickupPoint {
+                name: "Centro".into(),
+                kind: "centre".into(),
+                place_id: place,
+                location: (16.9515, -96.7478),
+                slots: 20,
+                hours: "8:00-20:00".into(),
+                hold_days: 5,
+                fee_minor: 1000,
+                operator_phone: None,
+                contact: String::new(),
+            })
+            .await
+            .unwrap();
+        let agent = db.attach_agent(&admin, centre, &agent.phone).await.unwrap();
+        let onboarding = |phone: &str, consent: Consent, scope: Scope| Onboarding {
+            name: "Don Chema".into(),
+            phone: phone.into(),
+            shop_name: "Quesos Chema".into(),
+            place_id: place,
+            women_led: false,
+            scope,
+            consent,
+        };
+        let listings = Scope {
+            listings: true,
+            orders: false,
+        };
+        // Consent by a code texted to the seller.
+        assert!(
+            matches!(
+                db.onboard_seller(&agent, &onboarding("+52999200001", Consent::Code("123456".into()), listings)).await,
+                Err(StoreError::Invalid(m)) if m.key == "err-otp-expired"
+            ),
+            "no code sent yet"
+        );
+        db.send_phone_code("consent", "+52999200001", Some(agent.id), "es")
+            .await
+            .unwrap();
+        let sms = db.outbox(1).await.unwrap().remove(0);
+        assert_eq!(
+            (sms.to_phone.as_str(), sms.template.as_str()),
+            ("+52999200001", "sms-code-consent")
+        );
+        let code = sms
+            .args
+            .iter()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1
+            .clone();
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        assert!(matches!(
+            db.onboard_seller(&agent, &onboarding("+52999200001", Consent::Code(wrong.into()), listings)).await,
+            Err(StoreError::Invalid(m)) if m.key == "err-otp-wrong"
+        ));
+        assert!(
+            db.onboard_seller(
+                &agent,
+                &onboarding(
+                    "+52999200001",
+                    Consent::Code(code.clone()),
+                    Scope::default()
+                )
+            )
+            .await
+            .is_err(),
+            "a scope is needed"
+        );
+        let (sid, m) = db
+            .onboard_seller(
+                &agent,
+                &onboarding("+52999200001", Consent::Code(code.clone()), listings),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (m.consent_method.as_str(), m.consent_ref.as_str(), m.scope),
+            ("code", "+52999200001", listings)
+        );
+        assert!(m.consented_by.contains("Don Chema"));
+        assert!(
+            db.onboard_seller(
+                &agent,
+                &onboarding("+52999200001", Consent::Code(code), listings)
+            )
+            .await
+            .is_err(),
+            "a code works once"
+        );
+        let seller_user = db.user_by_phone("+52999200001").await.unwrap();
+        assert_eq!(
+            (seller_user.role, seller_user.seller_id),
+            (Role::Seller, Some(sid))
+        );
+        // Listings within the mandate, once per key.
+        assert!(
+            db.mandate_for(&agent, sid, |s| s.listings)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            db.mandate_for(&agent, sid, |s| s.orders)
+                .await
+                .unwrap()
+                .is_none(),
+            "no orders scope"
+        );
+        let input = product(cat, "Queso fresco", 9000, 5);
+        let p1 = db
+            .create_product_once(sid, &input, "offline-1")
+            .await
+            .unwrap();
+        let p2 = db
+            .create_product_once(sid, &input, "offline-1")
+            .await
+            .unwrap();
+        assert_eq!(p1, p2, "a listing sent twice is one listing");
+        assert!(
+            db.create_product_once(sid, &product(cat, "", 9000, 5), "offline-2")
+                .await
+                .is_err()
+        );
+        assert!(
+            db.create_product_once(sid, &input, "offline-2")
+                .await
+                .is_ok(),
+            "a refused form frees its key"
+        );
+        // Orders: refused without the scope.
+        let b = buyer(db, 7).await;
+        let (res, _) = db
+            .checkout(&req(b, vec![(p1, 1)], "mandate-order"))
+            .await
+            .unwrap();
+        db.payment_succeeded(res.payment_id, None).await.unwrap();
+        let oid = res.order_ids[0];
+        assert!(
+            db.act(&agent, oid, Transition::Accept, "", None)
+                .await
+                .is_err()
+        );
+        // A second seller consents on paper, for orders too: the agent accepts for them.
+        let both = Scope {
+            listings: true,
+            orders: true,
+        };
+        assert!(
+            db.onboard_seller(
+                &agent,
+                &onboarding("+52999200002", Consent::Paper(" ".into()), both)
+            )
+            .await
+            .is_err()
+        );
+        let (sid2, m2) = db
+            .onboard_seller(
+                &agent,
+                &onboarding("+52999200002", Consent::Paper("FORM-0007".into()), both),
+            )
+            .await
+            .unwrap();
+        let p3 = db
+            .create_product(sid2, &product(cat, "Tlayudas", 5000, 5))
+            .await
+            .unwrap();
+        let (res, _) = db
+            .checkout(&req(b, vec![(p3, 1)], "mandate-order-2"))
+            .await
+            .unwrap();
+        db.payment_succeeded(res.payment_id, None).await.unwrap();
+        let oid2 = res.order_ids[0];
+        assert_eq!(
+            db.act(&agent, oid2, Transition::Accept, "", None)
+                .await
+                .unwrap(),
+            OrderState::Accepted
+        );
+        let audit: Vec<String> = db
+            .mandate_events(m2.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        assert_eq!(audit, ["granted", "accept"]);
+        // The seller revokes: the agent's rights stop at once.
+        let seller2 = db.user_by_phone("+52999200002").await.unwrap();
+        assert!(
+            db.revoke_mandate(&agent, m2.id).await.is_err(),
+            "only the seller (or an official) revokes"
+        );
+        db.revoke_mandate(&seller2, m2.id).await.unwrap();
+        assert!(db.revoke_mandate(&seller2, m2.id).await.is_err(), "once");
+        assert!(
+            db.act(&agent, oid2, Transition::Pack, "", None)
+                .await
+                .is_err()
+        );
+        assert!(
+            db.mandate_for(&agent, sid2, |s| s.listings)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The seller claims the account made for them.
+        assert!(
+            db.authenticate("+52999200002", "mi-clave-nueva")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        db.send_phone_code("claim", "+52999200002", None, "es")
+            .await
+            .unwrap();
+        let code = db
+            .outbox(1)
+            .await
+            .unwrap()
+            .remove(0)
+            .args
+            .into_iter()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1;
+        assert!(
+            db.claim_account("+52999200002", &code, "short")
+                .await
+                .is_err()
+        );
+        db.claim_account("+52999200002", &code, "mi-clave-nueva")
+            .await
+            .unwrap();
+        assert!(
+            db.authenticate("+52999200002", "mi-clave-nueva")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let _ = oid;
+    }
+}

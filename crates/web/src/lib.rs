@@ -9,6 +9,7 @@ pub mod courier;
 pub mod ctx;
 pub mod error;
 pub mod i18n;
+pub mod mandates;
 pub mod metrics;
 pub mod pages;
 pub mod payments;

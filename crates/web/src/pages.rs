@@ -65,6 +65,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/pickup/orders/{id}/check-in", post(pickup_check_in))
         .merge(crate::courier::routes())
         .merge(crate::agent::routes())
+        .merge(crate::mandates::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
@@ -1000,7 +1001,7 @@ struct ShopPage<'a> {
     products: Vec<Product>,
 }
 
-fn seller_of(c: &Ctx) -> Result<(User, i64), AppError> {
+pub(crate) fn seller_of(c: &Ctx) -> Result<(User, i64), AppError> {
     let u = c.require_user()?.clone();
     let sid = u
         .seller_id
@@ -1051,16 +1052,18 @@ async fn shop(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
 }
 
 #[derive(Default)]
-struct ProductFields {
-    name_en: String,
-    name_es: String,
-    name_bn: String,
-    category_id: String,
-    price: String,
-    stock: String,
-    description: String,
-    csrf: String,
-    photo: Option<Vec<u8>>,
+pub(crate) struct ProductFields {
+    pub(crate) name_en: String,
+    pub(crate) name_es: String,
+    pub(crate) name_bn: String,
+    pub(crate) category_id: String,
+    pub(crate) price: String,
+    pub(crate) stock: String,
+    pub(crate) description: String,
+    pub(crate) csrf: String,
+    pub(crate) photo: Option<Vec<u8>>,
+    /// Makes a listing sent twice (a retry after a dropped connection) one listing.
+    pub(crate) idempotency_key: String,
 }
 
 #[derive(Template)]
@@ -1074,7 +1077,7 @@ struct ProductFormPage<'a> {
     categories: Vec<Category>,
 }
 
-async fn read_product_form(mut mp: Multipart) -> Result<ProductFields, AppError> {
+pub(crate) async fn read_product_form(mut mp: Multipart) -> Result<ProductFields, AppError> {
     let mut f = ProductFields::default();
     while let Some(field) = mp.next_field().await.map_err(|e| {
         AppError::Raw(
@@ -1110,6 +1113,7 @@ async fn read_product_form(mut mp: Multipart) -> Result<ProductFields, AppError>
             "stock" => f.stock = v,
             "description" => f.description = v,
             "csrf" => f.csrf = v,
+            "idempotency_key" => f.idempotency_key = v,
             _ => {}
         }
     }
@@ -1130,7 +1134,7 @@ async fn to_input(s: &AppState, f: &ProductFields) -> Result<ProductInput, AppEr
     })
 }
 
-async fn save_product(
+pub(crate) async fn save_product(
     s: &AppState,
     c: &Ctx,
     sid: i64,
@@ -1153,6 +1157,10 @@ async fn save_product(
             s.db.update_product(sid, pid, &input).await?;
             pid
         }
+        None if !f.idempotency_key.trim().is_empty() => {
+            s.db.create_product_once(sid, &input, f.idempotency_key.trim())
+                .await?
+        }
         None => s.db.create_product(sid, &input).await?,
     };
     if let Some(p) = photo {
@@ -1161,7 +1169,7 @@ async fn save_product(
     Ok(pid)
 }
 
-async fn product_form_page(
+pub(crate) async fn product_form_page(
     s: &AppState,
     c: &Ctx,
     action: String,
@@ -1182,6 +1190,7 @@ async fn new_product_form(State(s): State<AppState>, Extension(c): Extension<Ctx
     seller_of(&c)?;
     let f = ProductFields {
         stock: "1".into(),
+        idempotency_key: tianguis_store::random_token(16),
         ..Default::default()
     };
     product_form_page(&s, &c, "/shop/products/new".into(), f, None).await

@@ -1,0 +1,392 @@
+//! Mandates and one-time phone codes. An agent onboards a seller (profile and listings made at
+//! the centre) only with the seller's consent on record: a code sent to the seller's phone and
+//! read back, or a signed paper form's reference; who consented, how, when and for what scope.
+//! The agent's rights stop at the scope and at revocation; every use is logged for audit. The
+//! seller claims the account later with a code sent to their phone, and may revoke.
+
+use crate::users::{Role, User, hash_password, hash_token};
+use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
+use serde::Serialize;
+use tianguis_domain::mandate::{self as rules, CODE_MINUTES, Consent, Scope, SentCode};
+use tianguis_domain::phone::PhoneNumber;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mandate {
+    pub id: i64,
+    pub agent_id: i64,
+    pub agent_name: String,
+    pub seller_id: i64,
+    pub shop_name: String,
+    pub scope: Scope,
+    /// code or paper
+    pub consent_method: String,
+    /// The phone the code went to, or the paper form's reference.
+    pub consent_ref: String,
+    pub consented_by: String,
+    pub consented_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Mandate {
+    pub fn active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MandateEvent {
+    pub actor_id: Option<i64>,
+    pub action: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Onboarding {
+    pub name: String,
+    pub phone: String,
+    pub shop_name: String,
+    pub place_id: i64,
+    pub women_led: bool,
+    pub scope: Scope,
+    pub consent: Consent,
+}
+
+const MANDATE_SELECT: &str = "SELECT m.*, a.name AS agent_name, s.shop_name FROM mandates m \
+    JOIN users a ON a.id = m.agent_id JOIN sellers s ON s.id = m.seller_id";
+
+fn mandate_from(r: &sqlx::any::AnyRow) -> Result<Mandate> {
+    Ok(Mandate {
+        id: row_i64(r, "id")?,
+        agent_id: row_i64(r, "agent_id")?,
+        agent_name: row_str(r, "agent_name")?,
+        seller_id: row_i64(r, "seller_id")?,
+        shop_name: row_str(r, "shop_name")?,
+        scope: Scope::parse(&row_str(r, "scope")?),
+        consent_method: row_str(r, "consent_method")?,
+        consent_ref: row_str(r, "consent_ref")?,
+        consented_by: row_str(r, "consented_by")?,
+        consented_at: row_i64(r, "consented_at")?,
+        revoked_at: row_opt_i64(r, "revoked_at")?,
+    })
+}
+
+fn code_hash(phone: &str, code: &str) -> String {
+    hash_token(&format!("{phone}:{}", code.trim()))
+}
+
+impl Db {
+    /// Send a one-time code by text to `phone` for `purpose` (`consent`, `claim`).
+    pub async fn send_phone_code(
+        &self,
+        purpose: &str,
+        phone: &str,
+        requested_by: Option<i64>,
+        lang: &str,
+    ) -> Result<()> {
+        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        let code = {
+            use rand::Rng;
+            format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
+        };
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        // Only the newest code counts.
+        sqlx::query("UPDATE phone_codes SET used_at = $1 WHERE purpose = $2 AND phone = $3 AND used_at IS NULL")
+            .bind(now)
+            .bind(purpose.to_string())
+            .bind(phone.as_str().to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO phone_codes (purpose, phone, requested_by, code_hash, expires_at, failures, created_at) VALUES ($1,$2,$3,$4,$5,0,$6)")
+            .bind(purpose.to_string())
+            .bind(phone.as_str().to_string())
+            .bind(requested_by)
+            .bind(code_hash(phone.as_str(), &code))
+            .bind(now + CODE_MINUTES * 60_000)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        crate::agents::enqueue_sms(
+            &mut tx,
+            phone.as_str(),
+            &format!("sms-code-{purpose}"),
+            &[("code", code)],
+            lang,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Check and use the newest code sent to `phone` for `purpose`.
+    async fn use_phone_code(&self, purpose: &str, phone: &str, code: &str) -> Result<()> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query("SELECT id, code_hash, expires_at, failures, used_at FROM phone_codes WHERE purpose = $1 AND phone = $2 ORDER BY id DESC LIMIT 1")
+            .bind(purpose.to_string())
+            .bind(phone.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let sent = match &r {
+            Some(r) => Some(SentCode {
+                expires_at: row_i64(r, "expires_at")?,
+                failures: row_i64(r, "failures")?,
+                used: row_opt_i64(r, "used_at")?.is_some(),
+            }),
+            None => None,
+        };
+        let matches = match &r {
+            Some(r) => row_str(r, "code_hash")? == code_hash(phone, code),
+            None => false,
+        };
+        match rules::check_code(sent, matches, now) {
+            Ok(()) => {
+                let id = row_i64(r.as_ref().ok_or(StoreError::NotFound("code"))?, "id")?;
+                sqlx::query("UPDATE phone_codes SET used_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+            Err(e) => {
+                if let (rules::CodeError::Wrong { .. }, Some(r)) = (e, &r) {
+                    sqlx::query("UPDATE phone_codes SET failures = failures + 1 WHERE id = $1")
+                        .bind(row_i64(r, "id")?)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+                Err(StoreError::Invalid(e.msg()))
+            }
+        }
+    }
+
+    /// An agent onboards a seller with their consent: the person (found by phone, or made with no
+    /// usable password), their shop, and the mandate, all recorded.
+    pub async fn onboard_seller(&self, agent: &User, o: &Onboarding) -> Result<(i64, Mandate)> {
+        if agent.role != Role::Agent || !agent.active || agent.centre_id.is_none() {
+            return Err(StoreError::Forbidden(Msg::new("err-not-an-agent")));
+        }
+        if o.scope.is_empty() {
+            return Err(StoreError::invalid("err-mandate-scope"));
+        }
+        let phone = PhoneNumber::parse(&o.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        let (method, reference) = match &o.consent {
+            Consent::Code(code) => {
+                self.use_phone_code("consent", phone.as_str(), code).await?;
+                ("code", phone.as_str().to_string())
+            }
+            Consent::Paper(r) if !r.trim().is_empty() && r.chars().count() <= 80 => {
+                ("paper", r.trim().to_string())
+            }
+            Consent::Paper(_) => return Err(StoreError::invalid("err-mandate-paper")),
+        };
+        let user = match self.user_by_phone(phone.as_str()).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound(_)) => {
+                self.create_user(crate::users::NewUser {
+                    phone: phone.as_str(),
+                    email: None,
+                    name: &o.name,
+                    password: &crate::random_token(24),
+                    role: Role::Buyer,
+                    place_id: Some(o.place_id),
+                })
+                .await?
+            }
+            Err(e) => return Err(e),
+        };
+        let seller_id = match user.seller_id {
+            Some(s) => s,
+            None => {
+                self.create_seller(user.id, &o.shop_name, o.place_id, 0, o.women_led)
+                    .await?
+            }
+        };
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query(
+            "INSERT INTO mandates (agent_id, seller_id, scope, consent_method, consent_ref, consented_by, consented_at, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) RETURNING id",
+        )
+        .bind(agent.id)
+        .bind(seller_id)
+        .bind(o.scope.as_str())
+        .bind(method)
+        .bind(reference)
+        .bind(format!("{} ({})", o.name.trim(), phone.as_str()))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id = row_i64(&r, "id")?;
+        log(
+            &mut tx,
+            id,
+            Some(agent.id),
+            "granted",
+            &o.scope.as_str(),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((seller_id, self.mandate(id).await?))
+    }
+
+    pub async fn mandate(&self, id: i64) -> Result<Mandate> {
+        let r = sqlx::query(&format!("{MANDATE_SELECT} WHERE m.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("mandate"))?;
+        mandate_from(&r)
+    }
+
+    pub async fn mandates_of_agent(&self, agent_id: i64) -> Result<Vec<Mandate>> {
+        sqlx::query(&format!(
+            "{MANDATE_SELECT} WHERE m.agent_id = $1 ORDER BY m.id DESC"
+        ))
+        .bind(agent_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(mandate_from)
+        .collect()
+    }
+
+    pub async fn mandates_of_seller(&self, seller_id: i64) -> Result<Vec<Mandate>> {
+        sqlx::query(&format!(
+            "{MANDATE_SELECT} WHERE m.seller_id = $1 ORDER BY m.id DESC"
+        ))
+        .bind(seller_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(mandate_from)
+        .collect()
+    }
+
+    /// The agent's active mandate over this seller that allows `need`, if any.
+    pub async fn mandate_for(
+        &self,
+        agent: &User,
+        seller_id: i64,
+        need: impl Fn(&Scope) -> bool,
+    ) -> Result<Option<Mandate>> {
+        if agent.role != Role::Agent || !agent.active {
+            return Ok(None);
+        }
+        Ok(self
+            .mandates_of_agent(agent.id)
+            .await?
+            .into_iter()
+            .find(|m| m.seller_id == seller_id && m.active() && need(&m.scope)))
+    }
+
+    /// Record what an agent did under a mandate.
+    pub async fn log_mandate(
+        &self,
+        mandate_id: i64,
+        actor: i64,
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        log(
+            &mut tx,
+            mandate_id,
+            Some(actor),
+            action,
+            detail,
+            self.now_ms(),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn mandate_events(&self, mandate_id: i64) -> Result<Vec<MandateEvent>> {
+        sqlx::query("SELECT actor_id, action, detail, at FROM mandate_events WHERE mandate_id = $1 ORDER BY id")
+            .bind(mandate_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(MandateEvent {
+                    actor_id: row_opt_i64(r, "actor_id")?,
+                    action: row_str(r, "action")?,
+                    detail: row_str(r, "detail")?,
+                    at: row_i64(r, "at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The seller (or an official) ends a mandate; the agent's rights stop at once.
+    pub async fn revoke_mandate(&self, user: &User, mandate_id: i64) -> Result<()> {
+        let m = self.mandate(mandate_id).await?;
+        if user.seller_id != Some(m.seller_id) && user.role != Role::Admin {
+            return Err(StoreError::NotFound("mandate"));
+        }
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let n =
+            sqlx::query("UPDATE mandates SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now)
+                .bind(mandate_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(Msg::new("err-mandate-revoked")));
+        }
+        log(&mut tx, mandate_id, Some(user.id), "revoked", "", now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A person claims their account (made for them at a centre) with the code sent to their
+    /// phone, choosing a password. Their old sessions end.
+    pub async fn claim_account(&self, phone: &str, code: &str, password: &str) -> Result<User> {
+        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        if password.chars().count() < 8 {
+            return Err(StoreError::invalid("err-password-short"));
+        }
+        let user = self.user_by_phone(phone.as_str()).await?;
+        self.use_phone_code("claim", phone.as_str(), code).await?;
+        let hash = hash_password(password)?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(hash)
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+}
+
+async fn log(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    mandate_id: i64,
+    actor: Option<i64>,
+    action: &str,
+    detail: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO mandate_events (mandate_id, actor_id, action, detail, at) VALUES ($1,$2,$3,$4,$5)")
+        .bind(mandate_id)
+        .bind(actor)
+        .bind(action.to_string())
+        .bind(detail.chars().take(300).collect::<String>())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}

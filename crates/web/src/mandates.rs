@@ -1,0 +1,319 @@
+//! Seller onboarding by agents under a mandate: the onboarding form (consent by a code texted
+//! to the seller and read back, or a signed paper form's reference), the agent's mandated
+//! sellers with listings made at the centre, the seller's view of mandates with their audit
+//! trail and a revoke button, and claiming an account made at a centre.
+
+use crate::AppState;
+use crate::ctx::Ctx;
+use crate::error::AppError;
+use crate::pages::{
+    CsrfOnly, ProductFields, html, parse_id, product_form_page, read_product_form, save_product,
+    seller_of,
+};
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use std::collections::HashMap;
+use tianguis_domain::mandate::{Consent, Scope};
+use tianguis_store::catalog::Place;
+use tianguis_store::mandates::{Mandate, MandateEvent, Onboarding};
+use tianguis_store::users::{Role, User};
+
+type R = Result<Response, AppError>;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/agent/sellers", get(sellers_page).post(onboard))
+        .route("/agent/sellers/code", post(send_code))
+        .route(
+            "/agent/sellers/{sid}/products/new",
+            get(listing_form).post(listing_save),
+        )
+        .route("/shop/mandates", get(shop_mandates))
+        .route("/shop/mandates/{id}/revoke", post(revoke))
+        .route("/claim", get(claim_page).post(claim))
+}
+
+fn agent(c: &Ctx) -> Result<&User, AppError> {
+    let u = c.require_user()?;
+    if u.role == Role::Agent && u.active && u.centre_id.is_some() {
+        Ok(u)
+    } else {
+        Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "agent_sellers.html")]
+struct SellersPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    mandates: Vec<Mandate>,
+    places: Vec<Place>,
+    notice: Option<String>,
+    error: Option<String>,
+    form: HashMap<String, String>,
+}
+
+async fn render_sellers(
+    s: &AppState,
+    c: &Ctx,
+    notice: Option<String>,
+    error: Option<String>,
+    form: HashMap<String, String>,
+) -> R {
+    let a = agent(c)?;
+    html(SellersPage {
+        title: c.t.t("mandates-title"),
+        mandates: s.db.mandates_of_agent(a.id).await?,
+        places: s.db.places().await?,
+        c,
+        notice,
+        error,
+        form,
+    })
+}
+
+async fn sellers_page(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Query(q): Query<HashMap<String, String>>,
+) -> R {
+    let notice = q.contains_key("sent").then(|| c.t.t("mandates-code-sent"));
+    render_sellers(&s, &c, notice, None, q).await
+}
+
+/// Text the seller a consent code; the form comes back with what was typed.
+async fn send_code(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let a = agent(&c)?;
+    let lang = s.db.settings().await?.text("default_lang", "es");
+    let phone = f.get("phone").cloned().unwrap_or_default();
+    if let Err(e) =
+        s.db.send_phone_code("consent", &phone, Some(a.id), &lang)
+            .await
+    {
+        let e = AppError::from(e);
+        if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            return Err(e);
+        }
+        let mut r = render_sellers(&s, &c, None, Some(e.message(&c.t)), f).await?;
+        *r.status_mut() = e.status();
+        return Ok(r);
+    }
+    let notice = Some(c.t.t("mandates-code-sent"));
+    render_sellers(&s, &c, notice, None, f).await
+}
+
+async fn onboard(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let a = agent(&c)?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let consent = if get("consent") == "paper" {
+        Consent::Paper(get("paper_ref"))
+    } else {
+        Consent::Code(get("code"))
+    };
+    let o = Onboarding {
+        name: get("name"),
+        phone: get("phone"),
+        shop_name: get("shop_name"),
+        place_id: parse_id(&get("place_id"), "place")?,
+        women_led: f.contains_key("women_led"),
+        scope: Scope {
+            listings: f.contains_key("scope_listings"),
+            orders: f.contains_key("scope_orders"),
+        },
+        consent,
+    };
+    match s.db.onboard_seller(a, &o).await {
+        Ok((sid, _)) => {
+            Ok(Redirect::to(&format!("/agent/sellers/{sid}/products/new")).into_response())
+        }
+        Err(e) => {
+            let e = AppError::from(e);
+            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                return Err(e);
+            }
+            let mut r = render_sellers(&s, &c, None, Some(e.message(&c.t)), f).await?;
+            *r.status_mut() = e.status();
+            Ok(r)
+        }
+    }
+}
+
+async fn listing_form(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(sid): Path<i64>,
+) -> R {
+    let a = agent(&c)?;
+    s.db.mandate_for(a, sid, |m| m.listings)
+        .await?
+        .ok_or_else(|| AppError::user(StatusCode::FORBIDDEN, "err-no-mandate"))?;
+    let f = ProductFields {
+        stock: "1".into(),
+        idempotency_key: tianguis_store::random_token(16),
+        ..Default::default()
+    };
+    product_form_page(
+        &s,
+        &c,
+        format!("/agent/sellers/{sid}/products/new"),
+        f,
+        None,
+    )
+    .await
+}
+
+/// A listing made at the centre for a mandated seller, logged on the mandate.
+async fn listing_save(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(sid): Path<i64>,
+    mp: Multipart,
+) -> R {
+    let a = agent(&c)?;
+    let m =
+        s.db.mandate_for(a, sid, |m| m.listings)
+            .await?
+            .ok_or_else(|| AppError::user(StatusCode::FORBIDDEN, "err-no-mandate"))?;
+    let f = read_product_form(mp).await?;
+    match save_product(&s, &c, sid, None, &f).await {
+        Ok(pid) => {
+            s.db.log_mandate(
+                m.id,
+                a.id,
+                "listing",
+                &format!("product {pid}: {}", f.name_en),
+            )
+            .await?;
+            Ok(Redirect::to(&format!("/products/{pid}")).into_response())
+        }
+        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+            let msg = e.message(&c.t);
+            let r = product_form_page(
+                &s,
+                &c,
+                format!("/agent/sellers/{sid}/products/new"),
+                f,
+                Some(msg),
+            )
+            .await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "shop_mandates.html")]
+struct ShopMandatesPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    mandates: Vec<(Mandate, Vec<MandateEvent>)>,
+}
+
+async fn shop_mandates(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let (_, sid) = seller_of(&c)?;
+    let mut mandates = Vec::new();
+    for m in s.db.mandates_of_seller(sid).await? {
+        let ev = s.db.mandate_events(m.id).await?;
+        mandates.push((m, ev));
+    }
+    html(ShopMandatesPage {
+        title: c.t.t("mandates-shop-title"),
+        c: &c,
+        mandates,
+    })
+}
+
+async fn revoke(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let user = c.require_user()?;
+    s.db.revoke_mandate(user, id).await?;
+    Ok(Redirect::to("/shop/mandates").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "claim.html")]
+struct ClaimPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    phone: String,
+    sent: bool,
+    error: Option<String>,
+}
+
+async fn claim_page(Extension(c): Extension<Ctx>) -> R {
+    html(ClaimPage {
+        title: c.t.t("claim-title"),
+        c: &c,
+        phone: String::new(),
+        sent: false,
+        error: None,
+    })
+}
+
+/// Step one (phone): a code is texted if the number has an account (the answer is the same
+/// either way). Step two (phone, code, password): the account is theirs.
+async fn claim(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let phone = get("phone");
+    let page = |sent: bool, error: Option<String>| ClaimPage {
+        title: c.t.t("claim-title"),
+        c: &c,
+        phone: phone.clone(),
+        sent,
+        error,
+    };
+    if get("code").is_empty() {
+        if s.db.user_by_phone(&phone).await.is_ok() {
+            let lang = c.t.lang.to_string();
+            s.db.send_phone_code("claim", &phone, None, &lang).await?;
+        }
+        return html(page(true, None));
+    }
+    match s
+        .db
+        .claim_account(
+            &phone,
+            &get("code"),
+            f.get("password").map(String::as_str).unwrap_or(""),
+        )
+        .await
+    {
+        Ok(_) => Ok(Redirect::to("/login?claimed=1").into_response()),
+        Err(e) => {
+            let e = AppError::from(e);
+            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                return Err(e);
+            }
+            let status = e.status();
+            let mut r = html(page(true, Some(e.message(&c.t))))?;
+            *r.status_mut() = status;
+            Ok(r)
+        }
+    }
+}
