@@ -535,6 +535,9 @@ async fn authorization_matrix_every_route_every_role() {
             ("/orders".into(), &SIGNED_IN),
             ("/pickup".into(), &[Operator, Admin, Agent, OtherAgent]),
             ("/agent".into(), &[Agent, OtherAgent]),
+            ("/agent/sellers".into(), &[Agent, OtherAgent]),
+            ("/shop/mandates".into(), &[Seller, OtherSeller]),
+            ("/claim".into(), &EVERYONE),
             (
                 format!("/agent/commissions?agent={rosa}"),
                 &[Agent, OtherAgent, Admin],
@@ -2402,5 +2405,169 @@ async fn an_agent_orders_for_a_walk_in_buyer_who_gets_a_text_and_the_cash_is_rec
                 .len();
             assert!(gz < 14 * 1024, "{path}: {gz} bytes");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_brings_a_seller_online_with_consent_lists_for_them_and_the_seller_revokes() {
+    use tianguis_store::demo::DEMO_AGENT_PHONE;
+    for app in apps(true).await {
+        let db = &app.db;
+        let mut agent = Browser::login(&app.base, DEMO_AGENT_PHONE).await;
+        let (s, page) = agent.get("/agent/sellers").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("Bring a seller online"));
+        let place = db.places().await.unwrap()[0].id.to_string();
+        let fields = |code: &str| {
+            vec![
+                ("name", "Doña Lucha".to_string()),
+                ("phone", "+529510008888".to_string()),
+                ("shop_name", "Barro Negro Lucha".to_string()),
+                ("place_id", place.clone()),
+                ("scope_listings", "1".to_string()),
+                ("consent", "code".to_string()),
+                ("code", code.to_string()),
+            ]
+        };
+        let as_refs = |v: &Vec<(&'static str, String)>| {
+            v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
+        };
+        // Send the code; the form comes back filled in.
+        let f = as_refs(&fields(""));
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, page) = agent.post("/agent/sellers/code", &f).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            page.contains("A code was sent") && page.contains("Barro Negro Lucha"),
+            "{page}"
+        );
+        let code = db
+            .outbox(20)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.to_phone == "+529510008888")
+            .unwrap()
+            .args
+            .into_iter()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1;
+        let f = as_refs(&fields("999999x"));
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, page) = agent.post("/agent/sellers", &f).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        let f = as_refs(&fields(&code));
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, loc) = agent.post("/agent/sellers", &f).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        assert!(
+            loc.starts_with("/agent/sellers/") && loc.ends_with("/products/new"),
+            "{loc}"
+        );
+        // A listing made at the centre, sent twice (a retry): one listing.
+        let (_, form) = agent.get(&loc).await;
+        let key = form
+            .split("name=\"idempotency_key\" value=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        let category = db.categories().await.unwrap()[0].id.to_string();
+        let mut made = Vec::new();
+        for _ in 0..2 {
+            let mp = reqwest::multipart::Form::new()
+                .text("csrf", agent.csrf.clone())
+                .text("idempotency_key", key.clone())
+                .text("name_en", "Black clay pot")
+                .text("category_id", category.clone())
+                .text("price", "250")
+                .text("stock", "4");
+            let r = agent
+                .c
+                .post(format!("{}{loc}", app.base))
+                .multipart(mp)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            made.push(r.headers()["location"].to_str().unwrap().to_string());
+        }
+        assert_eq!(made[0], made[1], "one listing");
+        // The seller claims the account, sees the mandate and its audit trail, and revokes it.
+        let mut seller = Browser::new(&app.base).await;
+        seller.get("/claim").await;
+        let (s, page) = seller.post("/claim", &[("phone", "+529510008888")]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("a code is on its way"), "{page}");
+        let code = db
+            .outbox(5)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.template == "sms-code-claim")
+            .unwrap()
+            .args
+            .into_iter()
+            .find(|(k, _)| k == "code")
+            .unwrap()
+            .1;
+        let (s, loc) = seller
+            .post(
+                "/claim",
+                &[
+                    ("phone", "+529510008888"),
+                    ("code", &code),
+                    ("password", "barro-negro-1"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (s, loc.as_str()),
+            (StatusCode::SEE_OTHER, "/login?claimed=1")
+        );
+        seller.get("/login").await;
+        let (s, _) = seller
+            .post(
+                "/login",
+                &[("phone", "+529510008888"), ("password", "barro-negro-1")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let (_, page) = seller.get("/shop/mandates").await;
+        assert!(
+            page.contains("Rosa Agente") && page.contains("listing"),
+            "{page}"
+        );
+        let mid = page
+            .split("/shop/mandates/")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let (s, _) = seller
+            .post(&format!("/shop/mandates/{mid}/revoke"), &[])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(
+            agent.get(&made[0]).await.0,
+            StatusCode::OK,
+            "the listing is public"
+        );
+        let (s, _) = agent
+            .get(&format!(
+                "/agent/sellers/{}/products/new",
+                db.user_by_phone("+529510008888")
+                    .await
+                    .unwrap()
+                    .seller_id
+                    .unwrap()
+            ))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "the mandate ended");
     }
 }
