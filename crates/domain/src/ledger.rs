@@ -328,6 +328,18 @@ impl Transaction {
         )
     }
 
+    /// A programme pays a digital champion a bounty from its own budget (money that enters and
+    /// leaves at once; marketplace balances do not change).
+    pub fn champion_bounty(amount: Money) -> Result<Self, LedgerError> {
+        Self::pair(
+            TxKind::Payout,
+            None,
+            Account::ExternalPayments("programme".into()),
+            Account::ExternalPayouts,
+            amount,
+        )
+    }
+
     /// An agent is paid the commission the platform owes them.
     pub fn agent_payout(agent: i64, amount: Money) -> Result<Self, LedgerError> {
         Self::pair(

@@ -3,6 +3,7 @@
 //! text normalisation used by search. Storage and the web call into it and persist what it returns.
 
 pub mod calendar;
+pub mod champion;
 pub mod checkout;
 pub mod commission;
 pub mod delivery;

@@ -537,6 +537,16 @@ impl Db {
         row_i64(&r, "id")
     }
 
+    /// Every shop, (id, name), by name (for officials' forms).
+    pub async fn seller_names(&self) -> Result<Vec<(i64, String)>> {
+        sqlx::query("SELECT id, shop_name FROM sellers ORDER BY shop_name, id LIMIT 5000")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((row_i64(r, "id")?, row_str(r, "shop_name")?)))
+            .collect()
+    }
+
     pub async fn seller(&self, id: i64) -> Result<Seller> {
         let r = sqlx::query(
             "SELECT s.id, s.user_id, s.shop_name, s.place_id, pl.name AS place_name, s.journey_level, s.women_led \

@@ -106,6 +106,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     7 "0007_courier_pool",
     8 "0008_assisted_commerce",
     9 "0009_mandates",
+    10 "0010_champions",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -117,6 +118,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     7 "0007_courier_pool",
     8 "0008_assisted_commerce",
     9 "0009_mandates",
+    10 "0010_champions",
 );
 
 impl Db {

@@ -20,6 +20,8 @@ pub const DEMO_OPERATOR_PHONE: &str = "+520000003000";
 pub const DEMO_COURIER_PHONE: &str = "+520000004000";
 /// Agent at the demo's Centro Digital Santa Ana.
 pub const DEMO_AGENT_PHONE: &str = "+520000005000";
+/// A digital champion with three businesses.
+pub const DEMO_CHAMPION_PHONE: &str = "+520000006000";
 
 const CATEGORIES: &[(&str, &str, &str, Option<&str>)] = &[
     (
@@ -859,6 +861,32 @@ async fn assisted_commerce(
             .await?;
         }
     }
+    // A digital champion with three businesses: one listed (paid), one first sale, one level up.
+    insert_user(
+        db,
+        DEMO_CHAMPION_PHONE,
+        "Sofía Campeona",
+        hash,
+        Role::Buyer,
+        Some(village),
+    )
+    .await?;
+    let shops = db.seller_names().await?;
+    let mut assigned = Vec::new();
+    for (k, m) in [
+        tianguis_domain::champion::Milestone::Listed,
+        tianguis_domain::champion::Milestone::FirstSale,
+        tianguis_domain::champion::Milestone::LevelUp,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        assigned.push(
+            db.assign_champion(&admin, DEMO_CHAMPION_PHONE, shops[k * 5].0, m, 50_000)
+                .await?,
+        );
+    }
+    db.pay_champion(&admin, assigned[0]).await?;
     // Rosa hands over all but $20 (a shortfall on record); Marta hands over everything.
     for (agent, short) in [(&agents[0], 2000), (&agents[1], 0)] {
         let held = db.cash_on_hand(agent.id).await?.minor;

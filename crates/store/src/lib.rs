@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod catalog;
+pub mod champions;
 pub mod db;
 pub mod delivery;
 pub mod demo;

@@ -19,6 +19,8 @@ pub enum Role {
     Courier,
     /// Works at a digital centre: orders and lists for people, takes cash.
     Agent,
+    /// A digital champion bringing assigned businesses online.
+    Champion,
     Seller,
     Admin,
 }
@@ -32,6 +34,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Courier => "courier",
             Role::Agent => "agent",
+            Role::Champion => "champion",
         }
     }
     pub fn parse(s: &str) -> Result<Role> {
@@ -42,6 +45,7 @@ impl Role {
             "operator" => Ok(Role::Operator),
             "courier" => Ok(Role::Courier),
             "agent" => Ok(Role::Agent),
+            "champion" => Ok(Role::Champion),
             _ => Err(StoreError::Invalid(Msg::new("err-role").arg("role", s))),
         }
     }

@@ -2230,3 +2230,100 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         let _ = oid;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_milestone() {
+    use tianguis_domain::champion::Milestone;
+    for t in all().await {
+        let db = &t.db;
+        let (place, cat, first) = small_shop(db).await;
+        let admin = db
+            .create_user(NewUser {
+                phone: "+52888300001",
+                email: None,
+                name: "Admin",
+                password: "password1",
+                role: Role::Admin,
+                place_id: None,
+            })
+            .await
+            .unwrap();
+        let champ = db
+            .create_user(NewUser {
+                phone: "+52888300002",
+                email: None,
+                name: "Sofía",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: None,
+            })
+            .await
+            .unwrap();
+        let mut sellers = vec![first];
+        for k in 0..4 {
+            let u = db
+                .create_user(NewUser {
+                    phone: &format!("+5288830010{k}"),
+                    email: None,
+                    name: "S",
+                    password: "password1",
+                    role: Role::Buyer,
+                    place_id: Some(place),
+                })
+                .await
+                .unwrap();
+            sellers.push(
+                db.create_seller(u.id, &format!("Tienda {k}"), place, 1, k % 2 == 0)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let milestones = [
+            Milestone::Listed,
+            Milestone::FirstSale,
+            Milestone::Listed,
+            Milestone::LevelUp,
+        ];
+        let mut ids = Vec::new();
+        for (s, m) in sellers.iter().zip(milestones) {
+            ids.push(
+                db.assign_champion(&admin, &champ.phone, *s, m, 50_000)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(matches!(
+            db.assign_champion(&admin, &champ.phone, sellers[4], Milestone::Listed, 50_000).await,
+            Err(StoreError::Conflict(m)) if m.key == "err-champion-full"
+        ));
+        assert!(
+            db.assign_champion(&champ, "+52888300002", sellers[4], Milestone::Listed, 1)
+                .await
+                .is_err(),
+            "officials assign"
+        );
+        assert_eq!(db.user(champ.id).await.unwrap().role, Role::Champion);
+        // Progress: the first business lists a product; the others have done nothing yet.
+        db.create_product(sellers[0], &product(cat, "Miel", 12000, 3))
+            .await
+            .unwrap();
+        let board = db.champion_board(Some(champ.id)).await.unwrap();
+        assert_eq!(
+            board.iter().map(|a| a.reached).collect::<Vec<_>>(),
+            vec![true, false, false, false]
+        );
+        assert!(
+            matches!(db.pay_champion(&admin, ids[1]).await, Err(StoreError::Conflict(m)) if m.key == "err-champion-not-reached")
+        );
+        db.pay_champion(&admin, ids[0]).await.unwrap();
+        assert!(db.pay_champion(&admin, ids[0]).await.is_err(), "paid once");
+        let board = db.champion_board(None).await.unwrap();
+        assert!(board[0].paid_at.is_some());
+        let totals = db
+            .ledger_totals(db.currency().await.unwrap())
+            .await
+            .unwrap();
+        assert!(totals.holds(), "{totals:?}");
+        assert_eq!(totals.payouts, 50_000, "the bounty left through the ledger");
+    }
+}

@@ -17,11 +17,13 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use std::collections::HashMap;
 use tianguis_domain::calendar::{local_day, month_bounds};
+use tianguis_domain::champion::Milestone;
 use tianguis_domain::commission::{Basis, Rule, Source};
 use tianguis_domain::money::Money;
 use tianguis_store::Msg;
 use tianguis_store::agents::{CashHolder, HANDOVER_CHANNELS, Handover};
 use tianguis_store::catalog::CartLine;
+use tianguis_store::champions::Assignment;
 use tianguis_store::orders::{Order, PaymentMethod};
 use tianguis_store::pickup::PickupPoint;
 use tianguis_store::users::{Role, User};
@@ -43,6 +45,12 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/commissions", post(admin_commission_rule))
         .route("/admin/agents/{id}/payout", post(admin_agent_payout))
         .route("/admin/cash", get(admin_cash))
+        .route("/champion", get(champion_page))
+        .route(
+            "/admin/champions",
+            get(admin_champions).post(admin_assign_champion),
+        )
+        .route("/admin/champions/{id}/pay", post(admin_pay_champion))
 }
 
 fn agent_of(c: &Ctx) -> Result<(&User, i64), AppError> {
@@ -526,4 +534,93 @@ async fn admin_cash(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> 
             .collect(),
         c: &c,
     })
+}
+
+#[derive(Template)]
+#[template(path = "champions.html")]
+struct ChampionsPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    admin: bool,
+    board: Vec<(Assignment, String, String)>,
+    sellers: Vec<(i64, String)>,
+    milestones: Vec<(&'static str, String)>,
+}
+
+fn board_rows(c: &Ctx, board: Vec<Assignment>) -> Vec<(Assignment, String, String)> {
+    board
+        .into_iter()
+        .map(|a| {
+            let m = c.t.t(&format!("milestone-{}", a.milestone.as_str()));
+            let b = c.t.money(&a.bounty);
+            (a, m, b)
+        })
+        .collect()
+}
+
+/// A champion's businesses and how far each has come.
+async fn champion_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let u = c.require_user()?;
+    if u.role != Role::Champion {
+        return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
+    }
+    html(ChampionsPage {
+        title: c.t.t("champions-title"),
+        admin: false,
+        board: board_rows(&c, s.db.champion_board(Some(u.id)).await?),
+        sellers: Vec::new(),
+        milestones: Vec::new(),
+        c: &c,
+    })
+}
+
+async fn admin_champions(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    admin_of(&c)?;
+    html(ChampionsPage {
+        title: c.t.t("champions-title"),
+        admin: true,
+        board: board_rows(&c, s.db.champion_board(None).await?),
+        sellers: s.db.seller_names().await?,
+        milestones: Milestone::ALL
+            .iter()
+            .map(|m| (m.as_str(), c.t.t(&format!("milestone-{}", m.as_str()))))
+            .collect(),
+        c: &c,
+    })
+}
+
+async fn admin_assign_champion(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    let admin = admin_of(&c)?;
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let milestone = Milestone::parse(&get("milestone"))
+        .ok_or_else(|| AppError::bad(Msg::new("err-milestone")))?;
+    let currency = s.db.currency().await?;
+    let bounty =
+        Money::parse_decimal(&get("bounty"), currency).map_err(|e| AppError::bad(e.msg()))?;
+    s.db.assign_champion(
+        &admin,
+        &get("phone"),
+        parse_id(&get("seller_id"), "seller")?,
+        milestone,
+        bounty.minor,
+    )
+    .await?;
+    Ok(Redirect::to("/admin/champions").into_response())
+}
+
+async fn admin_pay_champion(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfOnly>,
+) -> R {
+    c.check_csrf(&f.csrf)?;
+    let admin = admin_of(&c)?;
+    s.db.pay_champion(&admin, id).await?;
+    Ok(Redirect::to("/admin/champions").into_response())
 }

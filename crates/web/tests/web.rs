@@ -538,6 +538,8 @@ async fn authorization_matrix_every_route_every_role() {
             ("/agent/sellers".into(), &[Agent, OtherAgent]),
             ("/shop/mandates".into(), &[Seller, OtherSeller]),
             ("/claim".into(), &EVERYONE),
+            ("/admin/champions".into(), &[Admin]),
+            ("/champion".into(), &[]),
             (
                 format!("/agent/commissions?agent={rosa}"),
                 &[Agent, OtherAgent, Admin],

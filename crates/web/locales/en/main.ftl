@@ -482,3 +482,26 @@ err-mandate-scope = Choose at least one thing the agent may do.
 err-mandate-paper = Give the reference of the signed form (up to 80 characters).
 err-mandate-revoked = This mandate has already ended.
 err-no-mandate = You have no mandate from this seller for that.
+
+## Digital champions
+nav-champion = My businesses
+champions-title = Digital champions
+champions-business = Business
+champions-progress = Progress
+champions-milestone = Paid when
+champions-paid = paid
+champions-pay = Pay the bounty
+champions-reached = reached
+champions-assign = Assign a business
+champions-assign-button = Assign
+champions-phone = Champion's phone
+champions-bounty = Bounty
+milestone-listed = listed a product
+milestone-first_sale = first sale
+milestone-level_up = went up a journey level
+err-champion-full = A champion takes at most { $max } businesses.
+err-champion-role = Only a buyer account can become a champion.
+err-champion-assigned = This business is already assigned to this champion.
+err-champion-not-reached = This business has not reached its milestone yet.
+err-champion-paid = This bounty has already been paid.
+err-milestone = Choose a milestone from the list.

@@ -482,3 +482,26 @@ err-mandate-scope = Elija al menos una cosa que el agente pueda hacer.
 err-mandate-paper = Dé la referencia del formulario firmado (hasta 80 caracteres).
 err-mandate-revoked = Este mandato ya terminó.
 err-no-mandate = No tiene un mandato de este vendedor para eso.
+
+## Digital champions
+nav-champion = Mis negocios
+champions-title = Campeones digitales
+champions-business = Negocio
+champions-progress = Avance
+champions-milestone = Se paga cuando
+champions-paid = pagado
+champions-pay = Pagar el incentivo
+champions-reached = logrado
+champions-assign = Asignar un negocio
+champions-assign-button = Asignar
+champions-phone = Teléfono del campeón
+champions-bounty = Incentivo
+milestone-listed = publicó un producto
+milestone-first_sale = primera venta
+milestone-level_up = subió un nivel en su recorrido
+err-champion-full = Un campeón toma como máximo { $max } negocios.
+err-champion-role = Solo una cuenta de comprador puede ser campeón.
+err-champion-assigned = Este negocio ya está asignado a este campeón.
+err-champion-not-reached = Este negocio todavía no llega a su meta.
+err-champion-paid = Este incentivo ya se pagó.
+err-milestone = Elija una meta de la lista.
