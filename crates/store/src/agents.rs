@@ -345,6 +345,24 @@ impl Db {
         Ok((res, replay))
     }
 
+    /// The first result of an agent's order sent with this key, if there was one (a draft sent
+    /// again is answered with it, whatever changed since).
+    pub async fn assisted_replay(
+        &self,
+        agent_id: i64,
+        key: &str,
+    ) -> Result<Option<CheckoutResult>> {
+        let r = sqlx::query("SELECT response FROM idempotency WHERE scope = $1 AND key = $2")
+            .bind(format!("checkout:agent:{agent_id}"))
+            .bind(key.trim().to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match r {
+            Some(r) => row_opt_str(&r, "response")?.and_then(|v| serde_json::from_str(&v).ok()),
+            None => None,
+        })
+    }
+
     /// Orders placed at, or addressed to, a centre.
     pub async fn centre_orders(&self, centre_id: i64, limit: i64) -> Result<Vec<Order>> {
         self.list_orders(
@@ -442,18 +460,16 @@ impl Db {
             now,
         )
         .await?;
-        let r = sqlx::query(
-            "INSERT INTO handovers (holder_id, expected_minor, declared_minor, currency, channel, reference, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id",
-        )
-        .bind(holder.id)
-        .bind(held)
-        .bind(declared_minor)
-        .bind(currency.as_str().to_string())
-        .bind(channel.to_string())
-        .bind(reference.to_string())
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let r = sqlx::query("INSERT INTO handovers (holder_id, expected_minor, declared_minor, currency, channel, reference, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) RETURNING id")
+            .bind(holder.id)
+            .bind(held)
+            .bind(declared_minor)
+            .bind(currency.as_str().to_string())
+            .bind(channel.to_string())
+            .bind(reference.to_string())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
         let id = row_i64(&r, "id")?;
         self.handovers(Some(holder.id), 1)
@@ -524,18 +540,16 @@ impl Db {
             Basis::Percent(bps) => ("percent", i64::from(bps)),
             Basis::Fixed(m) => ("fixed", m),
         };
-        let r = sqlx::query(
-            "INSERT INTO commission_rules (centre_id, category_id, basis, value, cap_minor, source, active, created_at) VALUES ($1,$2,$3,$4,$5,$6,1,$7) RETURNING id",
-        )
-        .bind(rule.centre_id)
-        .bind(rule.category_id)
-        .bind(basis)
-        .bind(value)
-        .bind(rule.cap_minor)
-        .bind(rule.source.as_str())
-        .bind(self.now_ms())
-        .fetch_one(&self.write)
-        .await?;
+        let r = sqlx::query("INSERT INTO commission_rules (centre_id, category_id, basis, value, cap_minor, source, active, created_at) VALUES ($1,$2,$3,$4,$5,$6,1,$7) RETURNING id")
+            .bind(rule.centre_id)
+            .bind(rule.category_id)
+            .bind(basis)
+            .bind(value)
+            .bind(rule.cap_minor)
+            .bind(rule.source.as_str())
+            .bind(self.now_ms())
+            .fetch_one(&self.write)
+            .await?;
         row_i64(&r, "id")
     }
 
@@ -620,13 +634,11 @@ impl Db {
     /// Claim messages due for sending, with a lease (one sender per message across servers).
     pub async fn claim_outbox(&self, limit: i64, lease_ms: i64) -> Result<Vec<OutboxMessage>> {
         let now = self.now_ms();
-        let rows = sqlx::query(
-            "SELECT * FROM outbox WHERE status = 'pending' AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $1) ORDER BY id LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query("SELECT * FROM outbox WHERE status = 'pending' AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $1) ORDER BY id LIMIT $2")
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         let mut out = Vec::new();
         for r in &rows {
             let m = outbox_from(r)?;

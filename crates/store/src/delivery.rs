@@ -264,12 +264,10 @@ async fn job_facts(
     tx: &mut DbTx<'static, Any>,
     job_id: i64,
 ) -> Result<Option<(Job, i64, Option<i64>)>> {
-    let Some(r) = sqlx::query(
-        "SELECT j.state, j.attempts, j.order_id, j.carrier_id, o.pickup_point_id FROM delivery_jobs j JOIN orders o ON o.id = j.order_id WHERE j.id = $1",
-    )
-    .bind(job_id)
-    .fetch_optional(&mut **tx)
-    .await?
+    let Some(r) = sqlx::query("SELECT j.state, j.attempts, j.order_id, j.carrier_id, o.pickup_point_id FROM delivery_jobs j JOIN orders o ON o.id = j.order_id WHERE j.id = $1")
+        .bind(job_id)
+        .fetch_optional(&mut **tx)
+        .await?
     else {
         return Ok(None);
     };
@@ -624,15 +622,13 @@ impl Db {
                 500,
             )
             .await?;
-        let mut done = sqlx::query(&format!(
-            "{JOB_SELECT} WHERE j.carrier_id = $1 AND j.state IN ('delivered', 'cancelled') ORDER BY j.updated_at DESC LIMIT 20"
-        ))
-        .bind(carrier_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(job_from)
-        .collect::<Result<Vec<_>>>()?;
+        let mut done = sqlx::query(&format!("{JOB_SELECT} WHERE j.carrier_id = $1 AND j.state IN ('delivered', 'cancelled') ORDER BY j.updated_at DESC LIMIT 20"))
+            .bind(carrier_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(job_from)
+            .collect::<Result<Vec<_>>>()?;
         done.sort_by_key(|j| std::cmp::Reverse(j.updated_at));
         Ok((held, done))
     }
@@ -715,12 +711,10 @@ impl Db {
                     .bind(c.id)
                     .execute(&mut *tx)
                     .await?;
-                let held = sqlx::query(&format!(
-                    "SELECT CAST(COALESCE(SUM(parcels), 0) AS BIGINT) AS n FROM delivery_jobs WHERE carrier_id = $1 AND state IN {HELD}"
-                ))
-                .bind(c.id)
-                .fetch_one(&mut *tx)
-                .await?;
+                let held = sqlx::query(&format!("SELECT CAST(COALESCE(SUM(parcels), 0) AS BIGINT) AS n FROM delivery_jobs WHERE carrier_id = $1 AND state IN {HELD}"))
+                    .bind(c.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 if !rules::fits(
                     c.area(),
                     c.capacity,
@@ -883,12 +877,10 @@ impl Db {
         lease_ms: i64,
     ) -> Result<Option<(RoutePlan, Carrier, Vec<DeliveryJob>)>> {
         let now = self.now_ms();
-        let Some(r) = sqlx::query(
-            "SELECT id FROM route_plans WHERE status = 'queued' OR (status = 'running' AND locked_until < $1) ORDER BY id LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
+        let Some(r) = sqlx::query("SELECT id FROM route_plans WHERE status = 'queued' OR (status = 'running' AND locked_until < $1) ORDER BY id LIMIT 1")
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?
         else {
             return Ok(None);
         };

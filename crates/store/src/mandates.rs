@@ -209,18 +209,16 @@ impl Db {
         };
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let r = sqlx::query(
-            "INSERT INTO mandates (agent_id, seller_id, scope, consent_method, consent_ref, consented_by, consented_at, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) RETURNING id",
-        )
-        .bind(agent.id)
-        .bind(seller_id)
-        .bind(o.scope.as_str())
-        .bind(method)
-        .bind(reference)
-        .bind(format!("{} ({})", o.name.trim(), phone.as_str()))
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
+        let r = sqlx::query("INSERT INTO mandates (agent_id, seller_id, scope, consent_method, consent_ref, consented_by, consented_at, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) RETURNING id")
+            .bind(agent.id)
+            .bind(seller_id)
+            .bind(o.scope.as_str())
+            .bind(method)
+            .bind(reference)
+            .bind(format!("{} ({})", o.name.trim(), phone.as_str()))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
         let id = row_i64(&r, "id")?;
         log(
             &mut tx,

@@ -72,6 +72,10 @@ struct AgentPage<'a> {
     title: String,
     centre: PickupPoint,
     lines: Vec<CartLine>,
+    /// The cart as "product:quantity,..." so a draft sent later carries its own lines.
+    lines_field: String,
+    /// The total the agent saw, in minor units: a draft sent later is refused if prices moved.
+    expected_total: i64,
     key: String,
     placed: Option<String>,
     orders: Vec<(Order, String, bool)>,
@@ -106,10 +110,20 @@ async fn render_agent(
                 (o, label, awaiting)
             })
             .collect();
+    let lines = s.db.cart(&c.session_id).await?;
     html(AgentPage {
         title: c.t.t("agent-title"),
         centre: s.db.pickup_point(centre_id).await?,
-        lines: s.db.cart(&c.session_id).await?,
+        lines_field: lines
+            .iter()
+            .map(|l| format!("{}:{}", l.product.id, l.quantity))
+            .collect::<Vec<_>>()
+            .join(","),
+        expected_total: lines
+            .iter()
+            .map(|l| l.product.price.minor * l.quantity)
+            .sum(),
+        lines,
         key: tianguis_store::random_token(16),
         on_hand: c.t.money(&s.db.cash_on_hand(user.id).await?),
         c,
@@ -134,12 +148,38 @@ async fn agent_checkout(
     c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let (agent, _) = agent_of(&c)?;
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-    let lines: Vec<(i64, i64)> =
+    // The lines the agent saw (a draft carries them), else the cart as it is now.
+    let lines: Vec<(i64, i64)> = if get("lines").is_empty() {
         s.db.cart(&c.session_id)
             .await?
             .iter()
             .map(|l| (l.product.id, l.quantity))
-            .collect();
+            .collect()
+    } else {
+        parse_lines(&get("lines"))?
+    };
+    if let Ok(expected) = get("expected_total").parse::<i64>() {
+        let mut now = 0;
+        for (pid, qty) in &lines {
+            now += s.db.product(*pid).await?.price.minor * qty;
+        }
+        if now != expected
+            && s.db
+                .assisted_replay(agent.id, &get("idempotency_key"))
+                .await?
+                .is_none()
+        {
+            return refuse(
+                &s,
+                &c,
+                AppError::from(tianguis_store::StoreError::Conflict(Msg::new(
+                    "err-price-changed",
+                ))),
+                f,
+            )
+            .await;
+        }
+    }
     let method = PaymentMethod::parse(&get("method"))?;
     let at_centre = get("delivery") != "address";
     let r =
@@ -162,18 +202,33 @@ async fn agent_checkout(
             }
             Ok(Redirect::to(&format!("/agent?placed={}", res.tracking_code)).into_response())
         }
-        Err(e) => {
-            // The form comes back filled in, with the reason.
-            let e = AppError::from(e);
-            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-                return Err(e);
-            }
-            let msg = e.message(&c.t);
-            let mut resp = render_agent(&s, &c, None, Some(msg), f).await?;
-            *resp.status_mut() = e.status();
-            Ok(resp)
-        }
+        Err(e) => refuse(&s, &c, AppError::from(e), f).await,
     }
+}
+
+/// The form comes back filled in, with the reason.
+async fn refuse(s: &AppState, c: &Ctx, e: AppError, f: HashMap<String, String>) -> R {
+    if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        return Err(e);
+    }
+    let msg = e.message(&c.t);
+    let mut resp = render_agent(s, c, None, Some(msg), f).await?;
+    *resp.status_mut() = e.status();
+    Ok(resp)
+}
+
+/// "12:2,15:1" to [(12, 2), (15, 1)].
+fn parse_lines(v: &str) -> Result<Vec<(i64, i64)>, AppError> {
+    v.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .take(100)
+        .map(|p| {
+            let (a, b) = p
+                .split_once(':')
+                .ok_or_else(|| AppError::bad(Msg::new("err-cart-empty")))?;
+            Ok((parse_id(a, "product")?, parse_id(b, "quantity")?))
+        })
+        .collect()
 }
 
 async fn agent_cash(

@@ -107,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::routes(state.clone()))
         .nest("/api/v1", api::routes())
         .route("/healthz", axum::routing::get(healthz))
+        .route("/static/offline.js", axum::routing::get(offline_js))
         .route("/metrics", axum::routing::get(metrics_page));
     if state.config.simulator {
         r = r.nest_service(
@@ -145,7 +146,7 @@ async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response 
         // No scripts at all; inline styles only (the pages carry their few lines of CSS).
         (
             "content-security-policy",
-            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     ] {
         if let Ok(v) = axum::http::HeaderValue::from_str(value) {
@@ -163,6 +164,24 @@ async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response 
         .get_or_create(&labels)
         .observe(start.elapsed().as_secs_f64());
     resp
+}
+
+/// The offline queue for agents' forms (an enhancement: every page works without it).
+pub const OFFLINE_JS: &str = include_str!("../static/offline.js");
+
+async fn offline_js() -> Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        OFFLINE_JS,
+    )
+        .into_response()
 }
 
 async fn healthz(State(s): State<AppState>) -> Response {

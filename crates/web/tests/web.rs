@@ -2573,3 +2573,405 @@ async fn an_agent_brings_a_seller_online_with_consent_lists_for_them_and_the_sel
         assert_eq!(s, StatusCode::FORBIDDEN, "the mandate ended");
     }
 }
+
+/// Real Chromium through chromedriver (Debian's `chromium` and `chromium-driver`). Missing
+/// browser: skipped with a reason on a laptop, a failure under `CI=true`.
+mod chromium {
+    use super::*;
+    use fantoccini::{Client, ClientBuilder, Locator};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    pub fn available() -> bool {
+        let ok = std::path::Path::new("/usr/bin/chromium").exists()
+            && std::path::Path::new("/usr/bin/chromedriver").exists();
+        if !ok {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI needs Debian's chromium and chromium-driver"
+            );
+            eprintln!("SKIP browser test: install Debian's chromium and chromium-driver to run it");
+        }
+        ok
+    }
+
+    /// A TCP proxy in front of the app: the network between browser and server, which the test
+    /// can cut (open connections are dropped, new ones refused) and restore.
+    pub struct Network {
+        pub base: String,
+        online: Arc<AtomicBool>,
+        cut: tokio::sync::watch::Sender<u64>,
+    }
+
+    impl Network {
+        pub async fn start(target: &str) -> Network {
+            let target: std::net::SocketAddr =
+                target.trim_start_matches("http://").parse().unwrap();
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let base = format!("http://{}", l.local_addr().unwrap());
+            let online = Arc::new(AtomicBool::new(true));
+            let (cut, rx) = tokio::sync::watch::channel(0u64);
+            let on = online.clone();
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = l.accept().await {
+                    if !on.load(Ordering::SeqCst) {
+                        drop(inbound);
+                        continue;
+                    }
+                    let mut rx = rx.clone();
+                    rx.borrow_and_update(); // only a cut after this connection ends it
+                    tokio::spawn(async move {
+                        let Ok(mut out) = tokio::net::TcpStream::connect(target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                            _ = rx.changed() => {}
+                        }
+                    });
+                }
+            });
+            Network { base, online, cut }
+        }
+        pub fn cut(&self) {
+            self.online.store(false, Ordering::SeqCst);
+            self.cut.send_modify(|n| *n += 1);
+        }
+        pub fn restore(&self) {
+            self.online.store(true, Ordering::SeqCst);
+        }
+    }
+
+    pub struct Browser {
+        pub c: Client,
+        driver: std::process::Child,
+        _profile: tempdir_like::Dir,
+    }
+
+    mod tempdir_like {
+        pub struct Dir(pub std::path::PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+    }
+
+    impl Browser {
+        pub async fn start() -> Browser {
+            let port = {
+                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            let driver = std::process::Command::new("/usr/bin/chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let profile = std::env::temp_dir().join(format!(
+                "tianguis-chromium-{}",
+                tianguis_store::random_token(6)
+            ));
+            let mut caps = serde_json::Map::new();
+            caps.insert(
+                "goog:chromeOptions".into(),
+                serde_json::json!({
+                    "binary": "/usr/bin/chromium",
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                             "--disable-sync", "--disable-extensions", format!("--user-data-dir={}", profile.display())]
+                }),
+            );
+            let url = format!("http://127.0.0.1:{port}");
+            let mut last = None;
+            for _ in 0..100 {
+                match ClientBuilder::rustls()
+                    .unwrap()
+                    .capabilities(caps.clone())
+                    .connect(&url)
+                    .await
+                {
+                    Ok(c) => {
+                        return Browser {
+                            c,
+                            driver,
+                            _profile: tempdir_like::Dir(profile),
+                        };
+                    }
+                    Err(e) => last = Some(e),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("chromedriver did not start: {last:?}");
+        }
+        pub async fn fill(&self, css: &str, text: &str) {
+            self.c
+                .find(Locator::Css(css))
+                .await
+                .unwrap()
+                .send_keys(text)
+                .await
+                .unwrap();
+        }
+        pub async fn click(&self, css: &str) {
+            self.c
+                .find(Locator::Css(css))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        /// Click a form's button and wait for the page it leads to.
+        pub async fn submit_and_wait(&self, css: &str) {
+            let before = self.c.current_url().await.unwrap();
+            self.click(css).await;
+            for _ in 0..100 {
+                if self.c.current_url().await.unwrap() != before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("no page after clicking {css}");
+        }
+        pub async fn drafts(&self) -> serde_json::Value {
+            self.c
+                .execute(
+                    "return JSON.parse(localStorage.getItem('tianguis-drafts') || '[]');",
+                    vec![],
+                )
+                .await
+                .unwrap()
+        }
+        pub async fn stop(mut self) {
+            let _ = self.c.clone().close().await;
+            let _ = self.driver.kill();
+            let _ = self.driver.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exactly_once() {
+    use chromium::{Browser, Network};
+    use tianguis_domain::mandate::{Consent, Scope};
+    use tianguis_store::demo::DEMO_AGENT_PHONE;
+    if !chromium::available() {
+        return;
+    }
+    for app in apps(true).await {
+        let db = &app.db;
+        let agent = db.user_by_phone(DEMO_AGENT_PHONE).await.unwrap();
+        let place = db.places().await.unwrap()[0].id;
+        let (sid, _) = db
+            .onboard_seller(
+                &agent,
+                &tianguis_store::mandates::Onboarding {
+                    name: "Don Beto".into(),
+                    phone: "+529510006666".into(),
+                    shop_name: "Palma Beto".into(),
+                    place_id: place,
+                    women_led: false,
+                    scope: Scope {
+                        listings: true,
+                        orders: false,
+                    },
+                    consent: Consent::Paper("FORM-B1".into()),
+                },
+            )
+            .await
+            .unwrap();
+        let pid = db
+            .search(&tianguis_store::catalog::SearchQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .0
+            .into_iter()
+            .find(|p| p.stock >= 5)
+            .unwrap()
+            .id;
+        let net = Network::start(&app.base).await;
+        let b = Browser::start().await;
+        let base = net.base.clone();
+        // Sign in and fill the cart while online (no JavaScript involved).
+        b.c.goto(&format!("{base}/login")).await.unwrap();
+        b.fill("input[name=phone]", DEMO_AGENT_PHONE).await;
+        b.fill("input[name=password]", tianguis_store::demo::DEMO_PASSWORD)
+            .await;
+        b.submit_and_wait("main form button").await;
+        b.c.goto(&format!("{base}/products/{pid}")).await.unwrap();
+        b.submit_and_wait("form[action='/cart/add'] button").await;
+        // Two tabs: the order form and the listing form, both loaded while online.
+        b.c.goto(&format!("{base}/agent")).await.unwrap();
+        let order_tab = b.c.window().await.unwrap();
+        b.c.find(fantoccini::Locator::Css(
+            "form[data-offline] input[name=buyer_name]",
+        ))
+        .await
+        .unwrap();
+        let listing_tab = b.c.new_window(true).await.unwrap().handle;
+        b.c.switch_to_window(listing_tab.clone()).await.unwrap();
+        b.c.goto(&format!("{base}/agent/sellers/{sid}/products/new"))
+            .await
+            .unwrap();
+        b.c.find(fantoccini::Locator::Css(
+            "form[data-offline] input[name=name_en]",
+        ))
+        .await
+        .unwrap();
+
+        // The network drops. The agent takes an order and a listing anyway.
+        net.cut();
+        b.c.switch_to_window(order_tab.clone()).await.unwrap();
+        b.fill("input[name=buyer_name]", "Doña Offline").await;
+        b.fill("input[name=buyer_phone]", "+529510004444").await;
+        b.click("form[data-offline] > button").await;
+        let mut n = 0;
+        for _ in 0..100 {
+            n = b.drafts().await.as_array().map(Vec::len).unwrap_or(0);
+            if n == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(n, 1, "the order waits on the device");
+        let status =
+            b.c.find(fantoccini::Locator::Css("[data-offline-status]"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        assert!(status.contains("waiting for the connection: 1"), "{status}");
+        b.c.switch_to_window(listing_tab.clone()).await.unwrap();
+        b.fill("input[name=name_en]", "Offline palm basket").await;
+        b.fill("input[name=price]", "120").await;
+        b.c.find(fantoccini::Locator::Css("input[name=stock]"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+        b.fill("input[name=stock]", "2").await;
+        b.click("form[data-offline] > button").await;
+        for _ in 0..100 {
+            n = b.drafts().await.as_array().map(Vec::len).unwrap_or(0);
+            if n == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(n, 2, "and so does the listing");
+        tokio::time::sleep(Duration::from_secs(4)).await; // retries fail while offline
+        let count = |phone: &'static str| async move {
+            db.all_orders(None, 10_000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|o| o.phone == phone)
+                .count()
+        };
+        let listed = || async move {
+            db.search(&tianguis_store::catalog::SearchQuery {
+                seller_id: Some(sid),
+                limit: 50,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .0
+            .iter()
+            .filter(|p| p.name_en == "Offline palm basket")
+            .count()
+        };
+        assert_eq!(
+            (count("+529510004444").await, listed().await),
+            (0, 0),
+            "nothing arrived while offline"
+        );
+
+        // The network is back: both drafts go out (two tabs try at once), once each.
+        net.restore();
+        for _ in 0..150 {
+            n = b.drafts().await.as_array().map(Vec::len).unwrap_or(9);
+            if n == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(n, 0, "every draft was sent: {}", b.drafts().await);
+        b.c.goto(&format!("{base}/agent")).await.unwrap(); // one more flush on load: nothing to send
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            count("+529510004444").await,
+            1,
+            "the order arrived exactly once"
+        );
+        assert_eq!(listed().await, 1, "the listing arrived exactly once");
+
+        // A conflict: the price changes while a draft waits; it is shown to resolve, not placed.
+        b.c.goto(&format!("{base}/products/{pid}")).await.unwrap();
+        b.submit_and_wait("form[action='/cart/add'] button").await;
+        b.c.goto(&format!("{base}/agent")).await.unwrap();
+        b.c.find(fantoccini::Locator::Css(
+            "form[data-offline] input[name=buyer_name]",
+        ))
+        .await
+        .unwrap();
+        net.cut();
+        b.fill("input[name=buyer_name]", "Don Conflicto").await;
+        b.fill("input[name=buyer_phone]", "+529510004445").await;
+        b.click("form[data-offline] > button").await;
+        for _ in 0..100 {
+            if b.drafts().await.as_array().map(Vec::len).unwrap_or(0) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let p = db.product(pid).await.unwrap();
+        db.update_product(
+            p.seller_id,
+            pid,
+            &tianguis_store::catalog::ProductInput {
+                category_id: p.category_id,
+                name_en: p.name_en.clone(),
+                name_es: p.name_es.clone(),
+                name_bn: p.name_bn.clone(),
+                description: p.description.clone(),
+                price_minor: p.price.minor + 500,
+                stock: p.stock,
+            },
+        )
+        .await
+        .unwrap();
+        net.restore();
+        let mut shown = String::new();
+        for _ in 0..150 {
+            shown =
+                b.c.find(fantoccini::Locator::Css("[data-offline-status]"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+            if shown.contains("Prices changed") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            shown.contains("Prices changed") && shown.contains("Discard"),
+            "{shown}"
+        );
+        assert_eq!(
+            count("+529510004445").await,
+            0,
+            "a conflicting draft is not placed"
+        );
+        b.stop().await;
+    }
+}

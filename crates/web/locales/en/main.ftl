@@ -505,3 +505,9 @@ err-champion-assigned = This business is already assigned to this champion.
 err-champion-not-reached = This business has not reached its milestone yet.
 err-champion-paid = This bounty has already been paid.
 err-milestone = Choose a milestone from the list.
+
+## Offline queue
+offline-waiting = Saved on this device, waiting for the connection: { "{" }n{ "}" }
+offline-discard = Discard
+offline-full = This device has no room to keep the form; send it when the connection is back.
+err-price-changed = Prices changed since this order was taken. Check the total with the buyer and place it again.

@@ -505,3 +505,9 @@ err-champion-assigned = Este negocio ya está asignado a este campeón.
 err-champion-not-reached = Este negocio todavía no llega a su meta.
 err-champion-paid = Este incentivo ya se pagó.
 err-milestone = Elija una meta de la lista.
+
+## Offline queue
+offline-waiting = Guardado en este dispositivo, esperando la conexión: { "{" }n{ "}" }
+offline-discard = Descartar
+offline-full = Este dispositivo no tiene espacio para guardar el formulario; envíelo cuando vuelva la conexión.
+err-price-changed = Los precios cambiaron desde que se tomó este pedido. Revise el total con el comprador y hágalo de nuevo.
