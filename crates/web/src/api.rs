@@ -250,10 +250,10 @@ async fn apply_status(s: &AppState, payment_id: i64, status: &str) -> Result<(),
     Ok(())
 }
 
-/// Ask the provider to collect a checkout's payment. A failure is logged and leaves the payment
-/// pending without a provider reference; such a payment is not re-requested yet (the
-/// reconciliation worker only queries payments the provider acknowledged), so the unpaid orders
-/// expire on their timer.
+/// Ask the provider to collect a checkout's payment. The merchant reference is stable per
+/// payment, so asking again is safe (providers treat it as an idempotency key). A failure is
+/// logged and leaves the payment pending without a provider reference; `reconcile_payments`
+/// asks again while the orders wait for payment.
 pub async fn start_mobile_money(s: &AppState, payment_id: i64) {
     let Ok(p) = s.db.payment(payment_id).await else {
         return;
@@ -278,8 +278,19 @@ pub async fn start_mobile_money(s: &AppState, payment_id: i64) {
     }
 }
 
-/// For payments whose callback never came: ask the provider.
+/// For payments whose callback never came: ask the provider. For requests that never reached
+/// it (provider down, network cut): ask again with the same reference, while the orders wait.
 pub async fn reconcile_payments(s: &AppState) {
+    let window =
+        s.db.policy()
+            .await
+            .map(|p| p.unpaid_cancel_minutes * 60_000)
+            .unwrap_or(3_600_000);
+    if let Ok(lost) = s.db.unacknowledged_payments(2_000, window).await {
+        for p in lost {
+            start_mobile_money(s, p.id).await;
+        }
+    }
     let Ok(pending) = s.db.pending_payments(60_000).await else {
         return;
     };

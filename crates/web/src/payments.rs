@@ -163,6 +163,23 @@ async fn sim_request(
     if req.amount_minor <= 0 {
         return (StatusCode::BAD_REQUEST, "amount must be positive").into_response();
     }
+    // The merchant's reference is an idempotency key: asking again (after a lost answer) gets
+    // the same payment, never a second charge.
+    let known = sim.payments.lock().ok().and_then(|m| {
+        m.iter()
+            .find(|(_, (r, _))| r.reference == req.reference)
+            .map(|(k, (_, st))| (k.clone(), st.clone()))
+    });
+    if let Some((provider_ref, status)) = known {
+        return (
+            StatusCode::OK,
+            Json(PaymentStatus {
+                provider_ref,
+                status,
+            }),
+        )
+            .into_response();
+    }
     let provider_ref = format!("SIM-{}", uuid::Uuid::new_v4().simple());
     sim.payments
         .lock()

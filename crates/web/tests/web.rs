@@ -4,6 +4,8 @@
 
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tianguis_store::Db;
 use tianguis_store::demo::{DEMO_ADMIN_PHONE, DEMO_PASSWORD};
@@ -2584,13 +2586,57 @@ async fn an_agent_brings_a_seller_online_with_consent_lists_for_them_and_the_sel
     }
 }
 
+/// A TCP proxy in front of the app: the network between browser and server, which the test
+/// can cut (open connections are dropped, new ones refused) and restore.
+pub struct Network {
+    pub base: String,
+    online: Arc<AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Network {
+    pub async fn start(target: &str) -> Network {
+        let target: std::net::SocketAddr = target.trim_start_matches("http://").parse().unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let online = Arc::new(AtomicBool::new(true));
+        let (cut, rx) = tokio::sync::watch::channel(0u64);
+        let on = online.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = l.accept().await {
+                if !on.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut rx = rx.clone();
+                rx.borrow_and_update(); // only a cut after this connection ends it
+                tokio::spawn(async move {
+                    let Ok(mut out) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                        _ = rx.changed() => {}
+                    }
+                });
+            }
+        });
+        Network { base, online, cut }
+    }
+    pub fn cut(&self) {
+        self.online.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+    pub fn restore(&self) {
+        self.online.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Real Chromium through chromedriver (Debian's `chromium` and `chromium-driver`). Missing
 /// browser: skipped with a reason on a laptop, a failure under `CI=true`.
 mod chromium {
     use super::*;
     use fantoccini::{Client, ClientBuilder, Locator};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     pub fn available() -> bool {
         let ok = std::path::Path::new("/usr/bin/chromium").exists()
@@ -2603,53 +2649,6 @@ mod chromium {
             eprintln!("SKIP browser test: install Debian's chromium and chromium-driver to run it");
         }
         ok
-    }
-
-    /// A TCP proxy in front of the app: the network between browser and server, which the test
-    /// can cut (open connections are dropped, new ones refused) and restore.
-    pub struct Network {
-        pub base: String,
-        online: Arc<AtomicBool>,
-        cut: tokio::sync::watch::Sender<u64>,
-    }
-
-    impl Network {
-        pub async fn start(target: &str) -> Network {
-            let target: std::net::SocketAddr =
-                target.trim_start_matches("http://").parse().unwrap();
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let base = format!("http://{}", l.local_addr().unwrap());
-            let online = Arc::new(AtomicBool::new(true));
-            let (cut, rx) = tokio::sync::watch::channel(0u64);
-            let on = online.clone();
-            tokio::spawn(async move {
-                while let Ok((mut inbound, _)) = l.accept().await {
-                    if !on.load(Ordering::SeqCst) {
-                        drop(inbound);
-                        continue;
-                    }
-                    let mut rx = rx.clone();
-                    rx.borrow_and_update(); // only a cut after this connection ends it
-                    tokio::spawn(async move {
-                        let Ok(mut out) = tokio::net::TcpStream::connect(target).await else {
-                            return;
-                        };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
-                            _ = rx.changed() => {}
-                        }
-                    });
-                }
-            });
-            Network { base, online, cut }
-        }
-        pub fn cut(&self) {
-            self.online.store(false, Ordering::SeqCst);
-            self.cut.send_modify(|n| *n += 1);
-        }
-        pub fn restore(&self) {
-            self.online.store(true, Ordering::SeqCst);
-        }
     }
 
     pub struct Browser {
@@ -2764,7 +2763,7 @@ mod chromium {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exactly_once() {
-    use chromium::{Browser, Network};
+    use chromium::Browser;
     use tianguis_domain::mandate::{Consent, Scope};
     use tianguis_store::demo::DEMO_AGENT_PHONE;
     if !chromium::available() {
@@ -2984,4 +2983,70 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
         );
         b.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_mobile_money_request_lost_on_the_way_is_asked_again_and_paid_once() {
+    // The provider (the simulator on its own port) sits behind a network the test can cut.
+    let sim = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_addr = format!("http://{}", sim.local_addr().unwrap());
+    let net = Network::start(&sim_addr).await;
+    let momo_url = net.base.clone();
+    let app = spawn_on(testdb::sqlite().await, true, move |c| {
+        c.momo_base_url = momo_url;
+    })
+    .await;
+    let router = tianguis_web::payments::simulator(
+        b"sim-secret",
+        "sim-key",
+        Some(Duration::from_millis(50)),
+    );
+    tokio::spawn(async move { axum::serve(sim, router).await.unwrap() });
+    net.cut();
+    let mut buyer = Browser::login(&app.base, "+520000002000").await;
+    buyer
+        .post("/cart/add", &[("product_id", "5"), ("quantity", "1")])
+        .await;
+    let (_, html) = buyer.get("/checkout").await;
+    let key = checkout_key(&html);
+    let (s, loc) = buyer
+        .post(
+            "/checkout",
+            &[
+                ("idempotency_key", &key),
+                ("address", "X722+FQ Santa Ana"),
+                ("phone", "+520000002000"),
+                ("method", "mobile_money"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+    let pay: i64 = loc.trim_start_matches("/payments/").parse().unwrap();
+    let p = app.db.payment(pay).await.unwrap();
+    assert_eq!(
+        (p.status.as_str(), p.provider_ref.is_none()),
+        ("pending", true),
+        "the request did not get through"
+    );
+    net.restore();
+    for _ in 0..150 {
+        if app.db.payment(pay).await.unwrap().status == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let p = app.db.payment(pay).await.unwrap();
+    assert_eq!(
+        p.status, "succeeded",
+        "asked again when the provider could be reached"
+    );
+    assert!(p.provider_ref.is_some());
+    let totals = app
+        .db
+        .ledger_totals(app.db.currency().await.unwrap())
+        .await
+        .unwrap();
+    assert!(totals.holds(), "{totals:?}");
+    let paid = app.db.checkout_orders(p.checkout_id).await.unwrap();
+    assert!(paid.iter().all(|o| o.state.as_str() == "paid"), "paid once");
 }
