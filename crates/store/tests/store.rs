@@ -69,6 +69,52 @@ mod support {
 
 use support::*;
 
+/// An official, a digital centre and its agent (for tests of assisted commerce).
+async fn agent_at_centre(db: &Db, phone: &str) -> (tianguis_store::users::User, i64) {
+    let place = db.places().await.unwrap()[0].id;
+    let admin = db
+        .create_user(NewUser {
+            phone: "+52777900000",
+            email: None,
+            name: "Admin",
+            password: "password1",
+            role: Role::Admin,
+            place_id: None,
+        })
+        .await
+        .unwrap();
+    let centre = db
+        .create_pickup_point(&tianguis_store::pickup::NewPickupPoint {
+            name: "Centro".into(),
+            kind: "centre".into(),
+            place_id: place,
+            location: (16.9515, -96.7478),
+            slots: 1000,
+            hours: "8:00-20:00".into(),
+            hold_days: 5,
+            fee_minor: 1000,
+            operator_phone: None,
+            contact: String::new(),
+        })
+        .await
+        .unwrap();
+    let u = db
+        .create_user(NewUser {
+            phone,
+            email: None,
+            name: "Agente",
+            password: "password1",
+            role: Role::Buyer,
+            place_id: None,
+        })
+        .await
+        .unwrap();
+    (
+        db.attach_agent(&admin, centre, &u.phone).await.unwrap(),
+        centre,
+    )
+}
+
 fn product(cat: i64, name: &str, price: i64, stock: i64) -> ProductInput {
     ProductInput {
         category_id: cat,
@@ -475,6 +521,7 @@ async fn a_seller_cannot_touch_another_sellers_listing_or_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_order_journeys_keep_the_ledger_invariants() {
+    use tianguis_domain::commission::{Basis, Rule, Source};
     for t in all().await {
         let (_, cat, seller) = small_shop(&t.db).await;
         let pid =
@@ -482,6 +529,25 @@ async fn random_order_journeys_keep_the_ledger_invariants() {
                 .await
                 .unwrap();
         let b = buyer(&t.db, 1).await;
+        // Half the orders are placed by an agent at a centre (cash into the agent's hands), with
+        // commissions from the fee or from the seller's proceeds, and random hand-overs and
+        // commission payouts in between.
+        let (agent, centre) = agent_at_centre(&t.db, "+52777900001").await;
+        for (centre_id, source) in [
+            (None, Source::SellerProceeds),
+            (Some(centre), Source::PlatformFee),
+        ] {
+            t.db.create_commission_rule(&Rule {
+                id: 0,
+                centre_id,
+                category_id: None,
+                basis: Basis::Percent(700),
+                cap_minor: Some(3000),
+                source,
+            })
+            .await
+            .unwrap();
+        }
         let mut rng = 0x9E37_79B9_7F4A_7C15u64; // fixed seed: a failure replays the same way
         let moves = [
             (Transition::Accept, Actor::Seller),
@@ -496,12 +562,42 @@ async fn random_order_journeys_keep_the_ledger_invariants() {
             (Transition::Resolve, Actor::Admin),
         ];
         for i in 0..25 {
-            let (r, _) =
-                t.db.checkout(&req(b, vec![(pid, 1 + (i % 3))], &format!("r{i}")))
-                    .await
-                    .unwrap();
-            if pick(&mut rng, 5) > 0 {
-                t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+            let r = if i % 2 == 1 {
+                let at_centre = pick(&mut rng, 2) == 0;
+                t.db.assisted_checkout(
+                    &agent,
+                    "Walk-in",
+                    "+52777900099",
+                    vec![(pid, 1 + (i % 3))],
+                    PaymentMethod::Cash,
+                    "Casa azul",
+                    at_centre,
+                    &format!("a{i}"),
+                    None,
+                )
+                .await
+                .unwrap()
+                .0
+            } else {
+                let (r, _) =
+                    t.db.checkout(&req(b, vec![(pid, 1 + (i % 3))], &format!("r{i}")))
+                        .await
+                        .unwrap();
+                if pick(&mut rng, 5) > 0 {
+                    t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+                }
+                r
+            };
+            if i % 2 == 1 && pick(&mut rng, 3) > 0 {
+                // Most agent orders get as far as delivery; what follows is random.
+                for (tr, a) in [
+                    (Transition::Accept, Actor::Seller),
+                    (Transition::Pack, Actor::Seller),
+                    (Transition::Ship, Actor::Seller),
+                    (Transition::ConfirmDelivery, Actor::Buyer),
+                ] {
+                    let _ = t.db.transition(r.order_ids[0], tr, a, None, "", None).await;
+                }
             }
             for _ in 0..8 {
                 let (tr, a) = moves[pick(&mut rng, moves.len() as u32) as usize];
@@ -515,12 +611,33 @@ async fn random_order_journeys_keep_the_ledger_invariants() {
                     .advance(Duration::from_secs(86_400 * pick(&mut rng, 9) as u64));
                 t.db.run_due_jobs("w", 100).await.unwrap();
             }
+            let held = t.db.cash_on_hand(agent.id).await.unwrap().minor;
+            if held > 0 && pick(&mut rng, 3) == 0 {
+                let declared = 1 + pick(&mut rng, u32::try_from(held).unwrap_or(u32::MAX)) as i64;
+                t.db.record_handover(&agent, declared.min(held), "bank", &format!("D{i}"))
+                    .await
+                    .unwrap();
+            }
+            let owed =
+                t.db.agent_statement(agent.id, 0, i64::MAX)
+                    .await
+                    .unwrap()
+                    .owed;
+            if owed > 0 && pick(&mut rng, 4) == 0 {
+                t.db.agent_payout(agent.id, owed).await.unwrap();
+            }
             let totals =
                 t.db.ledger_totals(t.db.currency().await.unwrap())
                     .await
                     .unwrap();
             assert!(totals.holds(), "after order {i} on {}: {totals:?}", t.url);
         }
+        let agent_st = t.db.agent_statement(agent.id, 0, i64::MAX).await.unwrap();
+        assert!(
+            agent_st.earned_in_period > 0
+                && !t.db.handovers(Some(agent.id), 5).await.unwrap().is_empty(),
+            "the journeys exercised commissions and hand-overs: {agent_st:?}"
+        );
         let st = t.db.seller_statement(seller).await.unwrap();
         if st.owed > 0 {
             t.db.payout(seller, st.owed).await.unwrap();
