@@ -261,13 +261,8 @@ impl Db {
 
     /// The agents of a centre (suspended ones included, marked inactive).
     pub async fn agents_of(&self, centre_id: i64) -> Result<Vec<User>> {
-        let mut out = Vec::new();
-        for u in self.list_users(10_000).await? {
-            if u.centre_id == Some(centre_id) && u.role == Role::Agent {
-                out.push(u);
-            }
-        }
-        Ok(out)
+        self.users_where("u.centre_id = $1 AND u.role = 'agent'", centre_id)
+            .await
     }
 
     /// The person behind a walk-in order: found by phone, or given an account without a usable

@@ -204,6 +204,20 @@ impl Db {
         Ok(())
     }
 
+    /// Users matching a condition on `u` with one bound id (`$1`), by id.
+    pub(crate) async fn users_where(&self, cond: &str, id: i64) -> Result<Vec<User>> {
+        let q = format!(
+            "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE {cond} ORDER BY u.id LIMIT 1000"
+        );
+        sqlx::query(&q)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect()
+    }
+
     pub async fn list_users(&self, limit: i64) -> Result<Vec<User>> {
         let q = format!(
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id ORDER BY u.id LIMIT $1"
