@@ -351,7 +351,8 @@ pub fn is_valid(code: &str) -> bool {
         return false;
     }
     if let Some(pad) = chars.iter().position(|c| *c == PADDING) {
-        if sep < SEPARATOR_POSITION || pad == 0 || pad % 2 == 1 {
+        // Padding comes before the separator (found by the property test: "CVV2JV2P+FFPFV0").
+        if sep < SEPARATOR_POSITION || pad == 0 || pad % 2 == 1 || pad > sep {
             return false;
         }
         // Padding runs from `pad` to the separator, and the code ends at the separator.

@@ -101,6 +101,26 @@ fn short_code_vectors() {
     }
 }
 
+/// Found by `code_shaped_strings_never_panic`: padding after the separator made the validity
+/// check slice backwards. Kept as fixed cases so they run every time.
+#[test]
+fn padding_after_the_separator_is_an_error_not_a_panic() {
+    for s in [
+        "CVV2JV2P+FFPFV0",
+        "8FVC9G8F+0",
+        "8FVC9G8F+6X0",
+        "8FVC0000+00",
+        "8F+0000000",
+    ] {
+        assert!(PlusCode::parse(s).is_err(), "{s}");
+        assert!(!tianguis_geo::olc::is_valid(s), "{s}");
+    }
+    assert!(
+        PlusCode::parse("8FVC0000+").is_ok(),
+        "padding before the separator is fine"
+    );
+}
+
 proptest! {
     /// Arbitrary text is a clear error or a valid code, never a panic; valid full codes decode.
     #[test]
