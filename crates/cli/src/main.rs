@@ -240,6 +240,7 @@ async fn run() -> Result<()> {
             config.momo_secret = momo_secret;
             if let Some(u) = sms_url {
                 config.sms_base_url = u;
+                config.sms_simulator = false;
             }
             config.sms_username = sms_username;
             config.sms_api_key = sms_key;

@@ -10,12 +10,13 @@ use crate::ctx::Ctx;
 use crate::error::AppError;
 use crate::pages::{CsrfOnly, admin_of, html, parse_id};
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use tianguis_domain::calendar::{local_day, month_bounds};
 use tianguis_domain::champion::Milestone;
 use tianguis_domain::commission::{Basis, Rule, Source};
@@ -393,8 +394,12 @@ async fn track(Extension(c): Extension<Ctx>, Query(q): Query<HashMap<String, Str
 async fn track_code(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
 ) -> R {
+    if s.code_limit.check_key(&addr.ip()).is_err() {
+        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
+    }
     let orders = s.db.order_by_tracking(&code).await?;
     html(TrackPage {
         title: c.t.t("track-title"),
@@ -600,6 +605,8 @@ struct ChampionsPage<'a> {
     board: Vec<(Assignment, String, String)>,
     sellers: Vec<(i64, String)>,
     milestones: Vec<(&'static str, String)>,
+    /// Champions with fewer businesses than the programme asks for.
+    few: String,
 }
 
 fn board_rows(c: &Ctx, board: Vec<Assignment>) -> Vec<(Assignment, String, String)> {
@@ -625,16 +632,30 @@ async fn champion_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) 
         board: board_rows(&c, s.db.champion_board(Some(u.id)).await?),
         sellers: Vec::new(),
         milestones: Vec::new(),
+        few: String::new(),
         c: &c,
     })
 }
 
 async fn admin_champions(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
     admin_of(&c)?;
+    let board = s.db.champion_board(None).await?;
     html(ChampionsPage {
         title: c.t.t("champions-title"),
         admin: true,
-        board: board_rows(&c, s.db.champion_board(None).await?),
+        few: {
+            let mut per: std::collections::BTreeMap<String, usize> =
+                std::collections::BTreeMap::new();
+            for a in &board {
+                *per.entry(a.champion_name.clone()).or_default() += 1;
+            }
+            per.into_iter()
+                .filter(|(_, n)| *n < tianguis_domain::champion::MIN_BUSINESSES)
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        board: board_rows(&c, board),
         sellers: s.db.seller_names().await?,
         milestones: Milestone::ALL
             .iter()

@@ -39,12 +39,16 @@ pub struct Config {
     pub sim_approve_after_ms: u64,
     pub login_per_minute: u32,
     pub checkout_per_minute: u32,
+    /// Texted codes and order lookups by code, per client IP (they cost money or can be guessed).
+    pub codes_per_minute: u32,
     pub worker_interval_ms: u64,
     /// SMS gateway (Africa's Talking API); the local simulator is at /sim/sms when `simulator`.
     pub sms_base_url: String,
     pub sms_username: String,
     pub sms_api_key: String,
     pub sms_from: Option<String>,
+    /// Mount the local SMS gateway simulator at /sim/sms (demo and tests).
+    pub sms_simulator: bool,
 }
 
 impl Config {
@@ -58,11 +62,13 @@ impl Config {
             sim_approve_after_ms: 300,
             login_per_minute: 10,
             checkout_per_minute: 20,
+            codes_per_minute: 10,
             worker_interval_ms: 1000,
             sms_base_url: format!("{public_url}/sim/sms"),
             sms_username: "sandbox".into(),
             sms_api_key: "sim-sms-key".into(),
             sms_from: None,
+            sms_simulator: true,
         }
     }
 }
@@ -75,6 +81,7 @@ pub struct Inner {
     pub metrics: metrics::Metrics,
     pub login_limit: DefaultKeyedRateLimiter<IpAddr>,
     pub checkout_limit: DefaultKeyedRateLimiter<IpAddr>,
+    pub code_limit: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 pub type AppState = Arc<Inner>;
@@ -95,6 +102,7 @@ pub fn state(db: Db, config: Config) -> AppState {
         ),
         login_limit: RateLimiter::keyed(q(config.login_per_minute)),
         checkout_limit: RateLimiter::keyed(q(config.checkout_per_minute)),
+        code_limit: RateLimiter::keyed(q(config.codes_per_minute)),
         metrics: metrics::Metrics::default(),
         db,
         config,
@@ -118,6 +126,8 @@ pub fn app(state: AppState) -> Router {
                 Some(Duration::from_millis(state.config.sim_approve_after_ms)),
             ),
         );
+    }
+    if state.config.sms_simulator {
         r = r.nest_service(
             "/sim/sms",
             sms::simulator(&state.config.sms_username, &state.config.sms_api_key),

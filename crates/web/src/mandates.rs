@@ -11,12 +11,13 @@ use crate::pages::{
     seller_of,
 };
 use askama::Template;
-use axum::extract::{Multipart, Path, Query, State};
+use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use tianguis_domain::mandate::{Consent, Scope};
 use tianguis_store::catalog::Place;
 use tianguis_store::mandates::{Mandate, MandateEvent, Onboarding};
@@ -90,9 +91,14 @@ async fn sellers_page(
 async fn send_code(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    // Texts cost money and codes can be guessed: a few per minute per client.
+    if s.code_limit.check_key(&addr.ip()).is_err() {
+        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
+    }
     let a = agent(&c)?;
     let lang = s.db.settings().await?.text("default_lang", "es");
     let phone = f.get("phone").cloned().unwrap_or_default();
@@ -276,9 +282,14 @@ async fn claim_page(Extension(c): Extension<Ctx>) -> R {
 async fn claim(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+    // Texts cost money and codes can be guessed: a few per minute per client.
+    if s.code_limit.check_key(&addr.ip()).is_err() {
+        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
+    }
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let phone = get("phone");
     let page = |sent: bool, error: Option<String>| ClaimPage {

@@ -26,6 +26,7 @@ async fn spawn_on(t: TestDb, seed: bool, tweak: impl FnOnce(&mut tianguis_web::C
     let mut config = tianguis_web::Config::local(&base);
     config.login_per_minute = 10_000;
     config.checkout_per_minute = 10_000;
+    config.codes_per_minute = 10_000;
     config.worker_interval_ms = 100;
     config.sim_approve_after_ms = 50;
     tweak(&mut config);
@@ -3049,4 +3050,26 @@ async fn a_mobile_money_request_lost_on_the_way_is_asked_again_and_paid_once() {
     assert!(totals.holds(), "{totals:?}");
     let paid = app.db.checkout_orders(p.checkout_id).await.unwrap();
     assert!(paid.iter().all(|o| o.state.as_str() == "paid"), "paid once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn texted_codes_and_tracking_lookups_are_rate_limited() {
+    let app = spawn_on(testdb::sqlite().await, false, |c| c.codes_per_minute = 3).await;
+    let mut anon = Browser::new(&app.base).await;
+    for _ in 0..3 {
+        assert_eq!(anon.get("/track/ABCDEFGH").await.0, StatusCode::NOT_FOUND);
+    }
+    let (s, body) = anon.get("/track/ABCDEFGH").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    anon.get("/claim").await;
+    let (s, _) = anon.post("/claim", &[("phone", "+529510001234")]).await;
+    assert_eq!(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same bucket for texted codes"
+    );
+    assert!(
+        app.db.outbox(10).await.unwrap().is_empty(),
+        "no text was sent"
+    );
 }

@@ -511,3 +511,5 @@ offline-waiting = Saved on this device, waiting for the connection: { "{" }n{ "}
 offline-discard = Discard
 offline-full = This device has no room to keep the form; send it when the connection is back.
 err-price-changed = Prices changed since this order was taken. Check the total with the buyer and place it again.
+champions-rule = Each champion brings two to four businesses online.
+champions-too-few = Fewer than two

@@ -511,3 +511,5 @@ offline-waiting = Guardado en este dispositivo, esperando la conexión: { "{" }n
 offline-discard = Descartar
 offline-full = Este dispositivo no tiene espacio para guardar el formulario; envíelo cuando vuelva la conexión.
 err-price-changed = Los precios cambiaron desde que se tomó este pedido. Revise el total con el comprador y hágalo de nuevo.
+champions-rule = Cada campeón pone en línea de dos a cuatro negocios.
+champions-too-few = Con menos de dos
