@@ -427,13 +427,13 @@ async fn admin_deliveries(State(s): State<AppState>, Extension(c): Extension<Ctx
     })
 }
 
-/// The route planner: queues each carrier's morning plan once the local hour comes, then
-/// solves every queued plan on a blocking thread and stores its stops. Returns how many plans
-/// it finished (solved or failed).
-pub async fn run_route_plans(db: &Db) -> Result<usize, StoreError> {
+/// The route planner: with `morning`, queues each carrier's morning plan once the local hour
+/// has come (callers do that about once a minute); then solves every queued plan on a blocking
+/// thread and stores its stops. Returns how many plans it finished (solved or failed).
+pub async fn run_route_plans(db: &Db, morning: bool) -> Result<usize, StoreError> {
     let settings = db.settings().await?;
     let (day, minute) = local_day(db.now_ms(), settings.utc_offset_minutes());
-    if minute >= settings.route_plan_hour() * 60 {
+    if morning && minute >= settings.route_plan_hour() * 60 {
         db.queue_morning_plans(&day, settings.route_plan_ms())
             .await?;
     }

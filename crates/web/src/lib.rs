@@ -261,9 +261,13 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(
             planner.config.worker_interval_ms.max(50) * 2,
         ));
+        let mut n: u64 = 0;
         loop {
             tick.tick().await;
-            if let Err(e) = courier::run_route_plans(&planner.db).await {
+            // Morning plans are checked every 30 ticks; queued plans are picked up every tick.
+            let morning = n.is_multiple_of(30);
+            n += 1;
+            if let Err(e) = courier::run_route_plans(&planner.db, morning).await {
                 tracing::warn!(error = %e, "route planning failed");
             }
         }
