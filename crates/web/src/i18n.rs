@@ -213,6 +213,24 @@ mod tests {
             "Admin",
             "Bangla falls back to English"
         );
+        // The agent's desk is in Bangla, the whole file still parses, and arguments fill in.
+        assert_eq!(Tr::new("bn").t("agent-title"), "ডিজিটাল সেন্টার");
+        assert!(
+            Tr::new("bn")
+                .t1("agent-placed", "code", "ABCD2345")
+                .contains("ABCD2345")
+        );
+        assert!(Tr::new("bn").t("offline-waiting").ends_with("{n}"));
+        // Texts carry a link: no invisible bidi isolation marks inside it.
+        let sms = Tr::new("en").render(
+            "sms-order-placed",
+            &[
+                ("code".into(), "ABCD2345".into()),
+                ("total".into(), "$10.00".into()),
+                ("site".into(), "http://x".into()),
+            ],
+        );
+        assert!(sms.contains("http://x/track/ABCD2345"), "{sms:?}");
         assert_eq!(Tr::new("en").count("results-count", &1), "One product");
     }
     /// Every message key written in the code (`Msg::new("..")`, `invalid("..")`,
