@@ -248,13 +248,15 @@ async fn run() -> Result<()> {
             eprintln!("tianguis listening on http://{addr} ({})", cli.database_url);
             if demo {
                 eprintln!(
-                    "demo accounts (password '{}'): admin {}, seller {}, buyer {}, pickup-point operator {}, courier {}",
+                    "demo accounts (password '{}'): admin {}, seller {}, buyer {}, pickup-point operator {}, courier {}, agent {}, champion {}",
                     tianguis_store::demo::DEMO_PASSWORD,
                     tianguis_store::demo::DEMO_ADMIN_PHONE,
                     tianguis_store::demo::DEMO_SELLER_PHONE,
                     tianguis_store::demo::DEMO_BUYER_PHONE,
                     tianguis_store::demo::DEMO_OPERATOR_PHONE,
-                    tianguis_store::demo::DEMO_COURIER_PHONE
+                    tianguis_store::demo::DEMO_COURIER_PHONE,
+                    tianguis_store::demo::DEMO_AGENT_PHONE,
+                    tianguis_store::demo::DEMO_CHAMPION_PHONE
                 );
             }
             tianguis_web::serve(tianguis_web::state(db, config), listener).await?;
