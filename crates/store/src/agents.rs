@@ -466,12 +466,17 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        let id = row_i64(&r, "id")?;
-        self.handovers(Some(holder.id), 1)
-            .await?
-            .into_iter()
-            .find(|h| h.id == id)
-            .ok_or(StoreError::NotFound("handover"))
+        Ok(Handover {
+            id: row_i64(&r, "id")?,
+            holder_id: holder.id,
+            holder_name: holder.name.clone(),
+            expected_minor: held,
+            declared_minor,
+            currency: currency.as_str().to_string(),
+            channel: channel.to_string(),
+            reference: reference.to_string(),
+            created_at: now,
+        })
     }
 
     /// Hand-overs, newest first (one holder's, or everyone's).

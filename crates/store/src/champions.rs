@@ -128,12 +128,12 @@ impl Db {
         if admin.role != Role::Admin {
             return Err(StoreError::Forbidden(Msg::new("err-not-your-move")));
         }
-        let a = self
-            .champion_board(None)
+        let r = sqlx::query(&format!("{SELECT} WHERE a.id = $1"))
+            .bind(assignment_id)
+            .fetch_optional(&self.pool)
             .await?
-            .into_iter()
-            .find(|a| a.id == assignment_id)
             .ok_or(StoreError::NotFound("assignment"))?;
+        let a = from_row(&r)?;
         if !a.reached {
             return Err(StoreError::Conflict(Msg::new("err-champion-not-reached")));
         }

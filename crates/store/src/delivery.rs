@@ -259,16 +259,17 @@ fn plan_from(r: &sqlx::any::AnyRow) -> Result<RoutePlan> {
 
 const PLAN_SELECT: &str = "SELECT p.*, cr.name AS carrier_name FROM route_plans p JOIN carriers cr ON cr.id = p.carrier_id";
 
-/// Read a job's rules-facts inside a transaction.
+/// A job's rules-facts inside a transaction: (job id, order id, facts), by `cond` on `j`
+/// (`j.id = $1` or `j.order_id = $1`).
 async fn job_facts(
     tx: &mut DbTx<'static, Any>,
-    job_id: i64,
-) -> Result<Option<(Job, i64, Option<i64>)>> {
-    let Some(r) = sqlx::query("SELECT j.state, j.attempts, j.order_id, j.carrier_id, o.pickup_point_id FROM delivery_jobs j JOIN orders o ON o.id = j.order_id WHERE j.id = $1")
-        .bind(job_id)
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
+    cond: &str,
+    id: i64,
+) -> Result<Option<(i64, i64, Job)>> {
+    let q = format!(
+        "SELECT j.id, j.state, j.attempts, j.order_id, o.pickup_point_id FROM delivery_jobs j JOIN orders o ON o.id = j.order_id WHERE {cond}"
+    );
+    let Some(r) = sqlx::query(&q).bind(id).fetch_optional(&mut **tx).await? else {
         return Ok(None);
     };
     let state = row_str(&r, "state")?;
@@ -278,11 +279,7 @@ async fn job_facts(
         attempts: row_i64(&r, "attempts")?,
         to_point: row_opt_i64(&r, "pickup_point_id")?.is_some(),
     };
-    Ok(Some((
-        job,
-        row_i64(&r, "order_id")?,
-        row_opt_i64(&r, "carrier_id")?,
-    )))
+    Ok(Some((row_i64(&r, "id")?, row_i64(&r, "order_id")?, job)))
 }
 
 /// Move a job, guarded on its state, and record the event. The one place job rows change state.
@@ -397,15 +394,7 @@ pub(crate) async fn follow_order(
     if !matches!(to, OrderState::Delivered | OrderState::Cancelled) && !seller_ships {
         return Ok(());
     }
-    let Some(r) = sqlx::query("SELECT id FROM delivery_jobs WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
-        return Ok(());
-    };
-    let job_id = row_i64(&r, "id")?;
-    let Some((job, _, _)) = job_facts(tx, job_id).await? else {
+    let Some((job_id, _, job)) = job_facts(tx, "j.order_id = $1", order_id).await? else {
         return Ok(());
     };
     if job.state.is_final() || (seller_ships && job.state != JobState::Open) {
@@ -428,42 +417,18 @@ pub(crate) async fn dropped_at_point(
     user: i64,
     now: i64,
 ) -> Result<()> {
-    let Some(r) = sqlx::query("SELECT id FROM delivery_jobs WHERE order_id = $1")
-        .bind(order_id)
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
+    let Some((job_id, _, job)) = job_facts(tx, "j.order_id = $1", order_id).await? else {
         return Ok(());
     };
-    let job_id = row_i64(&r, "id")?;
-    if let Some((job, _, _)) = job_facts(tx, job_id).await?
-        && rules::job_step(job, JobAction::Deliver).is_ok()
-    {
-        move_job(
-            tx,
-            job_id,
-            job,
-            JobAction::Deliver,
-            Some(user),
-            "checked in",
-            now,
-        )
-        .await?;
-    } else if let Some((job, _, _)) = job_facts(tx, job_id).await?
-        && matches!(job.state, JobState::Open | JobState::Accepted)
-    {
+    let action = if rules::job_step(job, JobAction::Deliver).is_ok() {
+        JobAction::Deliver
+    } else if matches!(job.state, JobState::Open | JobState::Accepted) {
         // The seller brought it to the point themselves.
-        move_job(
-            tx,
-            job_id,
-            job,
-            JobAction::Cancel,
-            Some(user),
-            "checked in",
-            now,
-        )
-        .await?;
-    }
+        JobAction::Cancel
+    } else {
+        return Ok(());
+    };
+    move_job(tx, job_id, job, action, Some(user), "checked in", now).await?;
     Ok(())
 }
 
@@ -622,14 +587,13 @@ impl Db {
                 500,
             )
             .await?;
-        let mut done = sqlx::query(&format!("{JOB_SELECT} WHERE j.carrier_id = $1 AND j.state IN ('delivered', 'cancelled') ORDER BY j.updated_at DESC LIMIT 20"))
+        let done = sqlx::query(&format!("{JOB_SELECT} WHERE j.carrier_id = $1 AND j.state IN ('delivered', 'cancelled') ORDER BY j.updated_at DESC LIMIT 20"))
             .bind(carrier_id)
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(job_from)
             .collect::<Result<Vec<_>>>()?;
-        done.sort_by_key(|j| std::cmp::Reverse(j.updated_at));
         Ok((held, done))
     }
 
@@ -696,7 +660,7 @@ impl Db {
         }
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let (facts, order_id, _) = job_facts(&mut tx, job_id)
+        let (_, order_id, facts) = job_facts(&mut tx, "j.id = $1", job_id)
             .await?
             .ok_or(StoreError::NotFound("delivery job"))?;
         let mut note = String::new();

@@ -209,12 +209,9 @@ async fn agent_checkout(
 
 /// The form comes back filled in, with the reason.
 async fn refuse(s: &AppState, c: &Ctx, e: AppError, f: HashMap<String, String>) -> R {
-    if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-        return Err(e);
-    }
-    let msg = e.message(&c.t);
+    let (status, msg) = e.for_form(&c.t)?;
     let mut resp = render_agent(s, c, None, Some(msg), f).await?;
-    *resp.status_mut() = e.status();
+    *resp.status_mut() = status;
     Ok(resp)
 }
 

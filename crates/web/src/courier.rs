@@ -24,7 +24,7 @@ use tianguis_routing::day::{Courier, DayJob, StopKind, plan_day};
 use tianguis_store::delivery::{
     Carrier, DeliveryJob, NewCarrier, RoutePlan, RouteStop, SolvedStop,
 };
-use tianguis_store::users::{Role, User};
+use tianguis_store::users::Role;
 use tianguis_store::{Db, Msg, StoreError};
 
 type R = Result<Response, AppError>;
@@ -130,12 +130,8 @@ fn plan_row(c: &Ctx, plan: RoutePlan) -> PlanRow {
     }
 }
 
-fn carrier_of(c: &Ctx) -> Result<&User, AppError> {
-    c.require_user()
-}
-
 async fn courier_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
-    let user = carrier_of(&c)?;
+    let user = c.require_user()?;
     let carrier = s.db.carrier_of(user.id).await?;
     let (mut held, mut offers, mut done, mut plans) = (vec![], vec![], vec![], vec![]);
     if let Some(k) = &carrier {

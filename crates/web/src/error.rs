@@ -29,6 +29,14 @@ impl AppError {
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+    /// For a form that comes back filled in with the reason: the status and the message in the
+    /// reader's language, or the internal error itself (which becomes an error page).
+    pub fn for_form(self, t: &Tr) -> Result<(StatusCode, String), AppError> {
+        match self {
+            AppError::Internal(_) => Err(self),
+            e => Ok((e.status(), e.message(t))),
+        }
+    }
     /// The message in the reader's language.
     pub fn message(&self, t: &Tr) -> String {
         match self {

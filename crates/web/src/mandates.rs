@@ -106,12 +106,9 @@ async fn send_code(
         s.db.send_phone_code("consent", &phone, Some(a.id), &lang)
             .await
     {
-        let e = AppError::from(e);
-        if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-            return Err(e);
-        }
-        let mut r = render_sellers(&s, &c, None, Some(e.message(&c.t)), f).await?;
-        *r.status_mut() = e.status();
+        let (status, msg) = AppError::from(e).for_form(&c.t)?;
+        let mut r = render_sellers(&s, &c, None, Some(msg), f).await?;
+        *r.status_mut() = status;
         return Ok(r);
     }
     let notice = Some(c.t.t("mandates-code-sent"));
@@ -148,12 +145,9 @@ async fn onboard(
             Ok(Redirect::to(&format!("/agent/sellers/{sid}/products/new")).into_response())
         }
         Err(e) => {
-            let e = AppError::from(e);
-            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-                return Err(e);
-            }
-            let mut r = render_sellers(&s, &c, None, Some(e.message(&c.t)), f).await?;
-            *r.status_mut() = e.status();
+            let (status, msg) = AppError::from(e).for_form(&c.t)?;
+            let mut r = render_sellers(&s, &c, None, Some(msg), f).await?;
+            *r.status_mut() = status;
             Ok(r)
         }
     }
@@ -317,12 +311,8 @@ async fn claim(
     {
         Ok(_) => Ok(Redirect::to("/login?claimed=1").into_response()),
         Err(e) => {
-            let e = AppError::from(e);
-            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-                return Err(e);
-            }
-            let status = e.status();
-            let mut r = html(page(true, Some(e.message(&c.t))))?;
+            let (status, msg) = AppError::from(e).for_form(&c.t)?;
+            let mut r = html(page(true, Some(msg)))?;
             *r.status_mut() = status;
             Ok(r)
         }

@@ -488,11 +488,8 @@ async fn checkout(
     let result = match s.db.checkout(&req).await {
         Ok((r, _)) => r,
         Err(e) => {
-            let e = AppError::from(e);
-            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-                return Err(e);
-            }
-            let resp = checkout_page(&s, &c, Some(e.message(&c.t)), f.address, f.phone).await?;
+            let (_, msg) = AppError::from(e).for_form(&c.t)?;
+            let resp = checkout_page(&s, &c, Some(msg), f.address, f.phone).await?;
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, resp).into_response());
         }
     };
@@ -937,14 +934,11 @@ async fn signup(
             ))
         }
         Err(e) => {
-            let e = AppError::from(e);
-            if e.status() == StatusCode::INTERNAL_SERVER_ERROR {
-                return Err(e);
-            }
+            let (_, msg) = AppError::from(e).for_form(&c.t)?;
             let page = LoginPage {
                 title: c.t.t("signup-title"),
                 c: &c,
-                error: Some(e.message(&c.t)),
+                error: Some(msg),
                 action: "/signup",
                 signup: true,
                 phone: f.phone,

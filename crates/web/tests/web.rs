@@ -3073,3 +3073,113 @@ async fn texted_codes_and_tracking_lookups_are_rate_limited() {
         "no text was sent"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn officials_assign_businesses_to_a_champion_and_pay_a_reached_milestone_once() {
+    use tianguis_store::demo::DEMO_CHAMPION_PHONE;
+    for app in apps(true).await {
+        let db = &app.db;
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let (s, page) = admin.get("/admin/champions").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            page.contains("Sofía Campeona") && page.contains("paid"),
+            "{page}"
+        );
+        // A fourth business (every demo shop has listings, so "listed" is reached at once).
+        let taken: Vec<i64> = db
+            .champion_board(None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|a| a.seller_id)
+            .collect();
+        let shop = db
+            .seller_names()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(id, _)| !taken.contains(id))
+            .unwrap()
+            .0;
+        let (s, loc) = admin
+            .post(
+                "/admin/champions",
+                &[
+                    ("phone", DEMO_CHAMPION_PHONE),
+                    ("seller_id", &shop.to_string()),
+                    ("milestone", "listed"),
+                    ("bounty", "500"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let a = db
+            .champion_board(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.seller_id == shop)
+            .unwrap();
+        assert!(a.reached && a.paid_at.is_none());
+        assert_eq!(a.bounty.minor, 50_000);
+        // A fifth is refused: a champion takes at most four.
+        let other = db
+            .seller_names()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|(id, _)| !taken.contains(id) && *id != shop)
+            .unwrap()
+            .0;
+        let (s, body) = admin
+            .post(
+                "/admin/champions",
+                &[
+                    ("phone", DEMO_CHAMPION_PHONE),
+                    ("seller_id", &other.to_string()),
+                    ("milestone", "listed"),
+                    ("bounty", "500"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{body}");
+        let before = db
+            .ledger_totals(db.currency().await.unwrap())
+            .await
+            .unwrap()
+            .payouts;
+        assert_eq!(
+            admin
+                .post(&format!("/admin/champions/{}/pay", a.id), &[])
+                .await
+                .0,
+            StatusCode::SEE_OTHER
+        );
+        assert!(
+            admin
+                .post(&format!("/admin/champions/{}/pay", a.id), &[])
+                .await
+                .0
+                .is_client_error(),
+            "paid once"
+        );
+        let totals = db
+            .ledger_totals(db.currency().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(totals.payouts - before, 50_000, "through the ledger");
+        assert!(totals.holds(), "{totals:?}");
+        // The champion sees their businesses and how far each has come.
+        let mut champ = Browser::login(&app.base, DEMO_CHAMPION_PHONE).await;
+        let (s, page) = champ.get("/champion").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            page.contains("first sale")
+                && page.contains("went up a journey level")
+                && page.contains("paid"),
+            "{page}"
+        );
+        assert_eq!(champ.get("/admin/champions").await.0, StatusCode::FORBIDDEN);
+    }
+}
