@@ -31,30 +31,49 @@ enum Cmd {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         bind: String,
-        /// Fill an empty database with the demo district.
+        /// Fill an empty database with the demo district. Implies --simulators.
         #[arg(long)]
         demo: bool,
+        /// Mount the local mobile-money and SMS simulators for whatever has no real provider
+        /// configured (no real money moves, no text leaves this machine).
+        #[arg(long)]
+        simulators: bool,
         /// Public base URL for provider callbacks (default: http://BIND).
         #[arg(long)]
         public_url: Option<String>,
-        /// Mobile-money provider base URL; default: the built-in local simulator.
+        /// Mobile-money provider base URL (needs --momo-key and --momo-secret).
         #[arg(long, env = "TIANGUIS_MOMO_URL")]
         momo_url: Option<String>,
-        #[arg(long, env = "TIANGUIS_MOMO_KEY", default_value = "sim-key")]
-        momo_key: String,
-        #[arg(long, env = "TIANGUIS_MOMO_SECRET", default_value = "sim-secret")]
-        momo_secret: String,
+        #[arg(long, env = "TIANGUIS_MOMO_KEY", hide_env_values = true)]
+        momo_key: Option<String>,
+        /// The secret the provider signs its callbacks with.
+        #[arg(long, env = "TIANGUIS_MOMO_SECRET", hide_env_values = true)]
+        momo_secret: Option<String>,
         /// SMS gateway base URL speaking Africa's Talking's API (e.g.
-        /// https://api.africastalking.com); default: the built-in local simulator.
+        /// https://api.africastalking.com; needs --sms-username and --sms-key).
         #[arg(long, env = "TIANGUIS_SMS_URL")]
         sms_url: Option<String>,
-        #[arg(long, env = "TIANGUIS_SMS_USERNAME", default_value = "sandbox")]
-        sms_username: String,
-        #[arg(long, env = "TIANGUIS_SMS_KEY", default_value = "sim-sms-key")]
-        sms_key: String,
+        #[arg(long, env = "TIANGUIS_SMS_USERNAME")]
+        sms_username: Option<String>,
+        #[arg(long, env = "TIANGUIS_SMS_KEY", hide_env_values = true)]
+        sms_key: Option<String>,
         /// Sender id or short code.
         #[arg(long, env = "TIANGUIS_SMS_FROM")]
         sms_from: Option<String>,
+        /// A bearer token a metrics scraper may use for /metrics (admins may read it signed in).
+        #[arg(long, env = "TIANGUIS_METRICS_TOKEN", hide_env_values = true)]
+        metrics_token: Option<String>,
+        /// Behind a reverse proxy: the header carrying the client's address
+        /// (e.g. x-forwarded-for), believed only from --trusted-proxy addresses.
+        #[arg(long, env = "TIANGUIS_CLIENT_IP_HEADER")]
+        client_ip_header: Option<String>,
+        /// The address of a reverse proxy whose client-address header is believed (repeatable).
+        #[arg(
+            long = "trusted-proxy",
+            env = "TIANGUIS_TRUSTED_PROXIES",
+            value_delimiter = ','
+        )]
+        trusted_proxies: Vec<std::net::IpAddr>,
     },
     /// Apply database migrations.
     Migrate,
@@ -206,6 +225,7 @@ async fn run() -> Result<()> {
         Cmd::Serve {
             bind,
             demo,
+            simulators,
             public_url,
             momo_url,
             momo_key,
@@ -214,7 +234,25 @@ async fn run() -> Result<()> {
             sms_username,
             sms_key,
             sms_from,
+            metrics_token,
+            client_ip_header,
+            trusted_proxies,
         } => {
+            let simulators = simulators || demo;
+            // Decide the providers before touching anything: a half-configured real provider
+            // never starts.
+            let momo = provider(
+                "mobile-money",
+                momo_url,
+                &[("--momo-key", momo_key), ("--momo-secret", momo_secret)],
+                simulators,
+            )?;
+            let sms = provider(
+                "SMS",
+                sms_url,
+                &[("--sms-username", sms_username), ("--sms-key", sms_key)],
+                simulators,
+            )?;
             let db = open(&cli.database_url).await?;
             if demo {
                 eprintln!("filling the demo district (first run only)...");
@@ -232,20 +270,45 @@ async fn run() -> Result<()> {
             let addr = listener.local_addr()?;
             let public = public_url.unwrap_or_else(|| format!("http://{addr}"));
             let mut config = tianguis_web::Config::local(&public);
-            if let Some(u) = momo_url {
-                config.momo_base_url = u;
-                config.simulator = false;
+            match momo {
+                Some(mut v) => {
+                    config.momo_base_url = v.remove(0);
+                    config.momo_api_key = v.remove(0);
+                    config.momo_secret = v.remove(0);
+                    config.simulator = false;
+                }
+                None => config.simulator = true,
             }
-            config.momo_api_key = momo_key;
-            config.momo_secret = momo_secret;
-            if let Some(u) = sms_url {
-                config.sms_base_url = u;
-                config.sms_simulator = false;
+            match sms {
+                Some(mut v) => {
+                    config.sms_base_url = v.remove(0);
+                    config.sms_username = v.remove(0);
+                    config.sms_api_key = v.remove(0);
+                    config.sms_simulator = false;
+                }
+                None => config.sms_simulator = true,
             }
-            config.sms_username = sms_username;
-            config.sms_api_key = sms_key;
             config.sms_from = sms_from;
-            eprintln!("tianguis listening on http://{addr} ({})", cli.database_url);
+            config.metrics_token = metrics_token.filter(|t| !t.trim().is_empty());
+            config.client_ip_header = client_ip_header.map(|h| h.to_ascii_lowercase());
+            config.trusted_proxies = trusted_proxies;
+            eprintln!(
+                "tianguis listening on http://{addr} ({})",
+                redact_url(&cli.database_url)
+            );
+            if config.simulator || config.sms_simulator {
+                let which: Vec<&str> = [
+                    config.simulator.then_some("mobile money at /sim/momo"),
+                    config.sms_simulator.then_some("text messages at /sim/sms"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                eprintln!(
+                    "\n  *** LOCAL SIMULATORS ON: {} ***\n  No real money moves and no text leaves this machine. For a real\n  programme give --momo-url/--momo-key/--momo-secret and\n  --sms-url/--sms-username/--sms-key and leave out --demo and --simulators.\n",
+                    which.join(", ")
+                );
+            }
             if demo {
                 eprintln!(
                     "demo accounts (password '{}'): admin {}, seller {}, buyer {}, pickup-point operator {}, courier {}, agent {}, champion {}",
@@ -266,7 +329,10 @@ async fn run() -> Result<()> {
             println!("migrations applied");
         }
         Cmd::Backup { file } => {
-            let db = open(&cli.database_url).await?;
+            // The source as it is: never created, never migrated.
+            let db = Db::connect_existing(&cli.database_url)
+                .await
+                .with_context(|| format!("cannot open {}", redact_url(&cli.database_url)))?;
             db.backup(&file).await?;
             println!("backup written to {file}");
         }
@@ -340,6 +406,50 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
+/// A real provider's URL and credentials (all given, none empty), None for the local simulator
+/// (only when asked for), or an error that stops the server before it starts.
+fn provider(
+    what: &str,
+    url: Option<String>,
+    creds: &[(&str, Option<String>)],
+    simulators: bool,
+) -> Result<Option<Vec<String>>> {
+    let names: Vec<&str> = creds.iter().map(|(n, _)| *n).collect();
+    match url.filter(|u| !u.trim().is_empty()) {
+        Some(u) => {
+            let mut v = vec![u];
+            for (name, value) in creds {
+                match value.as_deref().map(str::trim) {
+                    Some(x) if !x.is_empty() => v.push(x.to_string()),
+                    _ => anyhow::bail!(
+                        "the {what} provider needs {name} (refusing to start without its secret)"
+                    ),
+                }
+            }
+            Ok(Some(v))
+        }
+        None if simulators => Ok(None),
+        None => anyhow::bail!(
+            "no {what} provider: give its URL and {}, or --simulators (or --demo) for the local simulator",
+            names.join(" and ")
+        ),
+    }
+}
+
+/// A database URL fit to print: any password replaced.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
 fn pluscode(cmd: PlusCmd) -> Result<String> {
     use tianguis_geo::PlusCode;
     Ok(match cmd {
@@ -409,7 +519,7 @@ fn routes_bench(files: &[std::path::PathBuf], seconds: u64) -> Result<()> {
 async fn open(url: &str) -> Result<Db> {
     let db = Db::connect(url)
         .await
-        .with_context(|| format!("cannot open {url}"))?;
+        .with_context(|| format!("cannot open {}", redact_url(url)))?;
     db.migrate().await.context("migrating")?;
     Ok(db)
 }

@@ -166,3 +166,111 @@ fn migrate_add_users_make_tokens_and_back_up() {
     assert!(!ok && err.contains("sqlite: or postgres:"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The server refuses to start half-configured: no provider and no simulators asked for, or a
+/// real provider without its secret. It never prints a database password.
+#[test]
+fn serve_refuses_unsafe_configurations_before_it_starts() {
+    let d = temp_dir().join("serve");
+    std::fs::create_dir_all(&d).unwrap();
+    let db = "--database-url=sqlite:serve.db";
+    let bind = "--bind=127.0.0.1:0";
+    // No provider at all, and no --simulators: refuse.
+    let (ok, _, err) = tianguis(&[db, "serve", bind], &d);
+    assert!(
+        !ok && err.contains("no mobile-money provider") && err.contains("--simulators"),
+        "{err}"
+    );
+    // A real mobile-money provider without its callback secret: refuse (a forged callback
+    // would otherwise pass).
+    let (ok, _, err) = tianguis(
+        &[
+            db,
+            "serve",
+            bind,
+            "--simulators",
+            "--momo-url=http://127.0.0.1:9/",
+            "--momo-key=k",
+        ],
+        &d,
+    );
+    assert!(!ok && err.contains("--momo-secret"), "{err}");
+    let (ok, _, err) = tianguis(
+        &[
+            db,
+            "serve",
+            bind,
+            "--simulators",
+            "--sms-url=http://127.0.0.1:9/",
+            "--sms-username=u",
+        ],
+        &d,
+    );
+    assert!(!ok && err.contains("--sms-key"), "{err}");
+    assert!(
+        !d.join("serve.db").exists(),
+        "nothing was touched before the refusal"
+    );
+    // A database password never reaches the terminal (the connection fails; the URL is shown
+    // redacted).
+    let (ok, _, err) = tianguis(
+        &[
+            "--database-url=postgres://app:s3cret-pw@127.0.0.1:1/nope",
+            "serve",
+            bind,
+            "--simulators",
+        ],
+        &d,
+    );
+    assert!(!ok, "{err}");
+    assert!(!err.contains("s3cret-pw"), "{err}");
+    assert!(err.contains("app:***@"), "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `backup` copies what is there: a mistyped source is an error (no empty database appears,
+/// nothing is reported as backed up) and the source is not migrated.
+#[test]
+fn backup_never_creates_or_migrates_its_source() {
+    let d = temp_dir().join("backup");
+    std::fs::create_dir_all(&d).unwrap();
+    let (ok, out, err) = tianguis(
+        &["--database-url=sqlite:tianguis-typo.db", "backup", "b.db"],
+        &d,
+    );
+    assert!(!ok && !out.contains("written"), "{out} {err}");
+    assert!(err.contains("no database"), "{err}");
+    assert!(
+        !d.join("tianguis-typo.db").exists(),
+        "no empty database made"
+    );
+    assert!(!d.join("b.db").exists());
+    // An unmigrated SQLite file (another program's) is copied as it is, not migrated.
+    let raw = d.join("other.db");
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            &format!(
+                "import sqlite3; c=sqlite3.connect('{}'); c.execute('create table t(x)'); c.commit()",
+                raw.display()
+            ),
+        ])
+        .status();
+    if status.map(|s| s.success()).unwrap_or(false) {
+        let (ok, _, err) = tianguis(&["--database-url=sqlite:other.db", "backup", "o.db"], &d);
+        assert!(ok, "{err}");
+        let tables = Command::new("python3")
+            .args([
+                "-c",
+                &format!(
+                    "import sqlite3; print([r[0] for r in sqlite3.connect('{}').execute(\"select name from sqlite_master where type='table'\")])",
+                    raw.display()
+                ),
+            ])
+            .output()
+            .unwrap();
+        let tables = String::from_utf8_lossy(&tables.stdout);
+        assert_eq!(tables.trim(), "['t']", "the source was not migrated");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

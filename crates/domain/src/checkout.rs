@@ -36,6 +36,8 @@ pub enum CheckoutError {
     OutOfStock { product_id: i64, available: i64 },
     #[error("the cart mixes currencies")]
     MixedCurrency,
+    #[error("at most {max} different products per checkout")]
+    TooManyLines { max: usize },
     #[error(transparent)]
     Money(#[from] MoneyError),
 }
@@ -53,6 +55,7 @@ impl CheckoutError {
                 .arg("product", product_id)
                 .arg("available", available),
             CheckoutError::MixedCurrency => Msg::new("err-currency-mismatch"),
+            CheckoutError::TooManyLines { max } => Msg::new("err-too-many-lines").arg("max", max),
             CheckoutError::Money(m) => m.msg(),
         }
     }
@@ -63,6 +66,41 @@ pub struct Fees {
     pub platform_bps: u32,
     /// Flat delivery fee charged once per seller order.
     pub delivery_per_order: i64,
+}
+
+/// Most units of one product in one checkout.
+pub const MAX_QUANTITY: i64 = 999;
+
+/// The lines a buyer asked for, checked and merged before anything is written: every line's
+/// quantity is 1 to [`MAX_QUANTITY`] as sent, lines naming the same product add up (and stay
+/// within the limit), at most `max_lines` different products, sorted by product (the order in
+/// which stock rows are locked). Linear in the number of lines, plus the sort.
+pub fn merge_lines(
+    lines: &[(i64, i64)],
+    max_lines: usize,
+) -> Result<Vec<(i64, i64)>, CheckoutError> {
+    if lines.is_empty() {
+        return Err(CheckoutError::Empty);
+    }
+    // Refuse a huge request before doing any work on it.
+    if lines.len() > max_lines.saturating_mul(10).max(max_lines) {
+        return Err(CheckoutError::TooManyLines { max: max_lines });
+    }
+    let mut merged: BTreeMap<i64, i64> = BTreeMap::new();
+    for &(product, qty) in lines {
+        if !(1..=MAX_QUANTITY).contains(&qty) {
+            return Err(CheckoutError::BadQuantity);
+        }
+        let q = merged.entry(product).or_insert(0);
+        *q += qty;
+        if *q > MAX_QUANTITY {
+            return Err(CheckoutError::BadQuantity);
+        }
+        if merged.len() > max_lines {
+            return Err(CheckoutError::TooManyLines { max: max_lines });
+        }
+    }
+    Ok(merged.into_iter().collect())
 }
 
 /// Split a priced cart into one order draft per seller, in seller order.
@@ -141,6 +179,36 @@ mod tests {
         assert_eq!(drafts[0].total, m(3500));
         assert_eq!(drafts[1].subtotal, m(3000));
         assert_eq!(grand, m(3500 + 6000));
+    }
+    #[test]
+    fn lines_are_checked_before_they_are_merged() {
+        assert_eq!(
+            merge_lines(&[(2, 1), (1, 3), (2, 4)], 100),
+            Ok(vec![(1, 3), (2, 5)])
+        );
+        assert_eq!(merge_lines(&[], 100), Err(CheckoutError::Empty));
+        // A negative line cannot hide inside a positive total.
+        assert_eq!(
+            merge_lines(&[(1, 5), (1, -3)], 100),
+            Err(CheckoutError::BadQuantity)
+        );
+        assert_eq!(merge_lines(&[(1, 0)], 100), Err(CheckoutError::BadQuantity));
+        assert_eq!(
+            merge_lines(&[(1, 999), (1, 1)], 100),
+            Err(CheckoutError::BadQuantity)
+        );
+        let many: Vec<(i64, i64)> = (0..101).map(|p| (p, 1)).collect();
+        assert_eq!(
+            merge_lines(&many, 100),
+            Err(CheckoutError::TooManyLines { max: 100 })
+        );
+        assert_eq!(merge_lines(&many[..100], 100).map(|v| v.len()), Ok(100));
+        // 256,000 lines of one product are refused at once, not summed.
+        let flood = vec![(7, 1); 256_000];
+        assert_eq!(
+            merge_lines(&flood, 100),
+            Err(CheckoutError::TooManyLines { max: 100 })
+        );
     }
     #[test]
     fn refuses_bad_carts() {

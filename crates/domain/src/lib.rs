@@ -15,6 +15,7 @@ pub mod phone;
 pub mod process;
 pub mod promise;
 pub mod search;
+pub mod text;
 
 pub use money::{Currency, Money, MoneyError};
 pub use msg::Msg;

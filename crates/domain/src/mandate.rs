@@ -2,6 +2,8 @@
 //! record. A mandate has a scope (listings, orders); consent is a one-time code sent to the
 //! seller's phone and read back to the agent, or a signed paper form's reference. The seller can
 //! claim the account and revoke the mandate. One-time codes expire and lock after a few tries.
+//! Paper consent opens new accounts only, with the signed form photographed; an orders mandate
+//! covers moving orders along, not refunds.
 //! No I/O.
 
 use serde::Serialize;
@@ -44,6 +46,56 @@ pub enum Consent {
     Code(String),
     /// The reference of a signed paper form kept at the centre.
     Paper(String),
+}
+
+/// Why a consent cannot be taken as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentRefusal {
+    /// A paper form cannot hand over an account that already exists: its owner must read back
+    /// a code texted to the account's phone.
+    PaperForExistingAccount,
+    /// A paper consent is taken only with the signed form photographed.
+    PaperWithoutPhoto,
+    /// The paper form's reference is missing or too long.
+    PaperReference,
+}
+
+impl ConsentRefusal {
+    pub fn msg(&self) -> crate::Msg {
+        crate::Msg::new(match self {
+            ConsentRefusal::PaperForExistingAccount => "err-mandate-paper-existing",
+            ConsentRefusal::PaperWithoutPhoto => "err-mandate-paper-photo",
+            ConsentRefusal::PaperReference => "err-mandate-paper",
+        })
+    }
+}
+
+/// Whether a paper consent may stand: only to open a new account, only with the signed form
+/// photographed, and with the form's reference.
+pub fn paper_consent(
+    reference: &str,
+    account_exists: bool,
+    form_photographed: bool,
+) -> Result<(), ConsentRefusal> {
+    let r = reference.trim();
+    if r.is_empty() || r.chars().count() > 80 {
+        return Err(ConsentRefusal::PaperReference);
+    }
+    if account_exists {
+        return Err(ConsentRefusal::PaperForExistingAccount);
+    }
+    if !form_photographed {
+        return Err(ConsentRefusal::PaperWithoutPhoto);
+    }
+    Ok(())
+}
+
+/// The order transitions an orders mandate lets an agent take for the seller: moving the
+/// order along (accept, pack, ship). Cancelling with a refund, returns and disputes stay the
+/// seller's own.
+pub fn covers(scope: &Scope, t: crate::process::Transition) -> bool {
+    use crate::process::Transition::*;
+    scope.orders && matches!(t, Accept | AcceptOnDelivery | Pack | Ship)
 }
 
 /// Minutes a one-time code stays valid, and wrong tries before it locks.
@@ -118,6 +170,46 @@ mod tests {
             assert_eq!(Scope::parse(&s.as_str()), s);
         }
         assert!(Scope::parse("nonsense").is_empty());
+    }
+
+    #[test]
+    fn paper_opens_new_accounts_only_with_the_form_photographed() {
+        assert_eq!(paper_consent("FORM-1", false, true), Ok(()));
+        assert_eq!(
+            paper_consent("FORM-1", true, true),
+            Err(ConsentRefusal::PaperForExistingAccount)
+        );
+        assert_eq!(
+            paper_consent("FORM-1", false, false),
+            Err(ConsentRefusal::PaperWithoutPhoto)
+        );
+        assert_eq!(
+            paper_consent("  ", false, true),
+            Err(ConsentRefusal::PaperReference)
+        );
+    }
+
+    #[test]
+    fn an_orders_mandate_moves_orders_along_and_nothing_more() {
+        use crate::process::Transition::*;
+        let orders = Scope {
+            listings: false,
+            orders: true,
+        };
+        for t in [Accept, AcceptOnDelivery, Pack, Ship] {
+            assert!(covers(&orders, t), "{t:?}");
+            assert!(!covers(&Scope::default(), t));
+        }
+        for t in [
+            Cancel,
+            Resolve,
+            Dispute,
+            MarkReturned,
+            ConfirmReceipt,
+            RequestReturn,
+        ] {
+            assert!(!covers(&orders, t), "{t:?}");
+        }
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub enum MoneyError {
     BadAmount(String),
     #[error("an amount may not be negative")]
     Negative,
+    #[error("'{text}' has more than {digits} digits after the decimal point")]
+    TooManyDecimals { text: String, digits: u32 },
 }
 
 impl MoneyError {
@@ -78,6 +80,9 @@ impl MoneyError {
             MoneyError::Overflow => Msg::new("err-amount-range"),
             MoneyError::BadAmount(t) => Msg::new("err-amount").arg("text", t),
             MoneyError::Negative => Msg::new("err-amount-negative"),
+            MoneyError::TooManyDecimals { text, digits } => Msg::new("err-amount-decimals")
+                .arg("text", text)
+                .arg("digits", digits),
         }
     }
 }
@@ -166,10 +171,33 @@ impl Money {
             return Err(bad());
         }
         let exp = currency.exponent() as usize;
+        let too_precise = || MoneyError::TooManyDecimals {
+            text: text.to_string(),
+            digits: exp as u32,
+        };
         let (int_part, frac_part) = match t.rfind(['.', ',']) {
-            Some(i) if t.len() - i - 1 <= exp && t.len() - i - 1 > 0 => (&t[..i], &t[i + 1..]),
-            Some(i) if t.len() - i - 1 == 3 => (&t[..], ""), // "1,200" grouping
-            Some(_) => return Err(bad()),
+            Some(i) => {
+                let sep = t.as_bytes()[i];
+                let digits = t.len() - i - 1;
+                let repeated = t[..i].bytes().any(|b| b == sep);
+                if digits == 0 {
+                    return Err(bad());
+                } else if digits <= exp {
+                    (&t[..i], &t[i + 1..])
+                } else if digits == 3 && (exp == 0 || sep == b',' || repeated) {
+                    // "1,200", "1.234.567", or any separator where there are no decimals.
+                    (&t[..], "")
+                } else if digits == 3 {
+                    // "12.345": twelve and more decimals than the currency has, or twelve
+                    // thousand? Never guessed.
+                    return Err(too_precise());
+                } else if t[i + 1 + exp..].bytes().all(|b| b == b'0') {
+                    // "1500.0" for a currency without decimals: the zeros change nothing.
+                    (&t[..i], &t[i + 1..i + 1 + exp])
+                } else {
+                    return Err(too_precise());
+                }
+            }
             None => (&t[..], ""),
         };
         let int_digits: String = int_part
@@ -233,6 +261,38 @@ mod tests {
         assert!(p("1.234.5678").is_err());
         assert!(p("").is_err());
         assert!(p("99999999999999999999").is_err());
+        // More decimals than the currency has is refused, never read as thousands.
+        assert!(matches!(
+            p("12.345"),
+            Err(MoneyError::TooManyDecimals { digits: 2, .. })
+        ));
+        assert!(p("12.3456").is_err());
+        assert_eq!(p("12.3400"), Ok(1234));
+        assert_eq!(p("1.234.567"), Ok(123456700));
+        assert_eq!(p("1.200,50"), Ok(120050));
+        assert!(p("12.").is_err());
+    }
+    #[test]
+    fn currencies_without_decimals_take_what_forms_print() {
+        let ugx = Currency::parse("UGX").unwrap();
+        let p = |s| Money::parse_decimal(s, ugx).map(|m| m.minor);
+        assert_eq!(p("1500"), Ok(1500));
+        assert_eq!(p("1500.0"), Ok(1500));
+        assert_eq!(p("1,500"), Ok(1500));
+        assert_eq!(p("1.500"), Ok(1500));
+        assert!(p("1500.5").is_err());
+        // What an edit form shows parses back to the same amount.
+        for minor in [0, 5, 1500, 1_234_567] {
+            let m = Money::new(minor, ugx);
+            assert_eq!(Money::parse_decimal(&m.to_decimal(), ugx), Ok(m));
+            let m = Money::new(minor, mxn());
+            assert_eq!(Money::parse_decimal(&m.to_decimal(), mxn()), Ok(m));
+        }
+        let kwd = Currency::parse("KWD").unwrap();
+        assert_eq!(
+            Money::parse_decimal("12.345", kwd).map(|m| m.minor),
+            Ok(12345)
+        );
     }
     #[test]
     fn basis_points_round_half_up() {

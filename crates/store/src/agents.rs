@@ -51,6 +51,27 @@ pub(crate) async fn enqueue_sms(
     Ok(())
 }
 
+/// A text carrying a one-time code: the outbox keeps a reference to the code's row, and the
+/// sender makes the code as it sends ([`Db::issue_phone_code`]).
+pub(crate) async fn enqueue_code_sms(
+    tx: &mut DbTx<'static, Any>,
+    phone: &str,
+    template: &str,
+    code_id: i64,
+    lang: &str,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO outbox (channel, to_phone, template, args, lang, status, attempts, run_at, created_at, code_id) VALUES ('sms', $1, $2, '{}', $3, 'pending', 0, $4, $4, $5)")
+        .bind(phone.to_string())
+        .bind(template.to_string())
+        .bind(lang.to_string())
+        .bind(now)
+        .bind(code_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxMessage {
     pub id: i64,
@@ -63,6 +84,8 @@ pub struct OutboxMessage {
     pub attempts: i64,
     pub provider_ref: Option<String>,
     pub created_at: i64,
+    /// The one-time code this text carries, made when it is sent.
+    pub code_id: Option<i64>,
 }
 
 fn outbox_from(r: &sqlx::any::AnyRow) -> Result<OutboxMessage> {
@@ -83,6 +106,7 @@ fn outbox_from(r: &sqlx::any::AnyRow) -> Result<OutboxMessage> {
         attempts: row_i64(r, "attempts")?,
         provider_ref: row_opt_str(r, "provider_ref")?,
         created_at: row_i64(r, "created_at")?,
+        code_id: row_opt_i64(r, "code_id")?,
     })
 }
 
@@ -271,18 +295,7 @@ impl Db {
         match self.user_by_phone(phone).await {
             Ok(u) => Ok(u),
             Err(StoreError::NotFound(_)) => {
-                let pw = crate::random_token(24);
-                match self
-                    .create_user(crate::users::NewUser {
-                        phone,
-                        email: None,
-                        name,
-                        password: &pw,
-                        role: Role::Buyer,
-                        place_id: None,
-                    })
-                    .await
-                {
+                match self.create_unclaimed_user(phone, name, None).await {
                     // Two agents registering the same person at once: take the one that won.
                     Err(StoreError::Conflict(_)) => self.user_by_phone(phone).await,
                     other => other,
@@ -308,6 +321,7 @@ impl Db {
         at_centre: bool,
         idempotency_key: &str,
         session_id: Option<String>,
+        limits: Vec<crate::limits::Limit>,
     ) -> Result<(CheckoutResult, bool)> {
         let Some(centre_id) = agent
             .centre_id
@@ -330,6 +344,7 @@ impl Db {
                     agent_id: agent.id,
                     centre_id,
                 }),
+                limits,
             })
             .await?;
         if method == PaymentMethod::Cash {
@@ -680,6 +695,16 @@ impl Db {
         .bind(id)
         .execute(&self.write)
         .await?;
+        Ok(())
+    }
+
+    /// A message no longer worth sending (its code was used or expired): given up at once.
+    pub async fn outbox_dropped(&self, id: i64, why: &str) -> Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'failed', last_error = $1, locked_until = NULL WHERE id = $2 AND status = 'pending'")
+            .bind(why.chars().take(300).collect::<String>())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 

@@ -34,6 +34,11 @@ impl Settings {
             delivery_per_order: self.num("delivery_fee_minor", 3000),
         }
     }
+    /// Most different products in one checkout (a request with more is refused before it
+    /// reaches the write lock).
+    pub fn max_checkout_lines(&self) -> usize {
+        self.num("max_checkout_lines", 100usize).clamp(1, 1000)
+    }
     /// The default delivery promise in days (Ek-Shop's four).
     pub fn delivery_days(&self) -> i64 {
         self.num("delivery_days", 4)
@@ -152,6 +157,10 @@ pub struct ProductInput {
 
 impl ProductInput {
     fn check(&self) -> Result<()> {
+        crate::text::line(&self.name_en, "name_en")?;
+        crate::text::line(self.name_es.as_deref().unwrap_or(""), "name_es")?;
+        crate::text::line(self.name_bn.as_deref().unwrap_or(""), "name_bn")?;
+        crate::text::multiline(&self.description, "description")?;
         let n = self.name_en.trim();
         if n.is_empty() || n.chars().count() > 120 {
             return Err(StoreError::invalid("err-product-name"));
@@ -255,7 +264,7 @@ impl Db {
         sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(key.to_string())
             .bind(value.to_string())
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -278,7 +287,7 @@ impl Db {
         .bind(name.trim().to_string())
         .bind(kind.to_string())
         .bind(parent_id)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.write)
         .await?;
         row_i64(&r, "id")
     }
@@ -292,7 +301,7 @@ impl Db {
             .bind(lat)
             .bind(lng)
             .bind(place_id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -352,7 +361,7 @@ impl Db {
         let n = sqlx::query("UPDATE places SET delivery_days = $1 WHERE id = $2")
             .bind(days)
             .bind(place_id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?
             .rows_affected();
         if n == 0 {
@@ -421,7 +430,7 @@ impl Db {
             .bind(en.to_string())
             .bind(es.to_string())
             .bind(bn.map(str::to_string))
-            .fetch_one(&self.pool)
+            .fetch_one(&self.write)
             .await;
         match r {
             Ok(r) => row_i64(&r, "id"),
@@ -474,7 +483,7 @@ impl Db {
             let r = sqlx::query("SELECT response FROM idempotency WHERE scope = $1 AND key = $2")
                 .bind(scope)
                 .bind(key.to_string())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.write)
                 .await?;
             return crate::row_opt_str(&r, "response")?
                 .and_then(|v| v.parse().ok())
@@ -598,17 +607,21 @@ impl Db {
     }
 
     /// Update a product; `seller_id` must own it (a seller can never touch another's listing).
+    /// A seller's edit. `stock_seen` is the stock the edit form showed: the change applies only
+    /// if stock is still that (units sold meanwhile are not sold twice); otherwise nothing is
+    /// saved and the seller is told what it is now. `None` sets stock outright (imports).
     pub async fn update_product(
         &self,
         seller_id: i64,
         product_id: i64,
         p: &ProductInput,
+        stock_seen: Option<i64>,
     ) -> Result<()> {
         p.check()?;
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
             "UPDATE products SET category_id=$1, name_en=$2, name_es=$3, name_bn=$4, description=$5, price_minor=$6, stock=$7 \
-             WHERE id=$8 AND seller_id=$9",
+             WHERE id=$8 AND seller_id=$9 AND ($10 = 0 OR stock = $11)",
         )
         .bind(p.category_id)
         .bind(p.name_en.trim().to_string())
@@ -619,11 +632,25 @@ impl Db {
         .bind(p.stock)
         .bind(product_id)
         .bind(seller_id)
+        .bind(i64::from(stock_seen.is_some()))
+        .bind(stock_seen.unwrap_or(0))
         .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
-            return Err(StoreError::NotFound("product"));
+            let now = sqlx::query("SELECT stock FROM products WHERE id = $1 AND seller_id = $2")
+                .bind(product_id)
+                .bind(seller_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            return Err(match now {
+                Some(r) => StoreError::Conflict(
+                    Msg::new("err-stock-moved")
+                        .arg("seen", stock_seen.unwrap_or(0))
+                        .arg("now", row_i64(&r, "stock")?),
+                ),
+                None => StoreError::NotFound("product"),
+            });
         }
         sqlx::query("DELETE FROM product_terms WHERE product_id = $1")
             .bind(product_id)
@@ -746,7 +773,7 @@ impl Db {
             sqlx::query("DELETE FROM cart_lines WHERE session_id = $1 AND product_id = $2")
                 .bind(session.to_string())
                 .bind(product_id)
-                .execute(&self.pool)
+                .execute(&self.write)
                 .await?;
         } else {
             sqlx::query(
@@ -756,7 +783,7 @@ impl Db {
             .bind(session.to_string())
             .bind(product_id)
             .bind(quantity)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         }
         Ok(())

@@ -107,6 +107,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     8 "0008_assisted_commerce",
     9 "0009_mandates",
     10 "0010_champions",
+    11 "0011_trust",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -119,6 +120,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     8 "0008_assisted_commerce",
     9 "0009_mandates",
     10 "0010_champions",
+    11 "0011_trust",
 );
 
 impl Db {
@@ -170,6 +172,27 @@ impl Db {
             backend,
             clock: Clock::default(),
         })
+    }
+
+    /// Connect to a database that must already exist (backups): a missing SQLite file is an
+    /// error instead of a new empty database.
+    pub async fn connect_existing(url: &str) -> Result<Db, StoreError> {
+        if Backend::from_url(url)? == Backend::Sqlite {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap_or("");
+            if path.is_empty() || !std::path::Path::new(path).is_file() {
+                return Err(StoreError::Invalid(
+                    Msg::new("err-database-missing").arg("path", path),
+                ));
+            }
+            let base = url.split('?').next().unwrap_or(url);
+            return Db::connect(&format!("{base}?mode=rw")).await;
+        }
+        Db::connect(url).await
     }
 
     /// Apply this backend's migrations (idempotent).

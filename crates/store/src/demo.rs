@@ -454,6 +454,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     phone: "+529510000000".into(),
                     pickup_point_id: None,
                     on_behalf: None,
+                    limits: Vec::new(),
                 })
                 .await?;
             n += 1;
@@ -540,6 +541,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 phone: "+529510000003".into(),
                 pickup_point_id: None,
                 on_behalf: None,
+                limits: Vec::new(),
             })
             .await?;
         for t in steps {
@@ -702,6 +704,7 @@ async fn courier_pool(
                 phone: format!("+5295100001{k:02}"),
                 pickup_point_id: None,
                 on_behalf: None,
+                limits: Vec::new(),
             })
             .await?;
         let oid = res.order_ids[0];
@@ -837,6 +840,7 @@ async fn assisted_commerce(
                 true,
                 &format!("demo-assisted-{k}"),
                 None,
+                Vec::new(),
             )
             .await?;
         let oid = res.order_ids[0];

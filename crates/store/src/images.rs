@@ -19,6 +19,15 @@ pub struct Photo {
 
 /// Turn an uploaded image (JPEG or PNG, at most 10 MB) into a served photo.
 pub fn prepare_photo(upload: &[u8]) -> Result<Photo> {
+    prepare(upload, MAX_SIDE, MAX_PHOTO_BYTES)
+}
+
+/// A photographed document (a signed consent form): kept legible, up to 1600 px and 400 KB.
+pub fn prepare_document(upload: &[u8]) -> Result<Photo> {
+    prepare(upload, 1600, 400 * 1024)
+}
+
+fn prepare(upload: &[u8], max_side: u32, max_bytes: usize) -> Result<Photo> {
     if upload.len() > 10 * 1024 * 1024 {
         return Err(StoreError::invalid("err-photo-large"));
     }
@@ -34,8 +43,8 @@ pub fn prepare_photo(upload: &[u8]) -> Result<Photo> {
     let img = reader
         .decode()
         .map_err(|_| StoreError::invalid("err-photo-format"))?;
-    let mut img = if img.width() > MAX_SIDE || img.height() > MAX_SIDE {
-        img.thumbnail(MAX_SIDE, MAX_SIDE)
+    let mut img = if img.width() > max_side || img.height() > max_side {
+        img.thumbnail(max_side, max_side)
     } else {
         img
     };
@@ -46,7 +55,7 @@ pub fn prepare_photo(upload: &[u8]) -> Result<Photo> {
         JpegEncoder::new_with_quality(&mut out, quality)
             .encode_image(&rgb)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode photo: {e}")))?;
-        if out.len() <= MAX_PHOTO_BYTES {
+        if out.len() <= max_bytes {
             return Ok(Photo {
                 bytes: out,
                 content_type: "image/jpeg",

@@ -45,7 +45,7 @@ impl Db {
             .bind(format!("claimed by {worker}"))
             .bind(id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?
             .rows_affected();
             if claimed == 0 {
@@ -60,7 +60,7 @@ impl Db {
                     sqlx::query("UPDATE jobs SET last_error = $1 WHERE id = $2")
                         .bind(e.to_string())
                         .bind(id)
-                        .execute(&self.pool)
+                        .execute(&self.write)
                         .await?;
                 }
             }

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod images;
 pub mod jobs;
 pub mod ledger;
+pub mod limits;
 pub mod mandates;
 pub mod orders;
 pub mod pickup;
@@ -41,6 +42,9 @@ pub enum StoreError {
     Conflict(Msg),
     #[error("{0}")]
     Forbidden(Msg),
+    /// A rate limit was reached; try again later.
+    #[error("too many requests")]
+    Limited,
     #[error(transparent)]
     Process(#[from] ProcessError),
     #[error(transparent)]
@@ -67,6 +71,7 @@ impl StoreError {
                 Some(m.clone())
             }
             StoreError::NotFound(w) => Some(Msg::new("err-not-found").arg("what", w)),
+            StoreError::Limited => Some(Msg::new("error-rate")),
             StoreError::Process(p) => Some(p.msg()),
             StoreError::Ledger(l) => Some(l.msg()),
             StoreError::Checkout(c) => Some(c.msg()),
@@ -108,6 +113,17 @@ pub(crate) fn row_opt_str(row: &sqlx::any::AnyRow, col: &str) -> Result<Option<S
 pub(crate) fn row_opt_i64(row: &sqlx::any::AnyRow, col: &str) -> Result<Option<i64>> {
     use sqlx::Row;
     Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+/// Checks on text people type, as storage errors (see `tianguis_domain::text`).
+pub(crate) mod text {
+    use crate::{Result, StoreError};
+    pub fn line(s: &str, field: &str) -> Result<()> {
+        tianguis_domain::text::line(s, field).map_err(StoreError::Invalid)
+    }
+    pub fn multiline(s: &str, field: &str) -> Result<()> {
+        tianguis_domain::text::multiline(s, field).map_err(StoreError::Invalid)
+    }
 }
 
 /// A random URL-safe token of `bytes` random bytes, hex encoded.

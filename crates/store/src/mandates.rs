@@ -4,7 +4,7 @@
 //! The agent's rights stop at the scope and at revocation; every use is logged for audit. The
 //! seller claims the account later with a code sent to their phone, and may revoke.
 
-use crate::users::{Role, User, hash_password, hash_token};
+use crate::users::{Role, User, hash_token};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
 use serde::Serialize;
 use tianguis_domain::mandate::{self as rules, CODE_MINUTES, Consent, Scope, SentCode};
@@ -25,6 +25,8 @@ pub struct Mandate {
     pub consented_by: String,
     pub consented_at: i64,
     pub revoked_at: Option<i64>,
+    /// The photographed signed form of a paper consent.
+    pub consent_form_id: Option<i64>,
 }
 
 impl Mandate {
@@ -50,6 +52,8 @@ pub struct Onboarding {
     pub women_led: bool,
     pub scope: Scope,
     pub consent: Consent,
+    /// The signed paper form, photographed (paper consent needs it).
+    pub paper_form: Option<crate::images::Photo>,
 }
 
 const MANDATE_SELECT: &str = "SELECT m.*, a.name AS agent_name, s.shop_name FROM mandates m \
@@ -68,6 +72,7 @@ fn mandate_from(r: &sqlx::any::AnyRow) -> Result<Mandate> {
         consented_by: row_str(r, "consented_by")?,
         consented_at: row_i64(r, "consented_at")?,
         revoked_at: row_opt_i64(r, "revoked_at")?,
+        consent_form_id: row_opt_i64(r, "consent_form_id")?,
     })
 }
 
@@ -76,7 +81,9 @@ fn code_hash(phone: &str, code: &str) -> String {
 }
 
 impl Db {
-    /// Send a one-time code by text to `phone` for `purpose` (`consent`, `claim`).
+    /// Send a one-time code by text to `phone` for `purpose` (`consent`, `claim`, `reset`).
+    /// The code itself is made when the text is sent ([`Db::issue_phone_code`]): what waits in
+    /// the outbox is a reference to this row, and only the code's hash is ever stored.
     pub async fn send_phone_code(
         &self,
         purpose: &str,
@@ -85,10 +92,6 @@ impl Db {
         lang: &str,
     ) -> Result<()> {
         let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
-        let code = {
-            use rand::Rng;
-            format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
-        };
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         // Only the newest code counts.
@@ -98,26 +101,57 @@ impl Db {
             .bind(phone.as_str().to_string())
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO phone_codes (purpose, phone, requested_by, code_hash, expires_at, failures, created_at) VALUES ($1,$2,$3,$4,$5,0,$6)")
+        let r = sqlx::query("INSERT INTO phone_codes (purpose, phone, requested_by, code_hash, expires_at, failures, created_at) VALUES ($1,$2,$3,'',$4,0,$5) RETURNING id")
             .bind(purpose.to_string())
             .bind(phone.as_str().to_string())
             .bind(requested_by)
-            .bind(code_hash(phone.as_str(), &code))
             .bind(now + CODE_MINUTES * 60_000)
             .bind(now)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        crate::agents::enqueue_sms(
+        let code_id = row_i64(&r, "id")?;
+        crate::agents::enqueue_code_sms(
             &mut tx,
             phone.as_str(),
             &format!("sms-code-{purpose}"),
-            &[("code", code)],
+            code_id,
             lang,
             now,
         )
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Make the code of a texted one-time code now, as its text goes out: a fresh random code
+    /// whose hash replaces any earlier one (a retried send gets a new code). None when the
+    /// code was used, replaced or expired meanwhile (the text is not worth sending).
+    pub async fn issue_phone_code(&self, code_id: i64) -> Result<Option<String>> {
+        let code = {
+            use rand::Rng;
+            format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
+        };
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query(
+            "SELECT phone FROM phone_codes WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(code_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(r) = r else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let phone = row_str(&r, "phone")?;
+        sqlx::query("UPDATE phone_codes SET code_hash = $1 WHERE id = $2")
+            .bind(code_hash(&phone, &code))
+            .bind(code_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(code))
     }
 
     /// Check and use the newest code sent to `phone` for `purpose`.
@@ -138,7 +172,13 @@ impl Db {
             None => None,
         };
         let matches = match &r {
-            Some(r) => row_str(r, "code_hash")? == code_hash(phone, code),
+            Some(r) => {
+                use subtle::ConstantTimeEq;
+                let stored = row_str(r, "code_hash")?;
+                // A code not yet sent has no hash: nothing matches it.
+                !stored.is_empty()
+                    && bool::from(stored.as_bytes().ct_eq(code_hash(phone, code).as_bytes()))
+            }
             None => false,
         };
         match rules::check_code(sent, matches, now) {
@@ -175,30 +215,31 @@ impl Db {
             return Err(StoreError::invalid("err-mandate-scope"));
         }
         let phone = PhoneNumber::parse(&o.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        crate::text::line(&o.name, "name")?;
+        crate::text::line(&o.shop_name, "shop_name")?;
+        let existing = match self.user_by_phone(phone.as_str()).await {
+            Ok(u) => Some(u),
+            Err(StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
         let (method, reference) = match &o.consent {
             Consent::Code(code) => {
                 self.use_phone_code("consent", phone.as_str(), code).await?;
                 ("code", phone.as_str().to_string())
             }
-            Consent::Paper(r) if !r.trim().is_empty() && r.chars().count() <= 80 => {
+            Consent::Paper(r) => {
+                rules::paper_consent(r, existing.is_some(), o.paper_form.is_some())
+                    .map_err(|e| StoreError::Invalid(e.msg()))?;
+                crate::text::line(r, "paper_ref")?;
                 ("paper", r.trim().to_string())
             }
-            Consent::Paper(_) => return Err(StoreError::invalid("err-mandate-paper")),
         };
-        let user = match self.user_by_phone(phone.as_str()).await {
-            Ok(u) => u,
-            Err(StoreError::NotFound(_)) => {
-                self.create_user(crate::users::NewUser {
-                    phone: phone.as_str(),
-                    email: None,
-                    name: &o.name,
-                    password: &crate::random_token(24),
-                    role: Role::Buyer,
-                    place_id: Some(o.place_id),
-                })
-                .await?
+        let user = match existing {
+            Some(u) => u,
+            None => {
+                self.create_unclaimed_user(phone.as_str(), &o.name, Some(o.place_id))
+                    .await?
             }
-            Err(e) => return Err(e),
         };
         let seller_id = match user.seller_id {
             Some(s) => s,
@@ -209,7 +250,20 @@ impl Db {
         };
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let r = sqlx::query("INSERT INTO mandates (agent_id, seller_id, scope, consent_method, consent_ref, consented_by, consented_at, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) RETURNING id")
+        let form_id = match (&o.consent, &o.paper_form) {
+            (Consent::Paper(_), Some(photo)) => {
+                let r = sqlx::query("INSERT INTO consent_forms (bytes, content_type, uploaded_by, created_at) VALUES ($1,$2,$3,$4) RETURNING id")
+                    .bind(photo.bytes.clone())
+                    .bind(photo.content_type.to_string())
+                    .bind(agent.id)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                Some(row_i64(&r, "id")?)
+            }
+            _ => None,
+        };
+        let r = sqlx::query("INSERT INTO mandates (agent_id, seller_id, scope, consent_method, consent_ref, consented_by, consented_at, created_at, consent_form_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$7,$8) RETURNING id")
             .bind(agent.id)
             .bind(seller_id)
             .bind(o.scope.as_str())
@@ -217,6 +271,7 @@ impl Db {
             .bind(reference)
             .bind(format!("{} ({})", o.name.trim(), phone.as_str()))
             .bind(now)
+            .bind(form_id)
             .fetch_one(&mut *tx)
             .await?;
         let id = row_i64(&r, "id")?;
@@ -231,6 +286,28 @@ impl Db {
         .await?;
         tx.commit().await?;
         Ok((seller_id, self.mandate(id).await?))
+    }
+
+    /// The photographed consent form of a mandate, for the agent who took it, the seller, and
+    /// admins; nobody else learns it exists.
+    pub async fn consent_form(&self, viewer: &User, mandate_id: i64) -> Result<(Vec<u8>, String)> {
+        let m = self.mandate(mandate_id).await?;
+        let allowed = viewer.role == Role::Admin
+            || viewer.id == m.agent_id
+            || viewer.seller_id == Some(m.seller_id);
+        let Some(form) = m.consent_form_id.filter(|_| allowed) else {
+            return Err(StoreError::NotFound("photo"));
+        };
+        let r = sqlx::query("SELECT bytes, content_type FROM consent_forms WHERE id = $1")
+            .bind(form)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("photo"))?;
+        use sqlx::Row;
+        Ok((
+            r.try_get::<Vec<u8>, _>("bytes")?,
+            row_str(&r, "content_type")?,
+        ))
     }
 
     pub async fn mandate(&self, id: i64) -> Result<Mandate> {
@@ -348,19 +425,64 @@ impl Db {
     /// A person claims their account (made for them at a centre) with the code sent to their
     /// phone, choosing a password. Their old sessions end.
     pub async fn claim_account(&self, phone: &str, code: &str, password: &str) -> Result<User> {
+        self.set_password_with_code("claim", false, phone, code, password)
+            .await
+    }
+
+    /// "Forgot password": a person whose account has a password sets a new one with a code
+    /// texted to the account's phone.
+    pub async fn reset_password(&self, phone: &str, code: &str, password: &str) -> Result<User> {
+        self.set_password_with_code("reset", true, phone, code, password)
+            .await
+    }
+
+    /// Whether a code for `purpose` may be texted to this phone: claiming is for accounts made
+    /// without a password, resetting for accounts that have one. Never both.
+    pub async fn code_purpose_fits(&self, purpose: &str, phone: &str) -> Result<bool> {
+        match self.user_by_phone(phone).await {
+            Ok(u) => Ok(u.active
+                && match purpose {
+                    "claim" => !u.has_password,
+                    "reset" => u.has_password,
+                    _ => false,
+                }),
+            Err(StoreError::NotFound(_) | StoreError::Invalid(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_password_with_code(
+        &self,
+        purpose: &str,
+        has_password: bool,
+        phone: &str,
+        code: &str,
+        password: &str,
+    ) -> Result<User> {
         let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
         if password.chars().count() < 8 {
             return Err(StoreError::invalid("err-password-short"));
         }
         let user = self.user_by_phone(phone.as_str()).await?;
-        self.use_phone_code("claim", phone.as_str(), code).await?;
-        let hash = hash_password(password)?;
+        if user.has_password != has_password {
+            // The same answer as a wrong code: nothing to learn about the account.
+            return Err(StoreError::Invalid(
+                tianguis_domain::mandate::CodeError::Expired.msg(),
+            ));
+        }
+        self.use_phone_code(purpose, phone.as_str(), code).await?;
+        let hash = crate::users::hash_password_blocking(password).await?;
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        let n = sqlx::query("UPDATE users SET password_hash = $1, password_set = 1 WHERE id = $2 AND password_set = $3")
             .bind(hash)
             .bind(user.id)
+            .bind(i64::from(has_password))
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(Msg::new("err-order-changed")));
+        }
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user.id)
             .execute(&mut *tx)

@@ -56,6 +56,37 @@ pub struct CheckoutRequest {
     pub pickup_point_id: Option<i64>,
     /// Placed by an agent at a digital centre for a walk-in buyer.
     pub on_behalf: Option<OnBehalf>,
+    /// Rate limits taken inside the checkout's own transaction (a replay takes none).
+    pub limits: Vec<crate::limits::Limit>,
+}
+
+impl CheckoutRequest {
+    /// A digest of what is being asked for, so one idempotency key cannot stand for two
+    /// different requests.
+    /// Lines taken from the visitor's cart (a page checkout: `session_id` is set) are not part
+    /// of it: the cart empties on success, and pressing "pay" again is the same request.
+    fn fingerprint(&self, merged: &[(i64, i64)]) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        if self.session_id.is_none() {
+            for (p, q) in merged {
+                h.update(format!("{p}x{q};"));
+            }
+        }
+        h.update(format!(
+            "|{}|{}|{}|{:?}|{:?}",
+            self.method.as_str(),
+            self.address.trim(),
+            self.phone.trim(),
+            self.pickup_point_id,
+            self.on_behalf.map(|b| (b.agent_id, b.centre_id)),
+        ));
+        hex_of(&h.finalize())
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +295,23 @@ impl Db {
         }
         let phone = PhoneNumber::parse(&req.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
         let settings = self.settings().await?;
+        // Everything that can be checked is checked before the write transaction begins.
+        let lines = match checkout::merge_lines(&req.lines, settings.max_checkout_lines()) {
+            Ok(l) => l,
+            // A page checkout sent again after it went through finds its cart empty: answer
+            // with what the first one did.
+            Err(CheckoutError::Empty) if req.session_id.is_some() => {
+                if let Some(done) = self
+                    .checkout_replay(req, key, &req.fingerprint(&[]))
+                    .await?
+                {
+                    return Ok((done, true));
+                }
+                return Err(CheckoutError::Empty.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let fingerprint = req.fingerprint(&lines);
         let mut fees = settings.fees();
         // A pickup point replaces the address: its handling fee replaces the delivery fee.
         let (address, plus_code, pickup) = match req.pickup_point_id {
@@ -297,6 +345,8 @@ impl Db {
             plus_code,
             pickup,
             lang: settings.text("default_lang", "es"),
+            lines,
+            fingerprint,
         };
         let mut attempt = 0;
         loop {
@@ -307,6 +357,43 @@ impl Db {
                 }
                 other => return other,
             }
+        }
+    }
+
+    fn idempotency_scope(req: &CheckoutRequest) -> String {
+        // An agent's keys are theirs (the walk-in buyer may be new, or buy elsewhere too).
+        match req.on_behalf {
+            Some(b) => format!("checkout:agent:{}", b.agent_id),
+            None => format!("checkout:{}", req.buyer_id),
+        }
+    }
+
+    /// The stored result of a finished checkout under this key, if there is one; a key first
+    /// used for another request is refused.
+    async fn checkout_replay(
+        &self,
+        req: &CheckoutRequest,
+        key: &str,
+        fingerprint: &str,
+    ) -> Result<Option<CheckoutResult>> {
+        let r = sqlx::query(
+            "SELECT response, fingerprint FROM idempotency WHERE scope = $1 AND key = $2",
+        )
+        .bind(Self::idempotency_scope(req))
+        .bind(key.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = r else { return Ok(None) };
+        if let Some(first) = row_opt_str(&r, "fingerprint")?
+            && first != fingerprint
+        {
+            return Err(StoreError::invalid("err-idempotency-reused"));
+        }
+        match row_opt_str(&r, "response")? {
+            Some(resp) => Ok(Some(serde_json::from_str(&resp).map_err(|e| {
+                StoreError::Corrupt(format!("stored checkout unreadable: {e}"))
+            })?)),
+            None => Err(StoreError::Conflict(Msg::new("err-checkout-in-flight"))),
         }
     }
 
@@ -325,26 +412,31 @@ impl Db {
             prep.plus_code.as_deref(),
         );
         let now = self.now_ms();
-        // An agent's keys are theirs (the walk-in buyer may be new, or buy elsewhere too).
-        let scope = match req.on_behalf {
-            Some(b) => format!("checkout:agent:{}", b.agent_id),
-            None => format!("checkout:{}", req.buyer_id),
-        };
+        let scope = Self::idempotency_scope(req);
         let mut tx = self.begin_write().await?;
-        let fresh = sqlx::query("INSERT INTO idempotency (scope, key, created_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
+        let fresh = sqlx::query("INSERT INTO idempotency (scope, key, created_at, fingerprint) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING")
             .bind(scope.clone())
             .bind(key.to_string())
             .bind(now)
+            .bind(prep.fingerprint.clone())
             .execute(&mut *tx)
             .await?
             .rows_affected();
         if fresh == 0 {
-            let r = sqlx::query("SELECT response FROM idempotency WHERE scope = $1 AND key = $2")
-                .bind(scope)
-                .bind(key.to_string())
-                .fetch_one(&mut *tx)
-                .await?;
+            let r = sqlx::query(
+                "SELECT response, fingerprint FROM idempotency WHERE scope = $1 AND key = $2",
+            )
+            .bind(scope)
+            .bind(key.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
             tx.rollback().await?;
+            // Keys stored before fingerprints existed have none: they replay as before.
+            if let Some(first) = row_opt_str(&r, "fingerprint")?
+                && first != prep.fingerprint
+            {
+                return Err(StoreError::invalid("err-idempotency-reused"));
+            }
             let resp = row_opt_str(&r, "response")?
                 .ok_or_else(|| StoreError::Conflict(Msg::new("err-checkout-in-flight")))?;
             let res: CheckoutResult = serde_json::from_str(&resp)
@@ -352,26 +444,18 @@ impl Db {
             return Ok((res, true));
         }
 
+        if !crate::limits::take_in(&mut tx, &req.limits, now).await? {
+            return Err(StoreError::Limited);
+        }
         if let Some((point, slots)) = prep.pickup {
             crate::pickup::take_slot(&mut tx, point, slots).await?;
         }
-        // Price from the catalogue, in product-id order so concurrent checkouts lock rows in the
-        // same order (no deadlocks on PostgreSQL).
-        let mut wanted: Vec<(i64, i64)> = Vec::new();
-        for &(p, q) in &req.lines {
-            match wanted.iter_mut().find(|(id, _)| *id == p) {
-                Some(w) => w.1 += q,
-                None => wanted.push((p, q)),
-            }
-        }
-        wanted.sort();
-        // Take the stock and read the price in one guarded statement per product: no oversell,
-        // and one round trip under the write lock.
+        // Price from the catalogue, in product-id order (merge_lines sorted them) so concurrent
+        // checkouts lock rows in the same order (no deadlocks on PostgreSQL). Take the stock and
+        // read the price in one guarded statement per product: no oversell, and one round trip
+        // under the write lock.
         let mut priced = Vec::new();
-        for &(pid, qty) in &wanted {
-            if !(1..=999).contains(&qty) {
-                return Err(CheckoutError::BadQuantity.into());
-            }
+        for &(pid, qty) in &prep.lines {
             let taken = sqlx::query(
                 "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $3 AND active = 1 \
                  RETURNING seller_id, price_minor, currency, stock",
@@ -706,6 +790,14 @@ impl Db {
         } else {
             None
         };
+        // The mandate covers moving orders along (accept, pack, ship), never refunds, unless
+        // the agent has a role of their own for this order and move.
+        if let Some(m) = &mandate
+            && !tianguis_domain::mandate::covers(&m.scope, t)
+            && !(may_view(user, &order) && actor_for(user, &order, t).is_some())
+        {
+            return Err(StoreError::Forbidden(Msg::new("err-mandate-action")));
+        }
         let acting;
         let user = match &mandate {
             Some(_) => {
@@ -865,7 +957,7 @@ impl Db {
             .bind(provider_ref.to_string())
             .bind(self.now_ms())
             .bind(payment_id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -960,7 +1052,7 @@ impl Db {
         sqlx::query("UPDATE payments SET status = 'failed', updated_at = $1 WHERE id = $2 AND status = 'pending'")
             .bind(self.now_ms())
             .bind(payment_id)
-            .execute(&self.pool)
+            .execute(&self.write)
             .await?;
         Ok(())
     }
@@ -1046,6 +1138,9 @@ struct Prepared {
     pickup: Option<(i64, i64)>,
     /// Language of texts to buyers without an account (the marketplace's).
     lang: String,
+    /// The request's lines, checked and merged, by product.
+    lines: Vec<(i64, i64)>,
+    fingerprint: String,
 }
 
 pub(crate) async fn schedule(

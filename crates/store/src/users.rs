@@ -64,6 +64,9 @@ pub struct User {
     pub active: bool,
     /// The digital centre an agent works at.
     pub centre_id: Option<i64>,
+    /// False for an account made for someone else (a walk-in buyer, a seller onboarded at a
+    /// centre) until they claim it with a texted code.
+    pub has_password: bool,
 }
 
 fn argon() -> Argon2<'static> {
@@ -80,12 +83,20 @@ pub fn hash_password(pw: &str) -> Result<String> {
         .map_err(|e| StoreError::Corrupt(format!("cannot hash password: {e}")))
 }
 
+/// Hash on the blocking pool: argon2 takes tens of milliseconds of CPU by design, which must
+/// not stall the async workers serving other requests.
+pub async fn hash_password_blocking(pw: &str) -> Result<String> {
+    let pw = pw.to_string();
+    tokio::task::spawn_blocking(move || hash_password(&pw))
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))?
+}
+
 fn verify_password(pw: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| argon().verify_password(pw.as_bytes(), &h).is_ok())
 }
 
-const USER_COLS: &str =
-    "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id, u.active, u.centre_id";
+const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id, u.active, u.centre_id, u.password_set";
 
 fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
@@ -98,6 +109,7 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
         seller_id: row_opt_i64(row, "seller_id")?,
         active: row_i64(row, "active")? == 1,
         centre_id: row_opt_i64(row, "centre_id")?,
+        has_password: row_i64(row, "password_set")? == 1,
     })
 }
 
@@ -112,6 +124,33 @@ pub struct NewUser<'a> {
 
 impl Db {
     pub async fn create_user(&self, u: NewUser<'_>) -> Result<User> {
+        self.insert_user(u, true).await
+    }
+
+    /// An account made for someone else (a walk-in buyer, a seller onboarded at a centre): a
+    /// buyer with no password of their own until they claim it with a texted code.
+    pub async fn create_unclaimed_user(
+        &self,
+        phone: &str,
+        name: &str,
+        place_id: Option<i64>,
+    ) -> Result<User> {
+        let unusable = random_token(24);
+        self.insert_user(
+            NewUser {
+                phone,
+                email: None,
+                name,
+                password: &unusable,
+                role: Role::Buyer,
+                place_id,
+            },
+            false,
+        )
+        .await
+    }
+
+    async fn insert_user(&self, u: NewUser<'_>, password_set: bool) -> Result<User> {
         let phone = PhoneNumber::parse(u.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
         if u.name.trim().is_empty() || u.name.len() > 120 {
             return Err(StoreError::invalid("err-name-length"));
@@ -125,10 +164,11 @@ impl Db {
         {
             return Err(StoreError::Invalid(Msg::new("err-email").arg("email", e)));
         }
-        let hash = hash_password(u.password)?;
+        crate::text::line(u.name, "name")?;
+        let hash = hash_password_blocking(u.password).await?;
         let res = sqlx::query(
-            "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at, password_set) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(phone.as_str().to_string())
         .bind(u.email.filter(|e| !e.is_empty()).map(str::to_string))
@@ -137,7 +177,8 @@ impl Db {
         .bind(u.role.as_str())
         .bind(u.place_id)
         .bind(self.now_ms())
-        .fetch_one(&self.pool)
+        .bind(i64::from(password_set))
+        .fetch_one(&self.write)
         .await;
         match res {
             Ok(row) => self.user(row_i64(&row, "id")?).await,
@@ -264,19 +305,25 @@ impl Db {
         user_id: Option<i64>,
         lang: Option<&str>,
     ) -> Result<(String, String)> {
-        let id = random_token(24);
         let csrf = random_token(16);
-        let now = self.now_ms();
-        sqlx::query("INSERT INTO sessions (id, user_id, csrf, lang, expires_at, created_at) VALUES ($1,$2,$3,$4,$5,$6)")
-            .bind(id.clone())
-            .bind(user_id)
-            .bind(csrf.clone())
-            .bind(lang.map(str::to_string))
-            .bind(now + SESSION_TTL_MS)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        let id = self.create_session_with(user_id, lang, &csrf).await?;
         Ok((id, csrf))
+    }
+
+    /// A new session keeping a CSRF token the visitor already holds (the pages they have open
+    /// carry it). Written through the write path like every other write.
+    pub async fn create_session_with(
+        &self,
+        user_id: Option<i64>,
+        lang: Option<&str>,
+        csrf: &str,
+    ) -> Result<String> {
+        let id = random_token(24);
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        insert_session(&mut tx, &id, user_id, csrf, lang, now).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// (user id, csrf, lang) of a live session.
@@ -306,9 +353,11 @@ impl Db {
         user_id: Option<i64>,
         lang: Option<&str>,
     ) -> Result<(String, String)> {
-        let (id, csrf) = self.create_session(user_id, lang).await?;
+        let (id, csrf) = (random_token(24), random_token(16));
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        insert_session(&mut tx, &id, user_id, &csrf, lang, now).await?;
         if let Some(old) = old {
-            let mut tx = self.begin_write().await?;
             sqlx::query("UPDATE cart_lines SET session_id = $1 WHERE session_id = $2")
                 .bind(id.clone())
                 .bind(old.to_string())
@@ -318,18 +367,28 @@ impl Db {
                 .bind(old.to_string())
                 .execute(&mut *tx)
                 .await?;
-            tx.commit().await?;
         }
+        tx.commit().await?;
         Ok((id, csrf))
     }
 
     pub async fn set_session_lang(&self, id: &str, lang: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE sessions SET lang = $1 WHERE id = $2")
             .bind(lang.to_string())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// How many sessions are stored (for tests and the officials' view).
+    pub async fn session_count(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM sessions")
+            .fetch_one(&self.pool)
+            .await?;
+        row_i64(&r, "n")
     }
 
     /// Expired sessions and their carts go; returns how many sessions.
@@ -347,14 +406,16 @@ impl Db {
     }
 
     pub async fn delete_session(&self, id: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM cart_lines WHERE session_id = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -370,7 +431,7 @@ impl Db {
         .bind(user_id)
         .bind(name.to_string())
         .bind(self.now_ms())
-        .execute(&self.pool)
+        .execute(&self.write)
         .await?;
         Ok(token)
     }
@@ -386,6 +447,26 @@ impl Db {
             .await?;
         row.as_ref().map(user_from).transpose()
     }
+}
+
+async fn insert_session(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    user_id: Option<i64>,
+    csrf: &str,
+    lang: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("INSERT INTO sessions (id, user_id, csrf, lang, expires_at, created_at) VALUES ($1,$2,$3,$4,$5,$6)")
+        .bind(id.to_string())
+        .bind(user_id)
+        .bind(csrf.to_string())
+        .bind(lang.map(str::to_string))
+        .bind(now + SESSION_TTL_MS)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 const SESSION_TTL_MS: i64 = 30 * 86_400_000;

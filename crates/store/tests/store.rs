@@ -63,6 +63,7 @@ mod support {
             phone: "+529510000000".into(),
             pickup_point_id: None,
             on_behalf: None,
+            limits: Vec::new(),
         }
     }
 }
@@ -486,7 +487,7 @@ async fn a_seller_cannot_touch_another_sellers_listing_or_order() {
                 .await
                 .unwrap();
         assert!(matches!(
-            t.db.update_product(other, pid, &product(cat, "Mine now", 1, 1))
+            t.db.update_product(other, pid, &product(cat, "Mine now", 1, 1), None)
                 .await,
             Err(StoreError::NotFound(_))
         ));
@@ -574,6 +575,7 @@ async fn random_order_journeys_keep_the_ledger_invariants() {
                     at_centre,
                     &format!("a{i}"),
                     None,
+                    Vec::new(),
                 )
                 .await
                 .unwrap()
@@ -1867,6 +1869,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 true,
                 "walk-in-1",
                 None,
+                Vec::new(),
             )
             .await
             .unwrap();
@@ -1882,6 +1885,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 true,
                 "walk-in-1",
                 None,
+                Vec::new(),
             )
             .await
             .unwrap();
@@ -1965,6 +1969,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 false,
                 "walk-in-2",
                 None,
+                Vec::new(),
             )
             .await
             .unwrap();
@@ -1998,6 +2003,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 true,
                 "walk-in-3",
                 None,
+                Vec::new(),
             )
             .await
             .unwrap();
@@ -2062,7 +2068,8 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 "",
                 true,
                 "walk-in-4",
-                None
+                None,
+                Vec::new(),
             )
             .await
             .is_err()
@@ -2126,6 +2133,9 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             place_id: place,
             women_led: false,
             scope,
+            // A paper consent comes with the signed form photographed.
+            paper_form: matches!(consent, Consent::Paper(_))
+                .then(|| tianguis_store::images::demo_photo(7)),
             consent,
         };
         let listings = Scope {
@@ -2148,13 +2158,13 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             (sms.to_phone.as_str(), sms.template.as_str()),
             ("+52999200001", "sms-code-consent")
         );
-        let code = sms
-            .args
-            .iter()
-            .find(|(k, _)| k == "code")
+        // The code is made as the text goes out (the sender's part); the outbox holds none.
+        assert!(sms.args.is_empty(), "{:?}", sms.args);
+        let code = db
+            .issue_phone_code(sms.code_id.unwrap())
+            .await
             .unwrap()
-            .1
-            .clone();
+            .unwrap();
         let wrong = if code == "000000" { "111111" } else { "000000" };
         assert!(matches!(
             db.onboard_seller(&agent, &onboarding("+52999200001", Consent::Code(wrong.into()), listings)).await,
@@ -2260,6 +2270,28 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             .await
             .is_err()
         );
+        // Paper without the photographed form is refused.
+        let mut no_photo = onboarding("+52999200002", Consent::Paper("FORM-0007".into()), both);
+        no_photo.paper_form = None;
+        assert!(matches!(
+            db.onboard_seller(&agent, &no_photo).await,
+            Err(StoreError::Invalid(m)) if m.key == "err-mandate-paper-photo"
+        ));
+        // Paper cannot hand over an account that exists (the first seller's, or a buyer's):
+        // only a code texted to that phone can.
+        assert!(matches!(
+            db.onboard_seller(&agent, &onboarding("+52999200001", Consent::Paper("FORM-0008".into()), both)).await,
+            Err(StoreError::Invalid(m)) if m.key == "err-mandate-paper-existing"
+        ));
+        let buyer_phone = db.user(b).await.unwrap().phone;
+        assert!(matches!(
+            db.onboard_seller(&agent, &onboarding(&buyer_phone, Consent::Paper("FORM-0009".into()), both)).await,
+            Err(StoreError::Invalid(m)) if m.key == "err-mandate-paper-existing"
+        ));
+        assert!(
+            db.user(b).await.unwrap().seller_id.is_none(),
+            "the buyer got no shop"
+        );
         let (sid2, m2) = db
             .onboard_seller(
                 &agent,
@@ -2267,6 +2299,13 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             )
             .await
             .unwrap();
+        // The form is kept, shown to the agent, the seller and officials only.
+        assert!(db.consent_form(&agent, m2.id).await.is_ok());
+        let stranger = db.user(b).await.unwrap();
+        assert!(matches!(
+            db.consent_form(&stranger, m2.id).await,
+            Err(StoreError::NotFound(_))
+        ));
         let p3 = db
             .create_product(sid2, &product(cat, "Tlayudas", 5000, 5))
             .await
@@ -2282,6 +2321,16 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
                 .await
                 .unwrap(),
             OrderState::Accepted
+        );
+        // An orders mandate moves orders along; it does not refund them.
+        assert!(matches!(
+            db.act(&agent, oid2, Transition::Cancel, "", None).await,
+            Err(StoreError::Forbidden(m)) if m.key == "err-mandate-action"
+        ));
+        assert_eq!(
+            db.order(oid2).await.unwrap().state,
+            OrderState::Accepted,
+            "nothing changed"
         );
         let audit: Vec<String> = db
             .mandate_events(m2.id)
@@ -2320,16 +2369,8 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         db.send_phone_code("claim", "+52999200002", None, "es")
             .await
             .unwrap();
-        let code = db
-            .outbox(1)
-            .await
-            .unwrap()
-            .remove(0)
-            .args
-            .into_iter()
-            .find(|(k, _)| k == "code")
-            .unwrap()
-            .1;
+        let code_id = db.outbox(1).await.unwrap().remove(0).code_id.unwrap();
+        let code = db.issue_phone_code(code_id).await.unwrap().unwrap();
         assert!(
             db.claim_account("+52999200002", &code, "short")
                 .await

@@ -10,13 +10,12 @@ use crate::ctx::Ctx;
 use crate::error::AppError;
 use crate::pages::{CsrfOnly, admin_of, html, parse_id};
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use tianguis_domain::calendar::{local_day, month_bounds};
 use tianguis_domain::champion::Milestone;
 use tianguis_domain::commission::{Basis, Rule, Source};
@@ -111,7 +110,7 @@ async fn render_agent(
                 (o, label, awaiting)
             })
             .collect();
-    let lines = s.db.cart(&c.session_id).await?;
+    let lines = c.cart(&s.db).await?;
     html(AgentPage {
         title: c.t.t("agent-title"),
         centre: s.db.pickup_point(centre_id).await?,
@@ -144,6 +143,7 @@ async fn render_agent(
 async fn agent_checkout(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
+    ip: crate::abuse::ClientIp,
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
@@ -151,7 +151,7 @@ async fn agent_checkout(
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     // The lines the agent saw (a draft carries them), else the cart as it is now.
     let lines: Vec<(i64, i64)> = if get("lines").is_empty() {
-        s.db.cart(&c.session_id)
+        c.cart(&s.db)
             .await?
             .iter()
             .map(|l| (l.product.id, l.quantity))
@@ -193,7 +193,8 @@ async fn agent_checkout(
             &get("address"),
             at_centre,
             &get("idempotency_key"),
-            Some(c.session_id.clone()),
+            c.session_id.clone(),
+            crate::abuse::checkouts(&s, ip, agent.id),
         )
         .await;
     match r {
@@ -391,12 +392,10 @@ async fn track(Extension(c): Extension<Ctx>, Query(q): Query<HashMap<String, Str
 async fn track_code(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ip: crate::abuse::ClientIp,
     Path(code): Path<String>,
 ) -> R {
-    if s.code_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
-    }
+    crate::abuse::take(&s, &crate::abuse::lookups(&s, ip)).await?;
     let orders = s.db.order_by_tracking(&code).await?;
     html(TrackPage {
         title: c.t.t("track-title"),

@@ -33,7 +33,10 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/orders/{id}/transitions/{name}", post(transition))
         .route("/payments/mobile-money/callback", post(callback))
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "err-api-endpoint") })
+        .layer(axum::middleware::from_fn(crate::forms::api_guard))
         .layer(axum::middleware::from_fn(problem_for_rejections))
+        // A checkout of the most lines allowed is a few kilobytes.
+        .layer(axum::extract::DefaultBodyLimit::max(256 * 1024))
 }
 
 /// Axum's extractor rejections (bad path, query or JSON) become problem+json too.
@@ -76,12 +79,19 @@ async fn bearer(s: &AppState, h: &HeaderMap) -> Result<User, Problem> {
 }
 
 fn json_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Problem> {
-    serde_json::from_slice(body).map_err(|e| {
+    let bad = |e: serde_json::Error| {
         Problem(AppError::Raw(
             StatusCode::BAD_REQUEST,
             format!("the JSON body is not valid: {e}"),
         ))
-    })
+    };
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(bad)?;
+    if let Some(field) = crate::forms::json_bad_field(&v) {
+        return Err(Problem(AppError::bad(
+            tianguis_domain::text::control_char_error(&field),
+        )));
+    }
+    serde_json::from_value(v).map_err(bad)
 }
 
 async fn products(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> A {
@@ -116,7 +126,12 @@ struct LineBody {
     quantity: i64,
 }
 
-async fn checkout(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
+async fn checkout(
+    State(s): State<AppState>,
+    ip: crate::abuse::ClientIp,
+    h: HeaderMap,
+    body: Bytes,
+) -> A {
     let user = bearer(&s, &h).await?;
     let key = h
         .get("idempotency-key")
@@ -133,6 +148,7 @@ async fn checkout(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
         phone: b.phone,
         pickup_point_id: None,
         on_behalf: None,
+        limits: crate::abuse::checkouts(&s, ip, user.id),
     };
     let (result, replayed) = s.db.checkout(&req).await?;
     if !replayed && req.method == PaymentMethod::MobileMoney {
@@ -250,6 +266,14 @@ async fn apply_status(s: &AppState, payment_id: i64, status: &str) -> Result<(),
     Ok(())
 }
 
+/// Where the provider calls back: this server's own callback endpoint.
+pub fn callback_url(public_url: &str) -> String {
+    format!(
+        "{}/api/v1/payments/mobile-money/callback",
+        public_url.trim_end_matches('/')
+    )
+}
+
 /// Ask the provider to collect a checkout's payment. The merchant reference is stable per
 /// payment, so asking again is safe (providers treat it as an idempotency key). A failure is
 /// logged and leaves the payment pending without a provider reference; `reconcile_payments`
@@ -263,10 +287,7 @@ pub async fn start_mobile_money(s: &AppState, payment_id: i64) {
         amount_minor: p.amount.minor,
         currency: p.amount.currency.as_str().to_string(),
         payer_phone: p.payer_phone.clone().unwrap_or_default(),
-        callback_url: format!(
-            "{}/api/v1/payments/mobile-money/callback",
-            s.config.public_url
-        ),
+        callback_url: callback_url(&s.config.public_url),
     };
     match s.momo.request(&req).await {
         Ok(st) => {

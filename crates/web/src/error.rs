@@ -53,6 +53,7 @@ impl From<StoreError> for AppError {
             StoreError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             StoreError::NotFound(_) => StatusCode::NOT_FOUND,
             StoreError::Forbidden(_) => StatusCode::FORBIDDEN,
+            StoreError::Limited => StatusCode::TOO_MANY_REQUESTS,
             StoreError::Conflict(_)
             | StoreError::Process(_)
             | StoreError::Checkout(_)

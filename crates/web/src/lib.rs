@@ -3,11 +3,13 @@
 //! simulator, metrics, and the background workers (timed jobs, payment reconciliation). Only
 //! this crate knows about HTTP, HTML and JSON wire formats.
 
+pub mod abuse;
 pub mod agent;
 pub mod api;
 pub mod courier;
 pub mod ctx;
 pub mod error;
+pub mod forms;
 pub mod i18n;
 pub mod mandates;
 pub mod metrics;
@@ -19,9 +21,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tianguis_store::Db;
@@ -37,10 +37,21 @@ pub struct Config {
     /// Mount the local mobile-money simulator at /sim/momo (demo and tests).
     pub simulator: bool,
     pub sim_approve_after_ms: u64,
+    /// Failed logins per phone per minute (ten times as many per client address).
     pub login_per_minute: u32,
+    /// Checkouts per account per minute (five times as many per client address).
     pub checkout_per_minute: u32,
-    /// Texted codes and order lookups by code, per client IP (they cost money or can be guessed).
+    /// Texted codes and order lookups by code, per client address per minute (they cost money
+    /// or can be guessed).
     pub codes_per_minute: u32,
+    /// Texted codes to one phone per hour, whoever asks.
+    pub codes_per_phone_per_hour: u32,
+    /// Behind a reverse proxy: the header it puts the client's address in (e.g.
+    /// `x-forwarded-for`), believed only from the addresses in `trusted_proxies`.
+    pub client_ip_header: Option<String>,
+    pub trusted_proxies: Vec<IpAddr>,
+    /// A bearer token that may read `/metrics` (admins may read it signed in).
+    pub metrics_token: Option<String>,
     pub worker_interval_ms: u64,
     /// SMS gateway (Africa's Talking API); the local simulator is at /sim/sms when `simulator`.
     pub sms_base_url: String,
@@ -52,21 +63,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// A server at `public_url` with both local simulators mounted (demo and tests): mobile
+    /// money and text messages never leave the machine. Their keys are made afresh each start.
     pub fn local(public_url: &str) -> Config {
         Config {
             public_url: public_url.to_string(),
             momo_base_url: format!("{public_url}/sim/momo"),
-            momo_api_key: "sim-key".into(),
-            momo_secret: "sim-secret".into(),
+            momo_api_key: format!("sim-{}", tianguis_store::random_token(8)),
+            momo_secret: tianguis_store::random_token(16),
             simulator: true,
             sim_approve_after_ms: 300,
             login_per_minute: 10,
             checkout_per_minute: 20,
             codes_per_minute: 10,
+            codes_per_phone_per_hour: 5,
+            client_ip_header: None,
+            trusted_proxies: Vec::new(),
+            metrics_token: None,
             worker_interval_ms: 1000,
             sms_base_url: format!("{public_url}/sim/sms"),
             sms_username: "sandbox".into(),
-            sms_api_key: "sim-sms-key".into(),
+            sms_api_key: format!("sim-{}", tianguis_store::random_token(8)),
             sms_from: None,
             sms_simulator: true,
         }
@@ -79,15 +96,13 @@ pub struct Inner {
     pub momo: payments::MobileMoney,
     pub sms: sms::SmsGateway,
     pub metrics: metrics::Metrics,
-    pub login_limit: DefaultKeyedRateLimiter<IpAddr>,
-    pub checkout_limit: DefaultKeyedRateLimiter<IpAddr>,
-    pub code_limit: DefaultKeyedRateLimiter<IpAddr>,
+    /// What the local SMS simulator was sent, when it is mounted (read by admins).
+    pub sms_sim: Option<sms::SimOutbox>,
 }
 
 pub type AppState = Arc<Inner>;
 
 pub fn state(db: Db, config: Config) -> AppState {
-    let q = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN));
     Arc::new(Inner {
         momo: payments::MobileMoney::new(
             &config.momo_base_url,
@@ -100,9 +115,7 @@ pub fn state(db: Db, config: Config) -> AppState {
             &config.sms_api_key,
             config.sms_from.clone(),
         ),
-        login_limit: RateLimiter::keyed(q(config.login_per_minute)),
-        checkout_limit: RateLimiter::keyed(q(config.checkout_per_minute)),
-        code_limit: RateLimiter::keyed(q(config.codes_per_minute)),
+        sms_sim: config.sms_simulator.then(sms::SimOutbox::default),
         metrics: metrics::Metrics::default(),
         db,
         config,
@@ -124,13 +137,18 @@ pub fn app(state: AppState) -> Router {
                 state.config.momo_secret.as_bytes(),
                 &state.config.momo_api_key,
                 Some(Duration::from_millis(state.config.sim_approve_after_ms)),
+                &api::callback_url(&state.config.public_url),
             ),
         );
     }
-    if state.config.sms_simulator {
+    if let Some(outbox) = &state.sms_sim {
         r = r.nest_service(
             "/sim/sms",
-            sms::simulator(&state.config.sms_username, &state.config.sms_api_key),
+            sms::simulator(
+                &state.config.sms_username,
+                &state.config.sms_api_key,
+                outbox.clone(),
+            ),
         );
     }
     r.layer(middleware::from_fn_with_state(state.clone(), track))
@@ -206,8 +224,12 @@ async fn healthz(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn metrics_page(State(s): State<AppState>) -> Response {
+/// Prometheus text for a scraper with the configured bearer token, or for a signed-in admin.
+async fn metrics_page(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     use axum::response::IntoResponse;
+    if !metrics_allowed(&s, &headers).await {
+        return error::problem(axum::http::StatusCode::UNAUTHORIZED, "err-metrics-token");
+    }
     if let Ok(states) = s.db.orders_by_state().await {
         for (st, n) in states {
             s.metrics
@@ -249,6 +271,30 @@ async fn metrics_page(State(s): State<AppState>) -> Response {
         s.metrics.render(),
     )
         .into_response()
+}
+
+async fn metrics_allowed(s: &AppState, h: &axum::http::HeaderMap) -> bool {
+    use subtle::ConstantTimeEq;
+    let bearer = h
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let (Some(given), Some(want)) = (bearer, s.config.metrics_token.as_deref())
+        && bool::from(given.as_bytes().ct_eq(want.as_bytes()))
+    {
+        return true;
+    }
+    // An admin's API token or page session.
+    if let Some(t) = bearer
+        && let Ok(Some(u)) = s.db.user_by_token(t).await
+    {
+        return u.role == tianguis_store::users::Role::Admin;
+    }
+    match ctx::session_user(s, h).await {
+        Some(u) => u.role == tianguis_store::users::Role::Admin,
+        None => false,
+    }
 }
 
 /// Background work of one server process: timed jobs, payment reconciliation, route plans. Safe to run

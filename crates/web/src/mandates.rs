@@ -6,18 +6,18 @@
 use crate::AppState;
 use crate::ctx::Ctx;
 use crate::error::AppError;
+use crate::forms::read_multipart;
 use crate::pages::{
     CsrfOnly, ProductFields, html, parse_id, product_form_page, read_product_form, save_product,
     seller_of,
 };
 use askama::Template;
-use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use tianguis_domain::mandate::{Consent, Scope};
 use tianguis_store::catalog::Place;
 use tianguis_store::mandates::{Mandate, MandateEvent, Onboarding};
@@ -34,8 +34,10 @@ pub fn routes() -> Router<AppState> {
             get(listing_form).post(listing_save),
         )
         .route("/shop/mandates", get(shop_mandates))
+        .route("/mandates/{id}/consent-form", get(consent_form))
         .route("/shop/mandates/{id}/revoke", post(revoke))
         .route("/claim", get(claim_page).post(claim))
+        .route("/password/forgot", get(reset_page).post(reset))
 }
 
 fn agent(c: &Ctx) -> Result<&User, AppError> {
@@ -91,54 +93,58 @@ async fn sellers_page(
 async fn send_code(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    Form(f): Form<HashMap<String, String>>,
+    ip: crate::abuse::ClientIp,
+    mp: Multipart,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
-    // Texts cost money and codes can be guessed: a few per minute per client.
-    if s.code_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
-    }
+    let f = read_multipart(&c, mp, &["paper_photo"]).await?;
     let a = agent(&c)?;
+    let phone = f.get("phone");
+    // Texts cost money and codes can be guessed: a few per minute per client and per phone.
+    crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
     let lang = s.db.settings().await?.text("default_lang", "es");
-    let phone = f.get("phone").cloned().unwrap_or_default();
     if let Err(e) =
         s.db.send_phone_code("consent", &phone, Some(a.id), &lang)
             .await
     {
         let (status, msg) = AppError::from(e).for_form(&c.t)?;
-        let mut r = render_sellers(&s, &c, None, Some(msg), f).await?;
+        let mut r = render_sellers(&s, &c, None, Some(msg), f.fields).await?;
         *r.status_mut() = status;
         return Ok(r);
     }
     let notice = Some(c.t.t("mandates-code-sent"));
-    render_sellers(&s, &c, notice, None, f).await
+    render_sellers(&s, &c, notice, None, f.fields).await
 }
 
-async fn onboard(
-    State(s): State<AppState>,
-    Extension(c): Extension<Ctx>,
-    Form(f): Form<HashMap<String, String>>,
-) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
+async fn onboard(State(s): State<AppState>, Extension(c): Extension<Ctx>, mp: Multipart) -> R {
+    let f = read_multipart(&c, mp, &["paper_photo"]).await?;
     let a = agent(&c)?;
-    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-    let consent = if get("consent") == "paper" {
-        Consent::Paper(get("paper_ref"))
+    let paper = f.get("consent") == "paper";
+    let consent = if paper {
+        Consent::Paper(f.get("paper_ref"))
     } else {
-        Consent::Code(get("code"))
+        Consent::Code(f.get("code"))
+    };
+    // The signed form's photo, prepared on a blocking thread before the database is touched.
+    let paper_form = match f.files.get("paper_photo").filter(|_| paper).cloned() {
+        Some(bytes) => Some(
+            tokio::task::spawn_blocking(move || tianguis_store::images::prepare_document(&bytes))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))??,
+        ),
+        None => None,
     };
     let o = Onboarding {
-        name: get("name"),
-        phone: get("phone"),
-        shop_name: get("shop_name"),
-        place_id: parse_id(&get("place_id"), "place")?,
-        women_led: f.contains_key("women_led"),
+        name: f.get("name"),
+        phone: f.get("phone"),
+        shop_name: f.get("shop_name"),
+        place_id: parse_id(&f.get("place_id"), "place")?,
+        women_led: f.has("women_led"),
         scope: Scope {
-            listings: f.contains_key("scope_listings"),
-            orders: f.contains_key("scope_orders"),
+            listings: f.has("scope_listings"),
+            orders: f.has("scope_orders"),
         },
         consent,
+        paper_form,
     };
     match s.db.onboard_seller(a, &o).await {
         Ok((sid, _)) => {
@@ -146,11 +152,32 @@ async fn onboard(
         }
         Err(e) => {
             let (status, msg) = AppError::from(e).for_form(&c.t)?;
-            let mut r = render_sellers(&s, &c, None, Some(msg), f).await?;
+            let mut r = render_sellers(&s, &c, None, Some(msg), f.fields).await?;
             *r.status_mut() = status;
             Ok(r)
         }
     }
+}
+
+/// The photographed consent form of a mandate (agent, seller, officials).
+async fn consent_form(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+) -> R {
+    let user = c.require_user()?;
+    let (bytes, content_type) = s.db.consent_form(user, id).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (
+                axum::http::header::CACHE_CONTROL,
+                "private, no-store".into(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn listing_form(
@@ -189,7 +216,7 @@ async fn listing_save(
         s.db.mandate_for(a, sid, |m| m.listings)
             .await?
             .ok_or_else(|| AppError::user(StatusCode::FORBIDDEN, "err-no-mandate"))?;
-    let f = read_product_form(mp).await?;
+    let f = read_product_form(&c, mp).await?;
     match save_product(&s, &c, sid, None, &f).await {
         Ok(pid) => {
             s.db.log_mandate(
@@ -256,63 +283,124 @@ async fn revoke(
 struct ClaimPage<'a> {
     c: &'a Ctx,
     title: String,
+    intro: String,
+    action: &'static str,
     phone: String,
     sent: bool,
     error: Option<String>,
 }
 
-async fn claim_page(Extension(c): Extension<Ctx>) -> R {
-    html(ClaimPage {
-        title: c.t.t("claim-title"),
-        c: &c,
-        phone: String::new(),
-        sent: false,
-        error: None,
-    })
+/// The two ways to set a password with a code texted to the account's phone: claiming an
+/// account made at a centre (it has no password yet), and "forgot password" (it has one).
+/// Neither works for the other kind of account.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CodeFlow {
+    Claim,
+    Reset,
 }
 
-/// Step one (phone): a code is texted if the number has an account (the answer is the same
-/// either way). Step two (phone, code, password): the account is theirs.
+impl CodeFlow {
+    fn purpose(self) -> &'static str {
+        match self {
+            CodeFlow::Claim => "claim",
+            CodeFlow::Reset => "reset",
+        }
+    }
+    fn action(self) -> &'static str {
+        match self {
+            CodeFlow::Claim => "/claim",
+            CodeFlow::Reset => "/password/forgot",
+        }
+    }
+    fn page<'a>(
+        self,
+        c: &'a Ctx,
+        phone: String,
+        sent: bool,
+        error: Option<String>,
+    ) -> ClaimPage<'a> {
+        let (title, intro) = match self {
+            CodeFlow::Claim => ("claim-title", "claim-intro"),
+            CodeFlow::Reset => ("reset-title", "reset-intro"),
+        };
+        ClaimPage {
+            title: c.t.t(title),
+            intro: c.t.t(intro),
+            action: self.action(),
+            c,
+            phone,
+            sent,
+            error,
+        }
+    }
+}
+
+async fn claim_page(Extension(c): Extension<Ctx>) -> R {
+    html(CodeFlow::Claim.page(&c, String::new(), false, None))
+}
+
+async fn reset_page(Extension(c): Extension<Ctx>) -> R {
+    html(CodeFlow::Reset.page(&c, String::new(), false, None))
+}
+
 async fn claim(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ip: crate::abuse::ClientIp,
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
+    code_flow(s, c, ip, f, CodeFlow::Claim).await
+}
+
+async fn reset(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    ip: crate::abuse::ClientIp,
+    Form(f): Form<HashMap<String, String>>,
+) -> R {
+    code_flow(s, c, ip, f, CodeFlow::Reset).await
+}
+
+/// Step one (phone): a code is texted if the number has an account of the flow's kind (the
+/// answer is the same either way). Step two (phone, code, password): the password is set and
+/// every session of the account ends.
+async fn code_flow(
+    s: AppState,
+    c: Ctx,
+    ip: crate::abuse::ClientIp,
+    f: HashMap<String, String>,
+    flow: CodeFlow,
+) -> R {
     c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
-    // Texts cost money and codes can be guessed: a few per minute per client.
-    if s.code_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
-    }
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let phone = get("phone");
-    let page = |sent: bool, error: Option<String>| ClaimPage {
-        title: c.t.t("claim-title"),
-        c: &c,
-        phone: phone.clone(),
-        sent,
-        error,
-    };
     if get("code").is_empty() {
-        if s.db.user_by_phone(&phone).await.is_ok() {
+        // Texts cost money and codes can be guessed: a few per minute per client, a few per
+        // hour per phone whoever asks.
+        crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
+        if s.db.code_purpose_fits(flow.purpose(), &phone).await? {
             let lang = c.t.lang.to_string();
-            s.db.send_phone_code("claim", &phone, None, &lang).await?;
+            s.db.send_phone_code(flow.purpose(), &phone, None, &lang)
+                .await?;
         }
-        return html(page(true, None));
+        return html(flow.page(&c, phone, true, None));
     }
-    match s
-        .db
-        .claim_account(
-            &phone,
-            &get("code"),
-            f.get("password").map(String::as_str).unwrap_or(""),
-        )
-        .await
-    {
-        Ok(_) => Ok(Redirect::to("/login?claimed=1").into_response()),
+    // Typing codes is limited like asking for them.
+    crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, None)).await?;
+    let password = f.get("password").map(String::as_str).unwrap_or("");
+    let done = match flow {
+        CodeFlow::Claim => s.db.claim_account(&phone, &get("code"), password).await,
+        CodeFlow::Reset => s.db.reset_password(&phone, &get("code"), password).await,
+    };
+    match done {
+        Ok(_) => Ok(Redirect::to(match flow {
+            CodeFlow::Claim => "/login?claimed=1",
+            CodeFlow::Reset => "/login?reset=1",
+        })
+        .into_response()),
         Err(e) => {
             let (status, msg) = AppError::from(e).for_form(&c.t)?;
-            let mut r = html(page(true, Some(msg)))?;
+            let mut r = html(flow.page(&c, phone.clone(), true, Some(msg)))?;
             *r.status_mut() = status;
             Ok(r)
         }

@@ -5,14 +5,13 @@ use crate::ctx::{self, Ctx};
 use crate::error::AppError;
 use crate::{AppState, api};
 use askama::Template;
-use axum::extract::{ConnectInfo, Multipart, Path, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use tianguis_domain::money::Money;
 use tianguis_domain::process::{self, Actor, OrderState, Policy, Transition};
 use tianguis_store::Msg;
@@ -61,12 +60,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/places/{id}/promise", post(admin_place_promise))
         .route("/admin/registry", post(admin_registry))
         .route("/admin/pickup-points", post(admin_pickup_point))
+        .route("/sim/sms/messages", get(sim_sms_messages))
         .route("/pickup", get(pickup_page))
         .route("/pickup/orders/{id}/check-in", post(pickup_check_in))
         .merge(crate::courier::routes())
         .merge(crate::agent::routes())
         .merge(crate::mandates::routes())
         .fallback(not_found)
+        // Inside the context layer: a refused request still gets a page in the reader's
+        // language.
+        .layer(axum::middleware::from_fn(crate::forms::pages_guard))
         .layer(axum::middleware::from_fn_with_state(state, ctx::layer))
 }
 
@@ -267,7 +270,7 @@ async fn cart_add(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     s.db.cart_add(
-        &c.session_id,
+        &c.session(&s.db).await?,
         parse_id(&f.product_id, "product")?,
         parse_id(&f.quantity, "quantity")?,
     )
@@ -282,7 +285,7 @@ async fn cart_update(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     s.db.cart_set(
-        &c.session_id,
+        &c.session(&s.db).await?,
         parse_id(&f.product_id, "product")?,
         parse_id(&f.quantity, "quantity")?,
     )
@@ -312,7 +315,7 @@ struct CartPage<'a> {
 }
 
 async fn cart(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
-    let lines = s.db.cart(&c.session_id).await?;
+    let lines = c.cart(&s.db).await?;
     let total = cart_total(&lines)
         .map(|m| c.t.money(&m))
         .unwrap_or_default();
@@ -350,7 +353,7 @@ async fn checkout_page(
     phone: String,
 ) -> R {
     let user = c.require_user()?;
-    let lines = s.db.cart(&c.session_id).await?;
+    let lines = c.cart(&s.db).await?;
     if lines.is_empty() {
         return Ok(Redirect::to("/cart").into_response());
     }
@@ -441,20 +444,17 @@ struct CheckoutForm {
 async fn checkout(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ip: crate::abuse::ClientIp,
     Form(f): Form<CheckoutForm>,
 ) -> R {
     c.check_csrf(&f.csrf)?;
     let user = c.require_user()?.clone();
-    if s.checkout_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
-    }
-    let lines: Vec<(i64, i64)> =
-        s.db.cart(&c.session_id)
-            .await?
-            .iter()
-            .map(|l| (l.product.id, l.quantity))
-            .collect();
+    let lines: Vec<(i64, i64)> = c
+        .cart(&s.db)
+        .await?
+        .iter()
+        .map(|l| (l.product.id, l.quantity))
+        .collect();
     let mut f = f;
     if let Ok(id) = f.registered.trim().parse::<i64>() {
         // Only the buyer's own registered properties can be chosen.
@@ -477,13 +477,14 @@ async fn checkout(
     let req = CheckoutRequest {
         buyer_id: user.id,
         lines,
-        session_id: Some(c.session_id.clone()),
+        session_id: c.session_id.clone(),
         idempotency_key: f.idempotency_key.clone(),
         method: PaymentMethod::parse(&f.method)?,
         address: f.address.clone(),
         phone: f.phone.clone(),
         pickup_point_id: f.pickup.trim().parse::<i64>().ok(),
         on_behalf: None,
+        limits: crate::abuse::checkouts(&s, ip, user.id),
     };
     let result = match s.db.checkout(&req).await {
         Ok((r, _)) => r,
@@ -822,17 +823,18 @@ fn signed_in(s: &AppState, id: &str, to: &str) -> Response {
 async fn login(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ip: crate::abuse::ClientIp,
     Form(f): Form<LoginForm>,
 ) -> R {
     c.check_csrf(&f.csrf)?;
-    if s.login_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
-    }
+    // Only failures count, per phone and (more generously) per address: a wrong-password
+    // streak on one account does not lock out the others behind a centre's one address.
+    let failures = crate::abuse::login_failures(&s, ip, &f.phone);
+    crate::abuse::not_reached(&s, &failures).await?;
     match s.db.authenticate(&f.phone, &f.password).await? {
         Some(u) => {
             let (id, _) =
-                s.db.rotate_session(Some(&c.session_id), Some(u.id), Some(c.t.lang))
+                s.db.rotate_session(c.session_id.as_deref(), Some(u.id), Some(c.t.lang))
                     .await?;
             Ok(signed_in(
                 &s,
@@ -841,6 +843,7 @@ async fn login(
             ))
         }
         None => {
+            s.db.rate_record(&failures).await?;
             let page = LoginPage {
                 title: c.t.t("login-title"),
                 c: &c,
@@ -890,13 +893,11 @@ struct SignupForm {
 async fn signup(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ip: crate::abuse::ClientIp,
     Form(f): Form<SignupForm>,
 ) -> R {
     c.check_csrf(&f.csrf)?;
-    if s.login_limit.check_key(&addr.ip()).is_err() {
-        return Err(AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate"));
-    }
+    crate::abuse::take(&s, &crate::abuse::signups(&s, ip)).await?;
     let place = f.place_id.trim().parse::<i64>().ok();
     let made = async {
         let u =
@@ -925,7 +926,7 @@ async fn signup(
     match made {
         Ok(u) => {
             let (id, _) =
-                s.db.rotate_session(Some(&c.session_id), Some(u.id), Some(c.t.lang))
+                s.db.rotate_session(c.session_id.as_deref(), Some(u.id), Some(c.t.lang))
                     .await?;
             Ok(signed_in(
                 &s,
@@ -961,9 +962,13 @@ async fn logout(
     Form(f): Form<CsrfOnly>,
 ) -> R {
     c.check_csrf(&f.csrf)?;
-    s.db.delete_session(&c.session_id).await?;
-    let (id, _) = s.db.create_session(None, Some(c.t.lang)).await?;
-    Ok(signed_in(&s, &id, "/"))
+    if let Some(id) = &c.session_id {
+        s.db.delete_session(id).await?;
+    }
+    // Nothing is kept for the visitor now: the next page gives them a fresh CSRF cookie.
+    let mut r = Redirect::to("/").into_response();
+    ctx::clear_cookie(&mut r, s.config.public_url.starts_with("https://"));
+    Ok(r)
 }
 
 async fn set_lang(
@@ -972,7 +977,8 @@ async fn set_lang(
     Path(code): Path<String>,
 ) -> R {
     if crate::i18n::LANGS.iter().any(|(l, _)| *l == code) {
-        s.db.set_session_lang(&c.session_id, &code).await?;
+        s.db.set_session_lang(&c.session(&s.db).await?, &code)
+            .await?;
     }
     Ok(Redirect::to("/").into_response())
 }
@@ -1053,6 +1059,8 @@ pub(crate) struct ProductFields {
     pub(crate) category_id: String,
     pub(crate) price: String,
     pub(crate) stock: String,
+    /// The stock the edit form showed (the save applies only if it is still that).
+    pub(crate) stock_seen: String,
     pub(crate) description: String,
     pub(crate) csrf: String,
     pub(crate) photo: Option<Vec<u8>>,
@@ -1071,47 +1079,23 @@ struct ProductFormPage<'a> {
     categories: Vec<Category>,
 }
 
-pub(crate) async fn read_product_form(mut mp: Multipart) -> Result<ProductFields, AppError> {
-    let mut f = ProductFields::default();
-    while let Some(field) = mp.next_field().await.map_err(|e| {
-        AppError::Raw(
-            StatusCode::BAD_REQUEST,
-            format!("the form could not be read: {e}"),
-        )
-    })? {
-        let name = field.name().unwrap_or("").to_string();
-        if name == "photo" {
-            let bytes = field.bytes().await.map_err(|e| {
-                AppError::Raw(
-                    StatusCode::BAD_REQUEST,
-                    format!("the photo could not be read: {e}"),
-                )
-            })?;
-            if !bytes.is_empty() {
-                f.photo = Some(bytes.to_vec());
-            }
-            continue;
-        }
-        let v = field.text().await.map_err(|e| {
-            AppError::Raw(
-                StatusCode::BAD_REQUEST,
-                format!("the form could not be read: {e}"),
-            )
-        })?;
-        match name.as_str() {
-            "name_en" => f.name_en = v,
-            "name_es" => f.name_es = v,
-            "name_bn" => f.name_bn = v,
-            "category_id" => f.category_id = v,
-            "price" => f.price = v,
-            "stock" => f.stock = v,
-            "description" => f.description = v,
-            "csrf" => f.csrf = v,
-            "idempotency_key" => f.idempotency_key = v,
-            _ => {}
-        }
-    }
-    Ok(f)
+/// The product form, its CSRF token checked (see [`crate::forms::read_multipart`]).
+pub(crate) async fn read_product_form(c: &Ctx, mp: Multipart) -> Result<ProductFields, AppError> {
+    let mut f = crate::forms::read_multipart(c, mp, &["photo"]).await?;
+    let mut take = |k: &str| f.fields.remove(k).unwrap_or_default();
+    Ok(ProductFields {
+        name_en: take("name_en"),
+        name_es: take("name_es"),
+        name_bn: take("name_bn"),
+        category_id: take("category_id"),
+        price: take("price"),
+        stock: take("stock"),
+        stock_seen: take("stock_seen"),
+        description: take("description"),
+        csrf: take("csrf"),
+        idempotency_key: take("idempotency_key"),
+        photo: f.files.remove("photo"),
+    })
 }
 
 async fn to_input(s: &AppState, f: &ProductFields) -> Result<ProductInput, AppError> {
@@ -1137,6 +1121,10 @@ pub(crate) async fn save_product(
 ) -> Result<i64, AppError> {
     c.check_csrf(&f.csrf)?;
     let input = to_input(s, f).await?;
+    let stock_seen = match f.stock_seen.trim() {
+        "" => None,
+        v => Some(parse_id(v, "stock")?),
+    };
     // Prepare the photo before touching the database, on a blocking thread.
     let photo = match f.photo.clone() {
         Some(b) => Some(
@@ -1148,7 +1136,7 @@ pub(crate) async fn save_product(
     };
     let pid = match id {
         Some(pid) => {
-            s.db.update_product(sid, pid, &input).await?;
+            s.db.update_product(sid, pid, &input, stock_seen).await?;
             pid
         }
         None if !f.idempotency_key.trim().is_empty() => {
@@ -1192,7 +1180,7 @@ async fn new_product_form(State(s): State<AppState>, Extension(c): Extension<Ctx
 
 async fn new_product(State(s): State<AppState>, Extension(c): Extension<Ctx>, mp: Multipart) -> R {
     let (_, sid) = seller_of(&c)?;
-    let f = read_product_form(mp).await?;
+    let f = read_product_form(&c, mp).await?;
     match save_product(&s, &c, sid, None, &f).await {
         Ok(pid) => Ok(Redirect::to(&format!("/products/{pid}")).into_response()),
         Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
@@ -1223,19 +1211,14 @@ async fn edit_product_form(
             Msg::new("err-not-found").arg("what", "product"),
         ));
     }
-    let exp = p.price.currency.exponent();
     let f = ProductFields {
         name_en: p.name_en.clone(),
         name_es: p.name_es.clone().unwrap_or_default(),
         name_bn: p.name_bn.clone().unwrap_or_default(),
         category_id: p.category_id.to_string(),
-        price: format!(
-            "{}.{:0w$}",
-            p.price.minor / 10i64.pow(exp),
-            p.price.minor % 10i64.pow(exp),
-            w = exp as usize
-        ),
+        price: p.price.to_decimal(),
         stock: p.stock.to_string(),
+        stock_seen: p.stock.to_string(),
         description: p.description.clone(),
         ..Default::default()
     };
@@ -1249,10 +1232,23 @@ async fn edit_product(
     mp: Multipart,
 ) -> R {
     let (_, sid) = seller_of(&c)?;
-    let f = read_product_form(mp).await?;
+    let mut f = read_product_form(&c, mp).await?;
     match save_product(&s, &c, sid, Some(id), &f).await {
         Ok(pid) => Ok(Redirect::to(&format!("/products/{pid}")).into_response()),
-        Err(e) if e.status() == StatusCode::UNPROCESSABLE_ENTITY => {
+        Err(e)
+            if matches!(
+                e.status(),
+                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::CONFLICT
+            ) =>
+        {
+            if e.status() == StatusCode::CONFLICT {
+                // Stock moved while the form was open (units sold): show what it is now, so
+                // the seller decides again instead of overwriting the sale.
+                let now = s.db.product(id).await?.stock.to_string();
+                f.stock = now.clone();
+                f.stock_seen = now;
+            }
+            let status = e.status();
             let r = product_form_page(
                 &s,
                 &c,
@@ -1261,13 +1257,25 @@ async fn edit_product(
                 Some(e.message(&c.t)),
             )
             .await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
+            Ok((status, r).into_response())
         }
         Err(e) => Err(e),
     }
 }
 
 // ---------- admin ----------
+
+/// What the local SMS simulator was sent (it exists only with the simulators on), for admins.
+async fn sim_sms_messages(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    admin_of(&c)?;
+    let Some(sim) = &s.sms_sim else {
+        return Err(AppError::User(
+            StatusCode::NOT_FOUND,
+            Msg::new("err-not-found").arg("what", "page"),
+        ));
+    };
+    Ok(axum::Json(sim.messages()).into_response())
+}
 
 #[derive(Template)]
 #[template(path = "admin.html")]

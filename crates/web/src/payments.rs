@@ -22,7 +22,8 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Constant-time check of a hex signature.
+/// Constant-time check of a hex signature (`Mac::verify_slice` compares with the `subtle`
+/// crate).
 pub fn verify(secret: &[u8], body: &[u8], signature_hex: &str) -> bool {
     let Ok(sig) = hex::decode(signature_hex.trim()) else {
         return false;
@@ -125,19 +126,32 @@ struct Sim {
     secret: Vec<u8>,
     api_key: String,
     approve_after: Option<Duration>,
+    /// The only address the simulator calls back: this server's own callback. It never
+    /// makes requests anywhere a caller names.
+    callback_url: String,
     http: reqwest::Client,
 }
 
 /// The local mobile-money simulator, mounted under `/sim/momo`. Payers whose phone ends in
-/// `999` are declined; others are approved after `approve_after` (None: never, until queried
-/// by the test through the status endpoint... i.e. stays pending).
-pub fn simulator(secret: &[u8], api_key: &str, approve_after: Option<Duration>) -> axum::Router {
+/// `999` are declined; others are approved after `approve_after` (None: the payment stays
+/// pending until queried). Requests naming any callback but `callback_url` are refused.
+pub fn simulator(
+    secret: &[u8],
+    api_key: &str,
+    approve_after: Option<Duration>,
+    callback_url: &str,
+) -> axum::Router {
     let sim = Sim {
         payments: Arc::default(),
         secret: secret.to_vec(),
         api_key: api_key.to_string(),
         approve_after,
-        http: reqwest::Client::new(),
+        callback_url: callback_url.to_string(),
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default(),
     };
     axum::Router::new()
         .route("/v1/payments", post(sim_request))
@@ -162,6 +176,13 @@ async fn sim_request(
     };
     if req.amount_minor <= 0 {
         return (StatusCode::BAD_REQUEST, "amount must be positive").into_response();
+    }
+    if req.callback_url != sim.callback_url {
+        return (
+            StatusCode::BAD_REQUEST,
+            "callback_url must be this server's own callback",
+        )
+            .into_response();
     }
     // The merchant's reference is an idempotency key: asking again (after a lost answer) gets
     // the same payment, never a second charge.
@@ -209,7 +230,7 @@ async fn sim_request(
             // One delivery attempt; a lost callback is what the status query is for.
             let _ = sim2
                 .http
-                .post(&req.callback_url)
+                .post(&sim2.callback_url)
                 .header("content-type", "application/json")
                 .header("x-signature", sig)
                 .body(body)

@@ -3,13 +3,13 @@
 //! `apiKey`; the answer lists each recipient with a `statusCode`, 101 sent and 102 queued, and a
 //! `messageId`). [`simulator`] is a *local SMS gateway simulator* speaking the same protocol for
 //! the demo and the tests (numbers ending in 000 are refused as invalid); it keeps what it was
-//! sent, readable at `GET /messages`. [`send_outbox`] is the worker that drains the outbox.
+//! sent, readable by admins at `GET /sim/sms/messages`. [`send_outbox`] is the worker that drains the outbox.
 
 use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Form, Json};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -124,22 +124,34 @@ pub struct SimSms {
     pub message_id: String,
 }
 
+/// What the simulator was sent, shared with the admin-only page that shows it
+/// (`GET /sim/sms/messages`).
+#[derive(Clone, Default)]
+pub struct SimOutbox(Arc<Mutex<Vec<SimSms>>>);
+
+impl SimOutbox {
+    pub fn messages(&self) -> Vec<SimSms> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
 #[derive(Clone)]
 struct Sim {
     username: String,
     api_key: String,
-    sent: Arc<Mutex<Vec<SimSms>>>,
+    sent: SimOutbox,
 }
 
-pub fn simulator(username: &str, api_key: &str) -> axum::Router {
+/// The gateway side of the simulator (`POST /version1/messaging`, as Africa's Talking). What it
+/// was sent is readable by admins only, through [`SimOutbox`].
+pub fn simulator(username: &str, api_key: &str, sent: SimOutbox) -> axum::Router {
     let sim = Sim {
         username: username.to_string(),
         api_key: api_key.to_string(),
-        sent: Arc::default(),
+        sent,
     };
     axum::Router::new()
         .route("/version1/messaging", post(sim_send))
-        .route("/messages", get(sim_messages))
         .with_state(sim)
 }
 
@@ -173,7 +185,7 @@ async fn sim_send(
     }
     let id = format!("ATXid_sim{}", uuid::Uuid::new_v4().simple());
     let ok = !f.to.ends_with("000") && f.to.starts_with('+');
-    if ok && let Ok(mut v) = sim.sent.lock() {
+    if ok && let Ok(mut v) = sim.sent.0.lock() {
         v.push(SimSms {
             to: f.to.clone(),
             message: f.message.clone(),
@@ -194,11 +206,6 @@ async fn sim_send(
         },
     };
     (StatusCode::CREATED, Json(answer)).into_response()
-}
-
-async fn sim_messages(State(sim): State<Sim>) -> Response {
-    let v = sim.sent.lock().map(|v| v.clone()).unwrap_or_default();
-    Json(v).into_response()
 }
 
 /// Send what is due in the outbox, each message in its recipient's language. Returns how many
@@ -224,6 +231,23 @@ pub async fn send_outbox(s: &AppState) -> usize {
             }
         }
         args.push(("site".into(), s.config.public_url.clone()));
+        if let Some(code_id) = m.code_id {
+            // The code is made now; only its hash is kept.
+            match s.db.issue_phone_code(code_id).await {
+                Ok(Some(code)) => args.push(("code".into(), code)),
+                Ok(None) => {
+                    // Used, replaced or expired while waiting: nothing worth sending.
+                    if let Err(e) = s.db.outbox_dropped(m.id, "code no longer valid").await {
+                        tracing::warn!(error = %e, "outbox update failed");
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, id = m.id, "could not make the code");
+                    continue;
+                }
+            }
+        }
         let text = tr.render(&m.template, &args);
         let r = match s.sms.send(&m.to_phone, &text).await {
             Ok(id) => s.db.outbox_sent(m.id, &id).await.map(|_| sent += 1),

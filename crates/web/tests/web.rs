@@ -15,28 +15,100 @@ struct App {
     base: String,
     db: Db,
     t: TestDb,
+    /// What the local SMS simulator received (the phones' side of texts).
+    sms: tianguis_web::sms::SimOutbox,
+}
+
+/// The metrics scraper's token in tests.
+const METRICS_TOKEN: &str = "test-metrics-token";
+
+impl App {
+    /// `/metrics` as the scraper reads it (with its token).
+    async fn metrics(&self) -> String {
+        reqwest::Client::new()
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+    /// The texts the SMS simulator delivered to `phone`, waiting up to 10 s for at least one
+    /// matching `pred`.
+    async fn text_to(&self, phone: &str, pred: impl Fn(&str) -> bool) -> String {
+        for _ in 0..100 {
+            if let Some(m) = self
+                .sms
+                .messages()
+                .into_iter()
+                .rev()
+                .find(|m| m.to == phone && pred(&m.message))
+            {
+                return m.message;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no text reached {phone}: {:?}", self.sms.messages());
+    }
+    /// The six-digit code in the newest text to `phone`.
+    async fn code_texted_to(&self, phone: &str) -> String {
+        let m = self
+            .text_to(phone, |m| {
+                m.split(|c: char| !c.is_ascii_digit()).any(|w| w.len() == 6)
+            })
+            .await;
+        m.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .unwrap()
+            .to_string()
+    }
 }
 
 async fn spawn_on(t: TestDb, seed: bool, tweak: impl FnOnce(&mut tianguis_web::Config)) -> App {
     if seed {
         tianguis_store::demo::seed(&t.db, false).await.unwrap();
     }
+    let (base, sms) = serve_db(t.db.clone(), tweak).await;
+    App {
+        base,
+        db: t.db.clone(),
+        t,
+        sms,
+    }
+}
+
+/// Another server process on a database (several servers, one database).
+struct Server {
+    base: String,
+}
+
+async fn spawn_on_db(db: Db, tweak: impl FnOnce(&mut tianguis_web::Config)) -> Server {
+    Server {
+        base: serve_db(db, tweak).await.0,
+    }
+}
+
+async fn serve_db(
+    db: Db,
+    tweak: impl FnOnce(&mut tianguis_web::Config),
+) -> (String, tianguis_web::sms::SimOutbox) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut config = tianguis_web::Config::local(&base);
     config.login_per_minute = 10_000;
     config.checkout_per_minute = 10_000;
     config.codes_per_minute = 10_000;
+    config.codes_per_phone_per_hour = 10_000;
     config.worker_interval_ms = 100;
     config.sim_approve_after_ms = 50;
+    config.metrics_token = Some(METRICS_TOKEN.into());
     tweak(&mut config);
-    let state = tianguis_web::state(t.db.clone(), config);
+    let state = tianguis_web::state(db, config);
+    let sms = state.sms_sim.clone().unwrap_or_default();
     tokio::spawn(tianguis_web::serve(state, listener));
-    App {
-        base,
-        db: t.db.clone(),
-        t,
-    }
+    (base, sms)
 }
 
 async fn apps(seed: bool) -> Vec<App> {
@@ -102,6 +174,38 @@ impl Browser {
             .c
             .post(format!("{}{path}", self.base))
             .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = r.text().await.unwrap();
+        (s, loc.unwrap_or(body))
+    }
+    /// POST a multipart form (text fields and files) with this session's CSRF token.
+    async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, Vec<u8>)],
+    ) -> (StatusCode, String) {
+        let mut form = reqwest::multipart::Form::new().text("csrf", self.csrf.clone());
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        for (k, bytes) in files {
+            form = form.part(
+                k.to_string(),
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name("upload.png"),
+            );
+        }
+        let r = self
+            .c
+            .post(format!("{}{path}", self.base))
+            .multipart(form)
             .send()
             .await
             .unwrap();
@@ -562,7 +666,7 @@ async fn authorization_matrix_every_route_every_role() {
             (format!("/shop/products/{pid}/edit"), &[Seller]),
             ("/admin".into(), &[Admin]),
             ("/healthz".into(), &EVERYONE),
-            ("/metrics".into(), &EVERYONE),
+            ("/metrics".into(), &[Admin]),
             ("/api/v1/openapi.json".into(), &EVERYONE),
             (format!("/api/v1/products/{pid}"), &EVERYONE),
         ];
@@ -1085,14 +1189,17 @@ async fn the_api_checks_out_once_per_idempotency_key_and_documents_itself() {
         ] {
             assert!(doc["paths"][p].is_object(), "{p} documented");
         }
-        let metrics = c
+        // Metrics are for the scraper's token (or an admin), not for anyone.
+        let anon = c.get(format!("{}/metrics", app.base)).send().await.unwrap();
+        assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+        let wrong = c
             .get(format!("{}/metrics", app.base))
+            .bearer_auth("not-the-token")
             .send()
             .await
-            .unwrap()
-            .text()
-            .await
             .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains("tianguis_orders{state=\"cancelled\"}")
                 && metrics.contains("tianguis_http_requests_total"),
@@ -1785,12 +1892,7 @@ async fn officials_see_late_and_at_risk_deliveries() {
         late_section.contains(&format!("/orders/{}\"", paid.id)),
         "{late_section}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", app.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     let late_line = metrics
         .lines()
         .find(|l| l.starts_with("tianguis_delivery_promise{state=\"late\"}"))
@@ -2141,7 +2243,11 @@ async fn a_courier_takes_a_job_fails_once_delivers_with_the_code_and_prints_the_
             .unwrap();
         assert_eq!(last.actor, "courier");
 
-        let metrics = rider.get("/metrics").await.1;
+        assert!(
+            denied(rider.get("/metrics").await.0, ""),
+            "riders do not read metrics"
+        );
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains("tianguis_delivery_jobs{state=\"delivered\"}"),
             "{metrics}"
@@ -2294,25 +2400,22 @@ async fn an_agent_orders_for_a_walk_in_buyer_who_gets_a_text_and_the_cash_is_rec
             StatusCode::NOT_FOUND
         );
         // The text reaches the buyer's phone through the outbox and the gateway (simulator).
-        let mut texts = Vec::new();
-        for _ in 0..100 {
-            let r: Vec<serde_json::Value> = reqwest::get(format!("{}/sim/sms/messages", app.base))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            texts = r
-                .into_iter()
-                .filter(|m| m["to"] == "+529510007777")
-                .collect();
-            if !texts.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(texts.len(), 1, "one text");
-        let text = texts[0]["message"].as_str().unwrap();
+        let text = app.text_to("+529510007777", |_| true).await;
+        // What the simulator received is for admins only.
+        assert!(
+            denied(anon.get("/sim/sms/messages").await.0, ""),
+            "the simulator's inbox is not public"
+        );
+        assert!(denied(agent.get("/sim/sms/messages").await.0, ""));
+        let mut official = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let (s, inbox) = official.get("/sim/sms/messages").await;
+        assert_eq!(s, StatusCode::OK);
+        let texts: Vec<serde_json::Value> = serde_json::from_str(&inbox).unwrap();
+        assert_eq!(
+            texts.iter().filter(|m| m["to"] == "+529510007777").count(),
+            1,
+            "one text"
+        );
         assert!(text.contains(&code) && text.contains("/track/"), "{text}");
         assert!(
             db.outbox(50)
@@ -2450,31 +2553,89 @@ async fn an_agent_brings_a_seller_online_with_consent_lists_for_them_and_the_sel
         // Send the code; the form comes back filled in.
         let f = as_refs(&fields(""));
         let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (s, page) = agent.post("/agent/sellers/code", &f).await;
+        let (s, page) = agent.post_multipart("/agent/sellers/code", &f, &[]).await;
         assert_eq!(s, StatusCode::OK);
         assert!(
             page.contains("A code was sent") && page.contains("Barro Negro Lucha"),
             "{page}"
         );
-        let code = db
-            .outbox(20)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|m| m.to_phone == "+529510008888")
-            .unwrap()
-            .args
-            .into_iter()
-            .find(|(k, _)| k == "code")
-            .unwrap()
-            .1;
+        let code = app.code_texted_to("+529510008888").await;
         let f = as_refs(&fields("999999x"));
         let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (s, page) = agent.post("/agent/sellers", &f).await;
+        let (s, page) = agent.post_multipart("/agent/sellers", &f, &[]).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        // Paper cannot stand in for the code of a phone that has an account (the demo buyer's).
+        let (s, page) = agent
+            .post_multipart(
+                "/agent/sellers",
+                &[
+                    ("name", "Someone"),
+                    ("phone", "+520000002000"),
+                    ("shop_name", "Taken Over"),
+                    ("place_id", &place),
+                    ("scope_listings", "1"),
+                    ("scope_orders", "1"),
+                    ("consent", "paper"),
+                    ("paper_ref", "FORM-X"),
+                ],
+                &[("paper_photo", big_png())],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains("already has an account"), "{page}");
+        assert!(
+            db.user_by_phone("+520000002000")
+                .await
+                .unwrap()
+                .seller_id
+                .is_none(),
+            "no shop was opened on the buyer's account"
+        );
+        // A new person on paper: the signed form's photo is required, then kept private.
+        let paper = |photo: bool| {
+            let mut files = Vec::new();
+            if photo {
+                files.push(("paper_photo", big_png()));
+            }
+            files
+        };
+        let paper_fields = [
+            ("name", "Don Paco"),
+            ("phone", "+529510008877"),
+            ("shop_name", "Petates Paco"),
+            ("place_id", place.as_str()),
+            ("scope_listings", "1"),
+            ("consent", "paper"),
+            ("paper_ref", "FORM-PACO"),
+        ];
+        let (s, page) = agent
+            .post_multipart("/agent/sellers", &paper_fields, &paper(false))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains("photo of the signed form"), "{page}");
+        let (s, loc) = agent
+            .post_multipart("/agent/sellers", &paper_fields, &paper(true))
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let paco = db.user_by_phone("+529510008877").await.unwrap();
+        let m = db
+            .mandates_of_seller(paco.seller_id.unwrap())
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(m.consent_form_id.is_some());
+        let form_url = format!("/mandates/{}/consent-form", m.id);
+        let (s, _) = agent.get(&form_url).await;
+        assert_eq!(s, StatusCode::OK, "the agent sees the form");
+        let mut nosy = Browser::login(&app.base, "+520000005001").await;
+        assert_eq!(nosy.get(&form_url).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            Browser::new(&app.base).await.get(&form_url).await.0,
+            StatusCode::UNAUTHORIZED
+        );
         let f = as_refs(&fields(&code));
         let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let (s, loc) = agent.post("/agent/sellers", &f).await;
+        let (s, loc) = agent.post_multipart("/agent/sellers", &f, &[]).await;
         assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
         assert!(
             loc.starts_with("/agent/sellers/") && loc.ends_with("/products/new"),
@@ -2517,18 +2678,15 @@ async fn an_agent_brings_a_seller_online_with_consent_lists_for_them_and_the_sel
         let (s, page) = seller.post("/claim", &[("phone", "+529510008888")]).await;
         assert_eq!(s, StatusCode::OK);
         assert!(page.contains("a code is on its way"), "{page}");
-        let code = db
-            .outbox(5)
+        let code = app
+            .text_to("+529510008888", |m| {
+                m.contains("password") || m.contains("contraseña")
+            })
             .await
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
             .unwrap()
-            .into_iter()
-            .find(|m| m.template == "sms-code-claim")
-            .unwrap()
-            .args
-            .into_iter()
-            .find(|(k, _)| k == "code")
-            .unwrap()
-            .1;
+            .to_string();
         let (s, loc) = seller
             .post(
                 "/claim",
@@ -2788,6 +2946,7 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
                         orders: false,
                     },
                     consent: Consent::Paper("FORM-B1".into()),
+                    paper_form: Some(tianguis_store::images::demo_photo(3)),
                 },
             )
             .await
@@ -2955,6 +3114,7 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
                 price_minor: p.price.minor + 500,
                 stock: p.stock,
             },
+            Some(p.stock),
         )
         .await
         .unwrap();
@@ -2995,12 +3155,15 @@ async fn a_mobile_money_request_lost_on_the_way_is_asked_again_and_paid_once() {
     let momo_url = net.base.clone();
     let app = spawn_on(testdb::sqlite().await, true, move |c| {
         c.momo_base_url = momo_url;
+        c.momo_api_key = "sim-key".into();
+        c.momo_secret = "sim-secret".into();
     })
     .await;
     let router = tianguis_web::payments::simulator(
         b"sim-secret",
         "sim-key",
         Some(Duration::from_millis(50)),
+        &tianguis_web::api::callback_url(&app.base),
     );
     tokio::spawn(async move { axum::serve(sim, router).await.unwrap() });
     net.cut();
@@ -3182,4 +3345,553 @@ async fn officials_assign_businesses_to_a_champion_and_pay_a_reached_milestone_o
         );
         assert_eq!(champ.get("/admin/champions").await.0, StatusCode::FORBIDDEN);
     }
+}
+
+/// Trust holes of a default install, each closed on both databases: the SMS simulator's
+/// inbox, codes texted to accounts that have a password, the mobile-money simulator's callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simulators_are_not_a_way_in_and_claiming_never_resets_a_password() {
+    for app in apps(true).await {
+        let db = &app.db;
+        // The simulator's inbox is for admins only.
+        let mut anon = Browser::new(&app.base).await;
+        assert!(denied(anon.get("/sim/sms/messages").await.0, ""));
+        // /claim on the admin's phone texts nothing: the admin has a password.
+        anon.get("/claim").await;
+        let before = db.outbox(500).await.unwrap().len();
+        let (s, page) = anon.post("/claim", &[("phone", DEMO_ADMIN_PHONE)]).await;
+        assert_eq!(s, StatusCode::OK, "the same answer either way: {page}");
+        assert_eq!(
+            db.outbox(500).await.unwrap().len(),
+            before,
+            "no code texted"
+        );
+        // Guessing a code for it gets nowhere either.
+        let (s, _) = anon
+            .post(
+                "/claim",
+                &[
+                    ("phone", DEMO_ADMIN_PHONE),
+                    ("code", "123456"),
+                    ("password", "taken-over-1"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            db.authenticate(DEMO_ADMIN_PHONE, DEMO_PASSWORD)
+                .await
+                .unwrap()
+                .is_some(),
+            "the admin's password stands"
+        );
+        // "Forgot password" is the way for an account with a password: it texts a code, the
+        // new password works, every old session ends.
+        let mut seller = Browser::login(&app.base, "+520000001001").await;
+        let mut someone = Browser::new(&app.base).await;
+        someone.get("/password/forgot").await;
+        let (s, _) = someone
+            .post("/password/forgot", &[("phone", "+520000001001")])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let code = app.code_texted_to("+520000001001").await;
+        let (s, loc) = someone
+            .post(
+                "/password/forgot",
+                &[
+                    ("phone", "+520000001001"),
+                    ("code", &code),
+                    ("password", "nueva-clave-9"),
+                ],
+            )
+            .await;
+        assert_eq!((s, loc.as_str()), (StatusCode::SEE_OTHER, "/login?reset=1"));
+        assert_eq!(seller.get("/shop").await.0, StatusCode::UNAUTHORIZED);
+        assert!(
+            db.authenticate("+520000001001", "nueva-clave-9")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // "Forgot password" is not a way to claim an account made at a centre.
+        let walk_in = db
+            .create_unclaimed_user("+529510004321", "Doña Rosa", None)
+            .await
+            .unwrap();
+        assert!(!walk_in.has_password);
+        let before = db.outbox(500).await.unwrap().len();
+        someone
+            .post("/password/forgot", &[("phone", "+529510004321")])
+            .await;
+        assert_eq!(db.outbox(500).await.unwrap().len(), before);
+        // The mobile-money simulator calls back this server only.
+        let sim_key = reqwest::Client::new()
+            .post(format!("{}/sim/momo/v1/payments", app.base))
+            .json(&serde_json::json!({"reference": "x", "amount_minor": 100, "currency": "MXN", "payer_phone": "+529510000001", "callback_url": "http://127.0.0.1:9/steal"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sim_key.status(), StatusCode::UNAUTHORIZED, "needs its key");
+    }
+}
+
+/// A checkout is validated before the write lock: too many lines, quantities hidden in a
+/// merge, a key reused for another request, a huge body; and the API is rate limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkouts_are_checked_before_the_write_lock_and_keys_mean_one_request() {
+    for app in apps(true).await {
+        let c = reqwest::Client::new();
+        let buyer = app.db.user_by_phone("+520000002000").await.unwrap();
+        let token = app.db.create_api_token(buyer.id, "t").await.unwrap();
+        let (items, _) = app
+            .db
+            .search(&tianguis_store::catalog::SearchQuery {
+                limit: 200,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<i64> = items.iter().filter(|p| p.stock > 5).map(|p| p.id).collect();
+        let post = |key: &str, body: serde_json::Value| {
+            c.post(format!("{}/api/v1/checkout", app.base))
+                .bearer_auth(&token)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+        };
+        let body = |lines: Vec<(i64, i64)>, address: &str| {
+            serde_json::json!({
+                "lines": lines.iter().map(|(p, q)| serde_json::json!({"product_id": p, "quantity": q})).collect::<Vec<_>>(),
+                "method": "cash", "address": address, "phone": "+529510000001"
+            })
+        };
+        // 101 different products: refused, nothing taken.
+        let many: Vec<(i64, i64)> = (0..101).map(|i| (100_000 + i, 1)).collect();
+        let r = post("too-many", body(many, "Santa Ana")).await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CONFLICT,
+            "as every checkout refusal"
+        );
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("100"), "{v}");
+        // A negative line cannot hide in a positive sum.
+        let r = post(
+            "negative",
+            body(vec![(ids[0], 3), (ids[0], -2)], "Santa Ana"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::CONFLICT);
+        // 256,000 lines in a 10 MB body are refused without reaching the database.
+        let flood = format!(
+            "{{\"lines\":[{}],\"method\":\"cash\",\"address\":\"x\",\"phone\":\"+529510000001\"}}",
+            vec![format!("{{\"product_id\":{},\"quantity\":1}}", ids[0]); 256_000].join(",")
+        );
+        let started = std::time::Instant::now();
+        let r = c
+            .post(format!("{}/api/v1/checkout", app.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", "flood")
+            .header("content-type", "application/json")
+            .body(flood)
+            .send()
+            .await;
+        match r {
+            Ok(r) => assert!(matches!(r.status().as_u16(), 409 | 413), "{}", r.status()),
+            // The server answered 413 and closed before the client finished writing.
+            Err(e) => assert!(e.is_request(), "{e}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // The same key with another request: 422, and the first result is untouched.
+        let r = post("key-1", body(vec![(ids[1], 1)], "Santa Ana"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let first: serde_json::Value = r.json().await.unwrap();
+        let r = post("key-1", body(vec![(ids[2], 2)], "Santa Ana"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(
+            v["detail"].as_str().unwrap().contains("already used"),
+            "{v}"
+        );
+        let r = post("key-1", body(vec![(ids[1], 1)], "Santa Ana"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "the same request replays");
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap(), first);
+    }
+    // The API checkout is rate limited per account (limits kept in the database).
+    let app = spawn_on(testdb::sqlite().await, true, |c| c.checkout_per_minute = 2).await;
+    let buyer = app.db.user_by_phone("+520000002000").await.unwrap();
+    let token = app.db.create_api_token(buyer.id, "t").await.unwrap();
+    let c = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let r = c
+            .post(format!("{}/api/v1/checkout", app.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", format!("rl-{i}"))
+            .json(&serde_json::json!({"lines": [{"product_id": 5, "quantity": 1}], "method": "cash", "address": "Santa Ana", "phone": "+529510000001"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, vec![201, 201, 429]);
+}
+
+/// Control characters are refused with the field named, the same on both databases: in
+/// forms, queries, paths and JSON; never a 500, never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn control_characters_are_refused_everywhere_the_same_way() {
+    for app in apps(true).await {
+        let mut b = Browser::new(&app.base).await;
+        b.get("/signup").await;
+        let (s, page) = b
+            .post(
+                "/signup",
+                &[
+                    ("name", "Ana\0Nul"),
+                    ("phone", "+529510001111"),
+                    ("password", "segura-123"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(
+            page.contains("&#34;name&#34;") && page.contains("control character"),
+            "{page}"
+        );
+        assert!(
+            app.db.user_by_phone("+529510001111").await.is_err(),
+            "not stored"
+        );
+        for path in ["/search?q=caf%00e", "/track/AB%00CDEFG", "/products/%00"] {
+            let (s, page) = b.get(path).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {page}");
+        }
+        let buyer = app.db.user_by_phone("+520000002000").await.unwrap();
+        let token = app.db.create_api_token(buyer.id, "t").await.unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/checkout", app.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", "nul")
+            .header("content-type", "application/json")
+            .body(r#"{"lines":[{"product_id":5,"quantity":1}],"method":"cash","address":"casa\u0000azul","phone":"+529510000001"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("address"), "{v}");
+        // A seller's listing (multipart) too.
+        let mut seller = Browser::login(&app.base, "+520000001000").await;
+        seller.get("/shop/products/new").await;
+        let category = app.db.categories().await.unwrap()[0].id.to_string();
+        let (s, page) = seller
+            .post_multipart(
+                "/shop/products/new",
+                &[
+                    ("name_en", "Mole"),
+                    ("category_id", &category),
+                    ("price", "10"),
+                    ("stock", "1"),
+                    ("description", "rich\u{0}mole"),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains("description"), "{page}");
+    }
+}
+
+/// The edit form never sells units twice: it saves only if stock is still what it showed.
+/// Amounts keep the currency's decimals, and a currency without decimals edits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_edit_form_keeps_sold_stock_and_exact_amounts() {
+    for app in apps(true).await {
+        let db = &app.db;
+        let seller_user = db.user_by_phone("+520000001000").await.unwrap();
+        let sid = seller_user.seller_id.unwrap();
+        let p = db
+            .search(&tianguis_store::catalog::SearchQuery {
+                seller_id: Some(sid),
+                limit: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .0
+            .remove(0);
+        // Ten in stock; the seller opens the edit form.
+        let input = |stock: i64, price: i64| tianguis_store::catalog::ProductInput {
+            category_id: p.category_id,
+            name_en: p.name_en.clone(),
+            name_es: p.name_es.clone(),
+            name_bn: p.name_bn.clone(),
+            description: p.description.clone(),
+            price_minor: price,
+            stock,
+        };
+        db.update_product(sid, p.id, &input(10, p.price.minor), None)
+            .await
+            .unwrap();
+        let mut seller = Browser::login(&app.base, "+520000001000").await;
+        let (_, form) = seller.get(&format!("/shop/products/{}/edit", p.id)).await;
+        assert!(form.contains("name=\"stock_seen\" value=\"10\""), "{form}");
+        // Meanwhile a buyer takes 4.
+        db.checkout(&tianguis_store::orders::CheckoutRequest {
+            buyer_id: db.user_by_phone("+520000002000").await.unwrap().id,
+            lines: vec![(p.id, 4)],
+            session_id: None,
+            idempotency_key: "stock-race".into(),
+            method: tianguis_store::orders::PaymentMethod::Cash,
+            address: "Santa Ana".into(),
+            phone: "+529510000001".into(),
+            pickup_point_id: None,
+            on_behalf: None,
+            limits: Vec::new(),
+        })
+        .await
+        .unwrap();
+        let category = p.category_id.to_string();
+        let fields = |price: &'static str, stock: &'static str, seen: &'static str| {
+            vec![
+                ("name_en", "Renamed"),
+                (
+                    "category_id",
+                    Box::leak(category.clone().into_boxed_str()) as &str,
+                ),
+                ("price", price),
+                ("stock", stock),
+                ("stock_seen", seen),
+            ]
+        };
+        let (s, page) = seller
+            .post_multipart(
+                &format!("/shop/products/{}/edit", p.id),
+                &fields("12.50", "10", "10"),
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::CONFLICT, "{page}");
+        assert!(page.contains("from 10 to 6"), "{page}");
+        let now = db.product(p.id).await.unwrap();
+        assert_eq!(now.stock, 6, "the sale stands");
+        assert_eq!(now.name_en, p.name_en, "nothing saved");
+        // More decimals than the currency has: refused, not read as thousands.
+        let (s, page) = seller
+            .post_multipart(
+                &format!("/shop/products/{}/edit", p.id),
+                &fields("12.345", "6", "6"),
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert_ne!(db.product(p.id).await.unwrap().price.minor, 1_234_500);
+        let (s, _) = seller
+            .post_multipart(
+                &format!("/shop/products/{}/edit", p.id),
+                &fields("12.50", "8", "6"),
+                &[],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let now = db.product(p.id).await.unwrap();
+        assert_eq!((now.stock, now.price.minor), (8, 1250));
+    }
+    // A marketplace in Uganda shillings (no decimals): the form shows 1500 and saves it back.
+    let app = spawn_on(testdb::sqlite().await, false, |_| {}).await;
+    let db = &app.db;
+    db.set_setting("currency", "UGX").await.unwrap();
+    let place = db.create_place("Gulu", "town", None).await.unwrap();
+    let cat = db
+        .create_category("food", "Food", "Comida", None)
+        .await
+        .unwrap();
+    let u = db
+        .create_user(tianguis_store::users::NewUser {
+            phone: "+256700000001",
+            email: None,
+            name: "Akello",
+            password: DEMO_PASSWORD,
+            role: tianguis_store::users::Role::Buyer,
+            place_id: Some(place),
+        })
+        .await
+        .unwrap();
+    let sid = db
+        .create_seller(u.id, "Akello Foods", place, 1, true)
+        .await
+        .unwrap();
+    let pid = db
+        .create_product(
+            sid,
+            &tianguis_store::catalog::ProductInput {
+                category_id: cat,
+                name_en: "Matoke".into(),
+                price_minor: 1500,
+                stock: 3,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut seller = Browser::login(&app.base, "+256700000001").await;
+    let (_, form) = seller.get(&format!("/shop/products/{pid}/edit")).await;
+    assert!(form.contains("value=\"1500\""), "{form}");
+    let cat = cat.to_string();
+    let (s, page) = seller
+        .post_multipart(
+            &format!("/shop/products/{pid}/edit"),
+            &[
+                ("name_en", "Matoke"),
+                ("category_id", &cat),
+                ("price", "1500"),
+                ("stock", "3"),
+                ("stock_seen", "3"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{page}");
+    assert_eq!(db.product(pid).await.unwrap().price.minor, 1500);
+}
+
+/// Visitors cost no session row until something must be kept; limits live in the database
+/// (every server sees them), are keyed per phone as well as per address, and believe a proxy's
+/// header only from a trusted proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_are_made_when_needed_and_limits_are_shared_and_fair() {
+    for app in apps(true).await {
+        let before = app.db.session_count().await.unwrap();
+        let c = reqwest::Client::new();
+        for i in 0..100 {
+            let path = if i % 2 == 0 {
+                "/".to_string()
+            } else {
+                format!("/photos/{}", i / 2 + 1)
+            };
+            let r = c.get(format!("{}{path}", app.base)).send().await.unwrap();
+            assert!(r.status().as_u16() < 500);
+        }
+        assert_eq!(
+            app.db.session_count().await.unwrap(),
+            before,
+            "200 cookieless requests made no session"
+        );
+        // A cart is kept: now there is a session.
+        let mut b = Browser::new(&app.base).await;
+        b.get("/products/5").await;
+        b.post("/cart/add", &[("product_id", "5"), ("quantity", "1")])
+            .await;
+        assert_eq!(app.db.session_count().await.unwrap(), before + 1);
+        let (_, cart) = b.get("/cart").await;
+        assert!(cart.contains("name=\"quantity\""), "the cart kept the line");
+    }
+    // Two servers on one database count one set of failures: three wrong passwords across them
+    // lock that phone, not another person's right password from the same address.
+    let t = testdb::sqlite().await;
+    let url = t.url.clone();
+    let one = spawn_on(t, true, |c| c.login_per_minute = 3).await;
+    let other_db = Db::connect(&url).await.unwrap();
+    let two = spawn_on_db(other_db, |c| c.login_per_minute = 3).await;
+    let mut statuses = Vec::new();
+    for (i, base) in [&one.base, &two.base, &one.base, &two.base]
+        .iter()
+        .enumerate()
+    {
+        let mut b = Browser::new(base).await;
+        b.get("/login").await;
+        let (s, _) = b
+            .post(
+                "/login",
+                &[
+                    ("phone", "+520000002000"),
+                    ("password", &format!("wrong-{i}")),
+                ],
+            )
+            .await;
+        statuses.push(s.as_u16());
+    }
+    assert_eq!(
+        statuses,
+        vec![401, 401, 401, 429],
+        "one count across servers"
+    );
+    // Someone else at the same digital centre (same address) still signs in.
+    let mut neighbour = Browser::new(&two.base).await;
+    neighbour.get("/login").await;
+    let (s, _) = neighbour
+        .post(
+            "/login",
+            &[("phone", "+520000001000"), ("password", DEMO_PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::SEE_OTHER,
+        "the right password of another phone works"
+    );
+    // Behind a trusted proxy, each client is counted by its own address; an untrusted peer's
+    // header is ignored.
+    let proxied = spawn_on(testdb::sqlite().await, false, |c| {
+        c.codes_per_minute = 2;
+        c.client_ip_header = Some("x-forwarded-for".into());
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let look = |ip: &'static str| {
+        let base = proxied.base.clone();
+        async move {
+            reqwest::Client::new()
+                .get(format!("{base}/track/ZZZZZZZZ"))
+                .header("x-forwarded-for", ip)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let a: Vec<u16> = vec![
+        look("198.51.100.1").await,
+        look("198.51.100.1").await,
+        look("198.51.100.1").await,
+    ];
+    assert_eq!(a, vec![404, 404, 429]);
+    assert_eq!(
+        look("198.51.100.2").await,
+        404,
+        "another client behind the proxy"
+    );
+    let direct = spawn_on(testdb::sqlite().await, false, |c| {
+        c.codes_per_minute = 2;
+        c.client_ip_header = Some("x-forwarded-for".into());
+    })
+    .await;
+    let mut seen = Vec::new();
+    for ip in ["1.1.1.1", "2.2.2.2", "3.3.3.3"] {
+        seen.push(
+            reqwest::Client::new()
+                .get(format!("{}/track/ZZZZZZZZ", direct.base))
+                .header("x-forwarded-for", ip)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        seen,
+        vec![404, 404, 429],
+        "a header from an untrusted peer changes nothing"
+    );
 }

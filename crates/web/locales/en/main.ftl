@@ -513,3 +513,20 @@ offline-full = This device has no room to keep the form; send it when the connec
 err-price-changed = Prices changed since this order was taken. Check the total with the buyer and place it again.
 champions-rule = Each champion brings two to four businesses online.
 champions-too-few = Fewer than two
+
+## Trust and safety
+err-control-chars = The field "{ $field }" contains a control character (for example an invisible NUL). Type it again without it.
+err-too-many-lines = At most { $max } different products fit in one order. Split the cart into several orders.
+err-idempotency-reused = This request key was already used for a different order. Reload the checkout page and try again.
+err-stock-moved = The stock changed from { $seen } to { $now } while you were editing (units were sold). Check the number and save again.
+err-amount-decimals = "{ $text }" has more than { $digits } digits after the decimal point. Write it as the price people pay, for example 12.50.
+err-mandate-paper-existing = This phone already has an account. Only a code texted to that phone can give you a mandate for it.
+err-mandate-paper-photo = A paper consent needs a photo of the signed form.
+err-mandate-action = A mandate lets you accept, pack and ship the seller's orders. Cancelling, refunds, returns and disputes are the seller's own.
+err-database-missing = There is no database at "{ $path }". Check the path; nothing was created.
+err-metrics-token = Metrics need the metrics token or an administrator's sign-in.
+reset-title = Forgot my password
+reset-intro = We text a code to your phone; with it you choose a new password. Everywhere you were signed in, you will be signed out.
+mandates-paper-photo = Photo of the signed form
+mandates-paper-new-only = Paper consent is only for a person who has no account yet. If they have one, send them a code.
+sms-code-reset = tianguis: your code to choose a new password is { $code }. If you did not ask for it, ignore this message.

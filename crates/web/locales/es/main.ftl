@@ -513,3 +513,20 @@ offline-full = Este dispositivo no tiene espacio para guardar el formulario; env
 err-price-changed = Los precios cambiaron desde que se tomó este pedido. Revise el total con el comprador y hágalo de nuevo.
 champions-rule = Cada campeón pone en línea de dos a cuatro negocios.
 champions-too-few = Con menos de dos
+
+## Trust and safety
+err-control-chars = El campo "{ $field }" tiene un carácter de control (por ejemplo un NUL invisible). Escríbalo de nuevo sin él.
+err-too-many-lines = Caben como máximo { $max } productos distintos en un pedido. Divida el carrito en varios pedidos.
+err-idempotency-reused = Esta clave de solicitud ya se usó para otro pedido. Vuelva a cargar la página de pago e inténtelo de nuevo.
+err-stock-moved = El inventario cambió de { $seen } a { $now } mientras editaba (se vendieron unidades). Revise el número y guarde de nuevo.
+err-amount-decimals = "{ $text }" tiene más de { $digits } cifras después del punto decimal. Escríbalo como el precio que se paga, por ejemplo 12.50.
+err-mandate-paper-existing = Este teléfono ya tiene una cuenta. Solo un código enviado por mensaje a ese teléfono puede darle un mandato sobre ella.
+err-mandate-paper-photo = Un consentimiento en papel necesita una foto del formulario firmado.
+err-mandate-action = Un mandato le permite aceptar, empacar y enviar los pedidos del vendedor. Cancelar, reembolsar, devoluciones y disputas son del vendedor.
+err-database-missing = No hay una base de datos en "{ $path }". Revise la ruta; no se creó nada.
+err-metrics-token = Las métricas necesitan el token de métricas o la sesión de un administrador.
+reset-title = Olvidé mi contraseña
+reset-intro = Le enviamos un código a su teléfono; con él elige una contraseña nueva. Se cerrará la sesión en todos lados donde estaba dentro.
+mandates-paper-photo = Foto del formulario firmado
+mandates-paper-new-only = El consentimiento en papel es solo para una persona que todavía no tiene cuenta. Si ya tiene, envíele un código.
+sms-code-reset = tianguis: su código para elegir una contraseña nueva es { $code }. Si usted no lo pidió, ignore este mensaje.

@@ -1,0 +1,162 @@
+//! Who is asking, and how often. The client's address comes from the socket, or from a
+//! configured header when the socket is a trusted proxy. Limits are kept in the database
+//! (`tianguis_store::limits`), so every server behind a load balancer counts the same events,
+//! and they are keyed per account or phone as well as per address: the people behind one
+//! digital centre's address do not lock each other out.
+
+use crate::AppState;
+use crate::error::AppError;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use std::net::{IpAddr, SocketAddr};
+use tianguis_store::limits::Limit;
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the nearest address in
+/// the configured header that is not itself a trusted proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+pub fn client_ip(peer: IpAddr, header: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let Some(h) = header else { return peer };
+    // X-Forwarded-For: client, proxy1, proxy2 (each proxy appends the address it saw).
+    h.split(',')
+        .rev()
+        .filter_map(|p| p.trim().parse::<IpAddr>().ok())
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, AppError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let header = s
+            .config
+            .client_ip_header
+            .as_deref()
+            .and_then(|name| parts.headers.get(name))
+            .and_then(|v| v.to_str().ok());
+        Ok(ClientIp(client_ip(peer, header, &s.config.trusted_proxies)))
+    }
+}
+
+/// A phone as limits key it: its canonical form when it parses, else as typed.
+pub fn phone_key(raw: &str) -> String {
+    tianguis_domain::phone::PhoneNumber::parse(raw)
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|_| raw.trim().to_string())
+}
+
+fn limited() -> AppError {
+    AppError::user(StatusCode::TOO_MANY_REQUESTS, "error-rate")
+}
+
+/// Failed logins: per phone, and (more generously) per address.
+pub fn login_failures(s: &AppState, ip: ClientIp, phone: &str) -> Vec<Limit> {
+    let n = s.config.login_per_minute;
+    vec![
+        Limit::per_minute(format!("login-fail:phone:{}", phone_key(phone)), n),
+        Limit::per_minute(format!("login-fail:ip:{}", ip.0), n.saturating_mul(10)),
+    ]
+}
+
+/// New accounts per address.
+pub fn signups(s: &AppState, ip: ClientIp) -> Vec<Limit> {
+    vec![Limit::per_minute(
+        format!("signup:ip:{}", ip.0),
+        s.config.login_per_minute,
+    )]
+}
+
+/// Checkouts per account and per address (taken inside the checkout's own transaction).
+pub fn checkouts(s: &AppState, ip: ClientIp, account: i64) -> Vec<Limit> {
+    let n = s.config.checkout_per_minute;
+    vec![
+        Limit::per_minute(format!("checkout:user:{account}"), n),
+        Limit::per_minute(format!("checkout:ip:{}", ip.0), n.saturating_mul(5)),
+    ]
+}
+
+/// Texted codes (they cost money) per address, and per phone so many addresses cannot flood
+/// one person.
+pub fn texted_codes(s: &AppState, ip: ClientIp, phone: Option<&str>) -> Vec<Limit> {
+    let mut v = vec![Limit::per_minute(
+        format!("code:ip:{}", ip.0),
+        s.config.codes_per_minute,
+    )];
+    if let Some(p) = phone {
+        v.push(Limit::per_hour(
+            format!("code:phone:{}", phone_key(p)),
+            s.config.codes_per_phone_per_hour,
+        ));
+    }
+    v
+}
+
+/// Looking an order up by its code (codes can be guessed): per address, with the texted codes.
+pub fn lookups(s: &AppState, ip: ClientIp) -> Vec<Limit> {
+    texted_codes(s, ip, None)
+}
+
+/// Take one event from every limit, or refuse with 429.
+pub async fn take(s: &AppState, limits: &[Limit]) -> Result<(), AppError> {
+    if s.db.rate_take(limits).await? {
+        Ok(())
+    } else {
+        Err(limited())
+    }
+}
+
+/// Refuse with 429 when a limit on failures is already reached (nothing counted).
+pub async fn not_reached(s: &AppState, limits: &[Limit]) -> Result<(), AppError> {
+    if s.db.rate_reached(limits).await? {
+        Err(limited())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+    use std::net::IpAddr;
+
+    #[test]
+    fn the_client_address_is_taken_from_trusted_proxies_only() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let proxy = ip("10.0.0.2");
+        // No trusted proxy: the header is whatever the client wrote, ignored.
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &[]),
+            ip("203.0.113.9")
+        );
+        // Through the trusted proxy: the address it saw.
+        assert_eq!(
+            client_ip(proxy, Some("198.51.100.7"), &[proxy]),
+            ip("198.51.100.7")
+        );
+        // A client that forges the header gets its own address appended by the proxy: the
+        // forged part is to the left and not believed.
+        assert_eq!(
+            client_ip(proxy, Some("6.6.6.6, 198.51.100.7"), &[proxy]),
+            ip("198.51.100.7")
+        );
+        // Two trusted hops.
+        let lb = ip("10.0.0.1");
+        assert_eq!(
+            client_ip(proxy, Some("198.51.100.7, 10.0.0.1"), &[proxy, lb]),
+            ip("198.51.100.7")
+        );
+        // A trusted proxy that sent no header, or garbage: the proxy itself.
+        assert_eq!(client_ip(proxy, None, &[proxy]), proxy);
+        assert_eq!(client_ip(proxy, Some("nonsense"), &[proxy]), proxy);
+    }
+}
