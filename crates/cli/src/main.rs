@@ -3,8 +3,9 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use std::time::{Duration, Instant};
+use tianguis_app::people::NewUser;
 use tianguis_store::Db;
-use tianguis_store::users::{NewUser, Role};
+use tianguis_store::users::Role;
 
 #[derive(Parser)]
 #[command(
@@ -256,7 +257,7 @@ async fn run() -> Result<()> {
             let db = open(&cli.database_url).await?;
             if demo {
                 eprintln!("filling the demo district (first run only)...");
-                tianguis_store::demo::seed(&db, true)
+                tianguis_demo::seed(&db, true)
                     .await
                     .context("seeding demo data")?;
                 // Today's route plans, solved before the first page is served.
@@ -312,14 +313,14 @@ async fn run() -> Result<()> {
             if demo {
                 eprintln!(
                     "demo accounts (password '{}'): admin {}, seller {}, buyer {}, pickup-point operator {}, courier {}, agent {}, champion {}",
-                    tianguis_store::demo::DEMO_PASSWORD,
-                    tianguis_store::demo::DEMO_ADMIN_PHONE,
-                    tianguis_store::demo::DEMO_SELLER_PHONE,
-                    tianguis_store::demo::DEMO_BUYER_PHONE,
-                    tianguis_store::demo::DEMO_OPERATOR_PHONE,
-                    tianguis_store::demo::DEMO_COURIER_PHONE,
-                    tianguis_store::demo::DEMO_AGENT_PHONE,
-                    tianguis_store::demo::DEMO_CHAMPION_PHONE
+                    tianguis_demo::DEMO_PASSWORD,
+                    tianguis_demo::DEMO_ADMIN_PHONE,
+                    tianguis_demo::DEMO_SELLER_PHONE,
+                    tianguis_demo::DEMO_BUYER_PHONE,
+                    tianguis_demo::DEMO_OPERATOR_PHONE,
+                    tianguis_demo::DEMO_COURIER_PHONE,
+                    tianguis_demo::DEMO_AGENT_PHONE,
+                    tianguis_demo::DEMO_CHAMPION_PHONE
                 );
             }
             tianguis_web::serve(tianguis_web::state(db, config), listener).await?;
@@ -347,16 +348,18 @@ async fn run() -> Result<()> {
                 },
         } => {
             let db = open(&cli.database_url).await?;
-            let u = db
-                .create_user(NewUser {
+            let u = tianguis_app::people::create_user(
+                &db,
+                NewUser {
                     phone: &phone,
                     email: email.as_deref(),
                     name: &name,
                     password: &password,
                     role: Role::parse(&role)?,
                     place_id: None,
-                })
-                .await?;
+                },
+            )
+            .await?;
             println!("user {} created ({})", u.id, u.role.as_str());
         }
         Cmd::User {
@@ -533,7 +536,7 @@ async fn fresh(url: &str) -> Result<(Db, String)> {
         let admin = Db::connect(url).await?;
         let name = format!("tianguis_bench_{tag}");
         sqlx_exec(&admin, &format!("CREATE DATABASE {name}")).await?;
-        tianguis_store::testdb::sibling_url(url, &name)
+        tianguis_store::db::sibling_url(url, &name)
     };
     Ok((open(&fresh_url).await?, fresh_url))
 }
@@ -556,16 +559,18 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     db.set_setting("currency", "MXN").await?;
     let place = db.create_place("Bench", "village", None).await?;
     let cat = db.create_category("bench", "Bench", "Banco", None).await?;
-    let seller_user = db
-        .create_user(NewUser {
+    let seller_user = tianguis_app::people::create_user(
+        &db,
+        NewUser {
             phone: "+520000009000",
             email: None,
             name: "Bench seller",
             password: "bench-pass",
             role: Role::Seller,
             place_id: Some(place),
-        })
-        .await?;
+        },
+    )
+    .await?;
     let seller = db
         .create_seller(seller_user.id, "Bench shop", place, 3, true)
         .await?;
@@ -582,16 +587,18 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     }
     let mut tokens = Vec::new();
     for c in 0..clients {
-        let u = db
-            .create_user(NewUser {
+        let u = tianguis_app::people::create_user(
+            &db,
+            NewUser {
                 phone: &format!("+5200001{:05}", c),
                 email: None,
                 name: "Bench buyer",
                 password: "bench-pass",
                 role: Role::Buyer,
                 place_id: None,
-            })
-            .await?;
+            },
+        )
+        .await?;
         tokens.push(db.create_api_token(u.id, "bench").await?);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -601,7 +608,7 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     config.sim_approve_after_ms = 10;
     let state = tianguis_web::state(db.clone(), config);
     tokio::spawn(tianguis_web::serve(state, listener));
-    db.settle().await;
+    tianguis_demo::bench::settle(&db).await;
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
@@ -629,16 +636,18 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     }
     let rate = lat.len() as f64 / seconds as f64;
     let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-    let ceiling = db
-        .raw_write_ceiling(clients, Duration::from_secs(seconds))
-        .await?;
+    let ceiling =
+        tianguis_demo::bench::raw_write_ceiling(&db, clients, Duration::from_secs(seconds)).await?;
     println!("database      {fresh_url}");
     println!("clients       {clients}");
     println!(
         "checkouts/s   {rate:.1}  (p50 {p50:.1} ms, p99 {p99:.1} ms, {} ok)",
         lat.len()
     );
-    println!("raw ceiling   {ceiling:.1} tx/s  ({})", db.ceiling_name());
+    println!(
+        "raw ceiling   {ceiling:.1} tx/s  ({})",
+        tianguis_demo::bench::ceiling_name(&db)
+    );
     println!(
         "ratio         {:.2}",
         if ceiling > 0.0 { rate / ceiling } else { 0.0 }

@@ -251,103 +251,15 @@ impl Db {
         sqlx::raw_sql(sql).execute(&self.pool).await?;
         Ok(())
     }
+}
 
-    /// Best effort: flush dirty pages and refresh statistics so a checkpoint does not land in
-    /// the middle of a measurement (PostgreSQL; needs a superuser, else it is skipped).
-    pub async fn settle(&self) {
-        if self.backend == Backend::Postgres {
-            let _ = self.raw_execute("ANALYZE").await;
-            let _ = self.raw_execute("CHECKPOINT").await;
-        } else {
-            let _ = self.raw_execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
-        }
-    }
-
-    pub fn ceiling_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "SQLite durable single-row insert transactions, same file and mode",
-            Backend::Postgres => "pgbench-like TPC-B transactions, same client count",
-        }
-    }
-
-    /// The raw write rate of this database with `clients` concurrent writers, in transactions/s.
-    pub async fn raw_write_ceiling(
-        &self,
-        clients: usize,
-        for_: Duration,
-    ) -> Result<f64, StoreError> {
-        match self.backend {
-            Backend::Sqlite => {
-                self.raw_execute("CREATE TABLE IF NOT EXISTS bench_ceiling (id INTEGER PRIMARY KEY, v BIGINT NOT NULL)").await?;
-            }
-            Backend::Postgres => {
-                self.raw_execute(
-                    "CREATE TABLE IF NOT EXISTS pgb_branches (bid BIGINT PRIMARY KEY, bbalance BIGINT NOT NULL); \
-                     CREATE TABLE IF NOT EXISTS pgb_tellers (tid BIGINT PRIMARY KEY, bid BIGINT NOT NULL, tbalance BIGINT NOT NULL); \
-                     CREATE TABLE IF NOT EXISTS pgb_accounts (aid BIGINT PRIMARY KEY, bid BIGINT NOT NULL, abalance BIGINT NOT NULL); \
-                     CREATE TABLE IF NOT EXISTS pgb_history (tid BIGINT, bid BIGINT, aid BIGINT, delta BIGINT, mtime BIGINT); \
-                     INSERT INTO pgb_branches SELECT 1, 0 ON CONFLICT DO NOTHING; \
-                     INSERT INTO pgb_tellers SELECT g, 1, 0 FROM generate_series(1, 10) g ON CONFLICT DO NOTHING; \
-                     INSERT INTO pgb_accounts SELECT g, 1, 0 FROM generate_series(1, 100000) g ON CONFLICT DO NOTHING;",
-                )
-                .await?;
-            }
-        }
-        // Same starting point for both measurements: a warm-up, then a settled database.
-        self.settle().await;
-        let deadline = std::time::Instant::now() + for_;
-        let mut tasks = Vec::new();
-        for c in 0..clients {
-            let db = self.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut n = 0u64;
-                let mut x = 0x2545_F491_4F6C_DD1Du64 ^ c as u64;
-                while std::time::Instant::now() < deadline {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    let ok = match db.backend {
-                        Backend::Sqlite => {
-                            async {
-                                let mut tx = db.begin_write().await?;
-                                sqlx::query("INSERT INTO bench_ceiling (v) VALUES ($1)").bind(x as i64 & 0xffff).execute(&mut *tx).await?;
-                                tx.commit().await?;
-                                Ok::<_, StoreError>(())
-                            }
-                            .await
-                        }
-                        Backend::Postgres => {
-                            async {
-                                let (aid, tid, delta) = ((x % 100_000 + 1) as i64, (x % 10 + 1) as i64, (x % 10_000) as i64 - 5000);
-                                let mut tx = db.pool.begin().await?;
-                                sqlx::query("UPDATE pgb_accounts SET abalance = abalance + $1 WHERE aid = $2").bind(delta).bind(aid).execute(&mut *tx).await?;
-                                sqlx::query("SELECT abalance FROM pgb_accounts WHERE aid = $1").bind(aid).fetch_one(&mut *tx).await?;
-                                sqlx::query("UPDATE pgb_tellers SET tbalance = tbalance + $1 WHERE tid = $2").bind(delta).bind(tid).execute(&mut *tx).await?;
-                                sqlx::query("UPDATE pgb_branches SET bbalance = bbalance + $1 WHERE bid = 1").bind(delta).execute(&mut *tx).await?;
-                                sqlx::query("INSERT INTO pgb_history (tid, bid, aid, delta, mtime) VALUES ($1, 1, $2, $3, $4)")
-                                    .bind(tid)
-                                    .bind(aid)
-                                    .bind(delta)
-                                    .bind(0i64)
-                                    .execute(&mut *tx)
-                                    .await?;
-                                tx.commit().await?;
-                                Ok::<_, StoreError>(())
-                            }
-                            .await
-                        }
-                    };
-                    if ok.is_ok() {
-                        n += 1;
-                    }
-                }
-                n
-            }));
-        }
-        let mut total = 0u64;
-        for t in tasks {
-            total += t.await.unwrap_or(0);
-        }
-        Ok(total as f64 / for_.as_secs_f64())
-    }
+/// The URL of database `name` on the same server as `url` (a fresh database for a benchmark or
+/// a test next to the one given).
+pub fn sibling_url(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
+    format!("{base}/{name}{query}")
 }

@@ -9,7 +9,6 @@ pub mod catalog;
 pub mod champions;
 pub mod db;
 pub mod delivery;
-pub mod demo;
 pub mod images;
 pub mod jobs;
 pub mod ledger;
@@ -18,7 +17,6 @@ pub mod mandates;
 pub mod orders;
 pub mod pickup;
 pub mod registry;
-pub mod testdb;
 pub mod users;
 
 pub use db::{Backend, Clock, Db};

@@ -154,8 +154,8 @@ impl Db {
         Ok(Some(code))
     }
 
-    /// Check and use the newest code sent to `phone` for `purpose`.
-    async fn use_phone_code(&self, purpose: &str, phone: &str, code: &str) -> Result<()> {
+    /// Check and use the newest code sent to `phone` (canonical form) for `purpose`.
+    pub async fn use_phone_code(&self, purpose: &str, phone: &str, code: &str) -> Result<()> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         let r = sqlx::query("SELECT id, code_hash, expires_at, failures, used_at FROM phone_codes WHERE purpose = $1 AND phone = $2 ORDER BY id DESC LIMIT 1")
@@ -424,18 +424,6 @@ impl Db {
 
     /// A person claims their account (made for them at a centre) with the code sent to their
     /// phone, choosing a password. Their old sessions end.
-    pub async fn claim_account(&self, phone: &str, code: &str, password: &str) -> Result<User> {
-        self.set_password_with_code("claim", false, phone, code, password)
-            .await
-    }
-
-    /// "Forgot password": a person whose account has a password sets a new one with a code
-    /// texted to the account's phone.
-    pub async fn reset_password(&self, phone: &str, code: &str, password: &str) -> Result<User> {
-        self.set_password_with_code("reset", true, phone, code, password)
-            .await
-    }
-
     /// Whether a code for `purpose` may be texted to this phone: claiming is for accounts made
     /// without a password, resetting for accounts that have one. Never both.
     pub async fn code_purpose_fits(&self, purpose: &str, phone: &str) -> Result<bool> {
@@ -449,46 +437,6 @@ impl Db {
             Err(StoreError::NotFound(_) | StoreError::Invalid(_)) => Ok(false),
             Err(e) => Err(e),
         }
-    }
-
-    async fn set_password_with_code(
-        &self,
-        purpose: &str,
-        has_password: bool,
-        phone: &str,
-        code: &str,
-        password: &str,
-    ) -> Result<User> {
-        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
-        if password.chars().count() < 8 {
-            return Err(StoreError::invalid("err-password-short"));
-        }
-        let user = self.user_by_phone(phone.as_str()).await?;
-        if user.has_password != has_password {
-            // The same answer as a wrong code: nothing to learn about the account.
-            return Err(StoreError::Invalid(
-                tianguis_domain::mandate::CodeError::Expired.msg(),
-            ));
-        }
-        self.use_phone_code(purpose, phone.as_str(), code).await?;
-        let hash = crate::users::hash_password_blocking(password).await?;
-        let mut tx = self.begin_write().await?;
-        let n = sqlx::query("UPDATE users SET password_hash = $1, password_set = 1 WHERE id = $2 AND password_set = $3")
-            .bind(hash)
-            .bind(user.id)
-            .bind(i64::from(has_password))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::Conflict(Msg::new("err-order-changed")));
-        }
-        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(user)
     }
 }
 

@@ -1,11 +1,9 @@
-//! Users, roles, password hashing (argon2id), sessions kept in the database (so several server
-//! processes share them), and API tokens for machine clients.
+//! People (users and their roles), sessions kept in the database (so several server processes
+//! share them), and API tokens for machine clients. Passwords arrive here already hashed.
 
 use crate::{
     Db, Msg, Result, StoreError, random_token, row_i64, row_opt_i64, row_opt_str, row_str,
 };
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Serialize;
 use tianguis_domain::phone::PhoneNumber;
 
@@ -69,33 +67,6 @@ pub struct User {
     pub has_password: bool,
 }
 
-fn argon() -> Argon2<'static> {
-    // OWASP's argon2id minimum (19 MiB, 2 passes); fast enough on a 2-core server.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-pub fn hash_password(pw: &str) -> Result<String> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    argon()
-        .hash_password(pw.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| StoreError::Corrupt(format!("cannot hash password: {e}")))
-}
-
-/// Hash on the blocking pool: argon2 takes tens of milliseconds of CPU by design, which must
-/// not stall the async workers serving other requests.
-pub async fn hash_password_blocking(pw: &str) -> Result<String> {
-    let pw = pw.to_string();
-    tokio::task::spawn_blocking(move || hash_password(&pw))
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("hashing task failed: {e}")))?
-}
-
-fn verify_password(pw: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| argon().verify_password(pw.as_bytes(), &h).is_ok())
-}
-
 const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id, u.active, u.centre_id, u.password_set";
 
 fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
@@ -113,71 +84,34 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
     })
 }
 
-pub struct NewUser<'a> {
-    pub phone: &'a str,
+/// A person's row as stored: validated and with the password already hashed (by
+/// `tianguis_app::people`, on the blocking pool).
+pub struct UserRow<'a> {
+    pub phone: &'a PhoneNumber,
     pub email: Option<&'a str>,
     pub name: &'a str,
-    pub password: &'a str,
+    pub password_hash: &'a str,
     pub role: Role,
     pub place_id: Option<i64>,
+    /// False for an account made for someone else, until they claim it.
+    pub password_set: bool,
 }
 
 impl Db {
-    pub async fn create_user(&self, u: NewUser<'_>) -> Result<User> {
-        self.insert_user(u, true).await
-    }
-
-    /// An account made for someone else (a walk-in buyer, a seller onboarded at a centre): a
-    /// buyer with no password of their own until they claim it with a texted code.
-    pub async fn create_unclaimed_user(
-        &self,
-        phone: &str,
-        name: &str,
-        place_id: Option<i64>,
-    ) -> Result<User> {
-        let unusable = random_token(24);
-        self.insert_user(
-            NewUser {
-                phone,
-                email: None,
-                name,
-                password: &unusable,
-                role: Role::Buyer,
-                place_id,
-            },
-            false,
-        )
-        .await
-    }
-
-    async fn insert_user(&self, u: NewUser<'_>, password_set: bool) -> Result<User> {
-        let phone = PhoneNumber::parse(u.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
-        if u.name.trim().is_empty() || u.name.len() > 120 {
-            return Err(StoreError::invalid("err-name-length"));
-        }
-        if u.password.chars().count() < 8 {
-            return Err(StoreError::invalid("err-password-short"));
-        }
-        if let Some(e) = u.email
-            && !e.is_empty()
-            && (!e.contains('@') || e.len() > 200)
-        {
-            return Err(StoreError::Invalid(Msg::new("err-email").arg("email", e)));
-        }
-        crate::text::line(u.name, "name")?;
-        let hash = hash_password_blocking(u.password).await?;
+    /// Store a person. A phone already taken is a conflict.
+    pub async fn insert_user(&self, u: &UserRow<'_>) -> Result<User> {
         let res = sqlx::query(
             "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at, password_set) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
-        .bind(phone.as_str().to_string())
+        .bind(u.phone.as_str().to_string())
         .bind(u.email.filter(|e| !e.is_empty()).map(str::to_string))
         .bind(u.name.trim().to_string())
-        .bind(hash)
+        .bind(u.password_hash.to_string())
         .bind(u.role.as_str())
         .bind(u.place_id)
         .bind(self.now_ms())
-        .bind(i64::from(password_set))
+        .bind(i64::from(u.password_set))
         .fetch_one(&self.write)
         .await;
         match res {
@@ -187,6 +121,62 @@ impl Db {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// An account made for someone else (a walk-in buyer, a seller onboarded at a centre): a
+    /// buyer with no password at all (no hash matches an empty one) until they claim it with a
+    /// texted code.
+    pub async fn create_unclaimed_user(
+        &self,
+        phone: &str,
+        name: &str,
+        place_id: Option<i64>,
+    ) -> Result<User> {
+        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        check_name(name)?;
+        self.insert_user(&UserRow {
+            phone: &phone,
+            email: None,
+            name,
+            password_hash: "",
+            role: Role::Buyer,
+            place_id,
+            password_set: false,
+        })
+        .await
+    }
+
+    /// (user id, password hash) of the active account behind a phone, for signing in.
+    pub async fn login_row(&self, phone: &PhoneNumber) -> Result<Option<(i64, String)>> {
+        let row =
+            sqlx::query("SELECT id, password_hash FROM users WHERE phone = $1 AND active = 1")
+                .bind(phone.as_str().to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| Ok((row_i64(&r, "id")?, row_str(&r, "password_hash")?)))
+            .transpose()
+    }
+
+    /// A new password hash; `was_set` guards the kind of account (claiming is for accounts
+    /// without a password, resetting for accounts with one). Every session of the account ends.
+    pub async fn set_password_hash(&self, user_id: i64, hash: &str, was_set: bool) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query("UPDATE users SET password_hash = $1, password_set = 1 WHERE id = $2 AND password_set = $3")
+            .bind(hash.to_string())
+            .bind(user_id)
+            .bind(i64::from(was_set))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::Conflict(Msg::new("err-order-changed")));
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn user(&self, id: i64) -> Result<User> {
@@ -245,6 +235,27 @@ impl Db {
         Ok(())
     }
 
+    /// A user whose password was hashed elsewhere (demo seeding hashes once for many).
+    pub async fn insert_user_hashed(
+        &self,
+        phone: &str,
+        name: &str,
+        hash: &str,
+        role: Role,
+        place: Option<i64>,
+    ) -> Result<i64> {
+        let r = sqlx::query("INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) VALUES ($1, NULL, $2, $3, $4, $5, $6) RETURNING id")
+            .bind(phone.to_string())
+            .bind(name.to_string())
+            .bind(hash.to_string())
+            .bind(role.as_str())
+            .bind(place)
+            .bind(self.now_ms())
+            .fetch_one(&self.write)
+            .await?;
+        row_i64(&r, "id")
+    }
+
     /// Users matching a condition on `u` with one bound id (`$1`), by id.
     pub(crate) async fn users_where(&self, cond: &str, id: i64) -> Result<Vec<User>> {
         let q = format!(
@@ -270,31 +281,6 @@ impl Db {
             .iter()
             .map(user_from)
             .collect()
-    }
-
-    /// Checks a phone and password. Runs the hash even for unknown phones so the answer takes
-    /// the same time either way.
-    pub async fn authenticate(&self, phone: &str, password: &str) -> Result<Option<User>> {
-        let Ok(phone) = PhoneNumber::parse(phone) else {
-            return Ok(None);
-        };
-        let row =
-            sqlx::query("SELECT id, password_hash FROM users WHERE phone = $1 AND active = 1")
-                .bind(phone.as_str().to_string())
-                .fetch_optional(&self.pool)
-                .await?;
-        let (id, hash) = match &row {
-            Some(r) => (Some(row_i64(r, "id")?), row_str(r, "password_hash")?),
-            None => (None, DUMMY_HASH.to_string()),
-        };
-        let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
-            .await
-            .unwrap_or(false);
-        match (ok, id) {
-            (true, Some(id)) => Ok(Some(self.user(id).await?)),
-            _ => Ok(None),
-        }
     }
 
     // ---- sessions ----
@@ -470,8 +456,14 @@ async fn insert_session(
 }
 
 const SESSION_TTL_MS: i64 = 30 * 86_400_000;
-/// A valid argon2id hash of a random string, to spend the same time on unknown phones.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$F2wXbyc3SGkRx1B7XkzKq8XbTUD0sGQ4oQ1hG4wPc3E";
+
+/// A person's name: present, at most 120 bytes, one line.
+pub fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > 120 {
+        return Err(StoreError::invalid("err-name-length"));
+    }
+    crate::text::line(name, "name")
+}
 
 /// Tokens carry 24 random bytes, so a fast hash suffices (nothing to brute-force).
 pub(crate) fn hash_token(token: &str) -> String {

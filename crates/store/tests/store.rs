@@ -3,15 +3,16 @@
 //! is reachable the PG half is skipped with a reason, except under `CI=true`, where it fails.
 
 use std::time::Duration;
+use tianguis_app::people::NewUser;
 use tianguis_domain::process::{Actor, OrderState, Transition};
 use tianguis_store::catalog::{ProductInput, SearchQuery};
 use tianguis_store::orders::{CheckoutRequest, PaymentMethod};
-use tianguis_store::users::{NewUser, Role};
+use tianguis_store::users::Role;
 use tianguis_store::{Db, StoreError};
 
 mod support {
     use super::*;
-    pub use tianguis_store::testdb::all;
+    pub use tianguis_testkit::all;
 
     pub async fn small_shop(db: &Db) -> (i64, i64, i64) {
         db.set_setting("currency", "MXN").await.unwrap();
@@ -20,17 +21,19 @@ mod support {
             .create_category("food", "Food", "Alimentos", None)
             .await
             .unwrap();
-        let u = db
-            .create_user(NewUser {
+        let u = tianguis_app::people::create_user(
+            &db,
+            NewUser {
                 phone: "+52111111111",
                 email: None,
                 name: "Lupe",
                 password: "password1",
                 role: Role::Seller,
                 place_id: Some(place),
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         let seller = db
             .create_seller(u.id, "Doña Lupe", place, 2, true)
             .await
@@ -39,14 +42,17 @@ mod support {
     }
 
     pub async fn buyer(db: &Db, n: usize) -> i64 {
-        db.create_user(NewUser {
-            phone: &format!("+5222{:07}", n),
-            email: None,
-            name: "Buyer",
-            password: "password1",
-            role: Role::Buyer,
-            place_id: None,
-        })
+        tianguis_app::people::create_user(
+            &db,
+            NewUser {
+                phone: &format!("+5222{:07}", n),
+                email: None,
+                name: "Buyer",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: None,
+            },
+        )
         .await
         .unwrap()
         .id
@@ -73,17 +79,19 @@ use support::*;
 /// An official, a digital centre and its agent (for tests of assisted commerce).
 async fn agent_at_centre(db: &Db, phone: &str) -> (tianguis_store::users::User, i64) {
     let place = db.places().await.unwrap()[0].id;
-    let admin = db
-        .create_user(NewUser {
+    let admin = tianguis_app::people::create_user(
+        &db,
+        NewUser {
             phone: "+52777900000",
             email: None,
             name: "Admin",
             password: "password1",
             role: Role::Admin,
             place_id: None,
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     let centre = db
         .create_pickup_point(&tianguis_store::pickup::NewPickupPoint {
             name: "Centro".into(),
@@ -99,17 +107,19 @@ async fn agent_at_centre(db: &Db, phone: &str) -> (tianguis_store::users::User, 
         })
         .await
         .unwrap();
-    let u = db
-        .create_user(NewUser {
+    let u = tianguis_app::people::create_user(
+        &db,
+        NewUser {
             phone,
             email: None,
             name: "Agente",
             password: "password1",
             role: Role::Buyer,
             place_id: None,
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     (
         db.attach_agent(&admin, centre, &u.phone).await.unwrap(),
         centre,
@@ -129,7 +139,7 @@ fn product(cat: i64, name: &str, price: i64, stock: i64) -> ProductInput {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn demo_data_covers_the_district_and_keeps_the_ledger_balanced() {
     for t in all().await {
-        tianguis_store::demo::seed(&t.db, false).await.unwrap();
+        tianguis_demo::seed(&t.db, false).await.unwrap();
         let (products, total) =
             t.db.search(&SearchQuery {
                 limit: 10,
@@ -198,7 +208,7 @@ async fn demo_data_covers_the_district_and_keeps_the_ledger_balanced() {
             "the motorbike and the post office hold jobs today"
         );
         // Seeding twice changes nothing.
-        tianguis_store::demo::seed(&t.db, false).await.unwrap();
+        tianguis_demo::seed(&t.db, false).await.unwrap();
         assert_eq!(
             t.db.search(&SearchQuery {
                 limit: 1,
@@ -467,17 +477,19 @@ async fn search_ignores_case_and_accents_and_reads_bangla() {
 async fn a_seller_cannot_touch_another_sellers_listing_or_order() {
     for t in all().await {
         let (place, cat, seller) = small_shop(&t.db).await;
-        let other_user =
-            t.db.create_user(NewUser {
+        let other_user = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
                 phone: "+52333333333",
                 email: None,
                 name: "Other",
                 password: "password1",
                 role: Role::Buyer,
                 place_id: None,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         let other =
             t.db.create_seller(other_user.id, "Other shop", place, 1, false)
                 .await
@@ -861,17 +873,19 @@ async fn delivery_is_proven_by_the_buyers_one_time_code() {
                 .is_err()
         );
         // Another seller cannot use a right code on someone else's order.
-        let other_user =
-            t.db.create_user(NewUser {
+        let other_user = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
                 phone: "+52444444444",
                 email: None,
                 name: "Other",
                 password: "password1",
                 role: Role::Buyer,
                 place_id: None,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         t.db.create_seller(other_user.id, "Other shop", place, 1, false)
             .await
             .unwrap();
@@ -954,18 +968,20 @@ async fn the_delivery_promise_sets_due_dates_and_flags_late_orders() {
                 .unwrap();
         t.db.set_place_delivery_days(far, Some(6)).await.unwrap();
         assert!(t.db.set_place_delivery_days(far, Some(0)).await.is_err());
-        let remote =
-            t.db.create_user(NewUser {
+        let remote = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
                 phone: "+52555000111",
                 email: None,
                 name: "R",
                 password: "password1",
                 role: Role::Buyer,
                 place_id: Some(far),
-            })
-            .await
-            .unwrap()
-            .id;
+            },
+        )
+        .await
+        .unwrap()
+        .id;
         let near = buyer(&t.db, 2).await;
         let now = t.db.now_ms();
         let (a, _) =
@@ -1147,17 +1163,19 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
             t.db.create_product(seller, &product(cat, "Mezcal", 45000, 20))
                 .await
                 .unwrap();
-        let op =
-            t.db.create_user(NewUser {
+        let op = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
                 phone: "+52666000111",
                 email: None,
                 name: "Don Pepe",
                 password: "password1",
                 role: Role::Buyer,
                 place_id: Some(place),
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         let point = |name: &str, loc: (f64, f64), slots: i64, op: Option<&str>| NewPickupPoint {
             name: name.into(),
             kind: "store".into(),
@@ -1197,18 +1215,20 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
             "the operator's role is set"
         );
         // The buyer lives in Santa Ana: the nearest point first.
-        let b =
-            t.db.create_user(NewUser {
+        let b = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
                 phone: "+52666000222",
                 email: None,
                 name: "B",
                 password: "password1",
                 role: Role::Buyer,
                 place_id: Some(place),
-            })
-            .await
-            .unwrap()
-            .id;
+            },
+        )
+        .await
+        .unwrap()
+        .id;
         let offered: Vec<i64> =
             t.db.pickup_points_for(b)
                 .await
@@ -1338,20 +1358,16 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             role,
             place_id: Some(place),
         };
-        let rider = db
-            .create_user(person("+52777000001", Role::Buyer))
+        let rider = tianguis_app::people::create_user(&db, person("+52777000001", Role::Buyer))
             .await
             .unwrap();
-        let far_rider = db
-            .create_user(person("+52777000002", Role::Buyer))
+        let far_rider = tianguis_app::people::create_user(&db, person("+52777000002", Role::Buyer))
             .await
             .unwrap();
-        let admin = db
-            .create_user(person("+52777000003", Role::Admin))
+        let admin = tianguis_app::people::create_user(&db, person("+52777000003", Role::Admin))
             .await
             .unwrap();
-        let operator = db
-            .create_user(person("+52777000004", Role::Buyer))
+        let operator = tianguis_app::people::create_user(&db, person("+52777000004", Role::Buyer))
             .await
             .unwrap();
         let bike = NewCarrier {
@@ -1769,16 +1785,13 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
             role,
             place_id: Some(place),
         };
-        let admin = db
-            .create_user(person("+52888000001", Role::Admin))
+        let admin = tianguis_app::people::create_user(&db, person("+52888000001", Role::Admin))
             .await
             .unwrap();
-        let agent = db
-            .create_user(person("+52888000002", Role::Buyer))
+        let agent = tianguis_app::people::create_user(&db, person("+52888000002", Role::Buyer))
             .await
             .unwrap();
-        let other = db
-            .create_user(person("+52888000003", Role::Buyer))
+        let other = tianguis_app::people::create_user(&db, person("+52888000003", Role::Buyer))
             .await
             .unwrap();
         let centre = |name: &str| NewPickupPoint {
@@ -2088,28 +2101,32 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         db.set_place_location(place, 16.9512, -96.7481)
             .await
             .unwrap();
-        let admin = db
-            .create_user(NewUser {
+        let admin = tianguis_app::people::create_user(
+            &db,
+            NewUser {
                 phone: "+52888100001",
                 email: None,
                 name: "Admin",
                 password: "password1",
                 role: Role::Admin,
                 place_id: None,
-            })
-            .await
-            .unwrap();
-        let agent = db
-            .create_user(NewUser {
+            },
+        )
+        .await
+        .unwrap();
+        let agent = tianguis_app::people::create_user(
+            &db,
+            NewUser {
                 phone: "+52888100002",
                 email: None,
                 name: "Rosa",
                 password: "password1",
                 role: Role::Buyer,
                 place_id: None,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         let centre = db
             .create_pickup_point(&NewPickupPoint {
                 name: "Centro".into(),
@@ -2135,7 +2152,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             scope,
             // A paper consent comes with the signed form photographed.
             paper_form: matches!(consent, Consent::Paper(_))
-                .then(|| tianguis_store::images::demo_photo(7)),
+                .then(|| tianguis_demo::photo::demo_photo(7)),
             consent,
         };
         let listings = Scope {
@@ -2361,7 +2378,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         );
         // The seller claims the account made for them.
         assert!(
-            db.authenticate("+52999200002", "mi-clave-nueva")
+            tianguis_app::people::authenticate(&db, "+52999200002", "mi-clave-nueva")
                 .await
                 .unwrap()
                 .is_none()
@@ -2372,15 +2389,15 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         let code_id = db.outbox(1).await.unwrap().remove(0).code_id.unwrap();
         let code = db.issue_phone_code(code_id).await.unwrap().unwrap();
         assert!(
-            db.claim_account("+52999200002", &code, "short")
+            tianguis_app::people::claim_account(&db, "+52999200002", &code, "short")
                 .await
                 .is_err()
         );
-        db.claim_account("+52999200002", &code, "mi-clave-nueva")
+        tianguis_app::people::claim_account(&db, "+52999200002", &code, "mi-clave-nueva")
             .await
             .unwrap();
         assert!(
-            db.authenticate("+52999200002", "mi-clave-nueva")
+            tianguis_app::people::authenticate(&db, "+52999200002", "mi-clave-nueva")
                 .await
                 .unwrap()
                 .is_some()
@@ -2395,41 +2412,47 @@ async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_mileston
     for t in all().await {
         let db = &t.db;
         let (place, cat, first) = small_shop(db).await;
-        let admin = db
-            .create_user(NewUser {
+        let admin = tianguis_app::people::create_user(
+            &db,
+            NewUser {
                 phone: "+52888300001",
                 email: None,
                 name: "Admin",
                 password: "password1",
                 role: Role::Admin,
                 place_id: None,
-            })
-            .await
-            .unwrap();
-        let champ = db
-            .create_user(NewUser {
+            },
+        )
+        .await
+        .unwrap();
+        let champ = tianguis_app::people::create_user(
+            &db,
+            NewUser {
                 phone: "+52888300002",
                 email: None,
                 name: "Sofía",
                 password: "password1",
                 role: Role::Buyer,
                 place_id: None,
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await
+        .unwrap();
         let mut sellers = vec![first];
         for k in 0..4 {
-            let u = db
-                .create_user(NewUser {
+            let u = tianguis_app::people::create_user(
+                &db,
+                NewUser {
                     phone: &format!("+5288830010{k}"),
                     email: None,
                     name: "S",
                     password: "password1",
                     role: Role::Buyer,
                     place_id: Some(place),
-                })
-                .await
-                .unwrap();
+                },
+            )
+            .await
+            .unwrap();
             sellers.push(
                 db.create_seller(u.id, &format!("Tienda {k}"), place, 1, k % 2 == 0)
                     .await

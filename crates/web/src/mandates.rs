@@ -127,7 +127,7 @@ async fn onboard(State(s): State<AppState>, Extension(c): Extension<Ctx>, mp: Mu
     // The signed form's photo, prepared on a blocking thread before the database is touched.
     let paper_form = match f.files.get("paper_photo").filter(|_| paper).cloned() {
         Some(bytes) => Some(
-            tokio::task::spawn_blocking(move || tianguis_store::images::prepare_document(&bytes))
+            tokio::task::spawn_blocking(move || tianguis_app::images::prepare_document(&bytes))
                 .await
                 .map_err(|e| AppError::Internal(e.to_string()))??,
         ),
@@ -389,8 +389,12 @@ async fn code_flow(
     crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, None)).await?;
     let password = f.get("password").map(String::as_str).unwrap_or("");
     let done = match flow {
-        CodeFlow::Claim => s.db.claim_account(&phone, &get("code"), password).await,
-        CodeFlow::Reset => s.db.reset_password(&phone, &get("code"), password).await,
+        CodeFlow::Claim => {
+            tianguis_app::people::claim_account(&s.db, &phone, &get("code"), password).await
+        }
+        CodeFlow::Reset => {
+            tianguis_app::people::reset_password(&s.db, &phone, &get("code"), password).await
+        }
     };
     match done {
         Ok(_) => Ok(Redirect::to(match flow {

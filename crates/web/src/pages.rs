@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use serde::Deserialize;
 use std::collections::HashMap;
+use tianguis_app::people::NewUser;
 use tianguis_domain::money::Money;
 use tianguis_domain::process::{self, Actor, OrderState, Policy, Transition};
 use tianguis_store::Msg;
@@ -19,7 +20,7 @@ use tianguis_store::catalog::{CartLine, Category, Place, Product, ProductInput, 
 use tianguis_store::orders::{
     CheckoutRequest, Order, OrderEvent, Payment, PaymentMethod, actor_for, may_view,
 };
-use tianguis_store::users::{NewUser, Role, User};
+use tianguis_store::users::{Role, User};
 
 type R = Result<Response, AppError>;
 
@@ -831,7 +832,7 @@ async fn login(
     // streak on one account does not lock out the others behind a centre's one address.
     let failures = crate::abuse::login_failures(&s, ip, &f.phone);
     crate::abuse::not_reached(&s, &failures).await?;
-    match s.db.authenticate(&f.phone, &f.password).await? {
+    match tianguis_app::people::authenticate(&s.db, &f.phone, &f.password).await? {
         Some(u) => {
             let (id, _) =
                 s.db.rotate_session(c.session_id.as_deref(), Some(u.id), Some(c.t.lang))
@@ -900,16 +901,18 @@ async fn signup(
     crate::abuse::take(&s, &crate::abuse::signups(&s, ip)).await?;
     let place = f.place_id.trim().parse::<i64>().ok();
     let made = async {
-        let u =
-            s.db.create_user(NewUser {
+        let u = tianguis_app::people::create_user(
+            &s.db,
+            NewUser {
                 phone: &f.phone,
                 email: Some(&f.email),
                 name: &f.name,
                 password: &f.password,
                 role: Role::Buyer,
                 place_id: place,
-            })
-            .await?;
+            },
+        )
+        .await?;
         if f.seller == "1" {
             let shop = if f.shop_name.trim().is_empty() {
                 f.name.clone()
@@ -1128,7 +1131,7 @@ pub(crate) async fn save_product(
     // Prepare the photo before touching the database, on a blocking thread.
     let photo = match f.photo.clone() {
         Some(b) => Some(
-            tokio::task::spawn_blocking(move || tianguis_store::images::prepare_photo(&b))
+            tokio::task::spawn_blocking(move || tianguis_app::images::prepare_photo(&b))
                 .await
                 .map_err(|e| AppError::Internal(e.to_string()))??,
         ),

@@ -7,9 +7,9 @@ use reqwest::redirect::Policy;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tianguis_demo::{DEMO_ADMIN_PHONE, DEMO_PASSWORD};
 use tianguis_store::Db;
-use tianguis_store::demo::{DEMO_ADMIN_PHONE, DEMO_PASSWORD};
-use tianguis_store::testdb::{self, TestDb};
+use tianguis_testkit::{self as testdb, TestDb};
 
 struct App {
     base: String,
@@ -68,7 +68,7 @@ impl App {
 
 async fn spawn_on(t: TestDb, seed: bool, tweak: impl FnOnce(&mut tianguis_web::Config)) -> App {
     if seed {
-        tianguis_store::demo::seed(&t.db, false).await.unwrap();
+        tianguis_demo::seed(&t.db, false).await.unwrap();
     }
     let (base, sms) = serve_db(t.db.clone(), tweak).await;
     App {
@@ -558,10 +558,10 @@ async fn authorization_matrix_every_route_every_role() {
                 Seller => Some(seller.phone.clone()),
                 OtherSeller => Some(other_seller.phone.clone()),
                 Admin => Some(DEMO_ADMIN_PHONE.to_string()),
-                Operator => Some(tianguis_store::demo::DEMO_OPERATOR_PHONE.to_string()),
-                Courier => Some(tianguis_store::demo::DEMO_COURIER_PHONE.to_string()),
+                Operator => Some(tianguis_demo::DEMO_OPERATOR_PHONE.to_string()),
+                Courier => Some(tianguis_demo::DEMO_COURIER_PHONE.to_string()),
                 OtherCourier => Some("+520000004002".to_string()),
-                Agent => Some(tianguis_store::demo::DEMO_AGENT_PHONE.to_string()),
+                Agent => Some(tianguis_demo::DEMO_AGENT_PHONE.to_string()),
                 OtherAgent => Some("+520000005001".to_string()),
             };
             match phone {
@@ -582,7 +582,7 @@ async fn authorization_matrix_every_route_every_role() {
         let (oid, pid, pay) = (o.id, product.id, o.payment_id.unwrap());
         let moto = db
             .carrier_of(
-                db.user_by_phone(tianguis_store::demo::DEMO_COURIER_PHONE)
+                db.user_by_phone(tianguis_demo::DEMO_COURIER_PHONE)
                     .await
                     .unwrap()
                     .id,
@@ -604,7 +604,7 @@ async fn authorization_matrix_every_route_every_role() {
             .id;
         let open = db.delivery_offers(&moto).await.unwrap()[0].id;
         let santa_ana = db
-            .user_by_phone(tianguis_store::demo::DEMO_AGENT_PHONE)
+            .user_by_phone(tianguis_demo::DEMO_AGENT_PHONE)
             .await
             .unwrap()
             .centre_id
@@ -621,7 +621,7 @@ async fn authorization_matrix_every_route_every_role() {
             assisted_order.tracking_code.clone().unwrap(),
         );
         let rosa = db
-            .user_by_phone(tianguis_store::demo::DEMO_AGENT_PHONE)
+            .user_by_phone(tianguis_demo::DEMO_AGENT_PHONE)
             .await
             .unwrap()
             .id;
@@ -2115,7 +2115,7 @@ async fn a_parcel_goes_to_a_pickup_point_is_checked_in_and_handed_over() {
         }
         // Only operators (and admins) have a counter page.
         assert_eq!(buyer.get("/pickup").await.0, StatusCode::FORBIDDEN);
-        let mut op = Browser::login(&app.base, tianguis_store::demo::DEMO_OPERATOR_PHONE).await;
+        let mut op = Browser::login(&app.base, tianguis_demo::DEMO_OPERATOR_PHONE).await;
         let (_, counter) = op.get("/pickup").await;
         assert!(
             counter.contains(&format!("/pickup/orders/{order}/check-in")),
@@ -2156,8 +2156,8 @@ async fn a_parcel_goes_to_a_pickup_point_is_checked_in_and_handed_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_courier_takes_a_job_fails_once_delivers_with_the_code_and_prints_the_route() {
+    use tianguis_demo::DEMO_COURIER_PHONE;
     use tianguis_domain::delivery::JobState;
-    use tianguis_store::demo::DEMO_COURIER_PHONE;
     for app in apps(true).await {
         let db = &app.db;
         let mut rider = Browser::login(&app.base, DEMO_COURIER_PHONE).await;
@@ -2325,7 +2325,7 @@ async fn a_courier_takes_a_job_fails_once_delivers_with_the_code_and_prints_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_orders_for_a_walk_in_buyer_who_gets_a_text_and_the_cash_is_reconciled() {
-    use tianguis_store::demo::DEMO_AGENT_PHONE;
+    use tianguis_demo::DEMO_AGENT_PHONE;
     for app in apps(true).await {
         let db = &app.db;
         let mut agent = Browser::login(&app.base, DEMO_AGENT_PHONE).await;
@@ -2528,7 +2528,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_who_gets_a_text_and_the_cash_is_rec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_brings_a_seller_online_with_consent_lists_for_them_and_the_seller_revokes() {
-    use tianguis_store::demo::DEMO_AGENT_PHONE;
+    use tianguis_demo::DEMO_AGENT_PHONE;
     for app in apps(true).await {
         let db = &app.db;
         let mut agent = Browser::login(&app.base, DEMO_AGENT_PHONE).await;
@@ -2923,8 +2923,8 @@ mod chromium {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exactly_once() {
     use chromium::Browser;
+    use tianguis_demo::DEMO_AGENT_PHONE;
     use tianguis_domain::mandate::{Consent, Scope};
-    use tianguis_store::demo::DEMO_AGENT_PHONE;
     if !chromium::available() {
         return;
     }
@@ -2946,7 +2946,7 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
                         orders: false,
                     },
                     consent: Consent::Paper("FORM-B1".into()),
-                    paper_form: Some(tianguis_store::images::demo_photo(3)),
+                    paper_form: Some(tianguis_demo::photo::demo_photo(3)),
                 },
             )
             .await
@@ -2969,7 +2969,7 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
         // Sign in and fill the cart while online (no JavaScript involved).
         b.c.goto(&format!("{base}/login")).await.unwrap();
         b.fill("input[name=phone]", DEMO_AGENT_PHONE).await;
-        b.fill("input[name=password]", tianguis_store::demo::DEMO_PASSWORD)
+        b.fill("input[name=password]", tianguis_demo::DEMO_PASSWORD)
             .await;
         b.submit_and_wait("main form button").await;
         b.c.goto(&format!("{base}/products/{pid}")).await.unwrap();
@@ -3239,7 +3239,7 @@ async fn texted_codes_and_tracking_lookups_are_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn officials_assign_businesses_to_a_champion_and_pay_a_reached_milestone_once() {
-    use tianguis_store::demo::DEMO_CHAMPION_PHONE;
+    use tianguis_demo::DEMO_CHAMPION_PHONE;
     for app in apps(true).await {
         let db = &app.db;
         let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
@@ -3379,7 +3379,7 @@ async fn simulators_are_not_a_way_in_and_claiming_never_resets_a_password() {
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
-            db.authenticate(DEMO_ADMIN_PHONE, DEMO_PASSWORD)
+            tianguis_app::people::authenticate(&db, DEMO_ADMIN_PHONE, DEMO_PASSWORD)
                 .await
                 .unwrap()
                 .is_some(),
@@ -3408,7 +3408,7 @@ async fn simulators_are_not_a_way_in_and_claiming_never_resets_a_password() {
         assert_eq!((s, loc.as_str()), (StatusCode::SEE_OTHER, "/login?reset=1"));
         assert_eq!(seller.get("/shop").await.0, StatusCode::UNAUTHORIZED);
         assert!(
-            db.authenticate("+520000001001", "nueva-clave-9")
+            tianguis_app::people::authenticate(&db, "+520000001001", "nueva-clave-9")
                 .await
                 .unwrap()
                 .is_some()
@@ -3715,17 +3715,19 @@ async fn the_edit_form_keeps_sold_stock_and_exact_amounts() {
         .create_category("food", "Food", "Comida", None)
         .await
         .unwrap();
-    let u = db
-        .create_user(tianguis_store::users::NewUser {
+    let u = tianguis_app::people::create_user(
+        &db,
+        tianguis_app::people::NewUser {
             phone: "+256700000001",
             email: None,
             name: "Akello",
             password: DEMO_PASSWORD,
             role: tianguis_store::users::Role::Buyer,
             place_id: Some(place),
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     let sid = db
         .create_seller(u.id, "Akello Foods", place, 1, true)
         .await

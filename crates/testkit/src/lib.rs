@@ -1,10 +1,11 @@
-//! Fresh, throw-away databases for tests and benchmarks: a new SQLite file in a temporary
+//! Fresh, throw-away databases (a dev-dependency only: production never links this) for tests and benchmarks: a new SQLite file in a temporary
 //! directory, or a new PostgreSQL database created on the server named by `TIANGUIS_TEST_PG`
 //! (default: the local server) and dropped afterwards. Where PostgreSQL is unreachable the
 //! PostgreSQL half is skipped with a printed reason, except under `CI=true`, where it panics.
 
-use crate::{Db, random_token};
 use std::time::Duration;
+use tianguis_store::db::sibling_url;
+use tianguis_store::{Db, random_token};
 
 pub struct TestDb {
     pub db: Db,
@@ -104,16 +105,6 @@ pub async fn postgres() -> Option<TestDb> {
         dir: None,
         pg_name: Some(name),
     })
-}
-
-/// The URL of database `name` on the same server as `url`.
-pub fn sibling_url(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let base = base.rsplit_once('/').map(|(b, _)| b).unwrap_or(base);
-    format!("{base}/{name}{query}")
 }
 
 /// Every backend this run can use: SQLite always, PostgreSQL where reachable (required on CI).

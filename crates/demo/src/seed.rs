@@ -2,13 +2,13 @@
 //! every journey level, 300+ products named in English and Spanish (some in Bangla), buyers, and
 //! orders in every state, all made through the same code paths the product uses.
 
-use crate::catalog::ProductInput;
-use crate::images::demo_photo;
-use crate::orders::{CheckoutRequest, PaymentMethod};
-use crate::users::Role;
-use crate::{Db, Result};
+use crate::photo::demo_photo;
 use indicatif::{ProgressBar, ProgressStyle};
 use tianguis_domain::process::{Actor, OrderState, Transition};
+use tianguis_store::catalog::ProductInput;
+use tianguis_store::orders::{CheckoutRequest, PaymentMethod};
+use tianguis_store::users::Role;
+use tianguis_store::{Db, Result};
 
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "tianguis-demo";
@@ -277,7 +277,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         bar.inc(1);
     }
 
-    let hash = crate::users::hash_password(DEMO_PASSWORD)?;
+    let hash = tianguis_app::people::hash_password(DEMO_PASSWORD)?;
     insert_user(
         db,
         DEMO_ADMIN_PHONE,
@@ -419,7 +419,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         ),
     ];
     let products = db
-        .search(&crate::catalog::SearchQuery {
+        .search(&tianguis_store::catalog::SearchQuery {
             limit: 100,
             ..Default::default()
         })
@@ -507,7 +507,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             2000,
         ),
     ] {
-        db.create_pickup_point(&crate::pickup::NewPickupPoint {
+        db.create_pickup_point(&tianguis_store::pickup::NewPickupPoint {
             name: name.into(),
             kind: kind.into(),
             place_id: place,
@@ -572,11 +572,11 @@ async fn courier_pool(
     hash: &str,
     home: i64,
     buyers: &[i64],
-    products: &[crate::catalog::Product],
+    products: &[tianguis_store::catalog::Product],
 ) -> Result<()> {
-    use crate::delivery::NewCarrier;
     use tianguis_domain::calendar::local_day;
     use tianguis_domain::delivery::{FailReason, JobAction as J};
+    use tianguis_store::delivery::NewCarrier;
     db.set_setting("utc_offset_minutes", "-360").await?;
     db.set_setting("route_plan_seconds", "2").await?;
     let code = |lat: f64, lng: f64| {
@@ -670,7 +670,7 @@ async fn courier_pool(
         ),
     ];
     // (who, moves, failure reason for the fail move)
-    type Script<'a> = (Option<&'a crate::users::User>, &'a [J]);
+    type Script<'a> = (Option<&'a tianguis_store::users::User>, &'a [J]);
     let script: [Script; 10] = [
         (None, &[]),
         (None, &[]),
@@ -728,7 +728,7 @@ async fn courier_pool(
         let job = db
             .delivery_job_of_order(oid)
             .await?
-            .ok_or(crate::StoreError::NotFound("delivery job"))?;
+            .ok_or(tianguis_store::StoreError::NotFound("delivery job"))?;
         for m in *moves {
             match (m, who) {
                 (J::Cancel, _) => {
@@ -775,17 +775,17 @@ async fn assisted_commerce(
     db: &Db,
     hash: &str,
     village: i64,
-    products: &[crate::catalog::Product],
+    products: &[tianguis_store::catalog::Product],
 ) -> Result<()> {
-    use crate::pickup::NewPickupPoint;
     use tianguis_domain::commission::{Basis, Rule, Source};
+    use tianguis_store::pickup::NewPickupPoint;
     let admin = db.user_by_phone(DEMO_ADMIN_PHONE).await?;
     let santa_ana = db
         .pickup_points()
         .await?
         .into_iter()
         .find(|p| p.kind == "centre")
-        .ok_or(crate::StoreError::NotFound("centre"))?;
+        .ok_or(tianguis_store::StoreError::NotFound("centre"))?;
     let rosario = db
         .create_pickup_point(&NewPickupPoint {
             name: "Centro Digital El Rosario".into(),
@@ -915,14 +915,5 @@ async fn insert_user(
     role: Role,
     place: Option<i64>,
 ) -> Result<i64> {
-    let r = sqlx::query("INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) VALUES ($1, NULL, $2, $3, $4, $5, $6) RETURNING id")
-        .bind(phone.to_string())
-        .bind(name.to_string())
-        .bind(hash.to_string())
-        .bind(role.as_str())
-        .bind(place)
-        .bind(db.now_ms())
-        .fetch_one(&db.pool)
-        .await?;
-    crate::row_i64(&r, "id")
+    db.insert_user_hashed(phone, name, hash, role, place).await
 }
