@@ -22,7 +22,7 @@ mod support {
             .await
             .unwrap();
         let u = tianguis_app::people::create_user(
-            &db,
+            db,
             NewUser {
                 phone: "+52111111111",
                 email: None,
@@ -43,7 +43,7 @@ mod support {
 
     pub async fn buyer(db: &Db, n: usize) -> i64 {
         tianguis_app::people::create_user(
-            &db,
+            db,
             NewUser {
                 phone: &format!("+5222{:07}", n),
                 email: None,
@@ -80,7 +80,7 @@ use support::*;
 async fn agent_at_centre(db: &Db, phone: &str) -> (tianguis_store::users::User, i64) {
     let place = db.places().await.unwrap()[0].id;
     let admin = tianguis_app::people::create_user(
-        &db,
+        db,
         NewUser {
             phone: "+52777900000",
             email: None,
@@ -108,7 +108,7 @@ async fn agent_at_centre(db: &Db, phone: &str) -> (tianguis_store::users::User, 
         .await
         .unwrap();
     let u = tianguis_app::people::create_user(
-        &db,
+        db,
         NewUser {
             phone,
             email: None,
@@ -1358,16 +1358,16 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             role,
             place_id: Some(place),
         };
-        let rider = tianguis_app::people::create_user(&db, person("+52777000001", Role::Buyer))
+        let rider = tianguis_app::people::create_user(db, person("+52777000001", Role::Buyer))
             .await
             .unwrap();
-        let far_rider = tianguis_app::people::create_user(&db, person("+52777000002", Role::Buyer))
+        let far_rider = tianguis_app::people::create_user(db, person("+52777000002", Role::Buyer))
             .await
             .unwrap();
-        let admin = tianguis_app::people::create_user(&db, person("+52777000003", Role::Admin))
+        let admin = tianguis_app::people::create_user(db, person("+52777000003", Role::Admin))
             .await
             .unwrap();
-        let operator = tianguis_app::people::create_user(&db, person("+52777000004", Role::Buyer))
+        let operator = tianguis_app::people::create_user(db, person("+52777000004", Role::Buyer))
             .await
             .unwrap();
         let bike = NewCarrier {
@@ -1785,13 +1785,13 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
             role,
             place_id: Some(place),
         };
-        let admin = tianguis_app::people::create_user(&db, person("+52888000001", Role::Admin))
+        let admin = tianguis_app::people::create_user(db, person("+52888000001", Role::Admin))
             .await
             .unwrap();
-        let agent = tianguis_app::people::create_user(&db, person("+52888000002", Role::Buyer))
+        let agent = tianguis_app::people::create_user(db, person("+52888000002", Role::Buyer))
             .await
             .unwrap();
-        let other = tianguis_app::people::create_user(&db, person("+52888000003", Role::Buyer))
+        let other = tianguis_app::people::create_user(db, person("+52888000003", Role::Buyer))
             .await
             .unwrap();
         let centre = |name: &str| NewPickupPoint {
@@ -2102,7 +2102,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             .await
             .unwrap();
         let admin = tianguis_app::people::create_user(
-            &db,
+            db,
             NewUser {
                 phone: "+52888100001",
                 email: None,
@@ -2115,7 +2115,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         .await
         .unwrap();
         let agent = tianguis_app::people::create_user(
-            &db,
+            db,
             NewUser {
                 phone: "+52888100002",
                 email: None,
@@ -2378,7 +2378,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         );
         // The seller claims the account made for them.
         assert!(
-            tianguis_app::people::authenticate(&db, "+52999200002", "mi-clave-nueva")
+            tianguis_app::people::authenticate(db, "+52999200002", "mi-clave-nueva")
                 .await
                 .unwrap()
                 .is_none()
@@ -2389,15 +2389,15 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         let code_id = db.outbox(1).await.unwrap().remove(0).code_id.unwrap();
         let code = db.issue_phone_code(code_id).await.unwrap().unwrap();
         assert!(
-            tianguis_app::people::claim_account(&db, "+52999200002", &code, "short")
+            tianguis_app::people::claim_account(db, "+52999200002", &code, "short")
                 .await
                 .is_err()
         );
-        tianguis_app::people::claim_account(&db, "+52999200002", &code, "mi-clave-nueva")
+        tianguis_app::people::claim_account(db, "+52999200002", &code, "mi-clave-nueva")
             .await
             .unwrap();
         assert!(
-            tianguis_app::people::authenticate(&db, "+52999200002", "mi-clave-nueva")
+            tianguis_app::people::authenticate(db, "+52999200002", "mi-clave-nueva")
                 .await
                 .unwrap()
                 .is_some()
@@ -2413,7 +2413,7 @@ async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_mileston
         let db = &t.db;
         let (place, cat, first) = small_shop(db).await;
         let admin = tianguis_app::people::create_user(
-            &db,
+            db,
             NewUser {
                 phone: "+52888300001",
                 email: None,
@@ -2426,7 +2426,7 @@ async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_mileston
         .await
         .unwrap();
         let champ = tianguis_app::people::create_user(
-            &db,
+            db,
             NewUser {
                 phone: "+52888300002",
                 email: None,
@@ -2441,7 +2441,7 @@ async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_mileston
         let mut sellers = vec![first];
         for k in 0..4 {
             let u = tianguis_app::people::create_user(
-                &db,
+                db,
                 NewUser {
                     phone: &format!("+5288830010{k}"),
                     email: None,

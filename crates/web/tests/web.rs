@@ -3379,7 +3379,7 @@ async fn simulators_are_not_a_way_in_and_claiming_never_resets_a_password() {
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
-            tianguis_app::people::authenticate(&db, DEMO_ADMIN_PHONE, DEMO_PASSWORD)
+            tianguis_app::people::authenticate(db, DEMO_ADMIN_PHONE, DEMO_PASSWORD)
                 .await
                 .unwrap()
                 .is_some(),
@@ -3408,7 +3408,7 @@ async fn simulators_are_not_a_way_in_and_claiming_never_resets_a_password() {
         assert_eq!((s, loc.as_str()), (StatusCode::SEE_OTHER, "/login?reset=1"));
         assert_eq!(seller.get("/shop").await.0, StatusCode::UNAUTHORIZED);
         assert!(
-            tianguis_app::people::authenticate(&db, "+520000001001", "nueva-clave-9")
+            tianguis_app::people::authenticate(db, "+520000001001", "nueva-clave-9")
                 .await
                 .unwrap()
                 .is_some()
@@ -3716,7 +3716,7 @@ async fn the_edit_form_keeps_sold_stock_and_exact_amounts() {
         .await
         .unwrap();
     let u = tianguis_app::people::create_user(
-        &db,
+        db,
         tianguis_app::people::NewUser {
             phone: "+256700000001",
             email: None,
