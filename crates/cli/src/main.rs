@@ -355,12 +355,12 @@ async fn run() -> Result<()> {
                     email: email.as_deref(),
                     name: &name,
                     password: &password,
-                    role: Role::parse(&role)?,
+                    role: tianguis_store::users::parse_role(&role)?,
                     place_id: None,
                 },
             )
             .await?;
-            println!("user {} created ({})", u.id, u.role.as_str());
+            println!("user {} created ({})", u.id, u.primary_role().as_str());
         }
         Cmd::User {
             cmd: UserCmd::Token { phone, name },

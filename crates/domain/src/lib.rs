@@ -12,6 +12,7 @@ pub mod mandate;
 pub mod money;
 pub mod msg;
 pub mod phone;
+pub mod policy;
 pub mod process;
 pub mod promise;
 pub mod search;

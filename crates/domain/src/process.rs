@@ -127,11 +127,11 @@ pub enum Transition {
 /// the order is still in a state that allows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Timer {
-    /// After [`Policy::unpaid_cancel_minutes`].
+    /// After [`Timing::unpaid_cancel_minutes`].
     Unpaid,
-    /// After [`Policy::ship_within_days`].
+    /// After [`Timing::ship_within_days`].
     Unshipped,
-    /// After [`Policy::dispute_window_days`].
+    /// After [`Timing::dispute_window_days`].
     DisputeWindow,
     /// At once (an automatic follow-up, e.g. refund after a return arrives).
     Now,
@@ -482,15 +482,15 @@ pub fn available(state: OrderState, actor: Actor, on_delivery: bool) -> Vec<Tran
 
 /// Timer durations, in milliseconds. Settings of the marketplace.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct Policy {
+pub struct Timing {
     pub unpaid_cancel_minutes: i64,
     pub ship_within_days: i64,
     pub dispute_window_days: i64,
 }
 
-impl Default for Policy {
+impl Default for Timing {
     fn default() -> Self {
-        Policy {
+        Timing {
             unpaid_cancel_minutes: 60,
             ship_within_days: 4,
             dispute_window_days: 7,
@@ -498,7 +498,7 @@ impl Default for Policy {
     }
 }
 
-impl Policy {
+impl Timing {
     pub fn delay_ms(&self, timer: Timer) -> i64 {
         match timer {
             Timer::Unpaid => self.unpaid_cancel_minutes * 60_000,

@@ -8,13 +8,14 @@
 
 use crate::ledger::{balance_in, post};
 use crate::orders::{CheckoutRequest, CheckoutResult, OnBehalf, Order, PaymentMethod};
-use crate::users::{Role, User};
+use crate::users::{Grant, GrantScope, Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use serde::Serialize;
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::commission::{self, Basis, Rule, Source};
 use tianguis_domain::ledger::{Account, Transaction};
 use tianguis_domain::money::{Currency, Money};
+use tianguis_domain::policy::{self, Duty};
 
 /// An order code people can read out over a phone: 8 characters, no 0/O or 1/I/L.
 pub fn tracking_code() -> String {
@@ -261,32 +262,34 @@ fn handover_from(r: &sqlx::any::AnyRow) -> Result<Handover> {
 }
 
 impl Db {
-    /// An official attaches a person to a digital centre as its agent (a buyer becomes an agent).
+    /// An official attaches a person to a digital centre as its agent: a grant of the agent
+    /// role at that centre (a seller may be an agent too). Decided on the official's grants as
+    /// they are inside the transaction.
     pub async fn attach_agent(&self, admin: &User, centre_id: i64, phone: &str) -> Result<User> {
-        if admin.role != Role::Admin {
-            return Err(StoreError::Forbidden(Msg::new("err-not-your-move")));
-        }
         let centre = self.pickup_point(centre_id).await?;
         if centre.kind != "centre" {
             return Err(StoreError::invalid("err-not-a-centre"));
         }
         let user = self.user_by_phone(phone).await?;
-        if !matches!(user.role, Role::Buyer | Role::Agent) {
-            return Err(StoreError::invalid("err-agent-role"));
-        }
-        sqlx::query("UPDATE users SET role = $1, centre_id = $2 WHERE id = $3")
-            .bind(Role::Agent.as_str())
-            .bind(centre_id)
-            .bind(user.id)
-            .execute(&self.write)
-            .await?;
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let official = crate::users::person_in(&mut tx, admin.id).await?;
+        policy::may(&official, Duty::ManageAssistedCommerce).map_err(crate::denied)?;
+        // One centre per agent: moving them ends their grant at the old one.
+        crate::users::revoke_role_in(&mut tx, Some(admin.id), user.id, Role::Agent, now).await?;
+        let g = Grant::new(Role::Agent, GrantScope::Point(centre_id)).map_err(crate::denied)?;
+        crate::users::grant_in(&mut tx, Some(admin.id), user.id, g, now).await?;
+        tx.commit().await?;
         self.user(user.id).await
     }
 
     /// The agents of a centre (suspended ones included, marked inactive).
     pub async fn agents_of(&self, centre_id: i64) -> Result<Vec<User>> {
-        self.users_where("u.centre_id = $1 AND u.role = 'agent'", centre_id)
-            .await
+        self.holders(Grant {
+            role: Role::Agent,
+            scope: GrantScope::Point(centre_id),
+        })
+        .await
     }
 
     /// The person behind a walk-in order: found by phone, or given an account without a usable
@@ -323,10 +326,7 @@ impl Db {
         session_id: Option<String>,
         limits: Vec<crate::limits::Limit>,
     ) -> Result<(CheckoutResult, bool)> {
-        let Some(centre_id) = agent
-            .centre_id
-            .filter(|_| agent.role == Role::Agent && agent.active)
-        else {
+        let Some(centre_id) = agent.centre_id.filter(|_| agent.is(Role::Agent)) else {
             return Err(StoreError::Forbidden(Msg::new("err-not-an-agent")));
         };
         let buyer = self.walk_in_buyer(buyer_name, buyer_phone).await?;
@@ -409,10 +409,8 @@ impl Db {
             .bind(p.checkout_id)
             .fetch_one(&self.pool)
             .await?;
-        let ok = agent.role == Role::Admin
-            || (agent.role == Role::Agent
-                && agent.centre_id.is_some()
-                && row_opt_i64(&r, "centre_id")? == agent.centre_id);
+        let p_ = agent.person();
+        let ok = p_.is_admin() || p_.agent_at(row_opt_i64(&r, "centre_id")?);
         if !ok {
             return Err(StoreError::NotFound("payment"));
         }
@@ -531,13 +529,14 @@ impl Db {
                 continue;
             };
             let u = self.user(user_id).await?;
+            let role = u.primary_role().as_str().to_string();
             let (collected, handed) = (row_i64(r, "collected")?, row_i64(r, "handed")?);
             let last = self.handovers(Some(user_id), 1).await?;
             out.push(CashHolder {
                 user_id,
                 name: u.name,
                 phone: u.phone,
-                role: u.role.as_str().to_string(),
+                role,
                 on_hand: collected - handed,
                 collected,
                 handed_over: handed,

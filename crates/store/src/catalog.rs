@@ -63,9 +63,9 @@ impl Settings {
     pub fn stop_minutes(&self) -> i64 {
         self.num("stop_minutes", 5i64).clamp(0, 60)
     }
-    pub fn policy(&self) -> tianguis_domain::process::Policy {
-        let d = tianguis_domain::process::Policy::default();
-        tianguis_domain::process::Policy {
+    pub fn timing(&self) -> tianguis_domain::process::Timing {
+        let d = tianguis_domain::process::Timing::default();
+        tianguis_domain::process::Timing {
             unpaid_cancel_minutes: self.num("unpaid_cancel_minutes", d.unpaid_cancel_minutes),
             ship_within_days: self.num("ship_within_days", d.ship_within_days),
             dispute_window_days: self.num("dispute_window_days", d.dispute_window_days),

@@ -66,25 +66,25 @@ impl Db {
         milestone: Milestone,
         bounty_minor: i64,
     ) -> Result<i64> {
-        if admin.role != Role::Admin {
-            return Err(StoreError::Forbidden(Msg::new("err-not-your-move")));
-        }
         if bounty_minor < 0 {
             return Err(StoreError::invalid("err-payout-positive"));
         }
         let champion = self.user_by_phone(champion_phone).await?;
-        if !matches!(champion.role, Role::Buyer | Role::Champion) {
-            return Err(StoreError::invalid("err-champion-role"));
-        }
         let seller = self.seller(seller_id).await?;
         let currency = self.currency().await?;
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
+        let official = crate::users::person_in(&mut tx, admin.id).await?;
+        tianguis_domain::policy::may(&official, tianguis_domain::policy::Duty::ManageChampions)
+            .map_err(crate::denied)?;
         // Lock the champion's row, then count, so two assignments at once cannot make five.
-        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
-            .bind(Role::Champion.as_str())
+        sqlx::query("UPDATE users SET active = active WHERE id = $1")
             .bind(champion.id)
             .execute(&mut *tx)
             .await?;
+        if let Some(g) = crate::users::everywhere(Role::Champion) {
+            crate::users::grant_in(&mut tx, Some(admin.id), champion.id, g, now).await?;
+        }
         let n =
             sqlx::query("SELECT COUNT(*) AS n FROM champion_assignments WHERE champion_id = $1")
                 .bind(champion.id)
@@ -125,9 +125,11 @@ impl Db {
 
     /// Pay a champion's bounty for a business that reached its milestone, once.
     pub async fn pay_champion(&self, admin: &User, assignment_id: i64) -> Result<()> {
-        if admin.role != Role::Admin {
-            return Err(StoreError::Forbidden(Msg::new("err-not-your-move")));
-        }
+        tianguis_domain::policy::may(
+            &admin.person(),
+            tianguis_domain::policy::Duty::ManageChampions,
+        )
+        .map_err(crate::denied)?;
         let r = sqlx::query(&format!("{SELECT} WHERE a.id = $1"))
             .bind(assignment_id)
             .fetch_optional(&self.pool)

@@ -108,6 +108,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     9 "0009_mandates",
     10 "0010_champions",
     11 "0011_trust",
+    12 "0012_grants",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -121,6 +122,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     9 "0009_mandates",
     10 "0010_champions",
     11 "0011_trust",
+    12 "0012_grants",
 );
 
 impl Db {

@@ -12,6 +12,7 @@ use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction as DbTx};
 use tianguis_domain::delivery::{self as rules, Area, FailReason, Job, JobAction, JobState};
+use tianguis_domain::policy;
 use tianguis_domain::process::{Actor, OrderState, Transition};
 use tianguis_geo::PlusCode;
 
@@ -319,6 +320,12 @@ async fn move_job(
     Ok(to)
 }
 
+/// The policy refuses delivering or cancelling through a carrier's move; kept as an error, not
+/// a panic, should that ever change.
+fn unreachable_refused() -> Result<()> {
+    Err(StoreError::Forbidden(Msg::new("err-job-deliver-with-code")))
+}
+
 /// The `OfferDelivery` effect: a packed order becomes an open delivery job, from the seller's
 /// place to the pickup point, the address's plus code, or the buyer's place.
 pub(crate) async fn offer_delivery(
@@ -467,12 +474,11 @@ impl Db {
                 .map_err(|_| StoreError::invalid("err-plus-code"))?
                 .center()
         };
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE users SET role = $1 WHERE id = $2 AND role = 'buyer'")
-            .bind(Role::Courier.as_str())
-            .bind(user.id)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(g) = crate::users::everywhere(Role::Courier) {
+            crate::users::grant_in(&mut tx, None, user.id, g, now).await?;
+        }
         let r = sqlx::query(
             "INSERT INTO carriers (user_id, name, kind, capacity, base_lat, base_lng, base_plus_code, radius_km, shift_start_min, shift_end_min, speed_kmh, active, created_at) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,1,$12) ON CONFLICT (user_id) DO NOTHING RETURNING id",
@@ -652,17 +658,28 @@ impl Db {
     ) -> Result<JobState> {
         let job = self.delivery_job(job_id).await?;
         let me = self.carrier_of(user.id).await?.filter(|c| c.active);
-        let holder = me.as_ref().is_some_and(|c| Some(c.id) == job.carrier_id);
-        let may_see =
-            holder || user.role == Role::Admin || (job.state == JobState::Open && me.is_some());
-        if !may_see {
-            return Err(StoreError::NotFound("delivery job"));
-        }
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
+        // Decide on the job and the person as they are inside this transaction: a job another
+        // carrier accepted a moment ago is theirs, whatever this carrier's page showed.
         let (_, order_id, facts) = job_facts(&mut tx, "j.id = $1", job_id)
             .await?
             .ok_or(StoreError::NotFound("delivery job"))?;
+        let holder_now = sqlx::query("SELECT carrier_id FROM delivery_jobs WHERE id = $1")
+            .bind(job_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let person = crate::users::person_in(&mut tx, user.id).await?;
+        policy::job_move(
+            &person,
+            me.as_ref().map(|c| c.id),
+            &policy::JobFacts {
+                state: facts.state,
+                carrier_id: row_opt_i64(&holder_now, "carrier_id")?,
+            },
+            action,
+        )
+        .map_err(crate::denied)?;
         let mut note = String::new();
         match action {
             JobAction::Accept => {
@@ -699,7 +716,7 @@ impl Db {
                 return Ok(to);
             }
             JobAction::Deliver | JobAction::Cancel => {
-                return Err(StoreError::Forbidden(Msg::new("err-job-deliver-with-code")));
+                unreachable_refused()?;
             }
             JobAction::Fail => {
                 let Some(r) = reason else {
@@ -710,7 +727,7 @@ impl Db {
             JobAction::PickUp => {
                 // Picking up at the seller ships the order (and issues the buyer's code).
                 if job.order_state == OrderState::Packed {
-                    let policy = self.policy().await?;
+                    let policy = self.timing().await?;
                     apply(
                         &mut tx,
                         now,
@@ -760,9 +777,15 @@ impl Db {
     pub async fn deliver_job(&self, user: &User, job_id: i64, code: &str) -> Result<OrderState> {
         let job = self.delivery_job(job_id).await?;
         let me = self.carrier_of(user.id).await?;
-        if !(me.is_some_and(|c| Some(c.id) == job.carrier_id) || user.role == Role::Admin) {
-            return Err(StoreError::NotFound("delivery job"));
-        }
+        policy::job_deliver(
+            &user.person(),
+            me.map(|c| c.id),
+            &policy::JobFacts {
+                state: job.state,
+                carrier_id: job.carrier_id,
+            },
+        )
+        .map_err(crate::denied)?;
         if job.pickup_point_id.is_some() {
             return Err(StoreError::Conflict(Msg::new("err-job-at-point")));
         }

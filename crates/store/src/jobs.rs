@@ -27,7 +27,7 @@ impl Db {
     /// Run every job due now; returns what happened. `worker` names this process in leases.
     pub async fn run_due_jobs(&self, worker: &str, max: u32) -> Result<JobRun> {
         let mut run = JobRun::default();
-        let policy = self.policy().await?;
+        let timing = self.timing().await?;
         for _ in 0..max {
             let now = self.now_ms();
             let cand = sqlx::query("SELECT id FROM jobs WHERE status = 'pending' AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $2) ORDER BY run_at, id LIMIT 1")
@@ -51,7 +51,7 @@ impl Db {
             if claimed == 0 {
                 continue; // another worker took it
             }
-            match self.execute_job(id, now, &policy).await {
+            match self.execute_job(id, now, &timing).await {
                 Ok(true) => run.done += 1,
                 Ok(false) => run.skipped += 1,
                 Err(e) => {
@@ -73,7 +73,7 @@ impl Db {
         &self,
         id: i64,
         now: i64,
-        policy: &tianguis_domain::process::Policy,
+        policy: &tianguis_domain::process::Timing,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let r = sqlx::query("SELECT order_id, transition FROM jobs WHERE id = $1")

@@ -113,6 +113,16 @@ pub(crate) fn row_opt_i64(row: &sqlx::any::AnyRow, col: &str) -> Result<Option<i
     Ok(row.try_get::<Option<i64>, _>(col)?)
 }
 
+/// A refusal of the authorization policy, as a storage error.
+pub fn denied(d: tianguis_domain::policy::Denied) -> StoreError {
+    use tianguis_domain::policy::Denied;
+    match d {
+        Denied::SignIn | Denied::Forbidden(_) => StoreError::Forbidden(d.msg()),
+        Denied::Hidden(what) => StoreError::NotFound(what),
+        Denied::Invalid(_) => StoreError::Invalid(d.msg()),
+    }
+}
+
 /// Checks on text people type, as storage errors (see `tianguis_domain::text`).
 pub(crate) mod text {
     use crate::{Result, StoreError};

@@ -208,9 +208,11 @@ impl Db {
     /// An agent onboards a seller with their consent: the person (found by phone, or made with no
     /// usable password), their shop, and the mandate, all recorded.
     pub async fn onboard_seller(&self, agent: &User, o: &Onboarding) -> Result<(i64, Mandate)> {
-        if agent.role != Role::Agent || !agent.active || agent.centre_id.is_none() {
-            return Err(StoreError::Forbidden(Msg::new("err-not-an-agent")));
-        }
+        tianguis_domain::policy::may(
+            &agent.person(),
+            tianguis_domain::policy::Duty::ServeAtCentre,
+        )
+        .map_err(crate::denied)?;
         if o.scope.is_empty() {
             return Err(StoreError::invalid("err-mandate-scope"));
         }
@@ -292,9 +294,9 @@ impl Db {
     /// admins; nobody else learns it exists.
     pub async fn consent_form(&self, viewer: &User, mandate_id: i64) -> Result<(Vec<u8>, String)> {
         let m = self.mandate(mandate_id).await?;
-        let allowed = viewer.role == Role::Admin
-            || viewer.id == m.agent_id
-            || viewer.seller_id == Some(m.seller_id);
+        let allowed =
+            tianguis_domain::policy::consent_form(&viewer.person(), m.agent_id, m.seller_id)
+                .is_ok();
         let Some(form) = m.consent_form_id.filter(|_| allowed) else {
             return Err(StoreError::NotFound("photo"));
         };
@@ -350,7 +352,7 @@ impl Db {
         seller_id: i64,
         need: impl Fn(&Scope) -> bool,
     ) -> Result<Option<Mandate>> {
-        if agent.role != Role::Agent || !agent.active {
+        if !agent.is(Role::Agent) {
             return Ok(None);
         }
         Ok(self
@@ -402,7 +404,7 @@ impl Db {
     /// The seller (or an official) ends a mandate; the agent's rights stop at once.
     pub async fn revoke_mandate(&self, user: &User, mandate_id: i64) -> Result<()> {
         let m = self.mandate(mandate_id).await?;
-        if user.seller_id != Some(m.seller_id) && user.role != Role::Admin {
+        if tianguis_domain::policy::revoke_mandate(&user.person(), m.seller_id).is_err() {
             return Err(StoreError::NotFound("mandate"));
         }
         let now = self.now_ms();

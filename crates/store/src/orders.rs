@@ -11,7 +11,8 @@ use tianguis_domain::checkout::{self, CheckoutError, Fees, PricedLine};
 use tianguis_domain::ledger::{Account, Transaction};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::phone::PhoneNumber;
-use tianguis_domain::process::{self, Actor, Effect, OrderState, Policy, Transition};
+use tianguis_domain::policy::{self, OrderFacts};
+use tianguis_domain::process::{self, Actor, Effect, OrderState, Timing, Transition};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -238,43 +239,31 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
     })
 }
 
-/// Which role a user plays for an order and a transition, if any.
+impl Order {
+    /// What the authorization policy needs to know about this order.
+    pub fn facts(&self) -> OrderFacts {
+        OrderFacts {
+            buyer_id: self.buyer_id,
+            seller_id: self.seller_id,
+            placed_at: self.centre_id,
+            pickup_point: self.pickup_point_id,
+            pickup_operator: self.pickup_operator_id,
+            courier: self.courier_user_id,
+        }
+    }
+}
+
+/// Which role a user plays for an order and a transition, if any (see `policy::order_roles`).
 pub fn actor_for(user: &User, order: &Order, t: Transition) -> Option<Actor> {
     let allowed = t.def().actors;
-    let mut roles = Vec::new();
-    if user.role == Role::Admin {
-        roles.push(Actor::Admin);
-    }
-    if user.seller_id == Some(order.seller_id) {
-        roles.push(Actor::Seller);
-    }
-    if user.id == order.buyer_id {
-        roles.push(Actor::Buyer);
-    }
-    if order.pickup_operator_id == Some(user.id) || at_my_centre(user, order.pickup_point_id) {
-        roles.push(Actor::Collector);
-    }
-    if order.courier_user_id == Some(user.id) {
-        roles.push(Actor::Courier);
-    }
-    roles.into_iter().find(|a| allowed.contains(a))
+    policy::order_roles(&user.person(), &order.facts())
+        .into_iter()
+        .find(|a| allowed.contains(a))
 }
 
-/// Whether `point` is the centre this (active) agent works at.
-pub fn at_my_centre(user: &User, point: Option<i64>) -> bool {
-    user.role == Role::Agent && user.active && user.centre_id.is_some() && point == user.centre_id
-}
-
-/// Whether a user may see an order at all. Agents see their centre's orders: placed there or
-/// addressed to it.
+/// Whether a user may see an order at all (see `policy::may_view_order`).
 pub fn may_view(user: &User, order: &Order) -> bool {
-    user.role == Role::Admin
-        || user.id == order.buyer_id
-        || user.seller_id == Some(order.seller_id)
-        || order.pickup_operator_id == Some(user.id)
-        || order.courier_user_id == Some(user.id)
-        || at_my_centre(user, order.centre_id)
-        || at_my_centre(user, order.pickup_point_id)
+    policy::may_view_order(&user.person(), &order.facts())
 }
 
 impl Db {
@@ -282,8 +271,8 @@ impl Db {
         Ok(self.settings().await?.fees())
     }
 
-    pub async fn policy(&self) -> Result<Policy> {
-        Ok(self.settings().await?.policy())
+    pub async fn timing(&self) -> Result<Timing> {
+        Ok(self.settings().await?.timing())
     }
 
     /// Checkout: one payment, one order per seller, stock reserved, all or nothing. A replay
@@ -340,7 +329,7 @@ impl Db {
             phone: phone.as_str().to_string(),
             address,
             fees,
-            policy: settings.policy(),
+            policy: settings.timing(),
             promise_days: self.promise_days_for(req.buyer_id).await?,
             plus_code,
             pickup,
@@ -783,47 +772,28 @@ impl Db {
         refund_minor: Option<i64>,
     ) -> Result<OrderState> {
         let order = self.order(order_id).await?;
-        // An agent with an orders mandate acts as the seller, and the act is logged for audit.
-        let mandate = if user.role == Role::Agent {
+        // An agent with an orders mandate acts as the seller (for the moves it covers), and the
+        // act is logged for audit.
+        let mandate = if user.is(Role::Agent) {
             self.mandate_for(user, order.seller_id, |s| s.orders)
                 .await?
         } else {
             None
         };
-        // The mandate covers moving orders along (accept, pack, ship), never refunds, unless
-        // the agent has a role of their own for this order and move.
-        if let Some(m) = &mandate
-            && !tianguis_domain::mandate::covers(&m.scope, t)
-            && !(may_view(user, &order) && actor_for(user, &order, t).is_some())
-        {
-            return Err(StoreError::Forbidden(Msg::new("err-mandate-action")));
-        }
-        let acting;
-        let user = match &mandate {
-            Some(_) => {
-                acting = User {
-                    seller_id: Some(order.seller_id),
-                    ..user.clone()
-                };
-                &acting
-            }
-            None => user,
-        };
-        if !may_view(user, &order) {
-            return Err(StoreError::NotFound("order"));
-        }
-        let actor = actor_for(user, &order, t)
-            .ok_or_else(|| StoreError::Forbidden(Msg::new("err-not-your-move")))?;
-        if t.def().needs_code {
-            return Err(StoreError::Forbidden(Msg::new("err-code-needed")));
-        }
-        if matches!(t, Transition::Pay) {
-            return Err(StoreError::Forbidden(Msg::new("err-pay-via-payment")));
-        }
+        let actor = policy::order_actor(
+            &user.person(),
+            &order.facts(),
+            t,
+            mandate.as_ref().map(|m| m.scope),
+        )
+        .map_err(crate::denied)?;
         let state = self
             .transition(order_id, t, actor, Some(user.id), reason, refund_minor)
             .await?;
-        if let Some(m) = &mandate {
+        if let Some(m) = &mandate
+            && actor == Actor::Seller
+            && user.seller_id != Some(order.seller_id)
+        {
             self.log_mandate(m.id, user.id, t.as_str(), &format!("order {order_id}"))
                 .await?;
         }
@@ -841,21 +811,18 @@ impl Db {
     ) -> Result<OrderState> {
         const MAX_FAILURES: i64 = 5;
         let order = self.order(order_id).await?;
-        if !may_view(user, &order) {
-            return Err(StoreError::NotFound("order"));
-        }
         let t = if order.method == PaymentMethod::CashOnDelivery.as_str() {
             Transition::CollectOnDelivery
         } else {
             Transition::DeliverWithCode
         };
-        let actor = actor_for(user, &order, t)
-            .ok_or_else(|| StoreError::Forbidden(Msg::new("err-not-your-move")))?;
+        let actor =
+            policy::delivery_actor(&user.person(), &order.facts(), t).map_err(crate::denied)?;
         if order.pickup_point_id.is_some() && order.checked_in_at.is_none() {
             // A parcel is handed over at the point only after it was checked in there.
             return Err(StoreError::Conflict(Msg::new("err-pickup-not-checked-in")));
         }
-        let policy = self.policy().await?;
+        let policy = self.timing().await?;
         let mut tx = self.begin_write().await?;
         let r =
             sqlx::query("SELECT delivery_code, delivery_code_failures FROM orders WHERE id = $1")
@@ -904,7 +871,7 @@ impl Db {
         reason: &str,
         refund_minor: Option<i64>,
     ) -> Result<OrderState> {
-        let policy = self.policy().await?;
+        let policy = self.timing().await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -965,7 +932,7 @@ impl Db {
     /// A payment succeeded (provider callback, status query, or cash counted by `collector`).
     /// Idempotent: the second call for the same payment changes nothing and returns false.
     pub async fn payment_succeeded(&self, payment_id: i64, collector: Option<i64>) -> Result<bool> {
-        let policy = self.policy().await?;
+        let policy = self.timing().await?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -983,7 +950,7 @@ impl Db {
         &self,
         payment_id: i64,
         collector: Option<i64>,
-        policy: &Policy,
+        policy: &Timing,
     ) -> Result<bool> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
@@ -1131,7 +1098,7 @@ struct Prepared {
     phone: String,
     address: String,
     fees: Fees,
-    policy: Policy,
+    policy: Timing,
     promise_days: i64,
     plus_code: Option<String>,
     /// (pickup point, its slots)
@@ -1167,7 +1134,7 @@ pub(crate) async fn schedule(
 pub(crate) async fn apply(
     tx: &mut DbTx<'static, Any>,
     now: i64,
-    policy: &Policy,
+    policy: &Timing,
     order_id: i64,
     t: Transition,
     actor: Actor,

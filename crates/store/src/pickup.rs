@@ -5,7 +5,7 @@
 //! hold period goes back with a refund (a job scheduled at check-in).
 
 use crate::orders::{Order, schedule};
-use crate::users::{Role, User};
+use crate::users::{Grant, GrantScope, Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
 use serde::Serialize;
 use sqlx::Row;
@@ -117,14 +117,8 @@ impl Db {
             Some(phone) => Some(self.user_by_phone(phone).await?),
             None => None,
         };
+        let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        if let Some(op) = &operator {
-            sqlx::query("UPDATE users SET role = $1 WHERE id = $2 AND role = 'buyer'")
-                .bind(Role::Operator.as_str())
-                .bind(op.id)
-                .execute(&mut *tx)
-                .await?;
-        }
         let r = sqlx::query(
             "INSERT INTO pickup_points (name, kind, place_id, lat, lng, plus_code, slots, hours, hold_days, fee_minor, operator_id, created_at, contact) \
              VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING id",
@@ -139,13 +133,18 @@ impl Db {
         .bind(p.hours.trim().to_string())
         .bind(p.hold_days)
         .bind(p.fee_minor)
-        .bind(operator.map(|o| o.id))
-        .bind(self.now_ms())
+        .bind(operator.as_ref().map(|o| o.id))
+        .bind(now)
         .bind(p.contact.trim().chars().take(200).collect::<String>())
         .fetch_one(&mut *tx)
         .await?;
+        let id = row_i64(&r, "id")?;
+        if let Some(op) = &operator {
+            let g = Grant::new(Role::Operator, GrantScope::Point(id)).map_err(crate::denied)?;
+            crate::users::grant_in(&mut tx, None, op.id, g, now).await?;
+        }
         tx.commit().await?;
-        row_i64(&r, "id")
+        Ok(id)
     }
 
     /// Every active point with its occupancy.
@@ -199,12 +198,8 @@ impl Db {
         let Some(point_id) = order.pickup_point_id else {
             return Err(StoreError::NotFound("order"));
         };
-        if user.role != Role::Admin
-            && order.pickup_operator_id != Some(user.id)
-            && !crate::orders::at_my_centre(user, order.pickup_point_id)
-        {
-            return Err(StoreError::NotFound("order"));
-        }
+        tianguis_domain::policy::serve_parcel(&user.person(), &order.facts())
+            .map_err(crate::denied)?;
         if order.state != OrderState::Shipped {
             return Err(StoreError::Conflict(Msg::new("err-pickup-not-shipped")));
         }
@@ -239,9 +234,7 @@ impl Db {
             .pickup_points()
             .await?
             .into_iter()
-            .filter(|p| {
-                p.operator_id == Some(user.id) || crate::orders::at_my_centre(user, Some(p.id))
-            })
+            .filter(|p| p.operator_id == Some(user.id) || user.person().agent_at(Some(p.id)))
             .map(|p| p.id)
             .collect();
         let mut expected = Vec::new();

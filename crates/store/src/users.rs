@@ -7,46 +7,11 @@ use crate::{
 use serde::Serialize;
 use tianguis_domain::phone::PhoneNumber;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Buyer,
-    /// Runs a pickup point: checks parcels in and hands them over.
-    Operator,
-    /// Rides for the courier pool (post office, courier, motorbike or bicycle rider).
-    Courier,
-    /// Works at a digital centre: orders and lists for people, takes cash.
-    Agent,
-    /// A digital champion bringing assigned businesses online.
-    Champion,
-    Seller,
-    Admin,
-}
+pub use tianguis_domain::policy::{Grant, GrantScope, Person, Role};
 
-impl Role {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Buyer => "buyer",
-            Role::Seller => "seller",
-            Role::Admin => "admin",
-            Role::Operator => "operator",
-            Role::Courier => "courier",
-            Role::Agent => "agent",
-            Role::Champion => "champion",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Role> {
-        match s {
-            "buyer" => Ok(Role::Buyer),
-            "seller" => Ok(Role::Seller),
-            "admin" => Ok(Role::Admin),
-            "operator" => Ok(Role::Operator),
-            "courier" => Ok(Role::Courier),
-            "agent" => Ok(Role::Agent),
-            "champion" => Ok(Role::Champion),
-            _ => Err(StoreError::Invalid(Msg::new("err-role").arg("role", s))),
-        }
-    }
+/// A role name from a form or the command line.
+pub fn parse_role(s: &str) -> Result<Role> {
+    Role::parse(s).ok_or_else(|| StoreError::Invalid(Msg::new("err-role").arg("role", s)))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,32 +20,170 @@ pub struct User {
     pub phone: String,
     pub email: Option<String>,
     pub name: String,
-    pub role: Role,
     pub place_id: Option<i64>,
     /// The seller profile id when the user sells.
     pub seller_id: Option<i64>,
     pub active: bool,
-    /// The digital centre an agent works at.
+    /// The digital centre an agent works at (the first agent grant's), for pages.
     pub centre_id: Option<i64>,
     /// False for an account made for someone else (a walk-in buyer, a seller onboarded at a
     /// centre) until they claim it with a texted code.
     pub has_password: bool,
+    /// The roles this person holds now (revoked grants are not here).
+    pub grants: Vec<Grant>,
 }
 
-const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.role, u.place_id, s.id AS seller_id, u.active, u.centre_id, u.password_set";
+impl User {
+    /// The person as the authorization policy sees them.
+    pub fn person(&self) -> Person {
+        Person {
+            id: self.id,
+            active: self.active,
+            seller_id: self.seller_id,
+            grants: self.grants.clone(),
+        }
+    }
+    pub fn is(&self, role: Role) -> bool {
+        self.active && self.grants.iter().any(|g| g.role == role)
+    }
+    /// For templates: `u.has_role("agent")`.
+    pub fn has_role(&self, name: &str) -> bool {
+        Role::parse(name).is_some_and(|r| self.is(r))
+    }
+    /// The most telling role, for lists (admin, official, agent, ..., seller, buyer).
+    pub fn primary_role(&self) -> Role {
+        let mut roles: Vec<Role> = self.grants.iter().map(|g| g.role).collect();
+        if self.seller_id.is_some() {
+            roles.push(Role::Seller);
+        }
+        roles.into_iter().max().unwrap_or(Role::Buyer)
+    }
+}
 
+/// A grant as recorded, with who gave it and who took it back (the audit trail).
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub grant: Grant,
+    pub granted_by: Option<i64>,
+    pub granted_at: i64,
+    pub revoked_by: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+fn grant_from(r: &sqlx::any::AnyRow) -> Result<Grant> {
+    let role = row_str(r, "role")?;
+    let kind = row_str(r, "scope_kind")?;
+    Ok(Grant {
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+        scope: GrantScope::from_parts(&kind, row_opt_i64(r, "scope_id")?)
+            .ok_or_else(|| StoreError::Corrupt(format!("grant scope {kind}")))?,
+    })
+}
+
+/// The grant a role gets when it needs no place to work (admins, couriers, champions).
+pub fn everywhere(role: Role) -> Option<Grant> {
+    Grant::new(role, GrantScope::Everywhere).ok()
+}
+
+/// A person's current grants, read inside a transaction (decisions are taken on them).
+pub(crate) async fn grants_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: i64,
+) -> Result<Vec<Grant>> {
+    sqlx::query("SELECT role, scope_kind, scope_id FROM grants WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id")
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(grant_from)
+        .collect()
+}
+
+/// The person behind a user id as they are now, read inside a transaction: the policy decides
+/// on this, not on what a page loaded earlier.
+pub async fn person_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: i64,
+) -> Result<Person> {
+    let r = sqlx::query("SELECT u.active, s.id AS seller_id FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+    Ok(Person {
+        id: user_id,
+        active: row_i64(&r, "active")? == 1,
+        seller_id: row_opt_i64(&r, "seller_id")?,
+        grants: grants_in(tx, user_id).await?,
+    })
+}
+
+/// Record a grant inside the caller's transaction; an identical active grant is kept.
+pub(crate) async fn grant_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    by: Option<i64>,
+    user_id: i64,
+    g: Grant,
+    now: i64,
+) -> Result<i64> {
+    let existing = sqlx::query("SELECT id FROM grants WHERE user_id = $1 AND role = $2 AND scope_kind = $3 AND COALESCE(scope_id, -1) = $4 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(g.role.as_str())
+        .bind(g.scope.kind())
+        .bind(g.scope.id().unwrap_or(-1))
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(r) = existing {
+        return row_i64(&r, "id");
+    }
+    let r = sqlx::query("INSERT INTO grants (user_id, role, scope_kind, scope_id, granted_by, granted_at) VALUES ($1,$2,$3,$4,$5,$6) RETURNING id")
+        .bind(user_id)
+        .bind(g.role.as_str())
+        .bind(g.scope.kind())
+        .bind(g.scope.id())
+        .bind(by)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?;
+    row_i64(&r, "id")
+}
+
+/// Revoke a person's active grants of `role` inside the caller's transaction.
+pub(crate) async fn revoke_role_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    by: Option<i64>,
+    user_id: i64,
+    role: Role,
+    now: i64,
+) -> Result<u64> {
+    Ok(sqlx::query("UPDATE grants SET revoked_by = $1, revoked_at = $2 WHERE user_id = $3 AND role = $4 AND revoked_at IS NULL")
+        .bind(by)
+        .bind(now)
+        .bind(user_id)
+        .bind(role.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}
+
+const USER_COLS: &str =
+    "u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set";
+
+/// A user row without grants yet (see [`Db::with_grants`]).
 fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
         id: row_i64(row, "id")?,
         phone: row_str(row, "phone")?,
         email: row_opt_str(row, "email")?,
         name: row_str(row, "name")?,
-        role: Role::parse(&row_str(row, "role")?)?,
         place_id: row_opt_i64(row, "place_id")?,
         seller_id: row_opt_i64(row, "seller_id")?,
         active: row_i64(row, "active")? == 1,
-        centre_id: row_opt_i64(row, "centre_id")?,
+        centre_id: None,
         has_password: row_i64(row, "password_set")? == 1,
+        grants: Vec::new(),
     })
 }
 
@@ -91,6 +194,8 @@ pub struct UserRow<'a> {
     pub email: Option<&'a str>,
     pub name: &'a str,
     pub password_hash: &'a str,
+    /// A role that needs no place (admin, courier, champion) becomes a grant; buyer and seller
+    /// need none.
     pub role: Role,
     pub place_id: Option<i64>,
     /// False for an account made for someone else, until they claim it.
@@ -100,6 +205,12 @@ pub struct UserRow<'a> {
 impl Db {
     /// Store a person. A phone already taken is a conflict.
     pub async fn insert_user(&self, u: &UserRow<'_>) -> Result<User> {
+        let grant = match u.role {
+            Role::Buyer | Role::Seller => None,
+            r => Some(everywhere(r).ok_or(StoreError::invalid("err-grant-scope"))?),
+        };
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
             "INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at, password_set) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
@@ -108,14 +219,21 @@ impl Db {
         .bind(u.email.filter(|e| !e.is_empty()).map(str::to_string))
         .bind(u.name.trim().to_string())
         .bind(u.password_hash.to_string())
-        .bind(u.role.as_str())
+        .bind("buyer")
         .bind(u.place_id)
-        .bind(self.now_ms())
+        .bind(now)
         .bind(i64::from(u.password_set))
-        .fetch_one(&self.write)
+        .fetch_one(&mut *tx)
         .await;
         match res {
-            Ok(row) => self.user(row_i64(&row, "id")?).await,
+            Ok(row) => {
+                let id = row_i64(&row, "id")?;
+                if let Some(g) = grant {
+                    grant_in(&mut tx, None, id, g, now).await?;
+                }
+                tx.commit().await?;
+                self.user(id).await
+            }
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 Err(StoreError::Conflict(Msg::new("err-phone-taken")))
             }
@@ -184,7 +302,38 @@ impl Db {
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id = $1"
         );
         let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
-        user_from(&row.ok_or(StoreError::NotFound("user"))?)
+        self.one_with_grants(user_from(&row.ok_or(StoreError::NotFound("user"))?)?)
+            .await
+    }
+
+    async fn one_with_grants(&self, u: User) -> Result<User> {
+        Ok(self.with_grants(vec![u]).await?.remove(0))
+    }
+
+    /// Attach each user's current grants (one query for the lot).
+    pub async fn with_grants(&self, mut users: Vec<User>) -> Result<Vec<User>> {
+        if users.is_empty() {
+            return Ok(users);
+        }
+        // Ids are integers: listing them inline is safe and portable.
+        let ids: Vec<String> = users.iter().map(|u| u.id.to_string()).collect();
+        let q = format!(
+            "SELECT user_id, role, scope_kind, scope_id FROM grants WHERE revoked_at IS NULL AND user_id IN ({}) ORDER BY id",
+            ids.join(",")
+        );
+        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
+        let mut by_user: std::collections::HashMap<i64, Vec<Grant>> = Default::default();
+        for r in &rows {
+            by_user
+                .entry(row_i64(r, "user_id")?)
+                .or_default()
+                .push(grant_from(r)?);
+        }
+        for u in &mut users {
+            u.grants = by_user.remove(&u.id).unwrap_or_default();
+            u.centre_id = u.person().centre();
+        }
+        Ok(users)
     }
 
     pub async fn user_by_phone(&self, phone: &str) -> Result<User> {
@@ -196,35 +345,26 @@ impl Db {
             .bind(phone.as_str().to_string())
             .fetch_optional(&self.pool)
             .await?;
-        user_from(&row.ok_or(StoreError::NotFound("user"))?)
+        self.one_with_grants(user_from(&row.ok_or(StoreError::NotFound("user"))?)?)
+            .await
     }
 
-    /// An admin changes a user's role or suspends them. A suspended user's sessions and API
-    /// tokens stop working at once. Nobody can demote or suspend themselves.
-    pub async fn set_user_access(
-        &self,
-        admin: &User,
-        user_id: i64,
-        role: Role,
-        active: bool,
-    ) -> Result<()> {
-        if admin.role != Role::Admin {
-            return Err(StoreError::Forbidden(Msg::new("err-not-your-move")));
-        }
-        if admin.id == user_id && (role != Role::Admin || !active) {
-            return Err(StoreError::invalid("err-self-demote"));
-        }
-        let target = self.user(user_id).await?;
-        if role == Role::Seller && target.seller_id.is_none() {
-            return Err(StoreError::invalid("err-no-shop"));
-        }
+    /// An admin suspends (or reinstates) a person. A suspended person's sessions and API tokens
+    /// stop working at once. Nobody suspends themselves. Decided on the admin's grants as they
+    /// are inside the transaction.
+    pub async fn set_user_active(&self, admin_id: i64, user_id: i64, active: bool) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE users SET role = $1, active = $2 WHERE id = $3")
-            .bind(role.as_str())
+        let admin = person_in(&mut tx, admin_id).await?;
+        tianguis_domain::policy::change_access(&admin, user_id, !active).map_err(crate::denied)?;
+        let n = sqlx::query("UPDATE users SET active = $1 WHERE id = $2")
             .bind(active as i64)
             .bind(user_id)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
         if !active {
             sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                 .bind(user_id)
@@ -233,6 +373,109 @@ impl Db {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// An admin gives a person a role (where it applies). Recorded with who and when.
+    pub async fn grant_role(&self, admin_id: i64, user_id: i64, g: Grant) -> Result<i64> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let admin = person_in(&mut tx, admin_id).await?;
+        tianguis_domain::policy::change_access(&admin, user_id, false).map_err(crate::denied)?;
+        person_in(&mut tx, user_id).await?;
+        if let GrantScope::Point(p) = g.scope {
+            let found = sqlx::query("SELECT id FROM pickup_points WHERE id = $1")
+                .bind(p)
+                .fetch_optional(&mut *tx)
+                .await?;
+            found.ok_or(StoreError::NotFound("pickup point"))?;
+        }
+        if let GrantScope::Place(p) = g.scope {
+            let found = sqlx::query("SELECT id FROM places WHERE id = $1")
+                .bind(p)
+                .fetch_optional(&mut *tx)
+                .await?;
+            found.ok_or(StoreError::NotFound("place"))?;
+        }
+        let id = grant_in(&mut tx, Some(admin_id), user_id, g, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// An admin takes a grant back (kept, marked revoked, for the record). Nobody takes their
+    /// own admin grant.
+    pub async fn revoke_grant(&self, admin_id: i64, grant_id: i64) -> Result<()> {
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query("SELECT user_id, role, scope_kind, scope_id FROM grants WHERE id = $1 AND revoked_at IS NULL")
+            .bind(grant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("grant"))?;
+        let g = grant_from(&r)?;
+        let admin = person_in(&mut tx, admin_id).await?;
+        tianguis_domain::policy::change_access(
+            &admin,
+            row_i64(&r, "user_id")?,
+            g.role == Role::Admin,
+        )
+        .map_err(crate::denied)?;
+        sqlx::query("UPDATE grants SET revoked_by = $1, revoked_at = $2 WHERE id = $3 AND revoked_at IS NULL")
+            .bind(admin_id)
+            .bind(now)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whose grant this is.
+    pub async fn grant_owner(&self, grant_id: i64) -> Result<i64> {
+        let r = sqlx::query("SELECT user_id FROM grants WHERE id = $1")
+            .bind(grant_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("grant"))?;
+        row_i64(&r, "user_id")
+    }
+
+    /// Every grant a person was ever given, newest first, revoked ones included.
+    pub async fn grant_records(&self, user_id: i64) -> Result<Vec<GrantRecord>> {
+        sqlx::query("SELECT * FROM grants WHERE user_id = $1 ORDER BY id DESC")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(GrantRecord {
+                    id: row_i64(r, "id")?,
+                    user_id: row_i64(r, "user_id")?,
+                    grant: grant_from(r)?,
+                    granted_by: row_opt_i64(r, "granted_by")?,
+                    granted_at: row_i64(r, "granted_at")?,
+                    revoked_by: row_opt_i64(r, "revoked_by")?,
+                    revoked_at: row_opt_i64(r, "revoked_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Active grants of a role at a scope (the agents of a centre, say), by user id.
+    pub async fn holders(&self, g: Grant) -> Result<Vec<User>> {
+        let q = format!(
+            "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id IN \
+             (SELECT user_id FROM grants WHERE revoked_at IS NULL AND role = $1 AND scope_kind = $2 AND COALESCE(scope_id, -1) = $3) ORDER BY u.id"
+        );
+        let users = sqlx::query(&q)
+            .bind(g.role.as_str())
+            .bind(g.scope.kind())
+            .bind(g.scope.id().unwrap_or(-1))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(user_from)
+            .collect::<Result<Vec<_>>>()?;
+        self.with_grants(users).await
     }
 
     /// A user whose password was hashed elsewhere (demo seeding hashes once for many).
@@ -244,43 +487,36 @@ impl Db {
         role: Role,
         place: Option<i64>,
     ) -> Result<i64> {
-        let r = sqlx::query("INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) VALUES ($1, NULL, $2, $3, $4, $5, $6) RETURNING id")
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
+        let r = sqlx::query("INSERT INTO users (phone, email, name, password_hash, role, place_id, created_at) VALUES ($1, NULL, $2, $3, 'buyer', $4, $5) RETURNING id")
             .bind(phone.to_string())
             .bind(name.to_string())
             .bind(hash.to_string())
-            .bind(role.as_str())
             .bind(place)
-            .bind(self.now_ms())
-            .fetch_one(&self.write)
+            .bind(now)
+            .fetch_one(&mut *tx)
             .await?;
-        row_i64(&r, "id")
-    }
-
-    /// Users matching a condition on `u` with one bound id (`$1`), by id.
-    pub(crate) async fn users_where(&self, cond: &str, id: i64) -> Result<Vec<User>> {
-        let q = format!(
-            "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE {cond} ORDER BY u.id LIMIT 1000"
-        );
-        sqlx::query(&q)
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(user_from)
-            .collect()
+        let id = row_i64(&r, "id")?;
+        if let Some(g) = everywhere(role) {
+            grant_in(&mut tx, None, id, g, now).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn list_users(&self, limit: i64) -> Result<Vec<User>> {
         let q = format!(
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id ORDER BY u.id LIMIT $1"
         );
-        sqlx::query(&q)
+        let users = sqlx::query(&q)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(user_from)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        self.with_grants(users).await
     }
 
     // ---- sessions ----
@@ -431,7 +667,10 @@ impl Db {
             .bind(hash_token(token))
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(user_from).transpose()
+        match row.as_ref().map(user_from).transpose()? {
+            Some(u) => Ok(Some(self.one_with_grants(u).await?)),
+            None => Ok(None),
+        }
     }
 }
 

@@ -1209,10 +1209,9 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
             .await
             .is_err()
         );
-        assert_eq!(
-            t.db.user(op.id).await.unwrap().role,
-            Role::Operator,
-            "the operator's role is set"
+        assert!(
+            t.db.user(op.id).await.unwrap().is(Role::Operator),
+            "the operator's role is granted"
         );
         // The buyer lives in Santa Ana: the nearest point first.
         let b = tianguis_app::people::create_user(
@@ -1425,7 +1424,7 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             .unwrap();
         let rider = db.user(rider.id).await.unwrap();
         let far_rider = db.user(far_rider.id).await.unwrap();
-        assert_eq!(rider.role, Role::Courier);
+        assert!(rider.is(Role::Courier));
         let me = db.carrier(c1).await.unwrap();
         let far = db.carrier(c2).await.unwrap();
 
@@ -1833,7 +1832,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         );
         let agent = db.attach_agent(&admin, c1, "+52888000002").await.unwrap();
         let other = db.attach_agent(&admin, c2, &other.phone).await.unwrap();
-        assert_eq!((agent.role, agent.centre_id), (Role::Agent, Some(c1)));
+        assert_eq!((agent.is(Role::Agent), agent.centre_id), (true, Some(c1)));
         assert_eq!(db.agents_of(c1).await.unwrap().len(), 1);
         // Commissions: 2% of what is released, from the platform fee, at this centre; a general
         // fixed rule elsewhere.
@@ -1939,7 +1938,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         );
         let buyer = db.user(o.buyer_id).await.unwrap();
         assert_eq!(
-            (buyer.name.as_str(), buyer.role),
+            (buyer.name.as_str(), buyer.primary_role()),
             ("Doña Rosa", Role::Buyer)
         );
         // Agents see their centre's orders only.
@@ -2067,9 +2066,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
             .unwrap();
         assert!(totals.holds(), "{totals:?}");
         // A suspended agent can no longer order.
-        db.set_user_access(&admin, agent.id, Role::Agent, false)
-            .await
-            .unwrap();
+        db.set_user_active(admin.id, agent.id, false).await.unwrap();
         let suspended = db.user(agent.id).await.unwrap();
         assert!(
             db.assisted_checkout(
@@ -2223,7 +2220,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         );
         let seller_user = db.user_by_phone("+52999200001").await.unwrap();
         assert_eq!(
-            (seller_user.role, seller_user.seller_id),
+            (seller_user.primary_role(), seller_user.seller_id),
             (Role::Seller, Some(sid))
         );
         // Listings within the mandate, once per key.
@@ -2483,7 +2480,7 @@ async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_mileston
                 .is_err(),
             "officials assign"
         );
-        assert_eq!(db.user(champ.id).await.unwrap().role, Role::Champion);
+        assert!(db.user(champ.id).await.unwrap().is(Role::Champion));
         // Progress: the first business lists a product; the others have done nothing yet.
         db.create_product(sellers[0], &product(cat, "Miel", 12000, 3))
             .await
@@ -2506,5 +2503,193 @@ async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_mileston
             .unwrap();
         assert!(totals.holds(), "{totals:?}");
         assert_eq!(totals.payouts, 50_000, "the bounty left through the ledger");
+    }
+}
+
+/// Roles are grants: one person holds several (a seller who is also an agent), officials give
+/// and take them back with a record of who did it, and nobody takes their own admin grant or
+/// suspends themselves. Decisions use the grants as they are inside the transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn people_hold_several_roles_given_and_taken_back_on_the_record() {
+    use tianguis_store::users::{Grant, GrantScope};
+    for t in all().await {
+        let db = &t.db;
+        let (_, _, seller) = small_shop(db).await;
+        let (agent, centre) = agent_at_centre(db, "+52777800001").await;
+        let admin = db.user_by_phone("+52777900000").await.unwrap();
+        // The shop's owner becomes an agent at the centre too: both roles at once.
+        let lupe = db.user_by_phone("+52111111111").await.unwrap();
+        assert_eq!(lupe.seller_id, Some(seller));
+        let g = db
+            .grant_role(
+                admin.id,
+                lupe.id,
+                Grant::new(Role::Agent, GrantScope::Point(centre)).unwrap(),
+            )
+            .await
+            .unwrap();
+        let lupe = db.user(lupe.id).await.unwrap();
+        assert!(lupe.is(Role::Agent) && lupe.seller_id == Some(seller));
+        assert_eq!(lupe.centre_id, Some(centre));
+        assert_eq!(db.agents_of(centre).await.unwrap().len(), 2);
+        // Granting the same again changes nothing; a grant that makes no sense is refused.
+        assert_eq!(
+            db.grant_role(
+                admin.id,
+                lupe.id,
+                Grant::new(Role::Agent, GrantScope::Point(centre)).unwrap()
+            )
+            .await
+            .unwrap(),
+            g
+        );
+        assert!(Grant::new(Role::Agent, GrantScope::Everywhere).is_err());
+        assert!(matches!(
+            db.grant_role(
+                admin.id,
+                lupe.id,
+                Grant::new(Role::Operator, GrantScope::Point(424242)).unwrap()
+            )
+            .await,
+            Err(StoreError::NotFound(_))
+        ));
+        // Only admins give roles (an agent cannot make themselves one).
+        assert!(matches!(
+            db.grant_role(
+                agent.id,
+                agent.id,
+                Grant::new(Role::Admin, GrantScope::Everywhere).unwrap()
+            )
+            .await,
+            Err(StoreError::Forbidden(_))
+        ));
+        // Taken back: on the record, with who and when.
+        db.revoke_grant(admin.id, g).await.unwrap();
+        let lupe = db.user(lupe.id).await.unwrap();
+        assert!(!lupe.is(Role::Agent) && lupe.seller_id == Some(seller));
+        let records = db.grant_records(lupe.id).await.unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            (records[0].granted_by, records[0].revoked_by),
+            (Some(admin.id), Some(admin.id))
+        );
+        assert!(records[0].revoked_at.is_some());
+        assert!(db.revoke_grant(admin.id, g).await.is_err(), "once");
+        // Nobody takes their own admin grant or suspends themselves.
+        let own = db.grant_records(admin.id).await.unwrap()[0].id;
+        assert!(matches!(
+            db.revoke_grant(admin.id, own).await,
+            Err(StoreError::Invalid(m)) if m.key == "err-self-demote"
+        ));
+        assert!(db.set_user_active(admin.id, admin.id, false).await.is_err());
+        // A second admin can; then the first one's power is gone at once.
+        let other = tianguis_app::people::create_user(
+            db,
+            NewUser {
+                phone: "+52777900009",
+                email: None,
+                name: "Otra",
+                password: "password1",
+                role: Role::Admin,
+                place_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        db.revoke_grant(other.id, own).await.unwrap();
+        assert!(matches!(
+            db.set_user_active(admin.id, agent.id, false).await,
+            Err(StoreError::Forbidden(_))
+        ));
+    }
+}
+
+/// A carrier decides on the job as it is inside the transaction: while one carrier accepts,
+/// another who saw it open cannot pick it up (round after round, on both databases).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_another_carrier_took_cannot_be_moved_by_whoever_saw_it_open() {
+    use tianguis_domain::delivery::JobAction;
+    use tianguis_store::delivery::NewCarrier;
+    for t in all().await {
+        let db = &t.db;
+        let (place, cat, seller) = small_shop(db).await;
+        db.set_place_location(place, 16.9512, -96.7481)
+            .await
+            .unwrap();
+        let pid = db
+            .create_product(seller, &product(cat, "Pan", 1000, 500))
+            .await
+            .unwrap();
+        let mut riders = Vec::new();
+        for n in 0..2 {
+            let u = tianguis_app::people::create_user(
+                db,
+                NewUser {
+                    phone: &format!("+5277710000{n}"),
+                    email: None,
+                    name: "Rider",
+                    password: "password1",
+                    role: Role::Buyer,
+                    place_id: Some(place),
+                },
+            )
+            .await
+            .unwrap();
+            db.register_carrier(
+                &u,
+                &NewCarrier {
+                    name: format!("Moto {n}"),
+                    kind: "motorbike".into(),
+                    capacity: 100,
+                    base: String::new(),
+                    radius_km: 15,
+                    shift_start_min: 0,
+                    shift_end_min: 1439,
+                    speed_kmh: 30,
+                },
+            )
+            .await
+            .unwrap();
+            riders.push(db.user(u.id).await.unwrap());
+        }
+        let b = buyer(db, 7).await;
+        for round in 0..8 {
+            let (res, _) = db
+                .checkout(&req(b, vec![(pid, 1)], &format!("race-{round}")))
+                .await
+                .unwrap();
+            db.payment_succeeded(res.payment_id, None).await.unwrap();
+            for tr in [Transition::Accept, Transition::Pack] {
+                db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
+                    .await
+                    .unwrap();
+            }
+            let job = db
+                .delivery_job_of_order(res.order_ids[0])
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
+            let (a, b2) = (riders[0].clone(), riders[1].clone());
+            let (da, db2) = (db.clone(), db.clone());
+            let accept =
+                tokio::spawn(async move { da.job_act(&a, job, JobAction::Accept, None).await });
+            let pick = tokio::spawn(async move {
+                let mut took = false;
+                for _ in 0..20 {
+                    took |= db2.job_act(&b2, job, JobAction::PickUp, None).await.is_ok();
+                }
+                took
+            });
+            assert!(accept.await.unwrap().is_ok());
+            assert!(
+                !pick.await.unwrap(),
+                "round {round}: picked up another's job"
+            );
+            let j = db.delivery_job(job).await.unwrap();
+            let mine = db.carrier_of(riders[0].id).await.unwrap().unwrap().id;
+            assert_eq!(j.carrier_id, Some(mine));
+            assert_eq!(j.state.as_str(), "accepted");
+        }
     }
 }

@@ -26,7 +26,7 @@ use tianguis_store::catalog::CartLine;
 use tianguis_store::champions::Assignment;
 use tianguis_store::orders::{Order, PaymentMethod};
 use tianguis_store::pickup::PickupPoint;
-use tianguis_store::users::{Role, User};
+use tianguis_store::users::User;
 
 type R = Result<Response, AppError>;
 
@@ -55,9 +55,11 @@ pub fn routes() -> Router<AppState> {
 
 fn agent_of(c: &Ctx) -> Result<(&User, i64), AppError> {
     let u = c.require_user()?;
-    match (u.role, u.centre_id) {
-        (Role::Agent, Some(centre)) if u.active => Ok((u, centre)),
-        _ => Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent")),
+    tianguis_domain::policy::may(&u.person(), tianguis_domain::policy::Duty::ServeAtCentre)
+        .map_err(crate::who::refusal)?;
+    match u.person().centre() {
+        Some(centre) => Ok((u, centre)),
+        None => Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent")),
     }
 }
 
@@ -261,14 +263,11 @@ async fn commissions(
 ) -> R {
     let user = c.require_user()?;
     // An agent reads their own; an official reads anyone's (?agent=ID).
-    let agent_id = match (
-        user.role,
+    let agent_id = tianguis_domain::policy::commission_statement(
+        &user.person(),
         q.get("agent").and_then(|a| a.parse::<i64>().ok()),
-    ) {
-        (Role::Admin, Some(a)) => a,
-        (Role::Agent, _) => user.id,
-        _ => return Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent")),
-    };
+    )
+    .map_err(crate::who::refusal)?;
     let offset = s.db.settings().await?.utc_offset_minutes();
     let month = q
         .get("month")
@@ -618,10 +617,7 @@ fn board_rows(c: &Ctx, board: Vec<Assignment>) -> Vec<(Assignment, String, Strin
 
 /// A champion's businesses and how far each has come.
 async fn champion_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
-    let u = c.require_user()?;
-    if u.role != Role::Champion {
-        return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
-    }
+    let u = &crate::who::may(&c, tianguis_domain::policy::Duty::Champion)?;
     html(ChampionsPage {
         title: c.t.t("champions-title"),
         admin: false,

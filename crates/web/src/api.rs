@@ -303,7 +303,7 @@ pub async fn start_mobile_money(s: &AppState, payment_id: i64) {
 /// it (provider down, network cut): ask again with the same reference, while the orders wait.
 pub async fn reconcile_payments(s: &AppState) {
     let window =
-        s.db.policy()
+        s.db.timing()
             .await
             .map(|p| p.unpaid_cancel_minutes * 60_000)
             .unwrap_or(3_600_000);

@@ -24,7 +24,6 @@ use tianguis_routing::day::{Courier, DayJob, StopKind, plan_day};
 use tianguis_store::delivery::{
     Carrier, DeliveryJob, NewCarrier, RoutePlan, RouteStop, SolvedStop,
 };
-use tianguis_store::users::Role;
 use tianguis_store::{Db, Msg, StoreError};
 
 type R = Result<Response, AppError>;
@@ -290,9 +289,8 @@ async fn plan_page(
     let user = c.require_user()?;
     let plan = s.db.route_plan(id).await?;
     let carrier = s.db.carrier(plan.carrier_id).await?;
-    if carrier.user_id != user.id && user.role != Role::Admin {
-        return Err(StoreError::NotFound("route plan").into());
-    }
+    tianguis_domain::policy::route_plan(&user.person(), carrier.user_id)
+        .map_err(crate::who::refusal)?;
     let waiting = matches!(plan.status.as_str(), "queued" | "running");
     let progress = match (plan.status.as_str(), plan.started_at) {
         ("running", Some(t)) => ((s.db.now_ms() - t) * 100 / plan.budget_ms.max(1)).clamp(1, 99),

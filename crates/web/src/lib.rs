@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pages;
 pub mod payments;
 pub mod sms;
+pub mod who;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -289,10 +290,10 @@ async fn metrics_allowed(s: &AppState, h: &axum::http::HeaderMap) -> bool {
     if let Some(t) = bearer
         && let Ok(Some(u)) = s.db.user_by_token(t).await
     {
-        return u.role == tianguis_store::users::Role::Admin;
+        return u.is(tianguis_store::users::Role::Admin);
     }
     match ctx::session_user(s, h).await {
-        Some(u) => u.role == tianguis_store::users::Role::Admin,
+        Some(u) => u.is(tianguis_store::users::Role::Admin),
         None => false,
     }
 }

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use tianguis_domain::mandate::{Consent, Scope};
 use tianguis_store::catalog::Place;
 use tianguis_store::mandates::{Mandate, MandateEvent, Onboarding};
-use tianguis_store::users::{Role, User};
+use tianguis_store::users::User;
 
 type R = Result<Response, AppError>;
 
@@ -42,11 +42,9 @@ pub fn routes() -> Router<AppState> {
 
 fn agent(c: &Ctx) -> Result<&User, AppError> {
     let u = c.require_user()?;
-    if u.role == Role::Agent && u.active && u.centre_id.is_some() {
-        Ok(u)
-    } else {
-        Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent"))
-    }
+    tianguis_domain::policy::may(&u.person(), tianguis_domain::policy::Duty::ServeAtCentre)
+        .map_err(crate::who::refusal)?;
+    Ok(u)
 }
 
 #[derive(Template)]

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use tianguis_app::people::NewUser;
 use tianguis_domain::money::Money;
-use tianguis_domain::process::{self, Actor, OrderState, Policy, Transition};
+use tianguis_domain::policy::Duty;
+use tianguis_domain::process::{self, Actor, OrderState, Timing, Transition};
 use tianguis_store::Msg;
 use tianguis_store::catalog::{CartLine, Category, Place, Product, ProductInput, SearchQuery};
 use tianguis_store::orders::{
@@ -57,7 +58,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/places", post(admin_place))
         .route("/admin/categories", post(admin_category))
         .route("/admin/payments/{id}/cash", post(admin_cash))
-        .route("/admin/users/{id}", post(admin_user))
+        .route("/admin/users/{id}", get(admin_person).post(admin_user))
+        .route("/admin/users/{id}/grants", post(admin_grant))
+        .route("/admin/grants/{id}/revoke", post(admin_revoke))
         .route("/admin/places/{id}/promise", post(admin_place_promise))
         .route("/admin/registry", post(admin_registry))
         .route("/admin/pickup-points", post(admin_pickup_point))
@@ -545,7 +548,7 @@ async fn payment_page(
             .into_iter()
             .filter(|o| o.buyer_id == user.id)
             .collect();
-    if orders.is_empty() && user.role != Role::Admin {
+    if orders.is_empty() && !user.is(Role::Admin) {
         return Err(AppError::User(
             StatusCode::NOT_FOUND,
             Msg::new("err-not-found").arg("what", "payment"),
@@ -1296,18 +1299,14 @@ struct AdminPage<'a> {
     cash: Vec<Payment>,
     fee_bps: u32,
     delivery_fee: i64,
-    policy: Policy,
+    policy: Timing,
     places: Vec<Place>,
     categories: Vec<Category>,
     users: Vec<User>,
 }
 
 pub(crate) fn admin_of(c: &Ctx) -> Result<User, AppError> {
-    let u = c.require_user()?;
-    if u.role != Role::Admin {
-        return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
-    }
-    Ok(u.clone())
+    crate::who::may(c, Duty::ManageSettings)
 }
 
 async fn admin(
@@ -1340,7 +1339,7 @@ async fn admin(
         cash,
         fee_bps: fees.platform_bps,
         delivery_fee: fees.delivery_per_order,
-        policy: s.db.policy().await?,
+        policy: s.db.timing().await?,
         places: s.db.places().await?,
         categories: s.db.categories().await?,
         users: s.db.list_users(200).await?,
@@ -1514,10 +1513,7 @@ struct PickupPage<'a> {
 
 /// A pickup-point operator's counter: parcels on their way, and parcels waiting for buyers.
 async fn pickup_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
-    let user = c.require_user()?;
-    if !matches!(user.role, Role::Operator | Role::Admin | Role::Agent) {
-        return Err(AppError::user(StatusCode::FORBIDDEN, "error-forbidden"));
-    }
+    let user = &crate::who::may(&c, Duty::ServeCounter)?;
     let (expected, held) = s.db.pickup_parcels(user).await?;
     html(PickupPage {
         title: c.t.t("pickup-title"),
@@ -1578,11 +1574,165 @@ async fn admin_user(
     Form(f): Form<HashMap<String, String>>,
 ) -> R {
     c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
-    let admin = admin_of(&c)?;
-    let role = Role::parse(f.get("role").map(String::as_str).unwrap_or(""))?;
+    let admin = crate::who::may(&c, Duty::ManagePeople)?;
     let active = f.get("active").is_some_and(|v| v == "1");
-    s.db.set_user_access(&admin, id, role, active).await?;
+    s.db.set_user_active(admin.id, id, active).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "admin_user.html")]
+struct PersonPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    error: Option<String>,
+    person: User,
+    /// (grant, role, where, granted when and by, revoked when and by)
+    grants: Vec<(
+        tianguis_store::users::GrantRecord,
+        String,
+        String,
+        String,
+        Option<String>,
+    )>,
+    roles: Vec<(&'static str, String)>,
+    scopes: Vec<(String, String)>,
+}
+
+/// Where a grant applies, in words.
+fn scope_label(
+    c: &Ctx,
+    scope: tianguis_store::users::GrantScope,
+    places: &[Place],
+    points: &[tianguis_store::pickup::PickupPoint],
+) -> String {
+    use tianguis_store::users::GrantScope as G;
+    match scope {
+        G::Everywhere => c.t.t("people-everywhere"),
+        G::Place(id) => places
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| format!("#{id}")),
+        G::Point(id) => points
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| format!("#{id}")),
+        G::Programme(id) => format!("{} #{id}", c.t.t("people-programme")),
+    }
+}
+
+async fn person_page(s: &AppState, c: &Ctx, id: i64, error: Option<String>) -> R {
+    let person = s.db.user(id).await?;
+    let places = s.db.places().await?;
+    let points = s.db.pickup_points().await?;
+    let names = |u: Option<i64>| u.map(|id| format!(" · #{id}")).unwrap_or_default();
+    let grants =
+        s.db.grant_records(id)
+            .await?
+            .into_iter()
+            .map(|g| {
+                let role = c.t.t(&format!("role-{}", g.grant.role.as_str()));
+                let scope = scope_label(c, g.grant.scope, &places, &points);
+                let granted = format!("{}{}", utc_minute(g.granted_at), names(g.granted_by));
+                let revoked = g.revoked_at.map(|t| {
+                    format!(
+                        "{} {}{}",
+                        c.t.t("people-revoked"),
+                        utc_minute(t),
+                        names(g.revoked_by)
+                    )
+                });
+                (g, role, scope, granted, revoked)
+            })
+            .collect();
+    use tianguis_store::users::Role as R_;
+    let roles = [
+        R_::Admin,
+        R_::Official,
+        R_::Agent,
+        R_::Operator,
+        R_::Courier,
+        R_::Champion,
+    ]
+    .iter()
+    .map(|r| (r.as_str(), c.t.t(&format!("role-{}", r.as_str()))))
+    .collect();
+    let mut scopes = vec![("everywhere".to_string(), c.t.t("people-everywhere"))];
+    scopes.extend(
+        places
+            .iter()
+            .map(|p| (format!("place:{}", p.id), p.name.clone())),
+    );
+    scopes.extend(
+        points
+            .iter()
+            .map(|p| (format!("point:{}", p.id), p.name.clone())),
+    );
+    html(PersonPage {
+        title: c.t.t("people-title"),
+        c,
+        error,
+        person,
+        grants,
+        roles,
+        scopes,
+    })
+}
+
+/// One person's access: active or suspended, their grants (with who gave and took back each).
+async fn admin_person(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+) -> R {
+    crate::who::may(&c, Duty::ManagePeople)?;
+    person_page(&s, &c, id, None).await
+}
+
+/// Give a person a role where it applies (`scope`: `everywhere`, `place:ID`, `point:ID`).
+async fn admin_grant(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    crate::forms::CsrfForm(f): crate::forms::CsrfForm<HashMap<String, String>>,
+) -> R {
+    use tianguis_store::users::{Grant, GrantScope, parse_role};
+    let admin = crate::who::may(&c, Duty::ManagePeople)?;
+    let made = async {
+        let role = parse_role(f.get("role").map(String::as_str).unwrap_or(""))?;
+        let scope_text = f.get("scope").map(String::as_str).unwrap_or("everywhere");
+        let (kind, sid) = match scope_text.split_once(':') {
+            Some((k, v)) => (k, v.trim().parse::<i64>().ok()),
+            None => (scope_text, None),
+        };
+        let scope = GrantScope::from_parts(kind.trim(), sid)
+            .ok_or_else(|| tianguis_store::StoreError::invalid("err-grant-scope"))?;
+        let g = Grant::new(role, scope).map_err(tianguis_store::denied)?;
+        s.db.grant_role(admin.id, id, g).await
+    }
+    .await;
+    match made {
+        Ok(_) => Ok(Redirect::to(&format!("/admin/users/{id}")).into_response()),
+        Err(e) => {
+            let (status, msg) = AppError::from(e).for_form(&c.t)?;
+            let r = person_page(&s, &c, id, Some(msg)).await?;
+            Ok((status, r).into_response())
+        }
+    }
+}
+
+async fn admin_revoke(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    crate::forms::CsrfForm(_): crate::forms::CsrfForm<HashMap<String, String>>,
+) -> R {
+    let admin = crate::who::may(&c, Duty::ManagePeople)?;
+    let user = s.db.grant_owner(id).await?;
+    s.db.revoke_grant(admin.id, id).await?;
+    Ok(Redirect::to(&format!("/admin/users/{user}")).into_response())
 }
 
 #[cfg(test)]

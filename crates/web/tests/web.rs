@@ -525,7 +525,7 @@ async fn authorization_matrix_every_route_every_role() {
         let all = db.list_users(500).await.unwrap();
         let other_buyer = all
             .iter()
-            .find(|u| u.role.as_str() == "buyer" && u.id != buyer.id)
+            .find(|u| u.primary_role().as_str() == "buyer" && u.id != buyer.id)
             .unwrap();
         let other_seller = all
             .iter()
@@ -1689,15 +1689,66 @@ async fn an_admin_suspends_a_user_whose_session_and_token_stop_at_once() {
                 .0,
             StatusCode::UNAUTHORIZED
         );
-        // The admin cannot lock themselves out.
+        // The admin cannot lock themselves out: neither suspend themselves nor take their own
+        // admin role back.
         let me = app.db.user_by_phone(DEMO_ADMIN_PHONE).await.unwrap();
         let (s, html) = admin
-            .post(
-                &format!("/admin/users/{}", me.id),
-                &[("role", "buyer"), ("active", "1")],
-            )
+            .post(&format!("/admin/users/{}", me.id), &[("role", "buyer")])
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        let own = app.db.grant_records(me.id).await.unwrap()[0].id;
+        let (s, html) = admin
+            .post(&format!("/admin/grants/{own}/revoke"), &[])
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+        assert!(
+            app.db
+                .user(me.id)
+                .await
+                .unwrap()
+                .is(tianguis_store::users::Role::Admin)
+        );
+        // Roles are given and taken back on the person's page, with a record.
+        let (s, page) = admin.get(&format!("/admin/users/{}", buyer.id)).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("Give a role"), "{page}");
+        let centre = app
+            .db
+            .pickup_points()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.kind == "centre")
+            .unwrap();
+        let (s, loc) = admin
+            .post(
+                &format!("/admin/users/{}/grants", buyer.id),
+                &[
+                    ("role", "agent"),
+                    ("scope", &format!("point:{}", centre.id)),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let (s, page) = admin
+            .post(
+                &format!("/admin/users/{}/grants", buyer.id),
+                &[("role", "agent"), ("scope", "everywhere")],
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "agents work at a centre: {page}"
+        );
+        let rec = app.db.grant_records(buyer.id).await.unwrap();
+        assert_eq!((rec.len(), rec[0].granted_by), (1, Some(me.id)));
+        let (s, _) = admin
+            .post(&format!("/admin/grants/{}/revoke", rec[0].id), &[])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let (_, page) = admin.get(&format!("/admin/users/{}", buyer.id)).await;
+        assert!(page.contains("Taken back"), "{page}");
         // Reinstated, they can sign in again.
         admin
             .post(
@@ -2314,7 +2365,7 @@ async fn a_courier_takes_a_job_fails_once_delivers_with_the_code_and_prints_the_
         let (s, _) = buyer.post("/courier/register", &form("09:00")).await;
         assert_eq!(s, StatusCode::SEE_OTHER);
         let u = db.user_by_phone("+520000002000").await.unwrap();
-        assert_eq!(u.role.as_str(), "courier");
+        assert!(u.has_role("courier"));
         let (_, page) = buyer.get("/courier").await;
         assert!(
             page.contains("Bici Pedro") && page.contains("09:00–17:00"),

@@ -65,3 +65,27 @@ reset-intro = আমরা আপনার ফোনে একটি কোড �
 mandates-paper-photo = স্বাক্ষরিত ফর্মের ছবি
 mandates-paper-new-only = কাগজের সম্মতি শুধু যার এখনো অ্যাকাউন্ট নেই তার জন্য। থাকলে তাকে একটি কোড পাঠান।
 sms-code-reset = tianguis: নতুন পাসওয়ার্ড বেছে নেওয়ার কোড { $code }। আপনি না চাইলে এই বার্তাটি উপেক্ষা করুন।
+
+## People and their roles (grants)
+role-buyer = ক্রেতা
+role-seller = বিক্রেতা
+role-operator = পিকআপ পয়েন্টের পরিচালক
+role-courier = কুরিয়ার
+role-agent = ডিজিটাল সেন্টারের এজেন্ট
+role-champion = ডিজিটাল চ্যাম্পিয়ন
+role-official = কর্মকর্তা
+role-admin = প্রশাসক
+people-title = একজন ব্যক্তির প্রবেশাধিকার
+people-suspended = স্থগিত
+people-grants = ভূমিকা
+people-where = কোথায়
+people-granted = দেওয়া হয়েছে
+people-revoked = ফিরিয়ে নেওয়া হয়েছে
+people-revoke = ফিরিয়ে নিন
+people-grant = একটি ভূমিকা দিন
+people-grant-button = দিন
+people-grant-hint = এজেন্ট ও পরিচালকেরা একটি পয়েন্ট বা সেন্টারে কাজ করেন; কর্মকর্তারা একটি এলাকা দেখেন; প্রশাসক, কুরিয়ার ও চ্যাম্পিয়নরা সব জায়গায় কাজ করেন। প্রতিটি পরিবর্তন কে করেছেন তা সহ লেখা থাকে।
+people-everywhere = সব জায়গায়
+people-programme = কর্মসূচি
+err-grant-scope = ঐ ভূমিকা সেখানে খাটে না: এজেন্ট ও পরিচালক একটি পয়েন্ট বা সেন্টারে, কর্মকর্তা একটি এলাকায়, প্রশাসক, কুরিয়ার ও চ্যাম্পিয়ন সব জায়গায়।
+err-not-a-champion = এই পাতাটি ডিজিটাল চ্যাম্পিয়নদের জন্য।

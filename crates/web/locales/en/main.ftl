@@ -530,3 +530,27 @@ reset-intro = We text a code to your phone; with it you choose a new password. E
 mandates-paper-photo = Photo of the signed form
 mandates-paper-new-only = Paper consent is only for a person who has no account yet. If they have one, send them a code.
 sms-code-reset = tianguis: your code to choose a new password is { $code }. If you did not ask for it, ignore this message.
+
+## People and their roles (grants)
+role-buyer = Buyer
+role-seller = Seller
+role-operator = Pickup-point operator
+role-courier = Courier
+role-agent = Agent at a digital centre
+role-champion = Digital champion
+role-official = Official
+role-admin = Administrator
+people-title = A person's access
+people-suspended = suspended
+people-grants = Roles
+people-where = Where
+people-granted = Given
+people-revoked = Taken back
+people-revoke = Take back
+people-grant = Give a role
+people-grant-button = Give
+people-grant-hint = Agents and operators work at a pickup point or centre; officials read a place; administrators, couriers and champions work everywhere. Every change is recorded with who made it.
+people-everywhere = Everywhere
+people-programme = Programme
+err-grant-scope = That role does not apply there: agents and operators work at a point or centre, officials in a place, administrators, couriers and champions everywhere.
+err-not-a-champion = This page is for digital champions.

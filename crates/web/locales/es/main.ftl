@@ -530,3 +530,27 @@ reset-intro = Le enviamos un código a su teléfono; con él elige una contrase�
 mandates-paper-photo = Foto del formulario firmado
 mandates-paper-new-only = El consentimiento en papel es solo para una persona que todavía no tiene cuenta. Si ya tiene, envíele un código.
 sms-code-reset = tianguis: su código para elegir una contraseña nueva es { $code }. Si usted no lo pidió, ignore este mensaje.
+
+## People and their roles (grants)
+role-buyer = Comprador
+role-seller = Vendedor
+role-operator = Encargado de punto de entrega
+role-courier = Repartidor
+role-agent = Agente de centro digital
+role-champion = Campeón digital
+role-official = Funcionario
+role-admin = Administrador
+people-title = Acceso de una persona
+people-suspended = suspendida
+people-grants = Funciones
+people-where = Dónde
+people-granted = Otorgada
+people-revoked = Retirada
+people-revoke = Retirar
+people-grant = Dar una función
+people-grant-button = Dar
+people-grant-hint = Los agentes y encargados trabajan en un punto o centro; los funcionarios consultan un lugar; administradores, repartidores y campeones trabajan en todas partes. Cada cambio queda registrado con quién lo hizo.
+people-everywhere = En todas partes
+people-programme = Programa
+err-grant-scope = Esa función no aplica ahí: agentes y encargados trabajan en un punto o centro, funcionarios en un lugar, administradores, repartidores y campeones en todas partes.
+err-not-a-champion = Esta página es para campeones digitales.
