@@ -430,7 +430,9 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         if round == 5 {
             // Returns refund at once through the jobs table: run it, then leave one order
             // "returned" (its refund runs when the server starts).
-            db.run_due_jobs("demo-seed", 200).await?;
+            tianguis_app::queue::Runner::new("demo-seed")
+                .drain(db, tianguis_store::queue::Lane::Timers, 10)
+                .await?;
         }
         for (target, prefix, branch) in script {
             if round == 5 && *target != OrderState::Returned {
@@ -443,8 +445,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             if n.is_multiple_of(3) && p2.seller_id != p1.seller_id {
                 lines.push((p2.id, 2));
             }
-            let (res, _) = db
-                .checkout(&CheckoutRequest {
+            let (res, _) = tianguis_app::orders::checkout(db, &CheckoutRequest {
                     buyer_id: buyer,
                     lines,
                     session_id: None,
@@ -461,10 +462,11 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             for oid in &res.order_ids {
                 for (t, a) in HAPPY[..*prefix].iter().chain(branch.iter()) {
                     if *t == Transition::Pay {
-                        db.payment_succeeded(res.payment_id, None).await?;
+                        tianguis_app::orders::payment_succeeded(db, res.payment_id, None).await?;
                     } else {
                         let refund = (*t == Transition::Resolve).then_some(1000);
-                        db.transition(*oid, *t, *a, None, "demo", refund).await?;
+                        tianguis_app::orders::transition(db, *oid, *t, *a, None, "demo", refund)
+                            .await?;
                     }
                 }
             }
@@ -530,8 +532,9 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         ),
     ] {
         let p = &products[(k * 13 + 5) % products.len()];
-        let (res, _) = db
-            .checkout(&CheckoutRequest {
+        let (res, _) = tianguis_app::orders::checkout(
+            db,
+            &CheckoutRequest {
                 buyer_id: buyers[k + 3],
                 lines: vec![(p.id, 1)],
                 session_id: None,
@@ -542,10 +545,11 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 pickup_point_id: None,
                 on_behalf: None,
                 limits: Vec::new(),
-            })
-            .await?;
+            },
+        )
+        .await?;
         for t in steps {
-            db.transition(res.order_ids[0], *t, Seller, None, "demo", None)
+            tianguis_app::orders::transition(db, res.order_ids[0], *t, Seller, None, "demo", None)
                 .await?;
         }
     }
@@ -689,8 +693,9 @@ async fn courier_pool(
     for (k, (who, moves)) in script.iter().enumerate() {
         let cod = k == 4;
         let p = &products[(k * 5 + 2) % products.len()];
-        let (res, _) = db
-            .checkout(&CheckoutRequest {
+        let (res, _) = tianguis_app::orders::checkout(
+            db,
+            &CheckoutRequest {
                 buyer_id: buyers[(k + 5) % buyers.len()],
                 lines: vec![(p.id, 1)],
                 session_id: None,
@@ -705,11 +710,13 @@ async fn courier_pool(
                 pickup_point_id: None,
                 on_behalf: None,
                 limits: Vec::new(),
-            })
-            .await?;
+            },
+        )
+        .await?;
         let oid = res.order_ids[0];
         if cod {
-            db.transition(
+            tianguis_app::orders::transition(
+                db,
                 oid,
                 Transition::AcceptOnDelivery,
                 Actor::Seller,
@@ -719,12 +726,28 @@ async fn courier_pool(
             )
             .await?;
         } else {
-            db.payment_succeeded(res.payment_id, None).await?;
-            db.transition(oid, Transition::Accept, Actor::Seller, None, "demo", None)
-                .await?;
-        }
-        db.transition(oid, Transition::Pack, Actor::Seller, None, "demo", None)
+            tianguis_app::orders::payment_succeeded(db, res.payment_id, None).await?;
+            tianguis_app::orders::transition(
+                db,
+                oid,
+                Transition::Accept,
+                Actor::Seller,
+                None,
+                "demo",
+                None,
+            )
             .await?;
+        }
+        tianguis_app::orders::transition(
+            db,
+            oid,
+            Transition::Pack,
+            Actor::Seller,
+            None,
+            "demo",
+            None,
+        )
+        .await?;
         let job = db
             .delivery_job_of_order(oid)
             .await?
@@ -732,7 +755,8 @@ async fn courier_pool(
         for m in *moves {
             match (m, who) {
                 (J::Cancel, _) => {
-                    db.transition(
+                    tianguis_app::orders::transition(
+                        db,
                         oid,
                         Transition::AutoCancelUnshipped,
                         Actor::System,
@@ -744,7 +768,7 @@ async fn courier_pool(
                 }
                 (J::Deliver, Some(u)) => {
                     let code = db.order(oid).await?.delivery_code.unwrap_or_default();
-                    db.deliver_job(u, job.id, &code).await?;
+                    tianguis_app::logistics::deliver_job(db, u, job.id, &code).await?;
                 }
                 (J::Fail, Some(u)) => {
                     let reason = if k == 5 {
@@ -752,10 +776,10 @@ async fn courier_pool(
                     } else {
                         FailReason::WrongAddress
                     };
-                    db.job_act(u, job.id, J::Fail, Some(reason)).await?;
+                    tianguis_app::logistics::job_act(db, u, job.id, J::Fail, Some(reason)).await?;
                 }
                 (m, Some(u)) => {
-                    db.job_act(u, job.id, *m, None).await?;
+                    tianguis_app::logistics::job_act(db, u, job.id, *m, None).await?;
                 }
                 (_, None) => {}
             }
@@ -829,32 +853,35 @@ async fn assisted_commerce(
     for (k, (name, phone)) in walk_ins.iter().enumerate() {
         let agent = &agents[k % 2];
         let p = &products[(k * 9 + 4) % products.len()];
-        let (res, _) = db
-            .assisted_checkout(
-                agent,
-                name,
-                phone,
-                vec![(p.id, 1)],
-                PaymentMethod::Cash,
-                "",
-                true,
-                &format!("demo-assisted-{k}"),
-                None,
-                Vec::new(),
-            )
-            .await?;
+        let (res, _) = tianguis_app::assisted::assisted_checkout(
+            db,
+            agent,
+            tianguis_app::assisted::AssistedCheckout {
+                buyer_name: name,
+                buyer_phone: phone,
+                lines: vec![(p.id, 1)],
+                method: PaymentMethod::Cash,
+                address: "",
+                at_centre: true,
+                idempotency_key: &format!("demo-assisted-{k}"),
+                session_id: None,
+                limits: Vec::new(),
+            },
+        )
+        .await?;
         let oid = res.order_ids[0];
         if k < 3 {
             for t in [Transition::Accept, Transition::Pack, Transition::Ship] {
-                db.transition(oid, t, Actor::Seller, None, "demo", None)
+                tianguis_app::orders::transition(db, oid, t, Actor::Seller, None, "demo", None)
                     .await?;
             }
-            db.check_in(agent, oid).await?;
+            tianguis_app::logistics::check_in(db, agent, oid).await?;
         }
         if k < 2 {
             let code = db.order(oid).await?.delivery_code.unwrap_or_default();
-            db.deliver_with_code(agent, oid, &code).await?;
-            db.transition(
+            tianguis_app::orders::deliver_with_code(db, agent, oid, &code).await?;
+            tianguis_app::orders::transition(
+                db,
                 oid,
                 Transition::ConfirmReceipt,
                 Actor::Buyer,

@@ -157,6 +157,47 @@ pub enum Effect {
     Schedule(Timer, Transition),
 }
 
+/// An effect's kind, without its data: what a handler registers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum EffectKind {
+    HoldPayment,
+    ReleaseEscrow,
+    RefundAll,
+    SplitEscrow,
+    RestoreStock,
+    IssueDeliveryCode,
+    OfferDelivery,
+    Schedule,
+}
+
+impl EffectKind {
+    pub const ALL: [EffectKind; 8] = [
+        EffectKind::HoldPayment,
+        EffectKind::ReleaseEscrow,
+        EffectKind::RefundAll,
+        EffectKind::SplitEscrow,
+        EffectKind::RestoreStock,
+        EffectKind::IssueDeliveryCode,
+        EffectKind::OfferDelivery,
+        EffectKind::Schedule,
+    ];
+}
+
+impl Effect {
+    pub fn kind(&self) -> EffectKind {
+        match self {
+            Effect::HoldPayment => EffectKind::HoldPayment,
+            Effect::ReleaseEscrow => EffectKind::ReleaseEscrow,
+            Effect::RefundAll => EffectKind::RefundAll,
+            Effect::SplitEscrow => EffectKind::SplitEscrow,
+            Effect::RestoreStock => EffectKind::RestoreStock,
+            Effect::IssueDeliveryCode => EffectKind::IssueDeliveryCode,
+            Effect::OfferDelivery => EffectKind::OfferDelivery,
+            Effect::Schedule(..) => EffectKind::Schedule,
+        }
+    }
+}
+
 /// Which orders a transition applies to, by how they are paid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Payment {

@@ -3,11 +3,11 @@
 //! (identified by name and phone, no account needed: one is made without a usable password),
 //! takes cash (which is then money the agent holds, `Account::CashWith`), and hands cash over
 //! with a reference; officials reconcile expected against declared cash. Commissions accrue
-//! to the agent when an order's escrow is released (`accrue_commission`, called by the order
+//! to the agent when an order's escrow is released (`commission_in`, asked by the order
 //! engine). Texts to buyers go through the `outbox`, sent by a worker in the web crate.
 
 use crate::ledger::{balance_in, post};
-use crate::orders::{CheckoutRequest, CheckoutResult, OnBehalf, Order, PaymentMethod};
+use crate::orders::{CheckoutResult, Order};
 use crate::users::{Grant, GrantScope, Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use serde::Serialize;
@@ -16,103 +16,6 @@ use tianguis_domain::commission::{self, Basis, Rule, Source};
 use tianguis_domain::ledger::{Account, Transaction};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::policy::{self, Duty};
-
-/// An order code people can read out over a phone: 8 characters, no 0/O or 1/I/L.
-pub fn tracking_code() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..8)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
-/// Put a text message in the outbox, in the caller's transaction (it is sent if and only if
-/// what it tells about committed).
-pub(crate) async fn enqueue_sms(
-    tx: &mut DbTx<'static, Any>,
-    phone: &str,
-    template: &str,
-    args: &[(&str, String)],
-    lang: &str,
-    now: i64,
-) -> Result<()> {
-    let args: serde_json::Map<String, serde_json::Value> = args
-        .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
-        .collect();
-    sqlx::query("INSERT INTO outbox (channel, to_phone, template, args, lang, status, attempts, run_at, created_at) VALUES ('sms', $1, $2, $3, $4, 'pending', 0, $5, $5)")
-        .bind(phone.to_string())
-        .bind(template.to_string())
-        .bind(serde_json::Value::Object(args).to_string())
-        .bind(lang.to_string())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// A text carrying a one-time code: the outbox keeps a reference to the code's row, and the
-/// sender makes the code as it sends ([`Db::issue_phone_code`]).
-pub(crate) async fn enqueue_code_sms(
-    tx: &mut DbTx<'static, Any>,
-    phone: &str,
-    template: &str,
-    code_id: i64,
-    lang: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query("INSERT INTO outbox (channel, to_phone, template, args, lang, status, attempts, run_at, created_at, code_id) VALUES ('sms', $1, $2, '{}', $3, 'pending', 0, $4, $4, $5)")
-        .bind(phone.to_string())
-        .bind(template.to_string())
-        .bind(lang.to_string())
-        .bind(now)
-        .bind(code_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct OutboxMessage {
-    pub id: i64,
-    pub channel: String,
-    pub to_phone: String,
-    pub template: String,
-    pub args: Vec<(String, String)>,
-    pub lang: String,
-    pub status: String,
-    pub attempts: i64,
-    pub provider_ref: Option<String>,
-    pub created_at: i64,
-    /// The one-time code this text carries, made when it is sent.
-    pub code_id: Option<i64>,
-}
-
-fn outbox_from(r: &sqlx::any::AnyRow) -> Result<OutboxMessage> {
-    let args: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&row_str(r, "args")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(OutboxMessage {
-        id: row_i64(r, "id")?,
-        channel: row_str(r, "channel")?,
-        to_phone: row_str(r, "to_phone")?,
-        template: row_str(r, "template")?,
-        args: args
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-            .collect(),
-        lang: row_str(r, "lang")?,
-        status: row_str(r, "status")?,
-        attempts: row_i64(r, "attempts")?,
-        provider_ref: row_opt_str(r, "provider_ref")?,
-        created_at: row_i64(r, "created_at")?,
-        code_id: row_opt_i64(r, "code_id")?,
-    })
-}
-
-/// Attempts before a message is given up (marked `failed`, shown to officials).
-const OUTBOX_ATTEMPTS: i64 = 6;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CashHolder {
@@ -168,16 +71,15 @@ pub struct AgentStatement {
 }
 
 /// Commission for an order whose escrow releases `kept` (before the fee) with fee `fee`: if an
-/// agent placed it, post the agent's commission by the most specific rule. Runs inside the
-/// order engine's transaction.
-pub(crate) async fn accrue_commission(
+/// agent placed it, the agent's commission by the most specific rule (a balanced transaction to
+/// post), or None. Read inside the order engine's transaction.
+pub async fn commission_in(
     tx: &mut DbTx<'static, Any>,
     order_id: i64,
     seller_id: i64,
     kept: Money,
     fee: Money,
-    now: i64,
-) -> Result<()> {
+) -> Result<Option<Transaction>> {
     let Some(r) = sqlx::query(
         "SELECT c.agent_id, c.centre_id, \
          (SELECT p.category_id FROM order_lines l JOIN products p ON p.id = l.product_id WHERE l.order_id = o.id \
@@ -188,10 +90,10 @@ pub(crate) async fn accrue_commission(
     .fetch_optional(&mut **tx)
     .await?
     else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(agent) = row_opt_i64(&r, "agent_id")? else {
-        return Ok(());
+        return Ok(None);
     };
     let rules = rules_in(tx).await?;
     let Some(rule) = commission::pick(
@@ -199,22 +101,29 @@ pub(crate) async fn accrue_commission(
         row_opt_i64(&r, "centre_id")?,
         row_opt_i64(&r, "category_id")?,
     ) else {
-        return Ok(());
+        return Ok(None);
     };
     let amount = commission::amount(rule, kept, fee).map_err(|e| StoreError::Invalid(e.msg()))?;
-    if amount.minor > 0 {
-        let source = match rule.source {
-            Source::PlatformFee => Account::PlatformFees,
-            Source::SellerProceeds => Account::SellerPayable(seller_id),
-        };
-        post(
-            tx,
-            &Transaction::commission(order_id, agent, source, amount)?,
-            now,
-        )
-        .await?;
+    if amount.minor <= 0 {
+        return Ok(None);
     }
-    Ok(())
+    let source = match rule.source {
+        Source::PlatformFee => Account::PlatformFees,
+        Source::SellerProceeds => Account::SellerPayable(seller_id),
+    };
+    Ok(Some(Transaction::commission(
+        order_id, agent, source, amount,
+    )?))
+}
+
+/// Which centre a checkout was placed at (for cash taken at the counter).
+pub async fn checkout_centre(db: &Db, checkout_id: i64) -> Result<Option<i64>> {
+    let r = sqlx::query("SELECT centre_id FROM checkouts WHERE id = $1")
+        .bind(checkout_id)
+        .fetch_optional(&db.pool)
+        .await?
+        .ok_or(StoreError::NotFound("payment"))?;
+    row_opt_i64(&r, "centre_id")
 }
 
 async fn rules_in(tx: &mut DbTx<'static, Any>) -> Result<Vec<Rule>> {
@@ -308,53 +217,6 @@ impl Db {
         }
     }
 
-    /// An agent orders for a walk-in buyer from the agent's cart. Cash is taken by the agent on
-    /// the spot (the payment succeeds with the agent as collector); mobile money is requested
-    /// from the buyer's phone by the caller; delivery goes to the buyer's address or to the
-    /// agent's centre. A replay with the same key returns the first result.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn assisted_checkout(
-        &self,
-        agent: &User,
-        buyer_name: &str,
-        buyer_phone: &str,
-        lines: Vec<(i64, i64)>,
-        method: PaymentMethod,
-        address: &str,
-        at_centre: bool,
-        idempotency_key: &str,
-        session_id: Option<String>,
-        limits: Vec<crate::limits::Limit>,
-    ) -> Result<(CheckoutResult, bool)> {
-        let Some(centre_id) = agent.centre_id.filter(|_| agent.is(Role::Agent)) else {
-            return Err(StoreError::Forbidden(Msg::new("err-not-an-agent")));
-        };
-        let buyer = self.walk_in_buyer(buyer_name, buyer_phone).await?;
-        let (res, replay) = self
-            .checkout(&CheckoutRequest {
-                buyer_id: buyer.id,
-                lines,
-                session_id,
-                idempotency_key: idempotency_key.to_string(),
-                method,
-                address: address.to_string(),
-                phone: buyer_phone.to_string(),
-                pickup_point_id: at_centre.then_some(centre_id),
-                on_behalf: Some(OnBehalf {
-                    agent_id: agent.id,
-                    centre_id,
-                }),
-                limits,
-            })
-            .await?;
-        if method == PaymentMethod::Cash {
-            // The buyer handed the cash to the agent: it is in the agent's hands now.
-            self.payment_succeeded(res.payment_id, Some(agent.id))
-                .await?;
-        }
-        Ok((res, replay))
-    }
-
     /// The first result of an agent's order sent with this key, if there was one (a draft sent
     /// again is answered with it, whatever changed since).
     pub async fn assisted_replay(
@@ -400,21 +262,6 @@ impl Db {
             .ok_or(StoreError::NotFound("order"))?;
         self.list_orders("o.checkout_id = $1", row_i64(&r, "id")?, None, 20)
             .await
-    }
-
-    /// An agent records cash a buyer paid at their centre for an order awaiting cash.
-    pub async fn collect_cash(&self, agent: &User, payment_id: i64) -> Result<bool> {
-        let p = self.payment(payment_id).await?;
-        let r = sqlx::query("SELECT centre_id FROM checkouts WHERE id = $1")
-            .bind(p.checkout_id)
-            .fetch_one(&self.pool)
-            .await?;
-        let p_ = agent.person();
-        let ok = p_.is_admin() || p_.agent_at(row_opt_i64(&r, "centre_id")?);
-        if !ok {
-            return Err(StoreError::NotFound("payment"));
-        }
-        self.payment_succeeded(payment_id, Some(agent.id)).await
     }
 
     /// Cash in a person's hands now.
@@ -643,78 +490,5 @@ impl Db {
         })?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Claim messages due for sending, with a lease (one sender per message across servers).
-    pub async fn claim_outbox(&self, limit: i64, lease_ms: i64) -> Result<Vec<OutboxMessage>> {
-        let now = self.now_ms();
-        let rows = sqlx::query("SELECT * FROM outbox WHERE status = 'pending' AND run_at <= $1 AND (locked_until IS NULL OR locked_until < $1) ORDER BY id LIMIT $2")
-            .bind(now)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let m = outbox_from(r)?;
-            let n = sqlx::query("UPDATE outbox SET locked_until = $1 WHERE id = $2 AND status = 'pending' AND (locked_until IS NULL OR locked_until < $3)")
-                .bind(now + lease_ms)
-                .bind(m.id)
-                .bind(now)
-                .execute(&self.write)
-                .await?
-                .rows_affected();
-            if n == 1 {
-                out.push(m);
-            }
-        }
-        Ok(out)
-    }
-
-    pub async fn outbox_sent(&self, id: i64, provider_ref: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', provider_ref = $1, sent_at = $2, locked_until = NULL, attempts = attempts + 1 WHERE id = $3 AND status = 'pending'")
-            .bind(provider_ref.to_string())
-            .bind(self.now_ms())
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
-    /// A send failed: try again later (backing off), or give up after a few attempts.
-    pub async fn outbox_failed(&self, id: i64, error: &str) -> Result<()> {
-        let now = self.now_ms();
-        sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, locked_until = NULL, \
-             run_at = $2 + 30000 * (attempts + 1) * (attempts + 1), \
-             status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END WHERE id = $4 AND status = 'pending'",
-        )
-        .bind(error.chars().take(300).collect::<String>())
-        .bind(now)
-        .bind(OUTBOX_ATTEMPTS)
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    /// A message no longer worth sending (its code was used or expired): given up at once.
-    pub async fn outbox_dropped(&self, id: i64, why: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'failed', last_error = $1, locked_until = NULL WHERE id = $2 AND status = 'pending'")
-            .bind(why.chars().take(300).collect::<String>())
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
-    /// The latest messages (officials' view, tests).
-    pub async fn outbox(&self, limit: i64) -> Result<Vec<OutboxMessage>> {
-        sqlx::query("SELECT * FROM outbox ORDER BY id DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(outbox_from)
-            .collect()
     }
 }

@@ -850,6 +850,72 @@ impl Bind {
     }
 }
 
+/// Put stock back on the shelf (an order cancelled or returned): (product, quantity).
+pub async fn restore_stock_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    lines: &[(i64, i64)],
+) -> Result<()> {
+    for (product, qty) in lines {
+        sqlx::query("UPDATE products SET stock = stock + $1 WHERE id = $2")
+            .bind(*qty)
+            .bind(*product)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Take stock for a checkout line and read its price, in one guarded statement: None when
+/// there is not enough (or it is not sold), and nothing changed.
+pub async fn take_stock_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    product: i64,
+    qty: i64,
+) -> Result<Option<(i64, Money, i64)>> {
+    let taken = sqlx::query(
+        "UPDATE products SET stock = stock - $1 WHERE id = $2 AND stock >= $3 AND active = 1 \
+         RETURNING seller_id, price_minor, currency, stock",
+    )
+    .bind(qty)
+    .bind(product)
+    .bind(qty)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = taken else { return Ok(None) };
+    let currency = Currency::parse(&row_str(&r, "currency")?)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Some((
+        row_i64(&r, "seller_id")?,
+        Money::new(row_i64(&r, "price_minor")?, currency),
+        row_i64(&r, "stock")?,
+    )))
+}
+
+/// Why a product could not be taken: (stock, sold at all).
+pub async fn stock_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    product: i64,
+) -> Result<(i64, bool)> {
+    let why = sqlx::query("SELECT stock, active FROM products WHERE id = $1")
+        .bind(product)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("product"))?;
+    Ok((row_i64(&why, "stock")?, row_i64(&why, "active")? == 1))
+}
+
+/// Empty a visitor's cart (after their checkout).
+pub async fn empty_cart_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    session: &str,
+) -> Result<()> {
+    sqlx::query("DELETE FROM cart_lines WHERE session_id = $1")
+        .bind(session.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 async fn index_terms(
     tx: &mut Transaction<'static, Any>,
     product_id: i64,

@@ -109,6 +109,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     10 "0010_champions",
     11 "0011_trust",
     12 "0012_grants",
+    13 "0013_queue",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -123,6 +124,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     10 "0010_champions",
     11 "0011_trust",
     12 "0012_grants",
+    13 "0013_queue",
 );
 
 impl Db {

@@ -6,14 +6,12 @@
 //! Route plans are queued here, solved by a worker (`tianguis-web`), and their stops kept for
 //! the printable route sheet.
 
-use crate::orders::apply;
 use crate::users::{Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction as DbTx};
-use tianguis_domain::delivery::{self as rules, Area, FailReason, Job, JobAction, JobState};
-use tianguis_domain::policy;
-use tianguis_domain::process::{Actor, OrderState, Transition};
+use tianguis_domain::delivery::{self as rules, Area, Job, JobAction, JobState};
+use tianguis_domain::process::{Actor, OrderState};
 use tianguis_geo::PlusCode;
 
 pub const CARRIER_KINDS: &[&str] = &["post_office", "courier", "motorbike", "bicycle"];
@@ -262,7 +260,7 @@ const PLAN_SELECT: &str = "SELECT p.*, cr.name AS carrier_name FROM route_plans 
 
 /// A job's rules-facts inside a transaction: (job id, order id, facts), by `cond` on `j`
 /// (`j.id = $1` or `j.order_id = $1`).
-async fn job_facts(
+pub async fn job_facts(
     tx: &mut DbTx<'static, Any>,
     cond: &str,
     id: i64,
@@ -284,7 +282,7 @@ async fn job_facts(
 }
 
 /// Move a job, guarded on its state, and record the event. The one place job rows change state.
-async fn move_job(
+pub async fn move_job(
     tx: &mut DbTx<'static, Any>,
     job_id: i64,
     job: Job,
@@ -320,19 +318,66 @@ async fn move_job(
     Ok(to)
 }
 
-/// The policy refuses delivering or cancelling through a carrier's move; kept as an error, not
-/// a panic, should that ever change.
-fn unreachable_refused() -> Result<()> {
-    Err(StoreError::Forbidden(Msg::new("err-job-deliver-with-code")))
+/// Who holds a job now, inside a transaction.
+pub async fn holder_in(tx: &mut DbTx<'static, Any>, job_id: i64) -> Result<Option<i64>> {
+    let r = sqlx::query("SELECT carrier_id FROM delivery_jobs WHERE id = $1")
+        .bind(job_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("delivery job"))?;
+    row_opt_i64(&r, "carrier_id")
+}
+
+/// Lock a carrier's row and count the parcels it holds, inside the accepting transaction, so
+/// two accepts at once cannot overfill the vehicle.
+pub async fn lock_load_in(tx: &mut DbTx<'static, Any>, carrier_id: i64) -> Result<i64> {
+    sqlx::query("UPDATE carriers SET capacity = capacity WHERE id = $1")
+        .bind(carrier_id)
+        .execute(&mut **tx)
+        .await?;
+    let held = sqlx::query(&format!("SELECT CAST(COALESCE(SUM(parcels), 0) AS BIGINT) AS n FROM delivery_jobs WHERE carrier_id = $1 AND state IN {HELD}"))
+        .bind(carrier_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    row_i64(&held, "n")
+}
+
+pub async fn assign_in(tx: &mut DbTx<'static, Any>, job_id: i64, carrier_id: i64) -> Result<()> {
+    sqlx::query("UPDATE delivery_jobs SET carrier_id = $1 WHERE id = $2")
+        .bind(carrier_id)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// A failed delivery goes to a pickup point instead: the order is addressed there and the
+/// job's drop moves to it.
+pub async fn redirect_in(
+    tx: &mut DbTx<'static, Any>,
+    job_id: i64,
+    order_id: i64,
+    point: &crate::pickup::PickupPoint,
+    now: i64,
+) -> Result<()> {
+    sqlx::query("UPDATE orders SET pickup_point_id = $1, updated_at = $2 WHERE id = $3 AND pickup_point_id IS NULL")
+        .bind(point.id)
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE delivery_jobs SET drop_lat = $1, drop_lng = $2 WHERE id = $3")
+        .bind(point.location.0)
+        .bind(point.location.1)
+        .bind(job_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// The `OfferDelivery` effect: a packed order becomes an open delivery job, from the seller's
 /// place to the pickup point, the address's plus code, or the buyer's place.
-pub(crate) async fn offer_delivery(
-    tx: &mut DbTx<'static, Any>,
-    order_id: i64,
-    now: i64,
-) -> Result<()> {
+pub async fn offer_delivery(tx: &mut DbTx<'static, Any>, order_id: i64, now: i64) -> Result<()> {
     let r = sqlx::query(
         "SELECT c.plus_code, pp.lat AS point_lat, pp.lng AS point_lng, \
          sp.lat AS seller_lat, sp.lng AS seller_lng, spp.lat AS seller_parent_lat, spp.lng AS seller_parent_lng, \
@@ -388,7 +433,7 @@ pub(crate) async fn offer_delivery(
 /// was on its way) or cancelled (if nobody had picked it up); a cancelled order's job is
 /// cancelled; an order the seller ships themselves withdraws a job nobody accepted (an accepted
 /// one stays: the seller handed the parcel to that courier).
-pub(crate) async fn follow_order(
+pub async fn follow_order(
     tx: &mut DbTx<'static, Any>,
     order_id: i64,
     to: OrderState,
@@ -418,7 +463,7 @@ pub(crate) async fn follow_order(
 }
 
 /// A parcel checked in at its pickup point completes the carrier's job.
-pub(crate) async fn dropped_at_point(
+pub async fn dropped_at_point(
     tx: &mut DbTx<'static, Any>,
     order_id: i64,
     user: i64,
@@ -646,162 +691,7 @@ impl Db {
             .collect()
     }
 
-    /// A carrier (or an admin for them) moves a job. `Accept` is for any active carrier the job
-    /// fits; the rest only for the carrier holding it. Delivery itself goes through
-    /// [`Db::deliver_job`] (the buyer's code) or the pickup point's check-in.
-    pub async fn job_act(
-        &self,
-        user: &User,
-        job_id: i64,
-        action: JobAction,
-        reason: Option<FailReason>,
-    ) -> Result<JobState> {
-        let job = self.delivery_job(job_id).await?;
-        let me = self.carrier_of(user.id).await?.filter(|c| c.active);
-        let now = self.now_ms();
-        let mut tx = self.begin_write().await?;
-        // Decide on the job and the person as they are inside this transaction: a job another
-        // carrier accepted a moment ago is theirs, whatever this carrier's page showed.
-        let (_, order_id, facts) = job_facts(&mut tx, "j.id = $1", job_id)
-            .await?
-            .ok_or(StoreError::NotFound("delivery job"))?;
-        let holder_now = sqlx::query("SELECT carrier_id FROM delivery_jobs WHERE id = $1")
-            .bind(job_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let person = crate::users::person_in(&mut tx, user.id).await?;
-        policy::job_move(
-            &person,
-            me.as_ref().map(|c| c.id),
-            &policy::JobFacts {
-                state: facts.state,
-                carrier_id: row_opt_i64(&holder_now, "carrier_id")?,
-            },
-            action,
-        )
-        .map_err(crate::denied)?;
-        let mut note = String::new();
-        match action {
-            JobAction::Accept => {
-                let Some(c) = &me else {
-                    return Err(StoreError::Forbidden(Msg::new("err-not-a-carrier")));
-                };
-                // Lock the carrier's row and count what they hold inside the transaction, so two
-                // accepts at once cannot overfill the vehicle.
-                sqlx::query("UPDATE carriers SET capacity = capacity WHERE id = $1")
-                    .bind(c.id)
-                    .execute(&mut *tx)
-                    .await?;
-                let held = sqlx::query(&format!("SELECT CAST(COALESCE(SUM(parcels), 0) AS BIGINT) AS n FROM delivery_jobs WHERE carrier_id = $1 AND state IN {HELD}"))
-                    .bind(c.id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                if !rules::fits(
-                    c.area(),
-                    c.capacity,
-                    row_i64(&held, "n")?,
-                    job.pickup,
-                    job.drop,
-                    job.parcels,
-                ) {
-                    return Err(StoreError::Conflict(Msg::new("err-job-does-not-fit")));
-                }
-                let to = move_job(&mut tx, job_id, facts, action, Some(user.id), "", now).await?;
-                sqlx::query("UPDATE delivery_jobs SET carrier_id = $1 WHERE id = $2")
-                    .bind(c.id)
-                    .bind(job_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                return Ok(to);
-            }
-            JobAction::Deliver | JobAction::Cancel => {
-                unreachable_refused()?;
-            }
-            JobAction::Fail => {
-                let Some(r) = reason else {
-                    return Err(StoreError::invalid("err-job-reason"));
-                };
-                note = r.as_str().to_string();
-            }
-            JobAction::PickUp => {
-                // Picking up at the seller ships the order (and issues the buyer's code).
-                if job.order_state == OrderState::Packed {
-                    let policy = self.timing().await?;
-                    apply(
-                        &mut tx,
-                        now,
-                        &policy,
-                        order_id,
-                        Transition::Ship,
-                        Actor::Courier,
-                        Some(user.id),
-                        "picked up by courier",
-                        None,
-                        "",
-                    )
-                    .await?;
-                } else if job.order_state != OrderState::Shipped {
-                    return Err(StoreError::Conflict(Msg::new("err-order-changed")));
-                }
-            }
-            JobAction::Redirect => {
-                let point = self
-                    .nearest_point_with_room(job.drop)
-                    .await?
-                    .ok_or_else(|| StoreError::Conflict(Msg::new("err-no-point-room")))?;
-                crate::pickup::take_slot(&mut tx, point.id, point.slots).await?;
-                sqlx::query("UPDATE orders SET pickup_point_id = $1, updated_at = $2 WHERE id = $3 AND pickup_point_id IS NULL")
-                    .bind(point.id)
-                    .bind(now)
-                    .bind(order_id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE delivery_jobs SET drop_lat = $1, drop_lng = $2 WHERE id = $3")
-                    .bind(point.location.0)
-                    .bind(point.location.1)
-                    .bind(job_id)
-                    .execute(&mut *tx)
-                    .await?;
-                note = point.name.clone();
-            }
-            JobAction::Depart | JobAction::Retry => {}
-        }
-        let to = move_job(&mut tx, job_id, facts, action, Some(user.id), &note, now).await?;
-        tx.commit().await?;
-        Ok(to)
-    }
-
-    /// The carrier records the delivery with the buyer's one-time code (cash on delivery: the
-    /// cash is collected with it). The order's move delivers the job.
-    pub async fn deliver_job(&self, user: &User, job_id: i64, code: &str) -> Result<OrderState> {
-        let job = self.delivery_job(job_id).await?;
-        let me = self.carrier_of(user.id).await?;
-        policy::job_deliver(
-            &user.person(),
-            me.map(|c| c.id),
-            &policy::JobFacts {
-                state: job.state,
-                carrier_id: job.carrier_id,
-            },
-        )
-        .map_err(crate::denied)?;
-        if job.pickup_point_id.is_some() {
-            return Err(StoreError::Conflict(Msg::new("err-job-at-point")));
-        }
-        if !matches!(job.state, JobState::OutForDelivery) {
-            return Err(StoreError::Conflict(
-                rules::JobError::NotAllowed {
-                    action: JobAction::Deliver,
-                    from: job.state,
-                }
-                .msg(),
-            ));
-        }
-        self.deliver_with_code(user, job.order_id, code).await
-    }
-
-    async fn nearest_point_with_room(
+    pub async fn nearest_point_with_room(
         &self,
         from: (f64, f64),
     ) -> Result<Option<crate::pickup::PickupPoint>> {
@@ -826,6 +716,8 @@ impl Db {
         morning: bool,
     ) -> Result<Option<i64>> {
         let key = morning.then(|| format!("{carrier_id}:{day}"));
+        let now = self.now_ms();
+        let mut tx = self.begin_write().await?;
         let r = sqlx::query(
             "INSERT INTO route_plans (carrier_id, day, morning_key, status, budget_ms, created_at) VALUES ($1,$2,$3,'queued',$4,$5) \
              ON CONFLICT (morning_key) DO NOTHING RETURNING id",
@@ -834,10 +726,25 @@ impl Db {
         .bind(day.to_string())
         .bind(key)
         .bind(budget_ms.clamp(200, 120_000))
-        .bind(self.now_ms())
-        .fetch_optional(&self.write)
+        .bind(now)
+        .fetch_optional(&mut *tx)
         .await?;
-        r.as_ref().map(|r| row_i64(r, "id")).transpose()
+        let Some(r) = r else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let id = row_i64(&r, "id")?;
+        // Solving it is a job of the planner's lane, written with the plan.
+        crate::queue::enqueue_in(
+            &mut tx,
+            crate::queue::Kind::RoutePlan,
+            serde_json::json!({"plan_id": id}),
+            now,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
     }
 
     /// The morning round: a plan for every active carrier holding jobs, once per day.
@@ -857,21 +764,15 @@ impl Db {
         Ok(n)
     }
 
-    /// Claim the oldest queued plan (or one whose worker died) with a lease. Returns the plan,
-    /// its carrier and the jobs to plan.
-    pub async fn claim_route_plan(
+    /// Start solving a plan (its planner job was claimed): queued, or running under a lease
+    /// that ran out (its worker died). Returns the plan, its carrier and the jobs to plan; None
+    /// when another worker has it or it is finished.
+    pub async fn start_route_plan(
         &self,
+        id: i64,
         lease_ms: i64,
     ) -> Result<Option<(RoutePlan, Carrier, Vec<DeliveryJob>)>> {
         let now = self.now_ms();
-        let Some(r) = sqlx::query("SELECT id FROM route_plans WHERE status = 'queued' OR (status = 'running' AND locked_until < $1) ORDER BY id LIMIT 1")
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let id = row_i64(&r, "id")?;
         let n = sqlx::query(
             "UPDATE route_plans SET status = 'running', locked_until = $1, started_at = $2 \
              WHERE id = $3 AND (status = 'queued' OR (status = 'running' AND locked_until < $2))",

@@ -8,7 +8,7 @@ use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::ledger::{Account, LedgerError, Transaction};
 use tianguis_domain::money::{Currency, Money};
 
-pub(crate) async fn post(tx: &mut DbTx<'static, Any>, t: &Transaction, now: i64) -> Result<i64> {
+pub async fn post(tx: &mut DbTx<'static, Any>, t: &Transaction, now: i64) -> Result<i64> {
     let r = sqlx::query(
         "INSERT INTO ledger_txns (kind, order_id, created_at) VALUES ($1,$2,$3) RETURNING id",
     )
@@ -54,7 +54,7 @@ pub(crate) async fn post(tx: &mut DbTx<'static, Any>, t: &Transaction, now: i64)
     Ok(id)
 }
 
-pub(crate) async fn balance_in(
+pub async fn balance_in(
     tx: &mut DbTx<'static, Any>,
     account: &Account,
     currency: Currency,

@@ -10,12 +10,13 @@ pub mod champions;
 pub mod db;
 pub mod delivery;
 pub mod images;
-pub mod jobs;
 pub mod ledger;
 pub mod limits;
 pub mod mandates;
 pub mod orders;
+pub mod outbox;
 pub mod pickup;
+pub mod queue;
 pub mod registry;
 pub mod users;
 

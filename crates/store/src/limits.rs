@@ -31,7 +31,7 @@ impl Limit {
 }
 
 /// Whether any limit is reached, read inside the caller's transaction.
-pub(crate) async fn reached_in(
+pub async fn reached_in(
     tx: &mut Transaction<'static, Any>,
     limits: &[Limit],
     now: i64,
@@ -50,7 +50,7 @@ pub(crate) async fn reached_in(
 }
 
 /// Count one event under each key, inside the caller's transaction.
-pub(crate) async fn record_in(
+pub async fn record_in(
     tx: &mut Transaction<'static, Any>,
     limits: &[Limit],
     now: i64,
@@ -67,7 +67,7 @@ pub(crate) async fn record_in(
 
 /// Take one event from every limit inside the caller's transaction: false (and nothing counted)
 /// when any limit is already reached.
-pub(crate) async fn take_in(
+pub async fn take_in(
     tx: &mut Transaction<'static, Any>,
     limits: &[Limit],
     now: i64,

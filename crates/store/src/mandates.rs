@@ -80,49 +80,36 @@ fn code_hash(phone: &str, code: &str) -> String {
     hash_token(&format!("{phone}:{}", code.trim()))
 }
 
-impl Db {
-    /// Send a one-time code by text to `phone` for `purpose` (`consent`, `claim`, `reset`).
-    /// The code itself is made when the text is sent ([`Db::issue_phone_code`]): what waits in
-    /// the outbox is a reference to this row, and only the code's hash is ever stored.
-    pub async fn send_phone_code(
-        &self,
-        purpose: &str,
-        phone: &str,
-        requested_by: Option<i64>,
-        lang: &str,
-    ) -> Result<()> {
-        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
-        let now = self.now_ms();
-        let mut tx = self.begin_write().await?;
-        // Only the newest code counts.
-        sqlx::query("UPDATE phone_codes SET used_at = $1 WHERE purpose = $2 AND phone = $3 AND used_at IS NULL")
-            .bind(now)
-            .bind(purpose.to_string())
-            .bind(phone.as_str().to_string())
-            .execute(&mut *tx)
-            .await?;
-        let r = sqlx::query("INSERT INTO phone_codes (purpose, phone, requested_by, code_hash, expires_at, failures, created_at) VALUES ($1,$2,$3,'',$4,0,$5) RETURNING id")
-            .bind(purpose.to_string())
-            .bind(phone.as_str().to_string())
-            .bind(requested_by)
-            .bind(now + CODE_MINUTES * 60_000)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        let code_id = row_i64(&r, "id")?;
-        crate::agents::enqueue_code_sms(
-            &mut tx,
-            phone.as_str(),
-            &format!("sms-code-{purpose}"),
-            code_id,
-            lang,
-            now,
-        )
+/// A new one-time code row for `purpose` and `phone` (canonical), replacing any earlier one;
+/// its code is made when its text goes out. Returns the row's id.
+pub async fn new_phone_code_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    purpose: &str,
+    phone: &str,
+    requested_by: Option<i64>,
+    now: i64,
+) -> Result<i64> {
+    // Only the newest code counts.
+    sqlx::query(
+        "UPDATE phone_codes SET used_at = $1 WHERE purpose = $2 AND phone = $3 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(purpose.to_string())
+    .bind(phone.to_string())
+    .execute(&mut **tx)
+    .await?;
+    let r = sqlx::query("INSERT INTO phone_codes (purpose, phone, requested_by, code_hash, expires_at, failures, created_at) VALUES ($1,$2,$3,'',$4,0,$5) RETURNING id")
+        .bind(purpose.to_string())
+        .bind(phone.to_string())
+        .bind(requested_by)
+        .bind(now + CODE_MINUTES * 60_000)
+        .bind(now)
+        .fetch_one(&mut **tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
+    row_i64(&r, "id")
+}
 
+impl Db {
     /// Make the code of a texted one-time code now, as its text goes out: a fresh random code
     /// whose hash replaces any earlier one (a retried send gets a new code). None when the
     /// code was used, replaced or expired meanwhile (the text is not worth sending).

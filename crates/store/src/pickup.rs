@@ -4,13 +4,12 @@
 //! hand-over against the buyer's one-time code is the proof of delivery; a parcel left past the
 //! hold period goes back with a refund (a job scheduled at check-in).
 
-use crate::orders::{Order, schedule};
+use crate::orders::Order;
 use crate::users::{Grant, GrantScope, Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
 use serde::Serialize;
 use sqlx::Row;
-use tianguis_domain::process::{OrderState, Transition};
-use tianguis_domain::promise::DAY_MS;
+use tianguis_domain::process::OrderState;
 
 pub const KINDS: &[&str] = &["centre", "store", "fuel_station", "locker"];
 
@@ -79,7 +78,7 @@ fn point_from(r: &sqlx::any::AnyRow) -> Result<PickupPoint> {
 
 /// Book a slot at a point inside a write transaction: the point's row is locked (a no-op
 /// update) so two bookings cannot take its last slot.
-pub(crate) async fn take_slot(
+pub async fn take_slot(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     point: i64,
     slots: i64,
@@ -96,6 +95,24 @@ pub(crate) async fn take_slot(
     .await?;
     if row_i64(&used, "n")? >= slots {
         return Err(StoreError::Conflict(Msg::new("err-pickup-full")));
+    }
+    Ok(())
+}
+
+/// Record a parcel's arrival at its point (guarded: once, while shipped).
+pub async fn check_in_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    order_id: i64,
+    now: i64,
+) -> Result<()> {
+    let n = sqlx::query("UPDATE orders SET checked_in_at = $1 WHERE id = $2 AND checked_in_at IS NULL AND state = 'shipped'")
+        .bind(now)
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::Conflict(Msg::new("err-order-changed")));
     }
     Ok(())
 }
@@ -190,42 +207,6 @@ impl Db {
             });
         }
         Ok(points)
-    }
-
-    /// The operator (or an admin) checks a parcel in; the hold period starts.
-    pub async fn check_in(&self, user: &User, order_id: i64) -> Result<()> {
-        let order = self.order(order_id).await?;
-        let Some(point_id) = order.pickup_point_id else {
-            return Err(StoreError::NotFound("order"));
-        };
-        tianguis_domain::policy::serve_parcel(&user.person(), &order.facts())
-            .map_err(crate::denied)?;
-        if order.state != OrderState::Shipped {
-            return Err(StoreError::Conflict(Msg::new("err-pickup-not-shipped")));
-        }
-        let point = self.pickup_point(point_id).await?;
-        let now = self.now_ms();
-        let mut tx = self.begin_write().await?;
-        let n = sqlx::query("UPDATE orders SET checked_in_at = $1 WHERE id = $2 AND checked_in_at IS NULL AND state = 'shipped'")
-            .bind(now)
-            .bind(order_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n == 0 {
-            return Err(StoreError::Conflict(Msg::new("err-order-changed")));
-        }
-        schedule(
-            &mut tx,
-            order_id,
-            Transition::ReturnUncollected,
-            now + point.hold_days * DAY_MS,
-            now,
-        )
-        .await?;
-        crate::delivery::dropped_at_point(&mut tx, order_id, user.id, now).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Parcels on their way to, and held at, the points this operator runs.

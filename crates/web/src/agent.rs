@@ -185,25 +185,31 @@ async fn agent_checkout(
     }
     let method = PaymentMethod::parse(&get("method"))?;
     let at_centre = get("delivery") != "address";
-    let r =
-        s.db.assisted_checkout(
-            agent,
-            &get("buyer_name"),
-            &get("buyer_phone"),
+    let (name, phone, address, key) = (
+        get("buyer_name"),
+        get("buyer_phone"),
+        get("address"),
+        get("idempotency_key"),
+    );
+    let r = tianguis_app::assisted::assisted_checkout(
+        &s.db,
+        agent,
+        tianguis_app::assisted::AssistedCheckout {
+            buyer_name: &name,
+            buyer_phone: &phone,
             lines,
             method,
-            &get("address"),
+            address: &address,
             at_centre,
-            &get("idempotency_key"),
-            c.session_id.clone(),
-            crate::abuse::checkouts(&s, ip, agent.id),
-        )
-        .await;
+            idempotency_key: &key,
+            session_id: c.session_id.clone(),
+            limits: crate::abuse::checkouts(&s, ip, agent.id),
+        },
+    )
+    .await;
     match r {
-        Ok((res, replay)) => {
-            if method == PaymentMethod::MobileMoney && !replay {
-                crate::api::start_mobile_money(&s, res.payment_id).await;
-            }
+        // Mobile money is asked of the buyer's phone by a job written with the checkout.
+        Ok((res, _)) => {
             Ok(Redirect::to(&format!("/agent?placed={}", res.tracking_code)).into_response())
         }
         Err(e) => refuse(&s, &c, AppError::from(e), f).await,
@@ -240,7 +246,7 @@ async fn agent_cash(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     let (agent, _) = agent_of(&c)?;
-    s.db.collect_cash(agent, id).await?;
+    tianguis_app::assisted::collect_cash(&s.db, agent, id).await?;
     Ok(Redirect::to("/agent").into_response())
 }
 

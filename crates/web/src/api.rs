@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::{AppError, Problem, problem};
-use crate::payments::{Callback, PaymentRequest};
+use crate::payments::Callback;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -150,10 +150,7 @@ async fn checkout(
         on_behalf: None,
         limits: crate::abuse::checkouts(&s, ip, user.id),
     };
-    let (result, replayed) = s.db.checkout(&req).await?;
-    if !replayed && req.method == PaymentMethod::MobileMoney {
-        start_mobile_money(&s, result.payment_id).await;
-    }
+    let (result, replayed) = tianguis_app::orders::checkout(&s.db, &req).await?;
     let status = if replayed {
         StatusCode::OK
     } else {
@@ -217,7 +214,7 @@ async fn transition(
     } else {
         json_body(&body)?
     };
-    let state = s.db.act(&user, id, t, &b.reason, b.refund_minor).await?;
+    let state = tianguis_app::orders::act(&s.db, &user, id, t, &b.reason, b.refund_minor).await?;
     Ok(Json(serde_json::json!({ "id": id, "state": state })).into_response())
 }
 
@@ -230,7 +227,7 @@ struct DeliverBody {
 async fn deliver(State(s): State<AppState>, h: HeaderMap, Path(id): Path<i64>, body: Bytes) -> A {
     let user = bearer(&s, &h).await?;
     let b: DeliverBody = json_body(&body)?;
-    let state = s.db.deliver_with_code(&user, id, &b.code).await?;
+    let state = tianguis_app::orders::deliver_with_code(&s.db, &user, id, &b.code).await?;
     Ok(Json(serde_json::json!({ "id": id, "state": state })).into_response())
 }
 
@@ -251,19 +248,8 @@ async fn callback(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
         tracing::error!(provider_ref = %cb.provider_ref, "callback amount does not match the payment");
         return Err(Problem(AppError::bad(Msg::new("err-callback-amount"))));
     }
-    apply_status(&s, p.id, &cb.status).await?;
+    tianguis_app::payments::apply_status(&s.db, p.id, &cb.status).await?;
     Ok(Json(serde_json::json!({ "ok": true })).into_response())
-}
-
-async fn apply_status(s: &AppState, payment_id: i64, status: &str) -> Result<(), AppError> {
-    match status {
-        "succeeded" => {
-            s.db.payment_succeeded(payment_id, None).await?;
-        }
-        "failed" => s.db.payment_failed(payment_id).await?,
-        _ => {}
-    }
-    Ok(())
 }
 
 /// Where the provider calls back: this server's own callback endpoint.
@@ -272,56 +258,6 @@ pub fn callback_url(public_url: &str) -> String {
         "{}/api/v1/payments/mobile-money/callback",
         public_url.trim_end_matches('/')
     )
-}
-
-/// Ask the provider to collect a checkout's payment. The merchant reference is stable per
-/// payment, so asking again is safe (providers treat it as an idempotency key). A failure is
-/// logged and leaves the payment pending without a provider reference; `reconcile_payments`
-/// asks again while the orders wait for payment.
-pub async fn start_mobile_money(s: &AppState, payment_id: i64) {
-    let Ok(p) = s.db.payment(payment_id).await else {
-        return;
-    };
-    let req = PaymentRequest {
-        reference: format!("tianguis-payment-{}", p.id),
-        amount_minor: p.amount.minor,
-        currency: p.amount.currency.as_str().to_string(),
-        payer_phone: p.payer_phone.clone().unwrap_or_default(),
-        callback_url: callback_url(&s.config.public_url),
-    };
-    match s.momo.request(&req).await {
-        Ok(st) => {
-            if let Err(e) = s.db.set_provider_ref(p.id, &st.provider_ref).await {
-                tracing::error!(error = %e, "could not store provider reference");
-            }
-        }
-        Err(e) => tracing::warn!(payment = p.id, error = %e, "mobile-money request failed"),
-    }
-}
-
-/// For payments whose callback never came: ask the provider. For requests that never reached
-/// it (provider down, network cut): ask again with the same reference, while the orders wait.
-pub async fn reconcile_payments(s: &AppState) {
-    let window =
-        s.db.timing()
-            .await
-            .map(|p| p.unpaid_cancel_minutes * 60_000)
-            .unwrap_or(3_600_000);
-    if let Ok(lost) = s.db.unacknowledged_payments(2_000, window).await {
-        for p in lost {
-            start_mobile_money(s, p.id).await;
-        }
-    }
-    let Ok(pending) = s.db.pending_payments(60_000).await else {
-        return;
-    };
-    for p in pending {
-        if let Some(r) = &p.provider_ref
-            && let Ok(st) = s.momo.status(r).await
-        {
-            let _ = apply_status(s, p.id, &st.status).await;
-        }
-    }
 }
 
 async fn openapi() -> Response {

@@ -1,7 +1,7 @@
 //! The courier pool's pages and the route planner worker. A person registers as a carrier, sees
 //! the jobs offered to them (their area and spare capacity fit), accepts, picks up, goes out,
 //! delivers with the buyer's code or records a failed attempt, and asks for a route plan. The
-//! plan is solved by [`run_route_plans`] on a blocking thread (never on the web executor); its
+//! plan is solved by the planner lane's [`PlanJob`] on a blocking thread (never on the web executor); its
 //! page shows progress, then the printable route sheet. Officials see every carrier and job at
 //! `/admin/deliveries`.
 
@@ -213,7 +213,7 @@ async fn act(
         )
     })?;
     let reason = f.get("reason").and_then(|r| FailReason::parse(r));
-    s.db.job_act(user, id, action, reason).await?;
+    tianguis_app::logistics::job_act(&s.db, user, id, action, reason).await?;
     Ok(Redirect::to("/courier").into_response())
 }
 
@@ -225,8 +225,13 @@ async fn deliver(
 ) -> R {
     c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let user = c.require_user()?;
-    s.db.deliver_job(user, id, f.get("code").map(String::as_str).unwrap_or(""))
-        .await?;
+    tianguis_app::logistics::deliver_job(
+        &s.db,
+        user,
+        id,
+        f.get("code").map(String::as_str).unwrap_or(""),
+    )
+    .await?;
     Ok(Redirect::to("/courier?delivered=1").into_response())
 }
 
@@ -421,85 +426,125 @@ async fn admin_deliveries(State(s): State<AppState>, Extension(c): Extension<Ctx
     })
 }
 
-/// The route planner: with `morning`, queues each carrier's morning plan once the local hour
-/// has come (callers do that about once a minute); then solves every queued plan on a blocking
-/// thread and stores its stops. Returns how many plans it finished (solved or failed).
-pub async fn run_route_plans(db: &Db, morning: bool) -> Result<usize, StoreError> {
+/// Each carrier's morning plan, queued once the local hour has come (the planner's loop asks
+/// about once a minute; a plan is made once per carrier and day, whichever server asks).
+pub async fn queue_morning_plans(db: &Db) -> Result<usize, StoreError> {
     let settings = db.settings().await?;
     let (day, minute) = local_day(db.now_ms(), settings.utc_offset_minutes());
-    if morning && minute >= settings.route_plan_hour() * 60 {
-        db.queue_morning_plans(&day, settings.route_plan_ms())
-            .await?;
+    if minute < settings.route_plan_hour() * 60 {
+        return Ok(0);
     }
-    let mut n = 0;
-    while let Some((plan, carrier, jobs)) = db
-        .claim_route_plan(settings.route_plan_ms() * 4 + 60_000)
-        .await?
-    {
-        n += 1;
-        let mut start = carrier.shift_start_min;
-        if plan.day == day {
-            start = start.max(minute);
-        }
-        if start >= carrier.shift_end_min {
-            // Past today's shift: plan the next one.
-            start = carrier.shift_start_min;
-        }
-        let courier = Courier {
-            base: carrier.base,
-            capacity: i32::try_from(carrier.capacity).unwrap_or(i32::MAX),
-            shift: (start as f64 * 60.0, carrier.shift_end_min as f64 * 60.0),
-            speed_kmh: carrier.speed_kmh as f64,
-            road_factor: settings.road_factor(),
-            service_s: settings.stop_minutes() as f64 * 60.0,
-        };
-        let day_jobs: Vec<DayJob> = jobs
-            .iter()
-            .map(|j| DayJob {
-                id: j.id.to_string(),
-                pickup: (j.state == JobState::Accepted).then_some(j.pickup),
-                drop: j.drop,
-                parcels: i32::try_from(j.parcels).unwrap_or(i32::MAX),
-                drop_window: j
-                    .pickup_point_hours
-                    .as_deref()
-                    .and_then(rules::opening_window)
-                    .map(|(a, b)| (a as f64 * 60.0, b as f64 * 60.0)),
-            })
-            .collect();
-        let budget = Duration::from_millis(u64::try_from(plan.budget_ms).unwrap_or(1000));
-        let solved =
-            tokio::task::spawn_blocking(move || plan_day(&courier, &day_jobs, budget)).await;
-        match solved {
-            Ok(Ok(p)) => {
-                let stops: Vec<SolvedStop> = p
-                    .stops
-                    .iter()
-                    .filter_map(|s| {
-                        Some(SolvedStop {
-                            job_id: s.job_id.parse().ok()?,
-                            pickup: s.kind == StopKind::Pickup,
-                            arrival_min: (s.arrival_s / 60.0).round() as i64,
-                            departure_min: (s.departure_s / 60.0).round() as i64,
-                        })
-                    })
-                    .collect();
-                let unassigned: Vec<i64> =
-                    p.unassigned.iter().filter_map(|u| u.parse().ok()).collect();
-                db.finish_route_plan(
-                    plan.id,
-                    &stops,
-                    p.distance_m.round() as i64,
-                    (p.end_s / 60.0).round() as i64,
-                    &unassigned,
-                )
-                .await?;
+    db.queue_morning_plans(&day, settings.route_plan_ms()).await
+}
+
+/// The queue's `route_plan` job: solve one carrier's day on a blocking thread (never on the
+/// web executor) and store its stops.
+pub struct PlanJob;
+
+impl tianguis_app::queue::JobHandler for PlanJob {
+    fn run<'a>(
+        &'a self,
+        db: &'a Db,
+        job: &'a tianguis_store::queue::QueuedJob,
+    ) -> tianguis_app::queue::JobFuture<'a> {
+        use tianguis_app::queue::Outcome;
+        Box::pin(async move {
+            let plan_id = match job.id_in("plan_id") {
+                Ok(id) => id,
+                Err(e) => return Outcome::GiveUp(e.to_string()),
+            };
+            match solve_plan(db, plan_id).await {
+                Ok(true) => Outcome::Done,
+                Ok(false) => Outcome::Skipped,
+                Err(e) if e.is_transient() => Outcome::Retry(e.to_string()),
+                Err(e) => Outcome::GiveUp(e.to_string()),
             }
-            Ok(Err(e)) => db.fail_route_plan(plan.id, &e.to_string()).await?,
-            Err(e) => db.fail_route_plan(plan.id, &e.to_string()).await?,
-        }
+        })
     }
-    Ok(n)
+}
+
+/// Solve a queued plan; false when another worker has it or it is finished.
+pub async fn solve_plan(db: &Db, plan_id: i64) -> Result<bool, StoreError> {
+    let settings = db.settings().await?;
+    let (day, minute) = local_day(db.now_ms(), settings.utc_offset_minutes());
+    let Some((plan, carrier, jobs)) = db
+        .start_route_plan(plan_id, settings.route_plan_ms() * 4 + 60_000)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let mut start = carrier.shift_start_min;
+    if plan.day == day {
+        start = start.max(minute);
+    }
+    if start >= carrier.shift_end_min {
+        // Past today's shift: plan the next one.
+        start = carrier.shift_start_min;
+    }
+    let courier = Courier {
+        base: carrier.base,
+        capacity: i32::try_from(carrier.capacity).unwrap_or(i32::MAX),
+        shift: (start as f64 * 60.0, carrier.shift_end_min as f64 * 60.0),
+        speed_kmh: carrier.speed_kmh as f64,
+        road_factor: settings.road_factor(),
+        service_s: settings.stop_minutes() as f64 * 60.0,
+    };
+    let day_jobs: Vec<DayJob> = jobs
+        .iter()
+        .map(|j| DayJob {
+            id: j.id.to_string(),
+            pickup: (j.state == JobState::Accepted).then_some(j.pickup),
+            drop: j.drop,
+            parcels: i32::try_from(j.parcels).unwrap_or(i32::MAX),
+            drop_window: j
+                .pickup_point_hours
+                .as_deref()
+                .and_then(rules::opening_window)
+                .map(|(a, b)| (a as f64 * 60.0, b as f64 * 60.0)),
+        })
+        .collect();
+    let budget = Duration::from_millis(u64::try_from(plan.budget_ms).unwrap_or(1000));
+    let solved = tokio::task::spawn_blocking(move || plan_day(&courier, &day_jobs, budget)).await;
+    match solved {
+        Ok(Ok(p)) => {
+            let stops: Vec<SolvedStop> = p
+                .stops
+                .iter()
+                .filter_map(|s| {
+                    Some(SolvedStop {
+                        job_id: s.job_id.parse().ok()?,
+                        pickup: s.kind == StopKind::Pickup,
+                        arrival_min: (s.arrival_s / 60.0).round() as i64,
+                        departure_min: (s.departure_s / 60.0).round() as i64,
+                    })
+                })
+                .collect();
+            let unassigned: Vec<i64> = p.unassigned.iter().filter_map(|u| u.parse().ok()).collect();
+            db.finish_route_plan(
+                plan.id,
+                &stops,
+                p.distance_m.round() as i64,
+                (p.end_s / 60.0).round() as i64,
+                &unassigned,
+            )
+            .await?;
+        }
+        Ok(Err(e)) => db.fail_route_plan(plan.id, &e.to_string()).await?,
+        Err(e) => db.fail_route_plan(plan.id, &e.to_string()).await?,
+    }
+    Ok(true)
+}
+
+/// Queue the morning plans due now and solve every queued plan, here and now (the demo's
+/// start, tests). Returns how many plans were solved.
+pub async fn run_route_plans(db: &Db) -> Result<usize, StoreError> {
+    queue_morning_plans(db).await?;
+    let runner = tianguis_app::queue::Runner::new("planner-now")
+        .handle(tianguis_store::queue::Kind::RoutePlan, PlanJob);
+    let run = runner
+        .drain(db, tianguis_store::queue::Lane::Planner, 100)
+        .await?;
+    Ok(run.done as usize)
 }
 
 #[cfg(test)]

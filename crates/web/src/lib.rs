@@ -298,53 +298,82 @@ async fn metrics_allowed(s: &AppState, h: &axum::http::HeaderMap) -> bool {
     }
 }
 
-/// Background work of one server process: timed jobs, payment reconciliation, route plans. Safe to run
-/// in every process against one database (jobs are claimed with leases).
+/// The job queue's runner for this process: the order timer (from the app), and the handlers
+/// that call outside providers and the planner (they need this edge's adapters).
+pub fn runner(state: &AppState) -> tianguis_app::queue::Runner {
+    use tianguis_store::queue::Kind;
+    let worker = format!(
+        "pid{}-{}",
+        std::process::id(),
+        tianguis_store::random_token(3)
+    );
+    tianguis_app::queue::Runner::new(&worker)
+        .handle(
+            Kind::Sms,
+            sms::SmsJob {
+                gateway: state.sms.clone(),
+                public_url: state.config.public_url.clone(),
+            },
+        )
+        .handle(
+            Kind::MomoRequest,
+            payments::RequestJob {
+                momo: state.momo.clone(),
+                callback_url: api::callback_url(&state.config.public_url),
+            },
+        )
+        .handle(
+            Kind::MomoStatus,
+            payments::StatusJob {
+                momo: state.momo.clone(),
+            },
+        )
+        .handle(Kind::RoutePlan, courier::PlanJob)
+}
+
+/// Background work of one server process: one loop per lane of the job queue, so order timers
+/// never wait behind a slow provider or the route planner's CPU work, plus housekeeping. Safe
+/// to run in every process against one database (jobs are claimed with leases).
 pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
-    // Route planning takes seconds of CPU per plan: its own loop, solving on blocking threads,
-    // so timers and payments never wait behind it.
-    let planner = state.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(
-            planner.config.worker_interval_ms.max(50) * 2,
-        ));
-        let mut n: u64 = 0;
-        loop {
-            tick.tick().await;
-            // Morning plans are checked every 30 ticks; queued plans are picked up every tick.
-            let morning = n.is_multiple_of(30);
-            n += 1;
-            if let Err(e) = courier::run_route_plans(&planner.db, morning).await {
-                tracing::warn!(error = %e, "route planning failed");
+    use tianguis_store::queue::Lane;
+    let runner = runner(&state);
+    let every = Duration::from_millis(state.config.worker_interval_ms.max(50));
+    for (lane, period) in [(Lane::Providers, every * 2), (Lane::Planner, every * 2)] {
+        let (s, r) = (state.clone(), runner.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            let mut n: u64 = 0;
+            loop {
+                tick.tick().await;
+                if lane == Lane::Planner && n.is_multiple_of(30) {
+                    // Morning plans about once a minute; queued plans every tick.
+                    if let Err(e) = courier::queue_morning_plans(&s.db).await {
+                        tracing::warn!(error = %e, "morning plans failed");
+                    }
+                }
+                n += 1;
+                if let Err(e) = r.run_lane(&s.db, lane, 20).await {
+                    tracing::warn!(error = %e, lane = lane.as_str(), "job run failed");
+                }
             }
-        }
-    });
+        });
+    }
     tokio::spawn(async move {
-        let worker = format!(
-            "pid{}-{}",
-            std::process::id(),
-            tianguis_store::random_token(3)
-        );
-        let mut tick = tokio::time::interval(Duration::from_millis(
-            state.config.worker_interval_ms.max(50),
-        ));
+        let mut tick = tokio::time::interval(every);
         let mut n: u64 = 0;
         loop {
             tick.tick().await;
             n += 1;
-            if let Err(e) = state.db.run_due_jobs(&worker, 200).await {
-                tracing::warn!(error = %e, "job run failed");
+            if let Err(e) = runner.run_lane(&state.db, Lane::Timers, 200).await {
+                tracing::warn!(error = %e, "timer run failed");
             }
-            if n.is_multiple_of(2) {
-                sms::send_outbox(&state).await;
-            }
-            if n.is_multiple_of(30) {
-                api::reconcile_payments(&state).await;
-            }
-            if n.is_multiple_of(600)
-                && let Err(e) = state.db.delete_expired_sessions().await
-            {
-                tracing::warn!(error = %e, "session clean-up failed");
+            if n.is_multiple_of(600) {
+                if let Err(e) = state.db.delete_expired_sessions().await {
+                    tracing::warn!(error = %e, "session clean-up failed");
+                }
+                if let Err(e) = state.db.sweep_rate_events().await {
+                    tracing::warn!(error = %e, "rate-limit clean-up failed");
+                }
             }
         }
     })

@@ -101,8 +101,7 @@ async fn send_code(
     crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
     let lang = s.db.settings().await?.text("default_lang", "es");
     if let Err(e) =
-        s.db.send_phone_code("consent", &phone, Some(a.id), &lang)
-            .await
+        tianguis_app::notify::send_phone_code(&s.db, "consent", &phone, Some(a.id), &lang).await
     {
         let (status, msg) = AppError::from(e).for_form(&c.t)?;
         let mut r = render_sellers(&s, &c, None, Some(msg), f.fields).await?;
@@ -378,7 +377,7 @@ async fn code_flow(
         crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
         if s.db.code_purpose_fits(flow.purpose(), &phone).await? {
             let lang = c.t.lang.to_string();
-            s.db.send_phone_code(flow.purpose(), &phone, None, &lang)
+            tianguis_app::notify::send_phone_code(&s.db, flow.purpose(), &phone, None, &lang)
                 .await?;
         }
         return html(flow.page(&c, phone, true, None));

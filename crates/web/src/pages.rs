@@ -1,9 +1,9 @@
 //! Server-rendered pages. Each handler turns a form into domain values or a message, calls the
 //! store, and renders one askama template. No page needs JavaScript.
 
+use crate::AppState;
 use crate::ctx::{self, Ctx};
 use crate::error::AppError;
-use crate::{AppState, api};
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -490,7 +490,7 @@ async fn checkout(
         on_behalf: None,
         limits: crate::abuse::checkouts(&s, ip, user.id),
     };
-    let result = match s.db.checkout(&req).await {
+    let result = match tianguis_app::orders::checkout(&s.db, &req).await {
         Ok((r, _)) => r,
         Err(e) => {
             let (_, msg) = AppError::from(e).for_form(&c.t)?;
@@ -498,9 +498,7 @@ async fn checkout(
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, resp).into_response());
         }
     };
-    if req.method == PaymentMethod::MobileMoney {
-        api::start_mobile_money(&s, result.payment_id).await;
-    }
+    // Mobile money is asked of the provider by a job written in the checkout's transaction.
     Ok(Redirect::to(&format!("/payments/{}", result.payment_id)).into_response())
 }
 
@@ -755,7 +753,7 @@ async fn order_deliver(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     let user = c.require_user()?;
-    s.db.deliver_with_code(user, id, &f.code).await?;
+    tianguis_app::orders::deliver_with_code(&s.db, user, id, &f.code).await?;
     Ok(Redirect::to(&format!("/orders/{id}")).into_response())
 }
 
@@ -778,7 +776,7 @@ async fn order_act(
     } else {
         Some(parse_id(&f.refund_minor, "amount")?)
     };
-    s.db.act(user, id, t, &f.reason, refund).await?;
+    tianguis_app::orders::act(&s.db, user, id, t, &f.reason, refund).await?;
     Ok(Redirect::to(&format!("/orders/{id}")).into_response())
 }
 
@@ -1419,7 +1417,7 @@ async fn admin_cash(
     if p.method != PaymentMethod::Cash.as_str() {
         return Err(AppError::bad(Msg::new("err-cash-only")));
     }
-    s.db.payment_succeeded(id, Some(admin.id)).await?;
+    tianguis_app::orders::payment_succeeded(&s.db, id, Some(admin.id)).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
 }
 
@@ -1531,7 +1529,7 @@ async fn pickup_check_in(
 ) -> R {
     c.check_csrf(&f.csrf)?;
     let user = c.require_user()?;
-    s.db.check_in(user, id).await?;
+    tianguis_app::logistics::check_in(&s.db, user, id).await?;
     Ok(Redirect::to("/pickup").into_response())
 }
 

@@ -120,6 +120,94 @@ impl MobileMoney {
     }
 }
 
+/// The queue's `momo_request` job: ask the provider to collect a payment. The merchant
+/// reference is stable per payment, so asking again is safe (providers treat it as an
+/// idempotency key); a provider out of reach is asked again after the backoff, while the
+/// orders wait for their payment.
+pub struct RequestJob {
+    pub momo: MobileMoney,
+    pub callback_url: String,
+}
+
+impl tianguis_app::queue::JobHandler for RequestJob {
+    fn run<'a>(
+        &'a self,
+        db: &'a tianguis_store::Db,
+        job: &'a tianguis_store::queue::QueuedJob,
+    ) -> tianguis_app::queue::JobFuture<'a> {
+        use tianguis_app::queue::Outcome;
+        Box::pin(async move {
+            let p = match job.id_in("payment_id") {
+                Ok(id) => match db.payment(id).await {
+                    Ok(p) => p,
+                    Err(e) => return Outcome::GiveUp(e.to_string()),
+                },
+                Err(e) => return Outcome::GiveUp(e.to_string()),
+            };
+            if p.status != "pending" || p.provider_ref.is_some() {
+                return Outcome::Skipped;
+            }
+            let req = PaymentRequest {
+                reference: format!("tianguis-payment-{}", p.id),
+                amount_minor: p.amount.minor,
+                currency: p.amount.currency.as_str().to_string(),
+                payer_phone: p.payer_phone.clone().unwrap_or_default(),
+                callback_url: self.callback_url.clone(),
+            };
+            match self.momo.request(&req).await {
+                Ok(st) => {
+                    match tianguis_app::payments::provider_accepted(db, p.id, &st.provider_ref)
+                        .await
+                    {
+                        Ok(()) => Outcome::Done,
+                        Err(e) => Outcome::Retry(e.to_string()),
+                    }
+                }
+                Err(e) => Outcome::Retry(e),
+            }
+        })
+    }
+}
+
+/// The queue's `momo_status` job: a payment the provider took but whose callback never came
+/// is asked about, again after the backoff while it stays pending.
+pub struct StatusJob {
+    pub momo: MobileMoney,
+}
+
+impl tianguis_app::queue::JobHandler for StatusJob {
+    fn run<'a>(
+        &'a self,
+        db: &'a tianguis_store::Db,
+        job: &'a tianguis_store::queue::QueuedJob,
+    ) -> tianguis_app::queue::JobFuture<'a> {
+        use tianguis_app::queue::Outcome;
+        Box::pin(async move {
+            let p = match job.id_in("payment_id") {
+                Ok(id) => match db.payment(id).await {
+                    Ok(p) => p,
+                    Err(e) => return Outcome::GiveUp(e.to_string()),
+                },
+                Err(e) => return Outcome::GiveUp(e.to_string()),
+            };
+            if p.status != "pending" {
+                return Outcome::Skipped;
+            }
+            let Some(r) = &p.provider_ref else {
+                return Outcome::Skipped;
+            };
+            match self.momo.status(r).await {
+                Ok(st) => match tianguis_app::payments::apply_status(db, p.id, &st.status).await {
+                    Ok(true) => Outcome::Done,
+                    Ok(false) => Outcome::Retry(format!("still {}", st.status)),
+                    Err(e) => Outcome::Retry(e.to_string()),
+                },
+                Err(e) => Outcome::Retry(e),
+            }
+        })
+    }
+}
+
 #[derive(Clone)]
 struct Sim {
     payments: Arc<Mutex<HashMap<String, (PaymentRequest, String)>>>,

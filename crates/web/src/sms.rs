@@ -3,9 +3,8 @@
 //! `apiKey`; the answer lists each recipient with a `statusCode`, 101 sent and 102 queued, and a
 //! `messageId`). [`simulator`] is a *local SMS gateway simulator* speaking the same protocol for
 //! the demo and the tests (numbers ending in 000 are refused as invalid); it keeps what it was
-//! sent, readable by admins at `GET /sim/sms/messages`. [`send_outbox`] is the worker that drains the outbox.
+//! sent, readable by admins at `GET /sim/sms/messages`. [`SmsJob`] is the queue's handler that sends each message.
 
-use crate::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -208,57 +207,79 @@ async fn sim_send(
     (StatusCode::CREATED, Json(answer)).into_response()
 }
 
-/// Send what is due in the outbox, each message in its recipient's language. Returns how many
-/// were sent.
-pub async fn send_outbox(s: &AppState) -> usize {
-    let Ok(due) = s.db.claim_outbox(20, 60_000).await else {
-        return 0;
-    };
-    let mut sent = 0;
-    for m in due {
-        let tr = crate::i18n::Tr::new(&m.lang);
-        let mut args = m.args.clone();
-        let currency = args
-            .iter()
-            .find(|(k, _)| k == "currency")
-            .map(|(_, v)| v.clone());
-        for (k, v) in &mut args {
-            if k == "total"
-                && let (Some(c), Ok(minor)) = (currency.as_deref(), v.parse::<i64>())
-                && let Ok(cur) = tianguis_domain::money::Currency::parse(c)
-            {
-                *v = tr.money(&tianguis_domain::money::Money::new(minor, cur));
+/// The queue's `sms` job: send one message of the outbox in its recipient's language. A code's
+/// text gets its code made now (only the hash is kept). A gateway that refuses or cannot be
+/// reached is tried again after the backoff; the outbox row records each failure and is marked
+/// failed when the attempts run out.
+pub struct SmsJob {
+    pub gateway: SmsGateway,
+    pub public_url: String,
+}
+
+impl tianguis_app::queue::JobHandler for SmsJob {
+    fn run<'a>(
+        &'a self,
+        db: &'a tianguis_store::Db,
+        job: &'a tianguis_store::queue::QueuedJob,
+    ) -> tianguis_app::queue::JobFuture<'a> {
+        use tianguis_app::queue::Outcome;
+        Box::pin(async move {
+            let m = match job.id_in("outbox_id") {
+                Ok(id) => match db.outbox_message(id).await {
+                    Ok(m) => m,
+                    Err(e) => return Outcome::GiveUp(e.to_string()),
+                },
+                Err(e) => return Outcome::GiveUp(e.to_string()),
+            };
+            if m.status != "pending" {
+                return Outcome::Skipped;
             }
-        }
-        args.push(("site".into(), s.config.public_url.clone()));
-        if let Some(code_id) = m.code_id {
-            // The code is made now; only its hash is kept.
-            match s.db.issue_phone_code(code_id).await {
-                Ok(Some(code)) => args.push(("code".into(), code)),
-                Ok(None) => {
-                    // Used, replaced or expired while waiting: nothing worth sending.
-                    if let Err(e) = s.db.outbox_dropped(m.id, "code no longer valid").await {
-                        tracing::warn!(error = %e, "outbox update failed");
+            let tr = crate::i18n::Tr::new(&m.lang);
+            let mut args = m.args.clone();
+            let currency = args
+                .iter()
+                .find(|(k, _)| k == "currency")
+                .map(|(_, v)| v.clone());
+            for (k, v) in &mut args {
+                if k == "total"
+                    && let (Some(c), Ok(minor)) = (currency.as_deref(), v.parse::<i64>())
+                    && let Ok(cur) = tianguis_domain::money::Currency::parse(c)
+                {
+                    *v = tr.money(&tianguis_domain::money::Money::new(minor, cur));
+                }
+            }
+            args.push(("site".into(), self.public_url.clone()));
+            if let Some(code_id) = m.code_id {
+                match db.issue_phone_code(code_id).await {
+                    Ok(Some(code)) => args.push(("code".into(), code)),
+                    Ok(None) => {
+                        // Used, replaced or expired while waiting: nothing worth sending.
+                        let _ = db.outbox_dropped(m.id, "code no longer valid").await;
+                        return Outcome::Skipped;
                     }
-                    continue;
+                    Err(e) => return Outcome::Retry(e.to_string()),
                 }
+            }
+            let text = tr.render(&m.template, &args);
+            match self.gateway.send(&m.to_phone, &text).await {
+                Ok(id) => match db.outbox_sent(m.id, &id).await {
+                    Ok(()) => Outcome::Done,
+                    Err(e) => Outcome::Retry(e.to_string()),
+                },
                 Err(e) => {
-                    tracing::warn!(error = %e, id = m.id, "could not make the code");
-                    continue;
+                    // A number the gateway calls invalid will not become valid.
+                    let refused = matches!(e, SmsError::Refused { .. });
+                    let last = refused || job.attempts >= job.max_attempts;
+                    if let Err(e2) = db.outbox_failed(m.id, &e.to_string(), last).await {
+                        tracing::warn!(error = %e2, "outbox update failed");
+                    }
+                    if refused {
+                        Outcome::GiveUp(e.to_string())
+                    } else {
+                        Outcome::Retry(e.to_string())
+                    }
                 }
             }
-        }
-        let text = tr.render(&m.template, &args);
-        let r = match s.sms.send(&m.to_phone, &text).await {
-            Ok(id) => s.db.outbox_sent(m.id, &id).await.map(|_| sent += 1),
-            Err(e) => {
-                tracing::warn!(error = %e, id = m.id, "text message not sent");
-                s.db.outbox_failed(m.id, &e.to_string()).await
-            }
-        };
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "outbox update failed");
-        }
+        })
     }
-    sent
 }

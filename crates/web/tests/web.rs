@@ -3697,18 +3697,21 @@ async fn the_edit_form_keeps_sold_stock_and_exact_amounts() {
         let (_, form) = seller.get(&format!("/shop/products/{}/edit", p.id)).await;
         assert!(form.contains("name=\"stock_seen\" value=\"10\""), "{form}");
         // Meanwhile a buyer takes 4.
-        db.checkout(&tianguis_store::orders::CheckoutRequest {
-            buyer_id: db.user_by_phone("+520000002000").await.unwrap().id,
-            lines: vec![(p.id, 4)],
-            session_id: None,
-            idempotency_key: "stock-race".into(),
-            method: tianguis_store::orders::PaymentMethod::Cash,
-            address: "Santa Ana".into(),
-            phone: "+529510000001".into(),
-            pickup_point_id: None,
-            on_behalf: None,
-            limits: Vec::new(),
-        })
+        tianguis_app::orders::checkout(
+            db,
+            &tianguis_store::orders::CheckoutRequest {
+                buyer_id: db.user_by_phone("+520000002000").await.unwrap().id,
+                lines: vec![(p.id, 4)],
+                session_id: None,
+                idempotency_key: "stock-race".into(),
+                method: tianguis_store::orders::PaymentMethod::Cash,
+                address: "Santa Ana".into(),
+                phone: "+529510000001".into(),
+                pickup_point_id: None,
+                on_behalf: None,
+                limits: Vec::new(),
+            },
+        )
         .await
         .unwrap();
         let category = p.category_id.to_string();

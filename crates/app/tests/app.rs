@@ -1,5 +1,5 @@
-//! Contract tests of the storage layer, each run on a fresh SQLite file and a fresh PostgreSQL
-//! database. PostgreSQL comes from `TIANGUIS_TEST_PG` (default: the local server); where none
+//! Contract tests of the use cases over the storage layer, each run on a fresh SQLite file and
+//! a fresh PostgreSQL database. PostgreSQL comes from `TIANGUIS_TEST_PG` (default: the local server); where none
 //! is reachable the PG half is skipped with a reason, except under `CI=true`, where it fails.
 
 use std::time::Duration;
@@ -13,6 +13,17 @@ use tianguis_store::{Db, StoreError};
 mod support {
     use super::*;
     pub use tianguis_testkit::all;
+
+    /// Run the order timers that are due, as a worker named `worker` would.
+    pub async fn run_due_jobs(
+        db: &Db,
+        worker: &str,
+        max: i64,
+    ) -> tianguis_store::Result<tianguis_app::queue::LaneRun> {
+        tianguis_app::queue::Runner::new(worker)
+            .run_lane(db, tianguis_store::queue::Lane::Timers, max)
+            .await
+    }
 
     pub async fn small_shop(db: &Db) -> (i64, i64, i64) {
         db.set_setting("currency", "MXN").await.unwrap();
@@ -238,7 +249,7 @@ async fn fifty_buyers_for_ten_units_make_exactly_ten_orders() {
         for (i, b) in buyers.into_iter().enumerate() {
             let db = t.db.clone();
             handles.push(tokio::spawn(async move {
-                db.checkout(&req(b, vec![(pid, 1)], &format!("k{i}"))).await
+                tianguis_app::orders::checkout(&db, &req(b, vec![(pid, 1)], &format!("k{i}"))).await
             }));
         }
         let mut ok = 0;
@@ -268,7 +279,7 @@ async fn a_replayed_checkout_returns_the_first_result_and_creates_nothing() {
         for _ in 0..8 {
             let db = t.db.clone();
             handles.push(tokio::spawn(async move {
-                db.checkout(&req(b, vec![(pid, 2)], "same-key")).await
+                tianguis_app::orders::checkout(&db, &req(b, vec![(pid, 2)], "same-key")).await
             }));
         }
         let mut results = Vec::new();
@@ -282,7 +293,7 @@ async fn a_replayed_checkout_returns_the_first_result_and_creates_nothing() {
         let first = results[0].clone();
         assert!(results.iter().all(|r| *r == first));
         let (again, replay) =
-            t.db.checkout(&req(b, vec![(pid, 2)], "same-key"))
+            tianguis_app::orders::checkout(&t.db, &req(b, vec![(pid, 2)], "same-key"))
                 .await
                 .unwrap();
         assert!(replay);
@@ -295,13 +306,12 @@ async fn a_replayed_checkout_returns_the_first_result_and_creates_nothing() {
         );
         // Payment callbacks are idempotent too.
         assert!(
-            t.db.payment_succeeded(first.payment_id, None)
+            tianguis_app::orders::payment_succeeded(&t.db, first.payment_id, None)
                 .await
                 .unwrap()
         );
         assert!(
-            !t.db
-                .payment_succeeded(first.payment_id, None)
+            !tianguis_app::orders::payment_succeeded(&t.db, first.payment_id, None)
                 .await
                 .unwrap()
         );
@@ -325,7 +335,7 @@ async fn timers_fire_exactly_once_across_two_servers() {
         let mut orders = Vec::new();
         for i in 0..6 {
             orders.push(
-                t.db.checkout(&req(b, vec![(pid, 1)], &format!("t{i}")))
+                tianguis_app::orders::checkout(&t.db, &req(b, vec![(pid, 1)], &format!("t{i}")))
                     .await
                     .unwrap()
                     .0,
@@ -333,10 +343,12 @@ async fn timers_fire_exactly_once_across_two_servers() {
         }
         // Pay half of them; the rest stay unpaid.
         for r in orders.iter().take(3) {
-            t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+            tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+                .await
+                .unwrap();
         }
         assert_eq!(
-            t.db.run_due_jobs("a", 100).await.unwrap().done,
+            run_due_jobs(&t.db, "a", 100).await.unwrap().done,
             0,
             "nothing is due yet"
         );
@@ -344,7 +356,10 @@ async fn timers_fire_exactly_once_across_two_servers() {
         let mut other = Db::connect(&t.url).await.unwrap();
         other.clock = t.db.clock.clone();
         t.db.clock.advance(Duration::from_secs(2 * 3600));
-        let (a, b2) = tokio::join!(t.db.run_due_jobs("a", 100), other.run_due_jobs("b", 100));
+        let (a, b2) = tokio::join!(
+            run_due_jobs(&t.db, "a", 100),
+            run_due_jobs(&other, "b", 100)
+        );
         let (a, b2) = (a.unwrap(), b2.unwrap());
         assert_eq!(
             a.done + b2.done,
@@ -370,7 +385,10 @@ async fn timers_fire_exactly_once_across_two_servers() {
         );
         // Paid but never shipped: after the ship deadline they cancel with a full refund.
         t.db.clock.advance(Duration::from_secs(5 * 86_400));
-        let (a, b2) = tokio::join!(t.db.run_due_jobs("a", 100), other.run_due_jobs("b", 100));
+        let (a, b2) = tokio::join!(
+            run_due_jobs(&t.db, "a", 100),
+            run_due_jobs(&other, "b", 100)
+        );
         assert_eq!(a.unwrap().done + b2.unwrap().done, 3);
         let totals =
             t.db.ledger_totals(t.db.currency().await.unwrap())
@@ -379,9 +397,15 @@ async fn timers_fire_exactly_once_across_two_servers() {
         assert!(totals.holds());
         assert_eq!(totals.held, 0);
         assert_eq!(totals.refunds, totals.paid_in);
-        assert_eq!(t.db.jobs_pending().await.unwrap(), 0);
         assert_eq!(
-            t.db.run_due_jobs("a", 100).await.unwrap(),
+            t.db.jobs_pending_in(tianguis_store::queue::Lane::Timers)
+                .await
+                .unwrap(),
+            0,
+            "no order timer left"
+        );
+        assert_eq!(
+            run_due_jobs(&t.db, "a", 100).await.unwrap(),
             Default::default()
         );
     }
@@ -396,16 +420,22 @@ async fn delivery_releases_escrow_to_the_seller_less_the_fee() {
                 .await
                 .unwrap();
         let b = buyer(&t.db, 1).await;
-        let (r, _) = t.db.checkout(&req(b, vec![(pid, 1)], "x")).await.unwrap();
+        let (r, _) = tianguis_app::orders::checkout(&t.db, &req(b, vec![(pid, 1)], "x"))
+            .await
+            .unwrap();
         let oid = r.order_ids[0];
-        t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+        tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+            .await
+            .unwrap();
         for (tr, a) in [
             (Transition::Accept, Actor::Seller),
             (Transition::Pack, Actor::Seller),
             (Transition::Ship, Actor::Seller),
             (Transition::ConfirmDelivery, Actor::Buyer),
         ] {
-            t.db.transition(oid, tr, a, None, "", None).await.unwrap();
+            tianguis_app::orders::transition(&t.db, oid, tr, a, None, "", None)
+                .await
+                .unwrap();
         }
         let st = t.db.seller_statement(seller).await.unwrap();
         assert_eq!(
@@ -415,7 +445,7 @@ async fn delivery_releases_escrow_to_the_seller_less_the_fee() {
         );
         // Nobody disputes: the timer completes the order.
         t.db.clock.advance(Duration::from_secs(8 * 86_400));
-        t.db.run_due_jobs("w", 100).await.unwrap();
+        run_due_jobs(&t.db, "w", 100).await.unwrap();
         assert_eq!(t.db.order(oid).await.unwrap().state, OrderState::Completed);
         let st = t.db.seller_statement(seller).await.unwrap();
         // 5% of 650.00 = 32.50 fee.
@@ -504,20 +534,31 @@ async fn a_seller_cannot_touch_another_sellers_listing_or_order() {
             Err(StoreError::NotFound(_))
         ));
         let b = buyer(&t.db, 9).await;
-        let (r, _) = t.db.checkout(&req(b, vec![(pid, 1)], "o")).await.unwrap();
-        t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+        let (r, _) = tianguis_app::orders::checkout(&t.db, &req(b, vec![(pid, 1)], "o"))
+            .await
+            .unwrap();
+        tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+            .await
+            .unwrap();
         let other_user = t.db.user(other_user.id).await.unwrap();
         assert!(
-            t.db.act(&other_user, r.order_ids[0], Transition::Accept, "", None)
-                .await
-                .is_err()
+            tianguis_app::orders::act(
+                &t.db,
+                &other_user,
+                r.order_ids[0],
+                Transition::Accept,
+                "",
+                None
+            )
+            .await
+            .is_err()
         );
         let owner =
             t.db.user(t.db.seller(seller).await.unwrap().user_id)
                 .await
                 .unwrap();
         assert_eq!(
-            t.db.act(&owner, r.order_ids[0], Transition::Accept, "", None)
+            tianguis_app::orders::act(&t.db, &owner, r.order_ids[0], Transition::Accept, "", None)
                 .await
                 .unwrap(),
             OrderState::Accepted
@@ -525,8 +566,15 @@ async fn a_seller_cannot_touch_another_sellers_listing_or_order() {
         // The buyer cannot ship.
         let buyer_user = t.db.user(b).await.unwrap();
         assert!(matches!(
-            t.db.act(&buyer_user, r.order_ids[0], Transition::Pack, "", None)
-                .await,
+            tianguis_app::orders::act(
+                &t.db,
+                &buyer_user,
+                r.order_ids[0],
+                Transition::Pack,
+                "",
+                None
+            )
+            .await,
             Err(StoreError::Forbidden(_))
         ));
     }
@@ -577,28 +625,35 @@ async fn random_order_journeys_keep_the_ledger_invariants() {
         for i in 0..25 {
             let r = if i % 2 == 1 {
                 let at_centre = pick(&mut rng, 2) == 0;
-                t.db.assisted_checkout(
+                tianguis_app::assisted::assisted_checkout(
+                    &t.db,
                     &agent,
-                    "Walk-in",
-                    "+52777900099",
-                    vec![(pid, 1 + (i % 3))],
-                    PaymentMethod::Cash,
-                    "Casa azul",
-                    at_centre,
-                    &format!("a{i}"),
-                    None,
-                    Vec::new(),
+                    tianguis_app::assisted::AssistedCheckout {
+                        buyer_name: "Walk-in",
+                        buyer_phone: "+52777900099",
+                        lines: vec![(pid, 1 + (i % 3))],
+                        method: PaymentMethod::Cash,
+                        address: "Casa azul",
+                        at_centre,
+                        idempotency_key: &format!("a{i}"),
+                        session_id: None,
+                        limits: Vec::new(),
+                    },
                 )
                 .await
                 .unwrap()
                 .0
             } else {
-                let (r, _) =
-                    t.db.checkout(&req(b, vec![(pid, 1 + (i % 3))], &format!("r{i}")))
+                let (r, _) = tianguis_app::orders::checkout(
+                    &t.db,
+                    &req(b, vec![(pid, 1 + (i % 3))], &format!("r{i}")),
+                )
+                .await
+                .unwrap();
+                if pick(&mut rng, 5) > 0 {
+                    tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
                         .await
                         .unwrap();
-                if pick(&mut rng, 5) > 0 {
-                    t.db.payment_succeeded(r.payment_id, None).await.unwrap();
                 }
                 r
             };
@@ -610,20 +665,36 @@ async fn random_order_journeys_keep_the_ledger_invariants() {
                     (Transition::Ship, Actor::Seller),
                     (Transition::ConfirmDelivery, Actor::Buyer),
                 ] {
-                    let _ = t.db.transition(r.order_ids[0], tr, a, None, "", None).await;
+                    let _ = tianguis_app::orders::transition(
+                        &t.db,
+                        r.order_ids[0],
+                        tr,
+                        a,
+                        None,
+                        "",
+                        None,
+                    )
+                    .await;
                 }
             }
             for _ in 0..8 {
                 let (tr, a) = moves[pick(&mut rng, moves.len() as u32) as usize];
                 let refund = Some(pick(&mut rng, 20000) as i64);
-                let _ =
-                    t.db.transition(r.order_ids[0], tr, a, None, "", refund)
-                        .await; // refused moves must change nothing
+                let _ = tianguis_app::orders::transition(
+                    &t.db,
+                    r.order_ids[0],
+                    tr,
+                    a,
+                    None,
+                    "",
+                    refund,
+                )
+                .await; // refused moves must change nothing
             }
             if pick(&mut rng, 3) == 0 {
                 t.db.clock
                     .advance(Duration::from_secs(86_400 * pick(&mut rng, 9) as u64));
-                t.db.run_due_jobs("w", 100).await.unwrap();
+                run_due_jobs(&t.db, "w", 100).await.unwrap();
             }
             let held = t.db.cash_on_hand(agent.id).await.unwrap().minor;
             if held > 0 && pick(&mut rng, 3) == 0 {
@@ -682,18 +753,21 @@ async fn money_that_arrives_after_the_order_expired_goes_straight_back() {
                 .await
                 .unwrap();
         let b = buyer(&t.db, 1).await;
-        let (r, _) =
-            t.db.checkout(&req(b, vec![(pid, 2)], "late"))
-                .await
-                .unwrap();
+        let (r, _) = tianguis_app::orders::checkout(&t.db, &req(b, vec![(pid, 2)], "late"))
+            .await
+            .unwrap();
         t.db.clock.advance(Duration::from_secs(3 * 3600));
-        t.db.run_due_jobs("w", 10).await.unwrap();
+        run_due_jobs(&t.db, "w", 10).await.unwrap();
         assert_eq!(
             t.db.order(r.order_ids[0]).await.unwrap().state,
             OrderState::Cancelled
         );
         // The provider's callback comes late: the money is recorded and refunded, never lost.
-        assert!(t.db.payment_succeeded(r.payment_id, None).await.unwrap());
+        assert!(
+            tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+                .await
+                .unwrap()
+        );
         let totals =
             t.db.ledger_totals(t.db.currency().await.unwrap())
                 .await
@@ -718,7 +792,7 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
         let b = buyer(&t.db, 1).await;
         let mut rq = req(b, vec![(pid, 1)], "cod");
         rq.method = PaymentMethod::CashOnDelivery;
-        let (r, _) = t.db.checkout(&rq).await.unwrap();
+        let (r, _) = tianguis_app::orders::checkout(&t.db, &rq).await.unwrap();
         let oid = r.order_ids[0];
         assert_eq!(
             t.db.payment(r.payment_id).await.unwrap().status,
@@ -726,11 +800,19 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
         );
         // Not paid, yet not expired as unpaid after hours: it waits for the seller.
         t.db.clock.advance(Duration::from_secs(3 * 3600));
-        t.db.run_due_jobs("w", 10).await.unwrap();
+        run_due_jobs(&t.db, "w", 10).await.unwrap();
         assert_eq!(t.db.order(oid).await.unwrap().state, OrderState::Placed);
         assert!(matches!(
-            t.db.transition(oid, Transition::Accept, Actor::Seller, None, "", None)
-                .await,
+            tianguis_app::orders::transition(
+                &t.db,
+                oid,
+                Transition::Accept,
+                Actor::Seller,
+                None,
+                "",
+                None
+            )
+            .await,
             Err(StoreError::Process(_))
         ));
         for tr in [
@@ -738,7 +820,7 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
             Transition::Pack,
             Transition::Ship,
         ] {
-            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+            tianguis_app::orders::transition(&t.db, oid, tr, Actor::Seller, None, "", None)
                 .await
                 .unwrap();
         }
@@ -748,7 +830,8 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
                 .unwrap();
         assert_eq!(totals.paid_in, 0, "nothing is paid before the door");
         assert!(matches!(
-            t.db.transition(
+            tianguis_app::orders::transition(
+                &t.db,
                 oid,
                 Transition::ConfirmDelivery,
                 Actor::Buyer,
@@ -765,8 +848,15 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
                 .unwrap();
         assert!(
             matches!(
-                t.db.act(&courier, oid, Transition::CollectOnDelivery, "", None)
-                    .await,
+                tianguis_app::orders::act(
+                    &t.db,
+                    &courier,
+                    oid,
+                    Transition::CollectOnDelivery,
+                    "",
+                    None
+                )
+                .await,
                 Err(StoreError::Forbidden(_))
             ),
             "only with the code"
@@ -778,7 +868,9 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
                 .delivery_code
                 .expect("a code is issued when it ships");
         assert_eq!(
-            t.db.deliver_with_code(&courier, oid, &code).await.unwrap(),
+            tianguis_app::orders::deliver_with_code(&t.db, &courier, oid, &code)
+                .await
+                .unwrap(),
             OrderState::Delivered
         );
         let st = t.db.seller_statement(seller).await.unwrap();
@@ -798,7 +890,7 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
             ("collect_on_delivery", "seller", Some(courier.id))
         );
         t.db.clock.advance(Duration::from_secs(8 * 86_400));
-        t.db.run_due_jobs("w", 10).await.unwrap();
+        run_due_jobs(&t.db, "w", 10).await.unwrap();
         assert_eq!(t.db.order(oid).await.unwrap().state, OrderState::Completed);
         assert_eq!(
             t.db.seller_statement(seller).await.unwrap().earned,
@@ -813,9 +905,9 @@ async fn cash_on_delivery_ships_unpaid_and_the_door_is_the_payment() {
         // A COD order nobody ships is cancelled at the ship deadline, with nothing to refund.
         let mut rq = req(b, vec![(pid, 1)], "cod-2");
         rq.method = PaymentMethod::CashOnDelivery;
-        let (r2, _) = t.db.checkout(&rq).await.unwrap();
+        let (r2, _) = tianguis_app::orders::checkout(&t.db, &rq).await.unwrap();
         t.db.clock.advance(Duration::from_secs(5 * 86_400));
-        t.db.run_due_jobs("w", 10).await.unwrap();
+        run_due_jobs(&t.db, "w", 10).await.unwrap();
         assert_eq!(
             t.db.order(r2.order_ids[0]).await.unwrap().state,
             OrderState::Cancelled
@@ -839,11 +931,15 @@ async fn delivery_is_proven_by_the_buyers_one_time_code() {
                 .await
                 .unwrap();
         let b = buyer(&t.db, 1).await;
-        let (r, _) = t.db.checkout(&req(b, vec![(pid, 1)], "pod")).await.unwrap();
+        let (r, _) = tianguis_app::orders::checkout(&t.db, &req(b, vec![(pid, 1)], "pod"))
+            .await
+            .unwrap();
         let oid = r.order_ids[0];
-        t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+        tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+            .await
+            .unwrap();
         for tr in [Transition::Accept, Transition::Pack] {
-            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+            tianguis_app::orders::transition(&t.db, oid, tr, Actor::Seller, None, "", None)
                 .await
                 .unwrap();
         }
@@ -852,9 +948,17 @@ async fn delivery_is_proven_by_the_buyers_one_time_code() {
             None,
             "no code before it ships"
         );
-        t.db.transition(oid, Transition::Ship, Actor::Seller, None, "", None)
-            .await
-            .unwrap();
+        tianguis_app::orders::transition(
+            &t.db,
+            oid,
+            Transition::Ship,
+            Actor::Seller,
+            None,
+            "",
+            None,
+        )
+        .await
+        .unwrap();
         let code = t.db.order(oid).await.unwrap().delivery_code.unwrap();
         assert_eq!(code.len(), 6);
         let owner =
@@ -863,12 +967,12 @@ async fn delivery_is_proven_by_the_buyers_one_time_code() {
                 .unwrap();
         // The seller can no longer just say it arrived.
         assert!(
-            t.db.act(&owner, oid, Transition::ConfirmDelivery, "", None)
+            tianguis_app::orders::act(&t.db, &owner, oid, Transition::ConfirmDelivery, "", None)
                 .await
                 .is_err()
         );
         assert!(
-            t.db.act(&owner, oid, Transition::DeliverWithCode, "", None)
+            tianguis_app::orders::act(&t.db, &owner, oid, Transition::DeliverWithCode, "", None)
                 .await
                 .is_err()
         );
@@ -891,21 +995,21 @@ async fn delivery_is_proven_by_the_buyers_one_time_code() {
             .unwrap();
         let other_user = t.db.user(other_user.id).await.unwrap();
         assert!(
-            t.db.deliver_with_code(&other_user, oid, &code)
+            tianguis_app::orders::deliver_with_code(&t.db, &other_user, oid, &code)
                 .await
                 .is_err()
         );
         // Wrong codes are counted; the fifth locks the order.
         let wrong = if code == "000000" { "111111" } else { "000000" };
         for left in (0..5).rev() {
-            match t.db.deliver_with_code(&owner, oid, wrong).await {
+            match tianguis_app::orders::deliver_with_code(&t.db, &owner, oid, wrong).await {
                 Err(StoreError::Invalid(m)) => assert_eq!(m.args, vec![("left", left.to_string())]),
                 other => panic!("{other:?}"),
             }
         }
         assert!(
             matches!(
-                t.db.deliver_with_code(&owner, oid, &code).await,
+                tianguis_app::orders::deliver_with_code(&t.db, &owner, oid, &code).await,
                 Err(StoreError::Conflict(_))
             ),
             "locked even for the right code"
@@ -914,28 +1018,38 @@ async fn delivery_is_proven_by_the_buyers_one_time_code() {
         // The buyer can still confirm it themselves.
         let buyer_user = t.db.user(b).await.unwrap();
         assert_eq!(
-            t.db.act(&buyer_user, oid, Transition::ConfirmDelivery, "", None)
-                .await
-                .unwrap(),
+            tianguis_app::orders::act(
+                &t.db,
+                &buyer_user,
+                oid,
+                Transition::ConfirmDelivery,
+                "",
+                None
+            )
+            .await
+            .unwrap(),
             OrderState::Delivered
         );
 
         // A fresh order: the right code, typed with a space, proves delivery.
-        let (r, _) =
-            t.db.checkout(&req(b, vec![(pid, 1)], "pod-2"))
-                .await
-                .unwrap();
+        let (r, _) = tianguis_app::orders::checkout(&t.db, &req(b, vec![(pid, 1)], "pod-2"))
+            .await
+            .unwrap();
         let oid = r.order_ids[0];
-        t.db.payment_succeeded(r.payment_id, None).await.unwrap();
+        tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+            .await
+            .unwrap();
         for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
-            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+            tianguis_app::orders::transition(&t.db, oid, tr, Actor::Seller, None, "", None)
                 .await
                 .unwrap();
         }
         let code = t.db.order(oid).await.unwrap().delivery_code.unwrap();
         let spaced = format!("{} {}", &code[..3], &code[3..]);
         assert_eq!(
-            t.db.deliver_with_code(&owner, oid, &spaced).await.unwrap(),
+            tianguis_app::orders::deliver_with_code(&t.db, &owner, oid, &spaced)
+                .await
+                .unwrap(),
             OrderState::Delivered
         );
         let last = t.db.order_events(oid).await.unwrap().pop().unwrap();
@@ -984,14 +1098,12 @@ async fn the_delivery_promise_sets_due_dates_and_flags_late_orders() {
         .id;
         let near = buyer(&t.db, 2).await;
         let now = t.db.now_ms();
-        let (a, _) =
-            t.db.checkout(&req(remote, vec![(pid, 1)], "far"))
-                .await
-                .unwrap();
-        let (b, _) =
-            t.db.checkout(&req(near, vec![(pid, 1)], "near"))
-                .await
-                .unwrap();
+        let (a, _) = tianguis_app::orders::checkout(&t.db, &req(remote, vec![(pid, 1)], "far"))
+            .await
+            .unwrap();
+        let (b, _) = tianguis_app::orders::checkout(&t.db, &req(near, vec![(pid, 1)], "near"))
+            .await
+            .unwrap();
         let (oa, ob) = (a.order_ids[0], b.order_ids[0]);
         let due_a = t.db.order(oa).await.unwrap().due_at.unwrap();
         let due_b = t.db.order(ob).await.unwrap().due_at.unwrap();
@@ -999,8 +1111,11 @@ async fn the_delivery_promise_sets_due_dates_and_flags_late_orders() {
             (due_a - now - 6 * DAY_MS).abs() < 60_000 && (due_b - now - 4 * DAY_MS).abs() < 60_000
         );
         for r in [&a, &b] {
-            t.db.payment_succeeded(r.payment_id, None).await.unwrap();
-            t.db.transition(
+            tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+                .await
+                .unwrap();
+            tianguis_app::orders::transition(
+                &t.db,
                 r.order_ids[0],
                 Transition::Accept,
                 Actor::Seller,
@@ -1026,15 +1141,32 @@ async fn the_delivery_promise_sets_due_dates_and_flags_late_orders() {
         );
         // Day 4.5: late. Shipping does not help; delivering takes it off the list, as broken.
         t.db.clock.advance(Duration::from_millis(DAY_MS as u64));
-        t.db.transition(ob, Transition::Pack, Actor::Seller, None, "", None)
-            .await
-            .unwrap();
-        t.db.transition(ob, Transition::Ship, Actor::Seller, None, "", None)
-            .await
-            .unwrap();
+        tianguis_app::orders::transition(
+            &t.db,
+            ob,
+            Transition::Pack,
+            Actor::Seller,
+            None,
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+        tianguis_app::orders::transition(
+            &t.db,
+            ob,
+            Transition::Ship,
+            Actor::Seller,
+            None,
+            "",
+            None,
+        )
+        .await
+        .unwrap();
         let (late, _) = t.db.promise_watch().await.unwrap();
         assert_eq!(late.iter().map(|o| o.id).collect::<Vec<_>>(), vec![ob]);
-        t.db.transition(
+        tianguis_app::orders::transition(
+            &t.db,
             ob,
             Transition::ConfirmDelivery,
             Actor::Buyer,
@@ -1074,7 +1206,7 @@ async fn plus_code_addresses_are_checked_and_short_codes_recovered() {
         for (i, (address, want)) in cases.iter().enumerate() {
             let mut r = req(b, vec![(pid, 1)], &format!("pc{i}"));
             r.address = address.to_string();
-            let (res, _) = t.db.checkout(&r).await.unwrap();
+            let (res, _) = tianguis_app::orders::checkout(&t.db, &r).await.unwrap();
             assert_eq!(
                 t.db.order(res.order_ids[0])
                     .await
@@ -1094,7 +1226,7 @@ async fn plus_code_addresses_are_checked_and_short_codes_recovered() {
         {
             let mut r = req(b, vec![(pid, 1)], &format!("bad{i}"));
             r.address = address.to_string();
-            match t.db.checkout(&r).await {
+            match tianguis_app::orders::checkout(&t.db, &r).await {
                 Err(StoreError::Invalid(m)) => assert_eq!(m.key, *key, "{address}"),
                 other => panic!("{address}: {other:?}"),
             }
@@ -1239,7 +1371,7 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
         let mut r = req(b, vec![(pid, 1)], "pick-1");
         r.pickup_point_id = Some(near);
         r.address = String::new();
-        let (res, _) = t.db.checkout(&r).await.unwrap();
+        let (res, _) = tianguis_app::orders::checkout(&t.db, &r).await.unwrap();
         let oid = res.order_ids[0];
         let o = t.db.order(oid).await.unwrap();
         assert_eq!(
@@ -1260,26 +1392,37 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
         let mut r2 = req(b, vec![(pid, 1)], "pick-2");
         r2.pickup_point_id = Some(near);
         assert!(
-            matches!(t.db.checkout(&r2).await, Err(StoreError::Conflict(m)) if m.key == "err-pickup-full")
+            matches!(tianguis_app::orders::checkout(&t.db, &r2).await, Err(StoreError::Conflict(m)) if m.key == "err-pickup-full")
         );
-        t.db.payment_succeeded(res.payment_id, None).await.unwrap();
+        tianguis_app::orders::payment_succeeded(&t.db, res.payment_id, None)
+            .await
+            .unwrap();
         for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
-            t.db.transition(oid, tr, Actor::Seller, None, "", None)
+            tianguis_app::orders::transition(&t.db, oid, tr, Actor::Seller, None, "", None)
                 .await
                 .unwrap();
         }
         let operator = t.db.user(op.id).await.unwrap();
         let code = t.db.order(oid).await.unwrap().delivery_code.unwrap();
         assert!(
-            matches!(t.db.deliver_with_code(&operator, oid, &code).await, Err(StoreError::Conflict(m)) if m.key == "err-pickup-not-checked-in")
+            matches!(tianguis_app::orders::deliver_with_code(&t.db, &operator, oid, &code).await, Err(StoreError::Conflict(m)) if m.key == "err-pickup-not-checked-in")
         );
         let stranger = t.db.user(b).await.unwrap();
         assert!(
-            t.db.check_in(&stranger, oid).await.is_err(),
+            tianguis_app::logistics::check_in(&t.db, &stranger, oid)
+                .await
+                .is_err(),
             "only its operator checks parcels in"
         );
-        t.db.check_in(&operator, oid).await.unwrap();
-        assert!(t.db.check_in(&operator, oid).await.is_err(), "once");
+        tianguis_app::logistics::check_in(&t.db, &operator, oid)
+            .await
+            .unwrap();
+        assert!(
+            tianguis_app::logistics::check_in(&t.db, &operator, oid)
+                .await
+                .is_err(),
+            "once"
+        );
         let (expected, held) = t.db.pickup_parcels(&operator).await.unwrap();
         assert_eq!(
             (
@@ -1289,13 +1432,15 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
             (0, vec![oid])
         );
         assert_eq!(
-            t.db.deliver_with_code(&operator, oid, &code).await.unwrap(),
+            tianguis_app::orders::deliver_with_code(&t.db, &operator, oid, &code)
+                .await
+                .unwrap(),
             OrderState::Delivered,
             "the hand-over is the proof"
         );
         // The hold-period timer then finds nothing to do.
         t.db.clock.advance(Duration::from_secs(6 * 86_400));
-        t.db.run_due_jobs("w", 50).await.unwrap();
+        run_due_jobs(&t.db, "w", 50).await.unwrap();
         assert_eq!(
             t.db.order(oid).await.unwrap().state,
             OrderState::Delivered,
@@ -1312,18 +1457,22 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
         // A parcel nobody collects goes back with a refund after the hold period.
         let mut r3 = req(b, vec![(pid, 1)], "pick-3");
         r3.pickup_point_id = Some(near);
-        let (res3, _) = t.db.checkout(&r3).await.unwrap();
+        let (res3, _) = tianguis_app::orders::checkout(&t.db, &r3).await.unwrap();
         let o3 = res3.order_ids[0];
-        t.db.payment_succeeded(res3.payment_id, None).await.unwrap();
+        tianguis_app::orders::payment_succeeded(&t.db, res3.payment_id, None)
+            .await
+            .unwrap();
         for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
-            t.db.transition(o3, tr, Actor::Seller, None, "", None)
+            tianguis_app::orders::transition(&t.db, o3, tr, Actor::Seller, None, "", None)
                 .await
                 .unwrap();
         }
-        t.db.check_in(&operator, o3).await.unwrap();
+        tianguis_app::logistics::check_in(&t.db, &operator, o3)
+            .await
+            .unwrap();
         let stock = t.db.product(pid).await.unwrap().stock;
         t.db.clock.advance(Duration::from_secs(5 * 86_400 + 60));
-        t.db.run_due_jobs("w", 50).await.unwrap();
+        run_due_jobs(&t.db, "w", 50).await.unwrap();
         assert_eq!(t.db.order(o3).await.unwrap().state, OrderState::Refunded);
         assert_eq!(t.db.product(pid).await.unwrap().stock, stock + 1);
         let totals =
@@ -1432,15 +1581,27 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
         let b = buyer(db, 1).await;
         let mut orders = Vec::new();
         for k in 0..2 {
-            let (res, _) = db
-                .checkout(&req(b, vec![(pid, 2)], &format!("courier-{k}")))
+            let (res, _) = tianguis_app::orders::checkout(
+                db,
+                &req(b, vec![(pid, 2)], &format!("courier-{k}")),
+            )
+            .await
+            .unwrap();
+            tianguis_app::orders::payment_succeeded(db, res.payment_id, None)
                 .await
                 .unwrap();
-            db.payment_succeeded(res.payment_id, None).await.unwrap();
             for tr in [Transition::Accept, Transition::Pack] {
-                db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
-                    .await
-                    .unwrap();
+                tianguis_app::orders::transition(
+                    db,
+                    res.order_ids[0],
+                    tr,
+                    Actor::Seller,
+                    None,
+                    "",
+                    None,
+                )
+                .await
+                .unwrap();
             }
             orders.push(res.order_ids[0]);
         }
@@ -1466,13 +1627,13 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             "outside the far rider's area"
         );
         assert!(
-            db.job_act(&far_rider, jobs[0], JobAction::Accept, None)
+            tianguis_app::logistics::job_act(db, &far_rider, jobs[0], JobAction::Accept, None)
                 .await
                 .is_err(),
             "a carrier cannot take a job outside their area"
         );
         assert_eq!(
-            db.job_act(&rider, jobs[0], JobAction::Accept, None)
+            tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Accept, None)
                 .await
                 .unwrap(),
             JobState::Accepted
@@ -1484,25 +1645,25 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             "2 + 2 parcels exceed a capacity of 3"
         );
         assert!(
-            matches!(db.job_act(&rider, jobs[1], JobAction::Accept, None).await, Err(StoreError::Conflict(m)) if m.key == "err-job-does-not-fit")
+            matches!(tianguis_app::logistics::job_act(db, &rider, jobs[1], JobAction::Accept, None).await, Err(StoreError::Conflict(m)) if m.key == "err-job-does-not-fit")
         );
         assert!(
             matches!(
-                db.job_act(&far_rider, jobs[0], JobAction::PickUp, None)
+                tianguis_app::logistics::job_act(db, &far_rider, jobs[0], JobAction::PickUp, None)
                     .await,
                 Err(StoreError::NotFound(_))
             ),
             "only the holder moves a job"
         );
         assert!(
-            db.job_act(&rider, jobs[0], JobAction::Depart, None)
+            tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Depart, None)
                 .await
                 .is_err(),
             "pick up first"
         );
 
         // Picking up ships the order; the courier may now see it.
-        db.job_act(&rider, jobs[0], JobAction::PickUp, None)
+        tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::PickUp, None)
             .await
             .unwrap();
         let o = db.order(orders[0]).await.unwrap();
@@ -1511,20 +1672,27 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             (OrderState::Shipped, Some(rider.id))
         );
         let code = o.delivery_code.unwrap();
-        db.job_act(&rider, jobs[0], JobAction::Depart, None)
+        tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Depart, None)
             .await
             .unwrap();
         assert!(
-            matches!(db.job_act(&rider, jobs[0], JobAction::Fail, None).await, Err(StoreError::Invalid(m)) if m.key == "err-job-reason"),
+            matches!(tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Fail, None).await, Err(StoreError::Invalid(m)) if m.key == "err-job-reason"),
             "a failed attempt needs a reason"
         );
-        db.job_act(&rider, jobs[0], JobAction::Fail, Some(FailReason::NotHome))
+        tianguis_app::logistics::job_act(
+            db,
+            &rider,
+            jobs[0],
+            JobAction::Fail,
+            Some(FailReason::NotHome),
+        )
+        .await
+        .unwrap();
+        tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Retry, None)
             .await
             .unwrap();
-        db.job_act(&rider, jobs[0], JobAction::Retry, None)
-            .await
-            .unwrap();
-        db.job_act(
+        tianguis_app::logistics::job_act(
+            db,
             &rider,
             jobs[0],
             JobAction::Fail,
@@ -1538,11 +1706,11 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             (JobState::Failed, 2, Some("wrong_address"))
         );
         assert!(
-            matches!(db.job_act(&rider, jobs[0], JobAction::Retry, None).await, Err(StoreError::Conflict(m)) if m.key == "err-job-no-attempts")
+            matches!(tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Retry, None).await, Err(StoreError::Conflict(m)) if m.key == "err-job-no-attempts")
         );
         // No point has room yet: the redirect is refused, nothing changes.
         assert!(
-            matches!(db.job_act(&rider, jobs[0], JobAction::Redirect, None).await, Err(StoreError::Conflict(m)) if m.key == "err-no-point-room")
+            matches!(tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Redirect, None).await, Err(StoreError::Conflict(m)) if m.key == "err-no-point-room")
         );
         let point = db
             .create_pickup_point(&NewPickupPoint {
@@ -1560,7 +1728,7 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             .await
             .unwrap();
         assert_eq!(
-            db.job_act(&rider, jobs[0], JobAction::Redirect, None)
+            tianguis_app::logistics::job_act(db, &rider, jobs[0], JobAction::Redirect, None)
                 .await
                 .unwrap(),
             JobState::OutForDelivery
@@ -1571,17 +1739,19 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             (Some(point), (16.9520, -96.7470))
         );
         assert!(
-            matches!(db.deliver_job(&rider, jobs[0], &code).await, Err(StoreError::Conflict(m)) if m.key == "err-job-at-point"),
+            matches!(tianguis_app::logistics::deliver_job(db, &rider, jobs[0], &code).await, Err(StoreError::Conflict(m)) if m.key == "err-job-at-point"),
             "at a point the check-in is the hand-over"
         );
         let operator = db.user(operator.id).await.unwrap();
-        db.check_in(&operator, orders[0]).await.unwrap();
+        tianguis_app::logistics::check_in(db, &operator, orders[0])
+            .await
+            .unwrap();
         assert_eq!(
             db.delivery_job(jobs[0]).await.unwrap().state,
             JobState::Delivered
         );
         assert_eq!(
-            db.deliver_with_code(&operator, orders[0], &code)
+            tianguis_app::orders::deliver_with_code(db, &operator, orders[0], &code)
                 .await
                 .unwrap(),
             OrderState::Delivered
@@ -1603,10 +1773,10 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
         // Cash on delivery at the door: the courier collects with the buyer's code.
         let mut r = req(b, vec![(pid, 1)], "courier-cod");
         r.method = PaymentMethod::CashOnDelivery;
-        let (res, _) = db.checkout(&r).await.unwrap();
+        let (res, _) = tianguis_app::orders::checkout(db, &r).await.unwrap();
         let cod = res.order_ids[0];
         for tr in [Transition::AcceptOnDelivery, Transition::Pack] {
-            db.transition(cod, tr, Actor::Seller, None, "", None)
+            tianguis_app::orders::transition(db, cod, tr, Actor::Seller, None, "", None)
                 .await
                 .unwrap();
         }
@@ -1616,26 +1786,30 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             db.order(cod).await.unwrap().total.minor,
             "cash to collect"
         );
-        db.job_act(&rider, cj.id, JobAction::Accept, None)
+        tianguis_app::logistics::job_act(db, &rider, cj.id, JobAction::Accept, None)
             .await
             .unwrap();
-        db.job_act(&rider, cj.id, JobAction::PickUp, None)
+        tianguis_app::logistics::job_act(db, &rider, cj.id, JobAction::PickUp, None)
             .await
             .unwrap();
         assert!(
-            db.deliver_job(&rider, cj.id, "000000").await.is_err(),
+            tianguis_app::logistics::deliver_job(db, &rider, cj.id, "000000")
+                .await
+                .is_err(),
             "not out for delivery yet"
         );
-        db.job_act(&rider, cj.id, JobAction::Depart, None)
+        tianguis_app::logistics::job_act(db, &rider, cj.id, JobAction::Depart, None)
             .await
             .unwrap();
         let code = db.order(cod).await.unwrap().delivery_code.unwrap();
         let wrong = if code == "111111" { "222222" } else { "111111" };
         assert!(
-            matches!(db.deliver_job(&rider, cj.id, wrong).await, Err(StoreError::Invalid(m)) if m.key == "err-code-wrong")
+            matches!(tianguis_app::logistics::deliver_job(db, &rider, cj.id, wrong).await, Err(StoreError::Invalid(m)) if m.key == "err-code-wrong")
         );
         assert_eq!(
-            db.deliver_job(&rider, cj.id, &code).await.unwrap(),
+            tianguis_app::logistics::deliver_job(db, &rider, cj.id, &code)
+                .await
+                .unwrap(),
             OrderState::Delivered
         );
         assert_eq!(
@@ -1650,7 +1824,7 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
 
         // The second job: an order that is never shipped is cancelled, and so is its job.
         db.clock.advance(Duration::from_secs(30 * 86_400));
-        db.run_due_jobs("w", 50).await.unwrap();
+        run_due_jobs(db, "w", 50).await.unwrap();
         assert_eq!(
             db.order(orders[1]).await.unwrap().state,
             OrderState::Cancelled
@@ -1663,15 +1837,25 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
 
         // Route plans: one morning plan per carrier and day; claimed once; stops kept in order.
         let again = {
-            let (res, _) = db
-                .checkout(&req(b, vec![(pid, 1)], "courier-plan"))
-                .await
-                .unwrap();
-            db.payment_succeeded(res.payment_id, None).await.unwrap();
-            for tr in [Transition::Accept, Transition::Pack] {
-                db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
+            let (res, _) =
+                tianguis_app::orders::checkout(db, &req(b, vec![(pid, 1)], "courier-plan"))
                     .await
                     .unwrap();
+            tianguis_app::orders::payment_succeeded(db, res.payment_id, None)
+                .await
+                .unwrap();
+            for tr in [Transition::Accept, Transition::Pack] {
+                tianguis_app::orders::transition(
+                    db,
+                    res.order_ids[0],
+                    tr,
+                    Actor::Seller,
+                    None,
+                    "",
+                    None,
+                )
+                .await
+                .unwrap();
             }
             db.delivery_job_of_order(res.order_ids[0])
                 .await
@@ -1679,7 +1863,7 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
                 .unwrap()
                 .id
         };
-        db.job_act(&rider, again, JobAction::Accept, None)
+        tianguis_app::logistics::job_act(db, &rider, again, JobAction::Accept, None)
             .await
             .unwrap();
         assert_eq!(db.queue_morning_plans("2026-11-23", 500).await.unwrap(), 1);
@@ -1688,10 +1872,28 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             0,
             "once a day"
         );
-        let (plan, carrier, todo) = db.claim_route_plan(60_000).await.unwrap().unwrap();
+        // The plan is a job of the planner's lane: claimed once, across workers.
+        use tianguis_store::queue::Lane;
+        let jobs = db
+            .claim_jobs(Lane::Planner, "p1", 10, 60_000)
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1);
         assert!(
-            db.claim_route_plan(60_000).await.unwrap().is_none(),
+            db.claim_jobs(Lane::Planner, "p2", 10, 60_000)
+                .await
+                .unwrap()
+                .is_empty(),
             "claimed once"
+        );
+        let plan_id = jobs[0].id_in("plan_id").unwrap();
+        let (plan, carrier, todo) = db.start_route_plan(plan_id, 60_000).await.unwrap().unwrap();
+        assert!(
+            db.start_route_plan(plan_id, 60_000)
+                .await
+                .unwrap()
+                .is_none(),
+            "started once"
         );
         assert_eq!(
             (carrier.id, todo.iter().map(|j| j.id).collect::<Vec<_>>()),
@@ -1736,15 +1938,24 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
         assert_eq!((p.status.as_str(), p.distance_m), ("done", Some(12_345)));
         assert_eq!(db.route_plans_on("2026-11-23").await.unwrap().len(), 1);
         // A seller who ships themselves withdraws the job nobody took; it is offered no more.
-        let (res, _) = db
-            .checkout(&req(b, vec![(pid, 1)], "courier-self"))
+        let (res, _) = tianguis_app::orders::checkout(db, &req(b, vec![(pid, 1)], "courier-self"))
             .await
             .unwrap();
-        db.payment_succeeded(res.payment_id, None).await.unwrap();
+        tianguis_app::orders::payment_succeeded(db, res.payment_id, None)
+            .await
+            .unwrap();
         for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
-            db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
-                .await
-                .unwrap();
+            tianguis_app::orders::transition(
+                db,
+                res.order_ids[0],
+                tr,
+                Actor::Seller,
+                None,
+                "",
+                None,
+            )
+            .await
+            .unwrap();
         }
         let own = db
             .delivery_job_of_order(res.order_ids[0])
@@ -1870,37 +2081,41 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         );
 
         // A walk-in buyer, cash to the agent, collect at the centre.
-        let (res, replay) = db
-            .assisted_checkout(
-                &agent,
-                "Doña Rosa",
-                "+52999000111",
-                vec![(pid, 2)],
-                PaymentMethod::Cash,
-                "",
-                true,
-                "walk-in-1",
-                None,
-                Vec::new(),
-            )
-            .await
-            .unwrap();
+        let (res, replay) = tianguis_app::assisted::assisted_checkout(
+            db,
+            &agent,
+            tianguis_app::assisted::AssistedCheckout {
+                buyer_name: "Doña Rosa",
+                buyer_phone: "+52999000111",
+                lines: vec![(pid, 2)],
+                method: PaymentMethod::Cash,
+                address: "",
+                at_centre: true,
+                idempotency_key: "walk-in-1",
+                session_id: None,
+                limits: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
         assert!(!replay);
-        let again = db
-            .assisted_checkout(
-                &agent,
-                "Doña Rosa",
-                "+52999000111",
-                vec![(pid, 2)],
-                PaymentMethod::Cash,
-                "",
-                true,
-                "walk-in-1",
-                None,
-                Vec::new(),
-            )
-            .await
-            .unwrap();
+        let again = tianguis_app::assisted::assisted_checkout(
+            db,
+            &agent,
+            tianguis_app::assisted::AssistedCheckout {
+                buyer_name: "Doña Rosa",
+                buyer_phone: "+52999000111",
+                lines: vec![(pid, 2)],
+                method: PaymentMethod::Cash,
+                address: "",
+                at_centre: true,
+                idempotency_key: "walk-in-1",
+                session_id: None,
+                limits: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (again.0.clone(), again.1),
             (res.clone(), true),
@@ -1946,23 +2161,31 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         assert_eq!(orders.iter().map(|o| o.id).collect::<Vec<_>>(), vec![oid]);
         assert!(tianguis_store::orders::may_view(&agent, &o));
         assert!(!tianguis_store::orders::may_view(&other, &o));
-        assert!(db.check_in(&other, oid).await.is_err());
+        assert!(
+            tianguis_app::logistics::check_in(db, &other, oid)
+                .await
+                .is_err()
+        );
 
         // Fulfilled to the centre; the agent checks it in and hands it over with the code.
         for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
-            db.transition(oid, tr, Actor::Seller, None, "", None)
+            tianguis_app::orders::transition(db, oid, tr, Actor::Seller, None, "", None)
                 .await
                 .unwrap();
         }
-        db.check_in(&agent, oid).await.unwrap();
+        tianguis_app::logistics::check_in(db, &agent, oid)
+            .await
+            .unwrap();
         let code = db.order(oid).await.unwrap().delivery_code.unwrap();
         assert_eq!(
-            db.deliver_with_code(&agent, oid, &code).await.unwrap(),
+            tianguis_app::orders::deliver_with_code(db, &agent, oid, &code)
+                .await
+                .unwrap(),
             OrderState::Delivered
         );
         // Released after the dispute window: the commission accrues.
         db.clock.advance(Duration::from_secs(8 * 86_400));
-        db.run_due_jobs("w", 50).await.unwrap();
+        run_due_jobs(db, "w", 50).await.unwrap();
         assert_eq!(db.order(oid).await.unwrap().state, OrderState::Completed);
         let st = db.agent_statement(agent.id, 0, i64::MAX).await.unwrap();
         assert_eq!(st.lines.len(), 1);
@@ -1970,22 +2193,25 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         assert_eq!(st.owed, st.earned_in_period);
 
         // An order cancelled before release earns nothing.
-        let (res2, _) = db
-            .assisted_checkout(
-                &agent,
-                "Doña Rosa",
-                "+52999000111",
-                vec![(pid, 1)],
-                PaymentMethod::Cash,
-                "Casa azul, Santa Ana",
-                false,
-                "walk-in-2",
-                None,
-                Vec::new(),
-            )
-            .await
-            .unwrap();
-        db.transition(
+        let (res2, _) = tianguis_app::assisted::assisted_checkout(
+            db,
+            &agent,
+            tianguis_app::assisted::AssistedCheckout {
+                buyer_name: "Doña Rosa",
+                buyer_phone: "+52999000111",
+                lines: vec![(pid, 1)],
+                method: PaymentMethod::Cash,
+                address: "Casa azul, Santa Ana",
+                at_centre: false,
+                idempotency_key: "walk-in-2",
+                session_id: None,
+                limits: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
+        tianguis_app::orders::transition(
+            db,
             res2.order_ids[0],
             Transition::Cancel,
             Actor::Seller,
@@ -2004,21 +2230,23 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
             1
         );
         // Mobile money from the buyer's phone: nothing in the agent's hands.
-        let (res3, _) = db
-            .assisted_checkout(
-                &agent,
-                "Doña Rosa",
-                "+52999000111",
-                vec![(pid, 1)],
-                PaymentMethod::MobileMoney,
-                "",
-                true,
-                "walk-in-3",
-                None,
-                Vec::new(),
-            )
-            .await
-            .unwrap();
+        let (res3, _) = tianguis_app::assisted::assisted_checkout(
+            db,
+            &agent,
+            tianguis_app::assisted::AssistedCheckout {
+                buyer_name: "Doña Rosa",
+                buyer_phone: "+52999000111",
+                lines: vec![(pid, 1)],
+                method: PaymentMethod::MobileMoney,
+                address: "",
+                at_centre: true,
+                idempotency_key: "walk-in-3",
+                session_id: None,
+                limits: Vec::new(),
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(db.payment(res3.payment_id).await.unwrap().status, "pending");
         let on_hand = db.cash_on_hand(agent.id).await.unwrap().minor;
         assert_eq!(
@@ -2069,17 +2297,20 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         db.set_user_active(admin.id, agent.id, false).await.unwrap();
         let suspended = db.user(agent.id).await.unwrap();
         assert!(
-            db.assisted_checkout(
+            tianguis_app::assisted::assisted_checkout(
+                db,
                 &suspended,
-                "X",
-                "+52999000112",
-                vec![(pid, 1)],
-                PaymentMethod::Cash,
-                "",
-                true,
-                "walk-in-4",
-                None,
-                Vec::new(),
+                tianguis_app::assisted::AssistedCheckout {
+                    buyer_name: "X",
+                    buyer_phone: "+52999000112",
+                    lines: vec![(pid, 1)],
+                    method: PaymentMethod::Cash,
+                    address: "",
+                    at_centre: true,
+                    idempotency_key: "walk-in-4",
+                    session_id: None,
+                    limits: Vec::new()
+                }
             )
             .await
             .is_err()
@@ -2164,7 +2395,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             ),
             "no code sent yet"
         );
-        db.send_phone_code("consent", "+52999200001", Some(agent.id), "es")
+        tianguis_app::notify::send_phone_code(db, "consent", "+52999200001", Some(agent.id), "es")
             .await
             .unwrap();
         let sms = db.outbox(1).await.unwrap().remove(0);
@@ -2260,14 +2491,15 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         );
         // Orders: refused without the scope.
         let b = buyer(db, 7).await;
-        let (res, _) = db
-            .checkout(&req(b, vec![(p1, 1)], "mandate-order"))
+        let (res, _) = tianguis_app::orders::checkout(db, &req(b, vec![(p1, 1)], "mandate-order"))
             .await
             .unwrap();
-        db.payment_succeeded(res.payment_id, None).await.unwrap();
+        tianguis_app::orders::payment_succeeded(db, res.payment_id, None)
+            .await
+            .unwrap();
         let oid = res.order_ids[0];
         assert!(
-            db.act(&agent, oid, Transition::Accept, "", None)
+            tianguis_app::orders::act(db, &agent, oid, Transition::Accept, "", None)
                 .await
                 .is_err()
         );
@@ -2324,21 +2556,23 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
             .create_product(sid2, &product(cat, "Tlayudas", 5000, 5))
             .await
             .unwrap();
-        let (res, _) = db
-            .checkout(&req(b, vec![(p3, 1)], "mandate-order-2"))
+        let (res, _) =
+            tianguis_app::orders::checkout(db, &req(b, vec![(p3, 1)], "mandate-order-2"))
+                .await
+                .unwrap();
+        tianguis_app::orders::payment_succeeded(db, res.payment_id, None)
             .await
             .unwrap();
-        db.payment_succeeded(res.payment_id, None).await.unwrap();
         let oid2 = res.order_ids[0];
         assert_eq!(
-            db.act(&agent, oid2, Transition::Accept, "", None)
+            tianguis_app::orders::act(db, &agent, oid2, Transition::Accept, "", None)
                 .await
                 .unwrap(),
             OrderState::Accepted
         );
         // An orders mandate moves orders along; it does not refund them.
         assert!(matches!(
-            db.act(&agent, oid2, Transition::Cancel, "", None).await,
+            tianguis_app::orders::act(db, &agent, oid2, Transition::Cancel, "", None).await,
             Err(StoreError::Forbidden(m)) if m.key == "err-mandate-action"
         ));
         assert_eq!(
@@ -2363,7 +2597,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
         db.revoke_mandate(&seller2, m2.id).await.unwrap();
         assert!(db.revoke_mandate(&seller2, m2.id).await.is_err(), "once");
         assert!(
-            db.act(&agent, oid2, Transition::Pack, "", None)
+            tianguis_app::orders::act(db, &agent, oid2, Transition::Pack, "", None)
                 .await
                 .is_err()
         );
@@ -2380,7 +2614,7 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
                 .unwrap()
                 .is_none()
         );
-        db.send_phone_code("claim", "+52999200002", None, "es")
+        tianguis_app::notify::send_phone_code(db, "claim", "+52999200002", None, "es")
             .await
             .unwrap();
         let code_id = db.outbox(1).await.unwrap().remove(0).code_id.unwrap();
@@ -2654,15 +2888,27 @@ async fn a_job_another_carrier_took_cannot_be_moved_by_whoever_saw_it_open() {
         }
         let b = buyer(db, 7).await;
         for round in 0..8 {
-            let (res, _) = db
-                .checkout(&req(b, vec![(pid, 1)], &format!("race-{round}")))
+            let (res, _) = tianguis_app::orders::checkout(
+                db,
+                &req(b, vec![(pid, 1)], &format!("race-{round}")),
+            )
+            .await
+            .unwrap();
+            tianguis_app::orders::payment_succeeded(db, res.payment_id, None)
                 .await
                 .unwrap();
-            db.payment_succeeded(res.payment_id, None).await.unwrap();
             for tr in [Transition::Accept, Transition::Pack] {
-                db.transition(res.order_ids[0], tr, Actor::Seller, None, "", None)
-                    .await
-                    .unwrap();
+                tianguis_app::orders::transition(
+                    db,
+                    res.order_ids[0],
+                    tr,
+                    Actor::Seller,
+                    None,
+                    "",
+                    None,
+                )
+                .await
+                .unwrap();
             }
             let job = db
                 .delivery_job_of_order(res.order_ids[0])
@@ -2672,12 +2918,16 @@ async fn a_job_another_carrier_took_cannot_be_moved_by_whoever_saw_it_open() {
                 .id;
             let (a, b2) = (riders[0].clone(), riders[1].clone());
             let (da, db2) = (db.clone(), db.clone());
-            let accept =
-                tokio::spawn(async move { da.job_act(&a, job, JobAction::Accept, None).await });
+            let accept = tokio::spawn(async move {
+                tianguis_app::logistics::job_act(&da, &a, job, JobAction::Accept, None).await
+            });
             let pick = tokio::spawn(async move {
                 let mut took = false;
                 for _ in 0..20 {
-                    took |= db2.job_act(&b2, job, JobAction::PickUp, None).await.is_ok();
+                    took |=
+                        tianguis_app::logistics::job_act(&db2, &b2, job, JobAction::PickUp, None)
+                            .await
+                            .is_ok();
                 }
                 took
             });
