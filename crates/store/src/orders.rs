@@ -442,34 +442,6 @@ impl Db {
             .await?;
         Ok(())
     }
-
-    /// Payments still waiting for the provider, for the reconciliation job.
-    /// Mobile-money payments whose request never reached the provider (no reference yet),
-    /// older than `older_than_ms` and younger than `max_age_ms` (past that the orders expired):
-    /// the request is made again, with the same merchant reference.
-    pub async fn unacknowledged_payments(
-        &self,
-        older_than_ms: i64,
-        max_age_ms: i64,
-    ) -> Result<Vec<Payment>> {
-        let now = self.now_ms();
-        let rows = sqlx::query(&format!(
-            "{PAYMENT_SELECT} WHERE status = 'pending' AND method = 'mobile_money' AND provider_ref IS NULL AND updated_at < $1 AND created_at > $2 ORDER BY id LIMIT 100"
-        ))
-        .bind(now - older_than_ms)
-        .bind(now - max_age_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(payment_from).collect()
-    }
-
-    pub async fn pending_payments(&self, older_than_ms: i64) -> Result<Vec<Payment>> {
-        let rows = sqlx::query(&format!("{PAYMENT_SELECT} WHERE status = 'pending' AND provider_ref IS NOT NULL AND updated_at < $1 ORDER BY id LIMIT 100"))
-            .bind(self.now_ms() - older_than_ms)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(payment_from).collect()
-    }
 }
 
 const PAYMENT_SELECT: &str = "SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments";

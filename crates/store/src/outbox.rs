@@ -103,7 +103,7 @@ impl Db {
     }
 
     pub async fn outbox_sent(&self, id: i64, provider_ref: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', provider_ref = $1, sent_at = $2, locked_until = NULL, attempts = attempts + 1 WHERE id = $3 AND status = 'pending'")
+        sqlx::query("UPDATE outbox SET status = 'sent', provider_ref = $1, sent_at = $2, locked_until = NULL, attempts = attempts + 1 WHERE id = $3 AND status <> 'sent'")
             .bind(provider_ref.to_string())
             .bind(self.now_ms())
             .bind(id)
@@ -117,7 +117,7 @@ impl Db {
     pub async fn outbox_failed(&self, id: i64, error: &str, last: bool) -> Result<()> {
         sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
-             status = CASE WHEN $2 = 1 THEN 'failed' ELSE 'pending' END WHERE id = $3 AND status = 'pending'",
+             status = CASE WHEN $2 = 1 THEN 'failed' ELSE 'pending' END WHERE id = $3 AND status <> 'sent'",
         )
         .bind(error.chars().take(300).collect::<String>())
         .bind(i64::from(last))

@@ -115,3 +115,212 @@ pub async fn all() -> Vec<TestDb> {
     }
     v
 }
+
+#[cfg(test)]
+mod layers {
+    //! The layering, checked: each crate depends only on the layers below it, and each
+    //! aggregate of the storage layer calls only the shared services (the books, people,
+    //! the queue, rate limits) and the aggregates it is part of. A change that crosses a line
+    //! fails here, with the line it crossed.
+
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    fn crates_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// The `[dependencies]` of a crate (not dev-dependencies), by name.
+    fn deps(krate: &str) -> BTreeSet<String> {
+        let text = std::fs::read_to_string(crates_dir().join(krate).join("Cargo.toml")).unwrap();
+        let mut in_deps = false;
+        let mut out = BTreeSet::new();
+        for line in text.lines() {
+            let l = line.trim();
+            if l.starts_with('[') {
+                in_deps = l == "[dependencies]";
+                continue;
+            }
+            if in_deps && let Some((name, _)) = l.split_once(['=', '.']) {
+                let name = name.trim();
+                if !name.is_empty() && !name.starts_with('#') {
+                    out.insert(name.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    fn sources(krate: &str) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![crates_dir().join(krate).join("src")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn each_crate_depends_only_on_the_layers_below() {
+        // crate -> what it must never depend on.
+        let forbidden: &[(&str, &[&str])] = &[
+            (
+                "domain",
+                &[
+                    "sqlx",
+                    "tokio",
+                    "axum",
+                    "reqwest",
+                    "tianguis-store",
+                    "tianguis-app",
+                    "tianguis-web",
+                ],
+            ),
+            ("geo", &["sqlx", "tokio", "axum", "tianguis-domain"]),
+            (
+                "routing",
+                &[
+                    "sqlx",
+                    "axum",
+                    "tianguis-store",
+                    "tianguis-app",
+                    "tianguis-web",
+                ],
+            ),
+            (
+                "store",
+                &[
+                    "tianguis-app",
+                    "tianguis-web",
+                    "tianguis-demo",
+                    "axum",
+                    "askama",
+                    "reqwest",
+                    "image",
+                    "argon2",
+                ],
+            ),
+            (
+                "app",
+                &[
+                    "tianguis-web",
+                    "tianguis-demo",
+                    "axum",
+                    "askama",
+                    "reqwest",
+                    "fluent-templates",
+                ],
+            ),
+            ("web", &["tianguis-demo", "tianguis-testkit"]),
+        ];
+        let mut wrong = Vec::new();
+        for (krate, never) in forbidden {
+            let d = deps(krate);
+            for n in *never {
+                if d.contains(*n) {
+                    wrong.push(format!("{krate} depends on {n}"));
+                }
+            }
+        }
+        // Test databases never reach production.
+        for krate in [
+            "domain", "geo", "routing", "store", "app", "web", "demo", "cli",
+        ] {
+            if deps(krate).contains("tianguis-testkit") {
+                wrong.push(format!("{krate} links tianguis-testkit outside its tests"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    #[test]
+    fn sources_do_not_reach_past_their_layer() {
+        let rules: &[(&str, &[&str])] = &[
+            (
+                "domain",
+                &[
+                    "sqlx::",
+                    "tokio::",
+                    "axum::",
+                    "tianguis_store",
+                    "std::fs",
+                    "std::net",
+                ],
+            ),
+            (
+                "store",
+                &[
+                    "tianguis_app",
+                    "tianguis_web",
+                    "axum::",
+                    "askama",
+                    "reqwest",
+                ],
+            ),
+            ("app", &["tianguis_web", "axum::", "askama", "reqwest"]),
+        ];
+        let mut wrong = Vec::new();
+        for (krate, never) in rules {
+            for (path, text) in sources(krate) {
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or("");
+                    for n in *never {
+                        if code.contains(n) {
+                            wrong.push(format!("{}:{}: {n}", path.display(), i + 1));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
+    /// Persistence per aggregate: a store module uses its own aggregate's modules and the
+    /// shared services only. Workflows that span aggregates live in the app's use cases.
+    #[test]
+    fn storage_aggregates_do_not_call_each_other() {
+        let shared = ["db", "ledger", "users", "queue", "limits", "images", "text"];
+        let aggregate: &[(&str, &[&str])] = &[
+            ("orders", &[]),
+            ("catalog", &[]),
+            ("registry", &["catalog"]),
+            ("delivery", &["pickup", "orders"]),
+            ("pickup", &["delivery", "orders"]),
+            ("agents", &["mandates", "champions", "orders"]),
+            ("mandates", &["agents", "champions"]),
+            ("champions", &["agents", "mandates"]),
+            ("outbox", &[]),
+            ("queue", &[]),
+            ("ledger", &[]),
+            ("limits", &[]),
+            ("users", &[]),
+        ];
+        let names: Vec<&str> = aggregate.iter().map(|(n, _)| *n).collect();
+        let mut wrong = Vec::new();
+        for (path, text) in sources("store") {
+            let module = path.file_stem().unwrap().to_string_lossy().to_string();
+            let Some((_, allowed)) = aggregate.iter().find(|(n, _)| *n == module) else {
+                continue;
+            };
+            for (i, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                for other in &names {
+                    if *other == module || shared.contains(other) || allowed.contains(other) {
+                        continue;
+                    }
+                    if code.contains(&format!("crate::{other}::")) {
+                        wrong.push(format!("{}:{}: uses {other}", path.display(), i + 1));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+}

@@ -250,6 +250,14 @@ async fn metrics_page(State(s): State<AppState>, headers: axum::http::HeaderMap)
     if let Ok(n) = s.db.jobs_pending().await {
         s.metrics.jobs_pending.set(n);
     }
+    if let Ok(counts) = s.db.job_counts().await {
+        for (lane, kind, status, n) in counts {
+            s.metrics
+                .jobs
+                .get_or_create(&metrics::JobLabels { lane, kind, status })
+                .set(n);
+        }
+    }
     if let Ok((late, at_risk)) = s.db.promise_watch().await {
         s.metrics
             .promise

@@ -20,7 +20,16 @@ pub struct StateLabels {
     pub state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub lane: String,
+    pub kind: String,
+    pub status: String,
+}
+
 pub struct Metrics {
+    /// The job queue by lane, kind and status (dead jobs need an official).
+    pub jobs: Family<JobLabels, Gauge>,
     pub registry: Registry,
     pub requests: Family<ReqLabels, Counter>,
     pub latency: Family<ReqLabels, Histogram>,
@@ -39,6 +48,12 @@ impl Default for Metrics {
         });
         let orders = Family::<StateLabels, Gauge>::default();
         let jobs_pending = Gauge::default();
+        let jobs = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "tianguis_jobs",
+            "Queued jobs by lane, kind and status",
+            jobs.clone(),
+        );
         let promise = Family::<StateLabels, Gauge>::default();
         let deliveries = Family::<StateLabels, Gauge>::default();
         registry.register(
@@ -60,10 +75,11 @@ impl Default for Metrics {
         registry.register("tianguis_orders", "Orders by state", orders.clone());
         registry.register(
             "tianguis_jobs_pending",
-            "Timed jobs waiting to run",
+            "Jobs waiting to run, all lanes",
             jobs_pending.clone(),
         );
         Metrics {
+            jobs,
             registry,
             requests,
             latency,

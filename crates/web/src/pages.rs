@@ -61,6 +61,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/admin/users/{id}", get(admin_person).post(admin_user))
         .route("/admin/users/{id}/grants", post(admin_grant))
         .route("/admin/grants/{id}/revoke", post(admin_revoke))
+        .route("/admin/jobs", get(admin_jobs))
+        .route("/admin/jobs/{id}/retry", post(admin_job_retry))
         .route("/admin/places/{id}/promise", post(admin_place_promise))
         .route("/admin/registry", post(admin_registry))
         .route("/admin/pickup-points", post(admin_pickup_point))
@@ -1731,6 +1733,38 @@ async fn admin_revoke(
     let user = s.db.grant_owner(id).await?;
     s.db.revoke_grant(admin.id, id).await?;
     Ok(Redirect::to(&format!("/admin/users/{user}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct JobsPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    counts: Vec<(String, String, String, i64)>,
+    dead: Vec<tianguis_store::queue::JobRecord>,
+}
+
+/// The job queue for officials: what waits, what was done, and what was given up (dead), with
+/// a way to send a dead job round again once its cause is fixed.
+async fn admin_jobs(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    crate::who::may(&c, Duty::ReadOperations)?;
+    html(JobsPage {
+        title: c.t.t("jobs-title"),
+        counts: s.db.job_counts().await?,
+        dead: s.db.jobs_in("dead", 100).await?,
+        c: &c,
+    })
+}
+
+async fn admin_job_retry(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    crate::forms::CsrfForm(_): crate::forms::CsrfForm<HashMap<String, String>>,
+) -> R {
+    crate::who::may(&c, Duty::ReadOperations)?;
+    s.db.requeue(id).await?;
+    Ok(Redirect::to("/admin/jobs").into_response())
 }
 
 #[cfg(test)]

@@ -231,7 +231,8 @@ impl tianguis_app::queue::JobHandler for SmsJob {
                 },
                 Err(e) => return Outcome::GiveUp(e.to_string()),
             };
-            if m.status != "pending" {
+            // A failed message an official sends round again is tried again; a sent one never.
+            if m.status == "sent" {
                 return Outcome::Skipped;
             }
             let tr = crate::i18n::Tr::new(&m.lang);

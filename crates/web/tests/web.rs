@@ -3951,3 +3951,75 @@ async fn sessions_are_made_when_needed_and_limits_are_shared_and_fair() {
         "a header from an untrusted peer changes nothing"
     );
 }
+
+/// A job that cannot succeed is given up and shown to officials, who can send it round again;
+/// timers run in their own lane whatever the providers do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_text_the_gateway_refuses_is_given_up_and_officials_see_it() {
+    for app in apps(true).await {
+        // The gateway refuses numbers ending in 000 (invalid): the walk-in's code text.
+        app.db
+            .create_unclaimed_user("+529510007000", "Don Refu", None)
+            .await
+            .unwrap();
+        let mut b = Browser::new(&app.base).await;
+        b.get("/claim").await;
+        b.post("/claim", &[("phone", "+529510007000")]).await;
+        let mut dead = Vec::new();
+        for _ in 0..100 {
+            dead = app.db.jobs_in("dead", 10).await.unwrap();
+            if !dead.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            dead.len(),
+            1,
+            "given up at once: an invalid number stays invalid"
+        );
+        assert_eq!(dead[0].kind, "sms");
+        assert!(
+            app.db
+                .outbox(5)
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.to_phone == "+529510007000" && m.status == "failed"),
+            "the message is marked failed for officials"
+        );
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let (s, page) = admin.get("/admin/jobs").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(
+            page.contains("Given up") && page.contains("recipient refused"),
+            "{page}"
+        );
+        assert!(denied(b.get("/admin/jobs").await.0, ""));
+        let (s, _) = admin
+            .post(&format!("/admin/jobs/{}/retry", dead[0].id), &[])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        // Sent round again with fresh attempts: it runs once more, and (the number is still
+        // invalid) is given up again after that one attempt.
+        let first_attempts = dead[0].attempts;
+        let mut again = None;
+        for _ in 0..100 {
+            again = app
+                .db
+                .jobs_in("dead", 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|j| j.id == dead[0].id && j.finished_at > dead[0].finished_at);
+            if again.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let again = again.expect("the job ran again");
+        assert_eq!((first_attempts, again.attempts), (1, 1));
+        let metrics = app.metrics().await;
+        assert!(metrics.contains("tianguis_jobs{"), "{metrics}");
+    }
+}

@@ -554,3 +554,14 @@ people-everywhere = Everywhere
 people-programme = Programme
 err-grant-scope = That role does not apply there: agents and operators work at a point or centre, officials in a place, administrators, couriers and champions everywhere.
 err-not-a-champion = This page is for digital champions.
+
+## The job queue
+jobs-title = Background jobs
+jobs-intro = Order timers, texts, mobile-money requests and route plans run as jobs. A job that keeps failing is given up after its attempts; fix the cause, then send it round again.
+jobs-lane = Lane
+jobs-kind = Kind
+jobs-status = Status
+jobs-count = Jobs
+jobs-dead = Given up
+jobs-none-dead = Nothing was given up.
+jobs-retry = Try again

@@ -554,3 +554,14 @@ people-everywhere = En todas partes
 people-programme = Programa
 err-grant-scope = Esa función no aplica ahí: agentes y encargados trabajan en un punto o centro, funcionarios en un lugar, administradores, repartidores y campeones en todas partes.
 err-not-a-champion = Esta página es para campeones digitales.
+
+## The job queue
+jobs-title = Tareas en segundo plano
+jobs-intro = Los plazos de los pedidos, los mensajes, los cobros por dinero móvil y las rutas corren como tareas. Una tarea que sigue fallando se abandona después de sus intentos; corrija la causa y vuelva a enviarla.
+jobs-lane = Carril
+jobs-kind = Tipo
+jobs-status = Estado
+jobs-count = Tareas
+jobs-dead = Abandonadas
+jobs-none-dead = No se abandonó ninguna.
+jobs-retry = Intentar de nuevo

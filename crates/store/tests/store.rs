@@ -1,0 +1,99 @@
+//! Contract tests of the storage layer itself (the use cases over it are tested in the app's
+//! tests), each on a fresh SQLite file and a fresh PostgreSQL database.
+
+use std::time::Duration;
+use tianguis_store::queue::{Kind, Lane, backoff};
+use tianguis_testkit::all;
+
+/// The one job queue: a job is claimed by one worker at a time; a worker that dies loses its
+/// lease and the job is claimed again; failures back off exponentially and end dead after the
+/// kind's attempts; an official sends a dead job round again; lanes never mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
+    for t in all().await {
+        let db = &t.db;
+        let now = db.now_ms();
+        let sms = db
+            .enqueue(Kind::Sms, serde_json::json!({"outbox_id": 1}), now)
+            .await
+            .unwrap();
+        db.enqueue(
+            Kind::MomoStatus,
+            serde_json::json!({"payment_id": 1}),
+            now + 60_000,
+        )
+        .await
+        .unwrap();
+        // Lanes never mix: the timers' loop sees none of the providers' jobs.
+        assert!(
+            db.claim_jobs(Lane::Timers, "a", 10, 1000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let got = db.claim_jobs(Lane::Providers, "a", 10, 1000).await.unwrap();
+        assert_eq!(got.len(), 1, "the status check is not due yet");
+        assert_eq!((got[0].id, got[0].attempts), (sms, 1));
+        assert!(
+            db.claim_jobs(Lane::Providers, "b", 10, 1000)
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased to a"
+        );
+        // a dies: after the lease, b claims it (its second attempt).
+        db.clock.advance(Duration::from_millis(1500));
+        let again = db.claim_jobs(Lane::Providers, "b", 10, 1000).await.unwrap();
+        assert_eq!((again[0].id, again[0].attempts), (sms, 2));
+        // A failure waits out the backoff, doubling each time.
+        assert!(!db.retry_job(&again[0], "gateway down").await.unwrap());
+        assert!(
+            db.claim_jobs(Lane::Providers, "c", 10, 1000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        db.clock.advance(Duration::from_millis(
+            backoff(Kind::Sms.backoff_ms(), 2) as u64 + 1,
+        ));
+        let mut job = db
+            .claim_jobs(Lane::Providers, "c", 10, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|j| j.id == sms)
+            .unwrap();
+        assert_eq!(job.attempts, 3);
+        // Until its attempts are used: then it is dead, with the reason, for officials.
+        while !db.retry_job(&job, "gateway down").await.unwrap() {
+            db.clock.advance(Duration::from_secs(3600));
+            job = db
+                .claim_jobs(Lane::Providers, "c", 10, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|j| j.id == sms)
+                .unwrap();
+        }
+        assert_eq!(job.attempts, Kind::Sms.max_attempts());
+        let dead = db.jobs_in("dead", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].last_error.as_deref(), Some("gateway down"));
+        // An official sends it round again, with fresh attempts.
+        db.requeue(sms).await.unwrap();
+        assert!(db.requeue(sms).await.is_err(), "only dead jobs");
+        let back = db
+            .claim_jobs(Lane::Providers, "d", 10, 1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|j| j.id == sms)
+            .unwrap();
+        assert_eq!(back.attempts, 1);
+        db.finish_job(back.id, "done").await.unwrap();
+        assert_eq!(db.jobs_in("done", 10).await.unwrap().len(), 1);
+        // Finishing is guarded: a second finish changes nothing.
+        db.finish_job(back.id, "skipped").await.unwrap();
+        assert_eq!(db.jobs_in("done", 10).await.unwrap()[0].status, "done");
+    }
+}
