@@ -261,7 +261,7 @@ async fn run() -> Result<()> {
                     .await
                     .context("seeding demo data")?;
                 // Today's route plans, solved before the first page is served.
-                tianguis_web::courier::run_route_plans(&db)
+                tianguis_web::caps::courier::run_route_plans(&db)
                     .await
                     .context("planning the demo routes")?;
             }

@@ -10,7 +10,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use std::collections::HashMap;
 use tianguis_domain::process::Transition;
@@ -21,17 +20,26 @@ use tianguis_store::users::User;
 
 type A = Result<Response, Problem>;
 
-pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/openapi.json", get(openapi))
-        .route("/products", get(products))
-        .route("/products/{id}", get(product))
-        .route("/checkout", post(checkout))
-        .route("/orders", get(orders))
-        .route("/orders/{id}", get(order))
-        .route("/orders/{id}/deliver", post(deliver))
-        .route("/orders/{id}/transitions/{name}", post(transition))
-        .route("/payments/mobile-money/callback", post(callback))
+/// The API's routes (under `/api/v1`).
+pub fn routes() -> crate::caps::Table {
+    crate::caps::Table::new("api")
+        .get("/openapi.json", openapi)
+        .get("/products", products)
+        .get("/products/{id}", product)
+        .post("/checkout", checkout)
+        .get("/orders", orders)
+        .get("/orders/{id}", order)
+        .post("/orders/{id}/deliver", deliver)
+        .post("/orders/{id}/transitions/{name}", transition)
+        .post("/payments/mobile-money/callback", callback)
+}
+
+/// The API's router: problem+json for every refusal, control characters refused, a small
+/// body limit.
+pub fn router() -> axum::Router<AppState> {
+    routes()
+        .into_parts()
+        .0
         .fallback(|| async { problem(StatusCode::NOT_FOUND, "err-api-endpoint") })
         .layer(axum::middleware::from_fn(crate::forms::api_guard))
         .layer(axum::middleware::from_fn(problem_for_rejections))
@@ -179,7 +187,7 @@ async fn order(State(s): State<AppState>, h: HeaderMap, Path(id): Path<i64>) -> 
         )));
     }
     let events = s.db.order_events(id).await?;
-    let actions: Vec<&str> = crate::pages::actions_for(&user, &o)
+    let actions: Vec<&str> = crate::caps::views::actions_for(&user, &o)
         .iter()
         .map(|t| t.as_str())
         .collect();

@@ -5,7 +5,7 @@
 
 use crate::error::AppError;
 use crate::i18n::{LANGS, Tr};
-use crate::{AppState, pages};
+use crate::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -138,7 +138,7 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
         Some(id) => match s.db.session(&id).await {
             Ok(found) => found.map(|(u, csrf, lang)| (id, u, csrf, lang)),
             Err(e) => {
-                return pages::error_page(
+                return crate::caps::views::error_page(
                     &Ctx::anonymous(Tr::from_accept_language(&accept)),
                     e.into(),
                 );
@@ -178,14 +178,14 @@ pub async fn layer(State(s): State<AppState>, mut req: Request, next: Next) -> R
     req.extensions_mut().insert(ctx.clone());
     let mut resp = next.run(req).await;
     if let Some(err) = resp.extensions_mut().remove::<PageErr>() {
-        resp = pages::error_page(&ctx, (*err.0).clone());
+        resp = crate::caps::views::error_page(&ctx, (*err.0).clone());
     } else if let Some(()) = plain_text_rejection(resp.status(), resp.headers()) {
         // An extractor refused the request (bad path or form): say so on a page.
         let status = resp.status();
         let body = axum::body::to_bytes(resp.into_body(), 4096)
             .await
             .unwrap_or_default();
-        resp = pages::error_page(
+        resp = crate::caps::views::error_page(
             &ctx,
             AppError::Raw(status, String::from_utf8_lossy(&body).into_owned()),
         );

@@ -242,9 +242,24 @@ mod tests {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let mut missing = Vec::new();
         let mut seen = 0;
-        for dir in ["domain/src", "store/src", "web/src", "web/templates"] {
-            for entry in std::fs::read_dir(format!("{root}/{dir}")).unwrap() {
-                let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut files = Vec::new();
+        let mut dirs: Vec<std::path::PathBuf> = ["domain/src", "store/src", "app/src", "web/src", "web/templates"]
+            .iter()
+            .map(|d| std::path::Path::new(root).join(d))
+            .collect();
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    files.push(p);
+                }
+            }
+        }
+        {
+            for path in files {
+                let text = std::fs::read_to_string(&path).unwrap();
                 for pat in [
                     "Msg::new(\"",
                     "invalid(\"",

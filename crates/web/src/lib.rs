@@ -4,16 +4,13 @@
 //! this crate knows about HTTP, HTML and JSON wire formats.
 
 pub mod abuse;
-pub mod agent;
 pub mod api;
-pub mod courier;
+pub mod caps;
 pub mod ctx;
 pub mod error;
 pub mod forms;
 pub mod i18n;
-pub mod mandates;
 pub mod metrics;
-pub mod pages;
 pub mod payments;
 pub mod sms;
 pub mod who;
@@ -126,8 +123,8 @@ pub fn state(db: Db, config: Config) -> AppState {
 /// The whole application as a router (tests can call it without a socket).
 pub fn app(state: AppState) -> Router {
     let mut r = Router::new()
-        .merge(pages::routes(state.clone()))
-        .nest("/api/v1", api::routes())
+        .merge(caps::router(state.clone()))
+        .nest("/api/v1", api::router())
         .route("/healthz", axum::routing::get(healthz))
         .route("/static/offline.js", axum::routing::get(offline_js))
         .route("/metrics", axum::routing::get(metrics_page));
@@ -336,7 +333,7 @@ pub fn runner(state: &AppState) -> tianguis_app::queue::Runner {
                 momo: state.momo.clone(),
             },
         )
-        .handle(Kind::RoutePlan, courier::PlanJob)
+        .handle(Kind::RoutePlan, caps::courier::PlanJob)
 }
 
 /// Background work of one server process: one loop per lane of the job queue, so order timers
@@ -355,7 +352,7 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
                 tick.tick().await;
                 if lane == Lane::Planner && n.is_multiple_of(30) {
                     // Morning plans about once a minute; queued plans every tick.
-                    if let Err(e) = courier::queue_morning_plans(&s.db).await {
+                    if let Err(e) = caps::courier::queue_morning_plans(&s.db).await {
                         tracing::warn!(error = %e, "morning plans failed");
                     }
                 }

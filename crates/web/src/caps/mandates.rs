@@ -1,13 +1,15 @@
 //! Seller onboarding by agents under a mandate: the onboarding form (consent by a code texted
 //! to the seller and read back, or a signed paper form's reference), the agent's mandated
 //! sellers with listings made at the centre, the seller's view of mandates with their audit
-//! trail and a revoke button, and claiming an account made at a centre.
+//! trail and a revoke button.
 
 use crate::AppState;
+use crate::caps::Table;
 use crate::ctx::Ctx;
 use crate::error::AppError;
+use crate::forms::CsrfForm;
 use crate::forms::read_multipart;
-use crate::pages::{
+use crate::caps::views::{
     CsrfOnly, ProductFields, html, parse_id, product_form_page, read_product_form, save_product,
     seller_of,
 };
@@ -15,8 +17,7 @@ use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::Extension;
 use std::collections::HashMap;
 use tianguis_domain::mandate::{Consent, Scope};
 use tianguis_store::catalog::Place;
@@ -25,19 +26,14 @@ use tianguis_store::users::User;
 
 type R = Result<Response, AppError>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agent/sellers", get(sellers_page).post(onboard))
-        .route("/agent/sellers/code", post(send_code))
-        .route(
-            "/agent/sellers/{sid}/products/new",
-            get(listing_form).post(listing_save),
-        )
-        .route("/shop/mandates", get(shop_mandates))
-        .route("/mandates/{id}/consent-form", get(consent_form))
-        .route("/shop/mandates/{id}/revoke", post(revoke))
-        .route("/claim", get(claim_page).post(claim))
-        .route("/password/forgot", get(reset_page).post(reset))
+pub fn routes() -> Table {
+    Table::new("mandates")
+        .get_post("/agent/sellers", sellers_page, onboard)
+        .post("/agent/sellers/code", send_code)
+        .get_post("/agent/sellers/{sid}/products/new", listing_form, listing_save)
+        .get("/shop/mandates", shop_mandates)
+        .get("/mandates/{id}/consent-form", consent_form)
+        .post("/shop/mandates/{id}/revoke", revoke)
 }
 
 fn agent(c: &Ctx) -> Result<&User, AppError> {
@@ -267,143 +263,10 @@ async fn revoke(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfOnly>,
+    CsrfForm(_f): CsrfForm<CsrfOnly>,
 ) -> R {
-    c.check_csrf(&f.csrf)?;
     let user = c.require_user()?;
     s.db.revoke_mandate(user, id).await?;
     Ok(Redirect::to("/shop/mandates").into_response())
 }
 
-#[derive(Template)]
-#[template(path = "claim.html")]
-struct ClaimPage<'a> {
-    c: &'a Ctx,
-    title: String,
-    intro: String,
-    action: &'static str,
-    phone: String,
-    sent: bool,
-    error: Option<String>,
-}
-
-/// The two ways to set a password with a code texted to the account's phone: claiming an
-/// account made at a centre (it has no password yet), and "forgot password" (it has one).
-/// Neither works for the other kind of account.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum CodeFlow {
-    Claim,
-    Reset,
-}
-
-impl CodeFlow {
-    fn purpose(self) -> &'static str {
-        match self {
-            CodeFlow::Claim => "claim",
-            CodeFlow::Reset => "reset",
-        }
-    }
-    fn action(self) -> &'static str {
-        match self {
-            CodeFlow::Claim => "/claim",
-            CodeFlow::Reset => "/password/forgot",
-        }
-    }
-    fn page<'a>(
-        self,
-        c: &'a Ctx,
-        phone: String,
-        sent: bool,
-        error: Option<String>,
-    ) -> ClaimPage<'a> {
-        let (title, intro) = match self {
-            CodeFlow::Claim => ("claim-title", "claim-intro"),
-            CodeFlow::Reset => ("reset-title", "reset-intro"),
-        };
-        ClaimPage {
-            title: c.t.t(title),
-            intro: c.t.t(intro),
-            action: self.action(),
-            c,
-            phone,
-            sent,
-            error,
-        }
-    }
-}
-
-async fn claim_page(Extension(c): Extension<Ctx>) -> R {
-    html(CodeFlow::Claim.page(&c, String::new(), false, None))
-}
-
-async fn reset_page(Extension(c): Extension<Ctx>) -> R {
-    html(CodeFlow::Reset.page(&c, String::new(), false, None))
-}
-
-async fn claim(
-    State(s): State<AppState>,
-    Extension(c): Extension<Ctx>,
-    ip: crate::abuse::ClientIp,
-    Form(f): Form<HashMap<String, String>>,
-) -> R {
-    code_flow(s, c, ip, f, CodeFlow::Claim).await
-}
-
-async fn reset(
-    State(s): State<AppState>,
-    Extension(c): Extension<Ctx>,
-    ip: crate::abuse::ClientIp,
-    Form(f): Form<HashMap<String, String>>,
-) -> R {
-    code_flow(s, c, ip, f, CodeFlow::Reset).await
-}
-
-/// Step one (phone): a code is texted if the number has an account of the flow's kind (the
-/// answer is the same either way). Step two (phone, code, password): the password is set and
-/// every session of the account ends.
-async fn code_flow(
-    s: AppState,
-    c: Ctx,
-    ip: crate::abuse::ClientIp,
-    f: HashMap<String, String>,
-    flow: CodeFlow,
-) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
-    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
-    let phone = get("phone");
-    if get("code").is_empty() {
-        // Texts cost money and codes can be guessed: a few per minute per client, a few per
-        // hour per phone whoever asks.
-        crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
-        if s.db.code_purpose_fits(flow.purpose(), &phone).await? {
-            let lang = c.t.lang.to_string();
-            tianguis_app::notify::send_phone_code(&s.db, flow.purpose(), &phone, None, &lang)
-                .await?;
-        }
-        return html(flow.page(&c, phone, true, None));
-    }
-    // Typing codes is limited like asking for them.
-    crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, None)).await?;
-    let password = f.get("password").map(String::as_str).unwrap_or("");
-    let done = match flow {
-        CodeFlow::Claim => {
-            tianguis_app::people::claim_account(&s.db, &phone, &get("code"), password).await
-        }
-        CodeFlow::Reset => {
-            tianguis_app::people::reset_password(&s.db, &phone, &get("code"), password).await
-        }
-    };
-    match done {
-        Ok(_) => Ok(Redirect::to(match flow {
-            CodeFlow::Claim => "/login?claimed=1",
-            CodeFlow::Reset => "/login?reset=1",
-        })
-        .into_response()),
-        Err(e) => {
-            let (status, msg) = AppError::from(e).for_form(&c.t)?;
-            let mut r = html(flow.page(&c, phone.clone(), true, Some(msg)))?;
-            *r.status_mut() = status;
-            Ok(r)
-        }
-    }
-}

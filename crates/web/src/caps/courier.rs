@@ -6,15 +6,16 @@
 //! `/admin/deliveries`.
 
 use crate::AppState;
+use crate::caps::Table;
 use crate::ctx::Ctx;
 use crate::error::AppError;
-use crate::pages::{CsrfOnly, admin_of, html, parse_id};
+use crate::forms::CsrfForm;
+use crate::caps::views::{CsrfOnly, admin_of, html, parse_id};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::Extension;
 use std::collections::HashMap;
 use std::time::Duration;
 use tianguis_domain::calendar::local_day;
@@ -28,15 +29,15 @@ use tianguis_store::{Db, Msg, StoreError};
 
 type R = Result<Response, AppError>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/courier", get(courier_page))
-        .route("/courier/register", post(register))
-        .route("/courier/plans", post(plan_now))
-        .route("/courier/plans/{id}", get(plan_page))
-        .route("/courier/jobs/{id}/deliver", post(deliver))
-        .route("/courier/jobs/{id}/{action}", post(act))
-        .route("/admin/deliveries", get(admin_deliveries))
+pub fn routes() -> Table {
+    Table::new("courier")
+        .get("/courier", courier_page)
+        .post("/courier/register", register)
+        .post("/courier/plans", plan_now)
+        .get("/courier/plans/{id}", plan_page)
+        .post("/courier/jobs/{id}/deliver", deliver)
+        .post("/courier/jobs/{id}/{action}", act)
+        .get("/admin/deliveries", admin_deliveries)
 }
 
 /// "HH:MM" for minutes since midnight.
@@ -176,9 +177,8 @@ async fn courier_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -
 async fn register(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let user = c.require_user()?;
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     s.db.register_carrier(
@@ -202,9 +202,8 @@ async fn act(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     Path((id, action)): Path<(i64, String)>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let user = c.require_user()?;
     let action = JobAction::parse(&action).ok_or_else(|| {
         AppError::User(
@@ -221,9 +220,8 @@ async fn deliver(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     Path(id): Path<i64>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let user = c.require_user()?;
     tianguis_app::logistics::deliver_job(
         &s.db,
@@ -239,9 +237,8 @@ async fn deliver(
 async fn plan_now(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    Form(f): Form<CsrfOnly>,
+    CsrfForm(_f): CsrfForm<CsrfOnly>,
 ) -> R {
-    c.check_csrf(&f.csrf)?;
     let user = c.require_user()?;
     let carrier =
         s.db.carrier_of(user.id)

@@ -6,15 +6,16 @@
 //! order with its code at `/track`.
 
 use crate::AppState;
+use crate::caps::Table;
 use crate::ctx::Ctx;
 use crate::error::AppError;
-use crate::pages::{CsrfOnly, admin_of, html, parse_id};
+use crate::forms::CsrfForm;
+use crate::caps::views::{CsrfOnly, admin_of, html, parse_id};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Form, Router};
+use axum::Extension;
 use std::collections::HashMap;
 use tianguis_domain::calendar::{local_day, month_bounds};
 use tianguis_domain::champion::Milestone;
@@ -30,27 +31,24 @@ use tianguis_store::users::User;
 
 type R = Result<Response, AppError>;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/agent", get(agent_page))
-        .route("/agent/checkout", post(agent_checkout))
-        .route("/agent/payments/{id}/cash", post(agent_cash))
-        .route("/agent/commissions", get(commissions))
-        .route("/cash", get(cash_page))
-        .route("/cash/handover", post(handover))
-        .route("/track", get(track))
-        .route("/track/{code}", get(track_code))
-        .route("/admin/centres", get(admin_centres))
-        .route("/admin/centres/agents", post(admin_attach_agent))
-        .route("/admin/commissions", post(admin_commission_rule))
-        .route("/admin/agents/{id}/payout", post(admin_agent_payout))
-        .route("/admin/cash", get(admin_cash))
-        .route("/champion", get(champion_page))
-        .route(
-            "/admin/champions",
-            get(admin_champions).post(admin_assign_champion),
-        )
-        .route("/admin/champions/{id}/pay", post(admin_pay_champion))
+pub fn routes() -> Table {
+    Table::new("assisted")
+        .get("/agent", agent_page)
+        .post("/agent/checkout", agent_checkout)
+        .post("/agent/payments/{id}/cash", agent_cash)
+        .get("/agent/commissions", commissions)
+        .get("/cash", cash_page)
+        .post("/cash/handover", handover)
+        .get("/track", track)
+        .get("/track/{code}", track_code)
+        .get("/admin/centres", admin_centres)
+        .post("/admin/centres/agents", admin_attach_agent)
+        .post("/admin/commissions", admin_commission_rule)
+        .post("/admin/agents/{id}/payout", admin_agent_payout)
+        .get("/admin/cash", admin_cash)
+        .get("/champion", champion_page)
+        .get_post("/admin/champions", admin_champions, admin_assign_champion)
+        .post("/admin/champions/{id}/pay", admin_pay_champion)
 }
 
 fn agent_of(c: &Ctx) -> Result<(&User, i64), AppError> {
@@ -146,9 +144,8 @@ async fn agent_checkout(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     ip: crate::abuse::ClientIp,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let (agent, _) = agent_of(&c)?;
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     // The lines the agent saw (a draft carries them), else the cart as it is now.
@@ -242,9 +239,8 @@ async fn agent_cash(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfOnly>,
+    CsrfForm(_f): CsrfForm<CsrfOnly>,
 ) -> R {
-    c.check_csrf(&f.csrf)?;
     let (agent, _) = agent_of(&c)?;
     tianguis_app::assisted::collect_cash(&s.db, agent, id).await?;
     Ok(Redirect::to("/agent").into_response())
@@ -354,9 +350,8 @@ async fn cash_page(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R
 async fn handover(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let user = c.require_user()?;
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let currency = s.db.currency().await?;
@@ -468,9 +463,8 @@ async fn admin_centres(State(s): State<AppState>, Extension(c): Extension<Ctx>) 
 async fn admin_attach_agent(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let admin = admin_of(&c)?;
     let centre = parse_id(
         f.get("centre_id").map(String::as_str).unwrap_or(""),
@@ -488,9 +482,8 @@ async fn admin_attach_agent(
 async fn admin_commission_rule(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     admin_of(&c)?;
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let opt_id = |k: &str| -> Result<Option<i64>, AppError> {
@@ -544,9 +537,8 @@ async fn admin_agent_payout(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     Path(id): Path<i64>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     admin_of(&c)?;
     let currency = s.db.currency().await?;
     let amount = Money::parse_decimal(f.get("amount").map(String::as_str).unwrap_or(""), currency)
@@ -666,9 +658,8 @@ async fn admin_champions(State(s): State<AppState>, Extension(c): Extension<Ctx>
 async fn admin_assign_champion(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
-    Form(f): Form<HashMap<String, String>>,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
 ) -> R {
-    c.check_csrf(f.get("csrf").map(String::as_str).unwrap_or(""))?;
     let admin = admin_of(&c)?;
     let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
     let milestone = Milestone::parse(&get("milestone"))
@@ -691,9 +682,8 @@ async fn admin_pay_champion(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     Path(id): Path<i64>,
-    Form(f): Form<CsrfOnly>,
+    CsrfForm(_f): CsrfForm<CsrfOnly>,
 ) -> R {
-    c.check_csrf(&f.csrf)?;
     let admin = admin_of(&c)?;
     s.db.pay_champion(&admin, id).await?;
     Ok(Redirect::to("/admin/champions").into_response())

@@ -1,0 +1,191 @@
+//! Orders: a person's orders, one order with its history and the moves open to them, the buyer's code at the door.
+
+use crate::AppState;
+use crate::caps::Table;
+use crate::caps::views::*;
+use crate::ctx::Ctx;
+use crate::error::AppError;
+use crate::forms::CsrfForm;
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use axum::Extension;
+use serde::Deserialize;
+use tianguis_domain::process::{OrderState, Transition};
+use tianguis_store::Msg;
+use tianguis_store::orders::{
+    Order, OrderEvent, may_view,
+};
+
+pub fn routes() -> Table {
+    Table::new("orders")
+        .get("/orders", orders)
+        .get("/orders/{id}", order)
+        .post("/orders/{id}/deliver", order_deliver)
+        .post("/orders/{id}/{transition}", order_act)
+}
+
+// ---------- orders ----------
+
+#[derive(Template)]
+#[template(path = "orders.html")]
+struct OrdersPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    orders: Vec<OrderRow>,
+}
+
+async fn orders(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    let user = c.require_user()?;
+    let list = s.db.orders_for(user, false, None, 100).await?;
+    html(OrdersPage {
+        title: c.t.t("orders-title"),
+        c: &c,
+        orders: list.iter().map(OrderRow::from).collect(),
+    })
+}
+
+struct ActionView {
+    name: &'static str,
+    label: String,
+    needs_refund: bool,
+}
+
+#[derive(Template)]
+#[template(path = "order.html")]
+struct OrderPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    o: Order,
+    state_key: String,
+    actions: Vec<ActionView>,
+    history: Vec<HistoryLine>,
+    /// The buyer sees the code to give whoever delivers.
+    delivery_code: Option<String>,
+    /// "Expected by ..." while the promise is open.
+    expected: Option<String>,
+    /// The delivery plus code and its centre, for map links.
+    map: Option<(String, f64, f64)>,
+    /// The seller or courier may record the delivery with the buyer's code.
+    deliver_label: Option<String>,
+}
+
+/// The code-proven delivery this user may record on this order, if any.
+struct HistoryLine {
+    when: String,
+    what: String,
+    who: String,
+    reason: String,
+}
+
+/// "2026-11-22 16:34" (UTC) from epoch milliseconds.
+fn history_line(c: &Ctx, e: &OrderEvent) -> HistoryLine {
+    HistoryLine {
+        when: utc_minute(e.at),
+        what: c.t.t(&format!("state-{}", e.to_state)),
+        who: c.t.t(&format!("actor-{}", e.actor)),
+        reason: e.reason.clone(),
+    }
+}
+
+/// The transitions this user may take on this order, in the process table's order.
+async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id): Path<i64>) -> R {
+    let user = c.require_user()?;
+    let o = s.db.order(id).await?;
+    if !may_view(user, &o) {
+        return Err(AppError::User(
+            StatusCode::NOT_FOUND,
+            Msg::new("err-not-found").arg("what", "order"),
+        ));
+    }
+    let actions = actions_for(user, &o)
+        .into_iter()
+        .map(|t| ActionView {
+            name: t.as_str(),
+            label: c.t.t(&format!("action-{}", t.as_str())),
+            needs_refund: t == Transition::Resolve,
+        })
+        .collect();
+    html(OrderPage {
+        title: c.t.t1("order-title", "id", o.id),
+        state_key: state_key(&o),
+        history: s
+            .db
+            .order_events(id)
+            .await?
+            .iter()
+            .map(|e| history_line(&c, e))
+            .collect(),
+        delivery_code: o
+            .delivery_code
+            .clone()
+            .filter(|_| o.buyer_id == user.id && o.state == OrderState::Shipped),
+        deliver_label: code_delivery_for(user, &o)
+            .map(|t| c.t.t(&format!("action-{}", t.as_str()))),
+        expected: o
+            .due_at
+            .filter(|_| o.delivered_at.is_none() && !o.state.is_final())
+            .map(|d| c.t.t1("order-expected", "date", &utc_minute(d)[..10])),
+        map: o
+            .plus_code
+            .as_deref()
+            .and_then(|p| tianguis_geo::PlusCode::parse(p).ok())
+            .and_then(|p| {
+                p.decode()
+                    .ok()
+                    .map(|a| (p.to_string(), a.center().0, a.center().1))
+            }),
+        c: &c,
+        o,
+        actions,
+    })
+}
+
+#[derive(Deserialize)]
+struct ActForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    refund_minor: String,
+}
+
+#[derive(Deserialize)]
+struct DeliverForm {
+    #[serde(default)]
+    code: String,
+}
+
+async fn order_deliver(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<DeliverForm>,
+) -> R {
+    let user = c.require_user()?;
+    tianguis_app::orders::deliver_with_code(&s.db, user, id, &f.code).await?;
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+}
+
+async fn order_act(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path((id, name)): Path<(i64, String)>,
+    CsrfForm(f): CsrfForm<ActForm>,
+) -> R {
+    let user = c.require_user()?;
+    let t = Transition::parse(&name).ok_or_else(|| {
+        AppError::User(
+            StatusCode::NOT_FOUND,
+            Msg::new("err-unknown-action").arg("name", &name),
+        )
+    })?;
+    let refund = if f.refund_minor.trim().is_empty() {
+        None
+    } else {
+        Some(parse_id(&f.refund_minor, "amount")?)
+    };
+    tianguis_app::orders::act(&s.db, user, id, t, &f.reason, refund).await?;
+    Ok(Redirect::to(&format!("/orders/{id}")).into_response())
+}
+
