@@ -3,9 +3,9 @@
 //! SameSite=Lax cookies; the id is replaced at login and logout. Sessions are made only when
 //! something must be kept; until then the CSRF token is a double-submit cookie.
 
+use crate::AppState;
 use crate::error::AppError;
 use crate::i18n::{LANGS, Tr};
-use crate::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;

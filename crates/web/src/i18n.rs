@@ -243,10 +243,16 @@ mod tests {
         let mut missing = Vec::new();
         let mut seen = 0;
         let mut files = Vec::new();
-        let mut dirs: Vec<std::path::PathBuf> = ["domain/src", "store/src", "app/src", "web/src", "web/templates"]
-            .iter()
-            .map(|d| std::path::Path::new(root).join(d))
-            .collect();
+        let mut dirs: Vec<std::path::PathBuf> = [
+            "domain/src",
+            "store/src",
+            "app/src",
+            "web/src",
+            "web/templates",
+        ]
+        .iter()
+        .map(|d| std::path::Path::new(root).join(d))
+        .collect();
         while let Some(d) = dirs.pop() {
             for entry in std::fs::read_dir(&d).unwrap().flatten() {
                 let p = entry.path();

@@ -125,9 +125,7 @@ pub fn app(state: AppState) -> Router {
     let mut r = Router::new()
         .merge(caps::router(state.clone()))
         .nest("/api/v1", api::router())
-        .route("/healthz", axum::routing::get(healthz))
-        .route("/static/offline.js", axum::routing::get(offline_js))
-        .route("/metrics", axum::routing::get(metrics_page));
+        .merge(edge_routes().into_parts().0);
     if state.config.simulator {
         r = r.nest_service(
             "/sim/momo",
@@ -153,6 +151,14 @@ pub fn app(state: AppState) -> Router {
         .layer(CompressionLayer::new())
         .layer(DefaultBodyLimit::max(12 * 1024 * 1024))
         .with_state(state)
+}
+
+/// What the edge itself serves: health, the offline script, metrics.
+pub fn edge_routes() -> caps::Table {
+    caps::Table::new("edge")
+        .get("/healthz", healthz)
+        .get("/static/offline.js", offline_js)
+        .get("/metrics", metrics_page)
 }
 
 async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {

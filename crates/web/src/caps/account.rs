@@ -7,10 +7,10 @@ use crate::ctx::{self, Ctx};
 use crate::error::AppError;
 use crate::forms::CsrfForm;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use serde::Deserialize;
 use std::collections::HashMap;
 use tianguis_app::people::NewUser;
@@ -220,7 +220,6 @@ async fn set_lang(
     }
     Ok(Redirect::to("/").into_response())
 }
-
 
 #[derive(Template)]
 #[template(path = "claim.html")]

@@ -7,19 +7,17 @@ use crate::ctx::Ctx;
 use crate::error::AppError;
 use crate::forms::CsrfForm;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use axum::Extension;
 use std::collections::HashMap;
 use tianguis_domain::money::Money;
 use tianguis_domain::policy::Duty;
 use tianguis_domain::process::{OrderState, Timing};
 use tianguis_store::Msg;
 use tianguis_store::catalog::{Category, Place};
-use tianguis_store::orders::{
-    Order, Payment, PaymentMethod,
-};
+use tianguis_store::orders::{Order, Payment, PaymentMethod};
 use tianguis_store::users::User;
 
 pub fn routes() -> Table {
@@ -220,8 +218,8 @@ async fn admin_registry(
 ) -> R {
     let f = crate::forms::read_multipart(&c, mp, &["file"]).await?;
     crate::who::may(&c, Duty::ManageDirectory)?;
-    let text = String::from_utf8_lossy(f.files.get("file").map(Vec::as_slice).unwrap_or(&[]))
-        .into_owned();
+    let text =
+        String::from_utf8_lossy(f.files.get("file").map(Vec::as_slice).unwrap_or(&[])).into_owned();
     let report = s.db.import_registry(&text, |_| {}).await?;
     html(RegistryReport {
         title: c.t.t("admin-registry"),
@@ -469,4 +467,3 @@ async fn admin_job_retry(
     s.db.requeue(id).await?;
     Ok(Redirect::to("/admin/jobs").into_response())
 }
-

@@ -7,15 +7,15 @@
 
 use crate::AppState;
 use crate::caps::Table;
+use crate::caps::views::{CsrfOnly, admin_of, html, parse_id};
 use crate::ctx::Ctx;
 use crate::error::AppError;
 use crate::forms::CsrfForm;
-use crate::caps::views::{CsrfOnly, admin_of, html, parse_id};
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use std::collections::HashMap;
 use tianguis_domain::calendar::{local_day, month_bounds};
 use tianguis_domain::champion::Milestone;

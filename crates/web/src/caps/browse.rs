@@ -5,10 +5,10 @@ use crate::caps::Table;
 use crate::caps::views::*;
 use crate::ctx::Ctx;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Extension;
 use std::collections::HashMap;
 use tianguis_store::catalog::{Category, Place, Product, SearchQuery};
 
@@ -134,4 +134,3 @@ async fn photo(State(s): State<AppState>, Path(id): Path<i64>) -> R {
     )
         .into_response())
 }
-

@@ -7,17 +7,15 @@ use crate::ctx::Ctx;
 use crate::error::AppError;
 use crate::forms::CsrfForm;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use axum::Extension;
 use serde::Deserialize;
 use tianguis_domain::money::Money;
 use tianguis_store::Msg;
 use tianguis_store::catalog::CartLine;
-use tianguis_store::orders::{
-    CheckoutRequest, Order, Payment, PaymentMethod,
-};
+use tianguis_store::orders::{CheckoutRequest, Order, Payment, PaymentMethod};
 use tianguis_store::users::Role;
 
 pub fn routes() -> Table {
@@ -316,4 +314,3 @@ async fn payment_page(
         orders: orders.iter().map(OrderRow::from).collect(),
     })
 }
-

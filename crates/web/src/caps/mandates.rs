@@ -5,19 +5,19 @@
 
 use crate::AppState;
 use crate::caps::Table;
-use crate::ctx::Ctx;
-use crate::error::AppError;
-use crate::forms::CsrfForm;
-use crate::forms::read_multipart;
 use crate::caps::views::{
     CsrfOnly, ProductFields, html, parse_id, product_form_page, read_product_form, save_product,
     seller_of,
 };
+use crate::ctx::Ctx;
+use crate::error::AppError;
+use crate::forms::CsrfForm;
+use crate::forms::read_multipart;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use std::collections::HashMap;
 use tianguis_domain::mandate::{Consent, Scope};
 use tianguis_store::catalog::Place;
@@ -30,7 +30,11 @@ pub fn routes() -> Table {
     Table::new("mandates")
         .get_post("/agent/sellers", sellers_page, onboard)
         .post("/agent/sellers/code", send_code)
-        .get_post("/agent/sellers/{sid}/products/new", listing_form, listing_save)
+        .get_post(
+            "/agent/sellers/{sid}/products/new",
+            listing_form,
+            listing_save,
+        )
         .get("/shop/mandates", shop_mandates)
         .get("/mandates/{id}/consent-form", consent_form)
         .post("/shop/mandates/{id}/revoke", revoke)
@@ -269,4 +273,3 @@ async fn revoke(
     s.db.revoke_mandate(user, id).await?;
     Ok(Redirect::to("/shop/mandates").into_response())
 }
-

@@ -139,13 +139,46 @@ pub fn router(state: AppState) -> Router<AppState> {
         ))
 }
 
-/// Every route the server answers (pages and the API), from the same tables the router is
-/// built from.
+/// Every route the server answers (pages, the API, the edge's own, and the local simulators'
+/// when they are mounted), from the same tables the router is built from.
 pub fn route_list() -> Vec<RouteInfo> {
     let mut v = pages().into_parts().1;
-    v.extend(crate::api::routes().into_parts().1.into_iter().map(|mut r| {
-        r.path = format!("/api/v1{}", r.path);
-        r
-    }));
+    v.extend(
+        crate::api::routes()
+            .into_parts()
+            .1
+            .into_iter()
+            .map(|mut r| {
+                r.path = format!("/api/v1{}", r.path);
+                r
+            }),
+    );
+    v.extend(crate::edge_routes().into_parts().1);
+    // The simulators speak their providers' protocols (mounted with --simulators only).
+    for (method, path) in [
+        ("POST", "/sim/momo/v1/payments"),
+        ("GET", "/sim/momo/v1/payments/{r}"),
+        ("POST", "/sim/sms/version1/messaging"),
+    ] {
+        v.push(RouteInfo {
+            method,
+            path: path.to_string(),
+            capability: "simulators",
+        });
+    }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_listed_once() {
+        let list = super::route_list();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &list {
+            println!("{} {} ({})", r.method, r.path, r.capability);
+            assert!(seen.insert((r.method, r.path.clone())), "twice: {r:?}");
+        }
+        assert!(list.len() > 60, "{}", list.len());
+    }
 }

@@ -7,16 +7,14 @@ use crate::ctx::Ctx;
 use crate::error::AppError;
 use crate::forms::CsrfForm;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use axum::Extension;
 use serde::Deserialize;
 use tianguis_domain::process::{OrderState, Transition};
 use tianguis_store::Msg;
-use tianguis_store::orders::{
-    Order, OrderEvent, may_view,
-};
+use tianguis_store::orders::{Order, OrderEvent, may_view};
 
 pub fn routes() -> Table {
     Table::new("orders")
@@ -188,4 +186,3 @@ async fn order_act(
     tianguis_app::orders::act(&s.db, user, id, t, &f.reason, refund).await?;
     Ok(Redirect::to(&format!("/orders/{id}")).into_response())
 }
-

@@ -6,9 +6,9 @@ use crate::caps::views::*;
 use crate::ctx::Ctx;
 use crate::forms::CsrfForm;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect};
-use axum::Extension;
 use tianguis_domain::policy::Duty;
 use tianguis_store::orders::Order;
 
@@ -49,5 +49,3 @@ async fn pickup_check_in(
     tianguis_app::logistics::check_in(&s.db, user, id).await?;
     Ok(Redirect::to("/pickup").into_response())
 }
-
-

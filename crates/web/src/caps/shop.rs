@@ -6,10 +6,10 @@ use crate::caps::views::*;
 use crate::ctx::Ctx;
 use crate::error::AppError;
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
-use axum::Extension;
 use tianguis_domain::money::Money;
 use tianguis_domain::process::OrderState;
 use tianguis_store::Msg;
@@ -177,4 +177,3 @@ async fn edit_product(
         Err(e) => Err(e),
     }
 }
-

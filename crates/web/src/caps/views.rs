@@ -15,9 +15,7 @@ use tianguis_domain::policy::Duty;
 use tianguis_domain::process::{self, Actor, OrderState, Transition};
 use tianguis_store::Msg;
 use tianguis_store::catalog::{Category, ProductInput};
-use tianguis_store::orders::{
-    Order, PaymentMethod, actor_for,
-};
+use tianguis_store::orders::{Order, PaymentMethod, actor_for};
 use tianguis_store::users::User;
 
 pub type R = Result<Response, AppError>;
@@ -76,7 +74,6 @@ pub fn parse_id(v: &str, what: &str) -> Result<i64, AppError> {
     })
 }
 
-
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -85,7 +82,6 @@ pub fn urlencode(s: &str) -> String {
         })
         .collect()
 }
-
 
 pub struct OrderRow {
     pub id: i64,
@@ -107,7 +103,6 @@ impl From<&Order> for OrderRow {
     }
 }
 
-
 pub fn utc_minute(ms: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
         Ok(t) => format!(
@@ -122,10 +117,8 @@ pub fn utc_minute(ms: i64) -> String {
     }
 }
 
-
 #[derive(Deserialize)]
 pub struct CsrfOnly {}
-
 
 pub fn seller_of(c: &Ctx) -> Result<(User, i64), AppError> {
     let u = c.require_user()?.clone();
@@ -135,11 +128,9 @@ pub fn seller_of(c: &Ctx) -> Result<(User, i64), AppError> {
     Ok((u, sid))
 }
 
-
 pub fn admin_of(c: &Ctx) -> Result<User, AppError> {
     crate::who::may(c, Duty::ManageSettings)
 }
-
 
 #[derive(Default)]
 pub struct ProductFields {
@@ -258,7 +249,6 @@ pub async fn product_form_page(
         categories: s.db.categories().await?,
     })
 }
-
 
 /// The code-proven delivery open to this person for this order, if any.
 pub fn code_delivery_for(user: &User, o: &Order) -> Option<Transition> {
