@@ -3,13 +3,10 @@
 //! first sale, a journey level up since the assignment) and pays the champion per business that
 //! reaches the agreed milestone. No I/O.
 
-use serde::Serialize;
-
 pub const MIN_BUSINESSES: usize = 2;
 pub const MAX_BUSINESSES: usize = 4;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Milestone {
     /// At least one product on sale.
     Listed,
@@ -34,7 +31,7 @@ impl Milestone {
 }
 
 /// What is known of a business now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Facts {
     pub active_products: i64,
     pub completed_orders: i64,

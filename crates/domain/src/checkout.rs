@@ -2,7 +2,6 @@
 //! paid with one payment. Prices are taken from the catalogue at checkout, never from the form.
 
 use crate::money::{Currency, Money, MoneyError};
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// A cart line as the catalogue knows it at checkout time.
@@ -15,7 +14,7 @@ pub struct PricedLine {
     pub stock: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderDraft {
     pub seller_id: i64,
     pub lines: Vec<(i64, i64, Money)>, // product, quantity, unit price

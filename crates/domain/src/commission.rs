@@ -5,10 +5,8 @@
 //! in part, as a dispute may split) takes back the commission on the refunded part. No I/O.
 
 use crate::money::{Money, MoneyError};
-use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Basis {
     /// Basis points of the released amount (250 = 2.5%).
     Percent(u32),
@@ -16,8 +14,7 @@ pub enum Basis {
     Fixed(i64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     PlatformFee,
     SellerProceeds,
@@ -37,7 +34,7 @@ impl Source {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     pub id: i64,
     /// None: every centre.

@@ -5,10 +5,7 @@
 //! attempt with a reason, after which there is a second attempt or a redirect to the nearest
 //! pickup point. No I/O: storage persists what [`job_step`] decides.
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobState {
     /// Offered to carriers that fit; nobody has taken it yet.
     Open,
@@ -58,8 +55,7 @@ impl JobState {
 }
 
 /// Why a delivery attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailReason {
     NotHome,
     WrongAddress,
@@ -85,8 +81,7 @@ impl FailReason {
 }
 
 /// What a carrier (or the system) does to a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum JobAction {
     Accept,
     PickUp,

@@ -4,13 +4,12 @@
 //! invariants; the database applies the very same transactions.
 
 use crate::money::{Currency, Money, MoneyError};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
 /// Where money sits. `External*` accounts stand for the world outside the platform and are
 /// allowed to go negative (money entering the platform is drawn from them).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Account {
     /// Money paid in by buyers through a payment method (`mobile_money`, `cash`).
     ExternalPayments(String),
@@ -60,8 +59,7 @@ impl fmt::Display for Account {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxKind {
     Payment,
     Release,
@@ -86,7 +84,7 @@ impl TxKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posting {
     pub account: Account,
     pub amount: Money,
@@ -116,7 +114,7 @@ impl LedgerError {
 }
 
 /// A balanced set of postings. Fields are private so an unbalanced one cannot exist.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
     kind: TxKind,
     order_id: Option<i64>,

@@ -6,9 +6,7 @@
 //! covers moving orders along, not refunds.
 //! No I/O.
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Scope {
     /// Create and edit the seller's listings.
     pub listings: bool,
@@ -40,7 +38,7 @@ impl Scope {
 }
 
 /// How the seller consented.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Consent {
     /// The code the seller received by text and read out.
     Code(String),

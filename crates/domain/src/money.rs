@@ -1,11 +1,9 @@
 //! Money as integer minor units with an ISO-4217 currency. Never a float.
 
-use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An ISO-4217 alphabetic code, e.g. `MXN`, `BDT`, `KES`. Only valid codes can be built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Currency([u8; 3]);
 
 impl Currency {
@@ -88,7 +86,7 @@ impl MoneyError {
 }
 
 /// An amount in minor units (cents, paisa, centavos) of one currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Money {
     pub minor: i64,
     pub currency: Currency,

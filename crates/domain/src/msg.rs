@@ -2,10 +2,9 @@
 //! one; the web layer renders it through the Fluent files in the reader's language, so no
 //! user-facing sentence is written in code.
 
-use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Msg {
     pub key: &'static str,
     pub args: Vec<(&'static str, String)>,

@@ -1,8 +1,6 @@
 //! Phone numbers as people type them, normalised to `+` and digits (E.164 shape).
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PhoneNumber(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

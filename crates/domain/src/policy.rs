@@ -12,11 +12,9 @@ use crate::Msg;
 use crate::delivery::{JobAction, JobState};
 use crate::mandate::Scope as MandateScope;
 use crate::process::{Actor, Transition};
-use serde::Serialize;
 
 /// A role a grant gives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
     /// Everyone may buy; kept for accounts whose only role it is.
     Buyer,
@@ -65,8 +63,7 @@ impl Role {
 }
 
 /// Where a grant applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GrantScope {
     Everywhere,
     /// A place (district, city, town, village) and everything in it.
@@ -104,7 +101,7 @@ impl GrantScope {
 }
 
 /// A role, where it applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Grant {
     pub role: Role,
     pub scope: GrantScope,

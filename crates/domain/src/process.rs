@@ -3,11 +3,9 @@
 //! stock, timers). Storage executes the returned [`Effect`]s in the same database transaction as
 //! the state change, so a timer exists if and only if the change that scheduled it committed.
 
-use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderState {
     Placed,
     Paid,
@@ -72,8 +70,7 @@ impl fmt::Display for OrderState {
 }
 
 /// Who is acting. `System` is the job runner (timers) and payment callbacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Actor {
     Buyer,
     Seller,
@@ -98,8 +95,7 @@ impl Actor {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transition {
     Pay,
     /// A parcel left at a pickup point past its hold period goes back (scheduled at check-in).
@@ -125,7 +121,7 @@ pub enum Transition {
 
 /// A timer a transition sets: the job runner takes `transition` as `System` when it fires, if
 /// the order is still in a state that allows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timer {
     /// After [`Timing::unpaid_cancel_minutes`].
     Unpaid,
@@ -138,7 +134,7 @@ pub enum Timer {
 }
 
 /// What taking a transition causes, besides the state change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
     /// The buyer's payment goes into escrow.
     HoldPayment,
@@ -158,7 +154,7 @@ pub enum Effect {
 }
 
 /// An effect's kind, without its data: what a handler registers for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EffectKind {
     HoldPayment,
     ReleaseEscrow,
@@ -199,7 +195,7 @@ impl Effect {
 }
 
 /// Which orders a transition applies to, by how they are paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Payment {
     Any,
     /// Paid before fulfilment (mobile money, cash at a digital centre).
@@ -522,7 +518,7 @@ pub fn available(state: OrderState, actor: Actor, on_delivery: bool) -> Vec<Tran
 }
 
 /// Timer durations, in milliseconds. Settings of the marketplace.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy)]
 pub struct Timing {
     pub unpaid_cancel_minutes: i64,
     pub ship_within_days: i64,

@@ -2,12 +2,10 @@
 //! checkout from its place's policy; this module says where an order stands against it.
 
 use crate::process::OrderState;
-use serde::Serialize;
 
 pub const DAY_MS: i64 = 86_400_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Promise {
     /// Still on its way and not close to the deadline.
     OnTrack,

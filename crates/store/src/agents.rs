@@ -10,14 +10,13 @@ use crate::ledger::{balance_in, post};
 use crate::orders::{CheckoutResult, Order};
 use crate::users::{Grant, GrantScope, Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
-use serde::Serialize;
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::commission::{self, Basis, Rule, Source};
 use tianguis_domain::ledger::{Account, Transaction};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::policy::{self, Duty};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CashHolder {
     pub user_id: i64,
     pub name: String,
@@ -31,7 +30,7 @@ pub struct CashHolder {
     pub last_shortfall: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Handover {
     pub id: i64,
     pub holder_id: i64,
@@ -52,14 +51,14 @@ impl Handover {
 
 pub const HANDOVER_CHANNELS: &[&str] = &["bank", "mobile_money"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CommissionLine {
     pub order_id: i64,
     pub amount_minor: i64,
     pub at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AgentStatement {
     pub currency: Currency,
     /// Commission accrued in the period, order by order.

@@ -6,7 +6,6 @@
 //! SQLite and PostgreSQL.
 
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
-use serde::Serialize;
 use sqlx::{Any, Transaction};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::search;
@@ -73,7 +72,7 @@ impl Settings {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Place {
     pub id: i64,
     pub name: String,
@@ -85,7 +84,7 @@ pub struct Place {
     pub location: Option<(f64, f64)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Category {
     pub id: i64,
     pub slug: String,
@@ -104,7 +103,7 @@ impl Category {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Seller {
     pub id: i64,
     pub user_id: i64,
@@ -115,7 +114,7 @@ pub struct Seller {
     pub women_led: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Product {
     pub id: i64,
     pub seller_id: i64,
@@ -198,7 +197,7 @@ pub struct SearchQuery {
     pub offset: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CartLine {
     pub product: Product,
     pub quantity: i64,

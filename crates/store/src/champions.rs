@@ -5,12 +5,11 @@
 use crate::ledger::post;
 use crate::users::{Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
-use serde::Serialize;
 use tianguis_domain::champion::{self as rules, Facts, Milestone};
 use tianguis_domain::ledger::Transaction;
 use tianguis_domain::money::Money;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Assignment {
     pub id: i64,
     pub champion_id: i64,

@@ -8,7 +8,6 @@
 
 use crate::users::{Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
-use serde::Serialize;
 use sqlx::{Any, Row, Transaction as DbTx};
 use tianguis_domain::delivery::{self as rules, Area, Job, JobAction, JobState};
 use tianguis_domain::process::{Actor, OrderState};
@@ -16,7 +15,7 @@ use tianguis_geo::PlusCode;
 
 pub const CARRIER_KINDS: &[&str] = &["post_office", "courier", "motorbike", "bicycle"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Carrier {
     pub id: i64,
     pub user_id: i64,
@@ -58,7 +57,7 @@ pub struct NewCarrier {
     pub speed_kmh: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct DeliveryJob {
     pub id: i64,
     pub order_id: i64,
@@ -98,7 +97,7 @@ impl DeliveryJob {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct JobEvent {
     pub action: String,
     pub from_state: String,
@@ -108,7 +107,7 @@ pub struct JobEvent {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RoutePlan {
     pub id: i64,
     pub carrier_id: i64,
@@ -126,7 +125,7 @@ pub struct RoutePlan {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RouteStop {
     pub seq: i64,
     /// pickup or drop

@@ -3,7 +3,6 @@
 //! refuses and the whole database transaction rolls back.
 
 use crate::{Db, Result, StoreError, row_i64, row_str};
-use serde::Serialize;
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::ledger::{Account, LedgerError, Transaction};
 use tianguis_domain::money::{Currency, Money};
@@ -73,7 +72,7 @@ pub async fn balance_in(
 }
 
 /// What a seller sees: earned (released to them), held in escrow for their open orders, paid out.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Statement {
     pub currency: Currency,
     pub held: i64,
@@ -84,7 +83,7 @@ pub struct Statement {
     pub refunded: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct LedgerTotals {
     pub paid_in: i64,
     pub fees: i64,

@@ -6,11 +6,10 @@
 
 use crate::users::{Role, User, hash_token};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
-use serde::Serialize;
 use tianguis_domain::mandate::{self as rules, CODE_MINUTES, Consent, Scope, SentCode};
 use tianguis_domain::phone::PhoneNumber;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Mandate {
     pub id: i64,
     pub agent_id: i64,
@@ -35,7 +34,7 @@ impl Mandate {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct MandateEvent {
     pub actor_id: Option<i64>,
     pub action: String,

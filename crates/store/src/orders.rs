@@ -4,15 +4,13 @@
 
 use crate::users::User;
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
-use serde::Serialize;
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::checkout::Fees;
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::policy::{self, OrderFacts};
 use tianguis_domain::process::{Actor, OrderState, Timing, Transition};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentMethod {
     MobileMoney,
     /// Cash at a digital centre, before fulfilment.
@@ -93,7 +91,7 @@ pub struct OnBehalf {
     pub centre_id: i64,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct CheckoutResult {
     pub checkout_id: i64,
     pub order_ids: Vec<i64>,
@@ -105,7 +103,7 @@ pub struct CheckoutResult {
     pub tracking_code: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct OrderLine {
     pub product_id: i64,
     pub name_en: String,
@@ -123,7 +121,7 @@ impl OrderLine {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Order {
     pub id: i64,
     pub checkout_id: i64,
@@ -157,14 +155,13 @@ pub struct Order {
     pub due_at: Option<i64>,
     pub delivered_at: Option<i64>,
     /// The one-time delivery code, once shipped. Show it to the buyer only.
-    #[serde(skip)]
     pub delivery_code: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub lines: Vec<OrderLine>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct OrderEvent {
     pub transition: String,
     pub from_state: String,
@@ -175,7 +172,7 @@ pub struct OrderEvent {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Payment {
     pub id: i64,
     pub checkout_id: i64,

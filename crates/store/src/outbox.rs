@@ -4,7 +4,6 @@
 //! read.
 
 use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
-use serde::Serialize;
 use sqlx::{Any, Transaction as DbTx};
 
 /// Put a text message in the outbox, in the caller's transaction (it is sent if and only if
@@ -53,7 +52,7 @@ pub async fn enqueue_code_in(
     row_i64(&r, "id")
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct OutboxMessage {
     pub id: i64,
     pub channel: String,

@@ -7,13 +7,12 @@
 use crate::orders::Order;
 use crate::users::{Grant, GrantScope, Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
-use serde::Serialize;
 use sqlx::Row;
 use tianguis_domain::process::OrderState;
 
 pub const KINDS: &[&str] = &["centre", "store", "fuel_station", "locker"];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PickupPoint {
     pub id: i64,
     pub name: String,

@@ -4,13 +4,11 @@
 //! may claim from the same database: a claim is a guarded update.
 
 use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
-use serde::Serialize;
 use sqlx::{Any, Transaction};
 
 /// The worker loops. Order timers never share a loop with calls to outside providers, so a
 /// slow gateway cannot delay an escrow release; the route planner's CPU work has its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
     Timers,
     Providers,
@@ -29,8 +27,7 @@ impl Lane {
 }
 
 /// What kind of job, its lane and how it is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A timed order transition (payload: order_id, transition).
     OrderTimer,
@@ -106,7 +103,7 @@ pub fn backoff(base_ms: i64, attempts: i64) -> i64 {
 }
 
 /// A claimed job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct QueuedJob {
     pub id: i64,
     pub kind: Kind,
@@ -125,7 +122,7 @@ impl QueuedJob {
 }
 
 /// A job as officials see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct JobRecord {
     pub id: i64,
     pub kind: String,

@@ -4,10 +4,9 @@
 //! the good rows are imported in batches.
 
 use crate::{Db, Msg, Result, StoreError, row_i64, row_str};
-use serde::Serialize;
 use tianguis_domain::phone::PhoneNumber;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Property {
     pub id: i64,
     pub name: String,
@@ -15,7 +14,7 @@ pub struct Property {
     pub plus_code: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ImportReport {
     pub imported: usize,
     pub duplicates: usize,

@@ -4,7 +4,6 @@
 use crate::{
     Db, Msg, Result, StoreError, random_token, row_i64, row_opt_i64, row_opt_str, row_str,
 };
-use serde::Serialize;
 use tianguis_domain::phone::PhoneNumber;
 
 pub use tianguis_domain::policy::{Grant, GrantScope, Person, Role};
@@ -14,7 +13,7 @@ pub fn parse_role(s: &str) -> Result<Role> {
     Role::parse(s).ok_or_else(|| StoreError::Invalid(Msg::new("err-role").arg("role", s)))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: i64,
     pub phone: String,
@@ -61,7 +60,7 @@ impl User {
 }
 
 /// A grant as recorded, with who gave it and who took it back (the audit trail).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct GrantRecord {
     pub id: i64,
     pub user_id: i64,

@@ -50,7 +50,7 @@ pub struct PaymentStatus {
 }
 
 /// The provider's callback body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Callback {
     pub provider_ref: String,
     pub reference: String,
