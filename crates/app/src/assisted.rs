@@ -38,7 +38,7 @@ pub async fn assisted_checkout(
         tianguis_domain::policy::Duty::ServeAtCentre,
     )
     .map_err(tianguis_store::denied)?;
-    let Some(centre_id) = agent.person().centre() else {
+    let Some(centre_id) = agent.person().centre().map(i64::from) else {
         return Err(StoreError::Forbidden(tianguis_store::Msg::new(
             "err-not-an-agent",
         )));
@@ -72,11 +72,16 @@ pub async fn assisted_checkout(
 
 /// An agent records cash a buyer paid at their centre for an order awaiting cash (an admin may
 /// too, anywhere).
-pub async fn collect_cash(db: &Db, agent: &User, payment_id: i64) -> Result<bool> {
+pub async fn collect_cash(
+    db: &Db,
+    agent: &User,
+    payment_id: impl Into<tianguis_domain::ids::PaymentId>,
+) -> Result<bool> {
+    let payment_id = i64::from(payment_id.into());
     let p = db.payment(payment_id).await?;
     let centre = agents::checkout_centre(db, p.checkout_id).await?;
     let who = agent.person();
-    if !(who.is_admin() || who.agent_at(centre)) {
+    if !(who.is_admin() || who.agent_at(centre.map(tianguis_domain::ids::PointId))) {
         return Err(StoreError::NotFound("payment"));
     }
     crate::orders::payment_succeeded(db, payment_id, Some(agent.id)).await

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use tianguis_domain::ids::OrderId;
 use tianguis_domain::ledger::{Account, Transaction};
 use tianguis_domain::money::Money;
 use tianguis_domain::process::{self, Actor, Effect, EffectKind, OrderState, Timing, Transition};
@@ -21,7 +22,7 @@ pub type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 /// A request to move an order.
 #[derive(Debug, Clone)]
 pub struct Move<'a> {
-    pub order_id: i64,
+    pub order_id: OrderId,
     pub transition: Transition,
     pub actor: Actor,
     /// The person acting, when a person acts (timers and callbacks are `None`).
@@ -34,9 +35,9 @@ pub struct Move<'a> {
 }
 
 impl<'a> Move<'a> {
-    pub fn new(order_id: i64, transition: Transition, actor: Actor) -> Move<'a> {
+    pub fn new(order_id: impl Into<OrderId>, transition: Transition, actor: Actor) -> Move<'a> {
         Move {
-            order_id,
+            order_id: order_id.into(),
             transition,
             actor,
             actor_user: None,
@@ -142,13 +143,13 @@ impl Engine {
         timing: &Timing,
         m: &Move<'_>,
     ) -> Result<OrderState> {
-        let order = orders::move_facts_in(tx, m.order_id).await?;
+        let order = orders::move_facts_in(tx, m.order_id.0).await?;
         let (to, effects) = process::step(order.state, m.transition, m.actor, order.on_delivery)?;
-        orders::set_state_in(tx, m.order_id, order.state, to, now).await?;
+        orders::set_state_in(tx, m.order_id.0, order.state, to, now).await?;
         orders::record_event_in(
             tx,
             &NewEvent {
-                order_id: m.order_id,
+                order_id: m.order_id.0,
                 transition: m.transition.as_str(),
                 from: order.state.as_str(),
                 to,
@@ -200,9 +201,9 @@ fn hold_payment<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, _: Effect) -> BoxFut
         // Cash taken by a person is in their hands until they hand it over.
         let t = match a.m.actor_user {
             Some(holder) if method == PaymentMethod::Cash => {
-                Transaction::cash_payment(a.m.order_id, holder, a.order.total)?
+                Transaction::cash_payment(a.m.order_id.0, holder, a.order.total)?
             }
-            _ => Transaction::payment(a.m.order_id, method.as_str(), a.order.total)?,
+            _ => Transaction::payment(a.m.order_id.0, method.as_str(), a.order.total)?,
         };
         ledger::post(tx, &t, a.now).await?;
         Ok(())
@@ -213,7 +214,7 @@ fn hold_payment<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, _: Effect) -> BoxFut
 fn settle<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, e: Effect) -> BoxFut<'a> {
     Box::pin(async move {
         let currency = a.order.total.currency;
-        let order_id = a.m.order_id;
+        let order_id = a.m.order_id.0;
         let held = ledger::balance_in(tx, &Account::Escrow(order_id), currency).await?;
         let refund = match e {
             Effect::ReleaseEscrow => Money::zero(currency),
@@ -251,17 +252,17 @@ fn settle<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, e: Effect) -> BoxFut<'a> {
 
 fn restore_stock<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, _: Effect) -> BoxFut<'a> {
     Box::pin(async move {
-        let lines = orders::lines_in(tx, a.m.order_id).await?;
+        let lines = orders::lines_in(tx, a.m.order_id.0).await?;
         catalog::restore_stock_in(tx, &lines).await
     })
 }
 
 fn issue_delivery_code<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, _: Effect) -> BoxFut<'a> {
-    Box::pin(async move { orders::issue_delivery_code_in(tx, a.m.order_id).await })
+    Box::pin(async move { orders::issue_delivery_code_in(tx, a.m.order_id.0).await })
 }
 
 fn offer_delivery<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, _: Effect) -> BoxFut<'a> {
-    Box::pin(async move { delivery::offer_delivery(tx, a.m.order_id, a.now).await })
+    Box::pin(async move { delivery::offer_delivery(tx, a.m.order_id.0, a.now).await })
 }
 
 fn schedule<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, e: Effect) -> BoxFut<'a> {
@@ -271,7 +272,7 @@ fn schedule<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, e: Effect) -> BoxFut<'a>
         };
         timer_in(
             tx,
-            a.m.order_id,
+            a.m.order_id.0,
             next,
             a.now + a.timing.delay_ms(timer),
             a.now,
@@ -301,7 +302,7 @@ pub async fn timer_in(
 
 fn follow_order<'a>(tx: &'a mut Tx, a: &'a Applied<'_>) -> BoxFut<'a> {
     Box::pin(async move {
-        delivery::follow_order(tx, a.m.order_id, a.to, a.m.actor, a.m.actor_user, a.now).await
+        delivery::follow_order(tx, a.m.order_id.0, a.to, a.m.actor, a.m.actor_user, a.now).await
     })
 }
 
@@ -312,7 +313,7 @@ fn accrue_commission<'a>(tx: &'a mut Tx, a: &'a Applied<'_>) -> BoxFut<'a> {
             return Ok(());
         };
         if let Some(t) =
-            agents::commission_in(tx, a.m.order_id, a.order.seller_id, kept, fee).await?
+            agents::commission_in(tx, a.m.order_id.0, a.order.seller_id, kept, fee).await?
         {
             ledger::post(tx, &t, a.now).await?;
         }

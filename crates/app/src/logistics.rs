@@ -4,6 +4,7 @@
 
 use crate::engine::{Move, engine, timer_in};
 use tianguis_domain::delivery::{self as rules, FailReason, JobAction, JobState};
+use tianguis_domain::ids::{CarrierId, JobId, OrderId};
 use tianguis_domain::policy::{self, JobFacts};
 use tianguis_domain::process::{Actor, OrderState, Transition};
 use tianguis_domain::promise::DAY_MS;
@@ -17,10 +18,11 @@ use tianguis_store::{Db, Msg, Result, StoreError, delivery, orders, pickup};
 pub async fn job_act(
     db: &Db,
     user: &User,
-    job_id: i64,
+    job_id: impl Into<JobId>,
     action: JobAction,
     reason: Option<FailReason>,
 ) -> Result<JobState> {
+    let job_id = i64::from(job_id.into());
     let job = db.delivery_job(job_id).await?;
     let me = db.carrier_of(user.id).await?.filter(|c| c.active);
     // Read before the write lock: the nearest point with room, for a redirect.
@@ -42,10 +44,10 @@ pub async fn job_act(
     let person = users::person_in(&mut tx, user.id).await?;
     policy::job_move(
         &person,
-        me.as_ref().map(|c| c.id),
+        me.as_ref().map(|c| CarrierId(c.id)),
         &JobFacts {
             state: facts.state,
-            carrier_id: delivery::holder_in(&mut tx, job_id).await?,
+            carrier_id: delivery::holder_in(&mut tx, job_id).await?.map(CarrierId),
         },
         action,
     )
@@ -112,15 +114,21 @@ pub async fn job_act(
 
 /// The carrier records the delivery with the buyer's one-time code (cash on delivery: the cash
 /// is collected with it). The order's move delivers the job.
-pub async fn deliver_job(db: &Db, user: &User, job_id: i64, code: &str) -> Result<OrderState> {
+pub async fn deliver_job(
+    db: &Db,
+    user: &User,
+    job_id: impl Into<JobId>,
+    code: &str,
+) -> Result<OrderState> {
+    let job_id = i64::from(job_id.into());
     let job = db.delivery_job(job_id).await?;
     let me = db.carrier_of(user.id).await?;
     policy::job_deliver(
         &user.person(),
-        me.map(|c| c.id),
+        me.map(|c| CarrierId(c.id)),
         &JobFacts {
             state: job.state,
-            carrier_id: job.carrier_id,
+            carrier_id: job.carrier_id.map(CarrierId),
         },
     )
     .map_err(tianguis_store::denied)?;
@@ -141,7 +149,8 @@ pub async fn deliver_job(db: &Db, user: &User, job_id: i64, code: &str) -> Resul
 
 /// The operator (or the centre's agent, or an admin) checks a parcel in at its point; the hold
 /// period starts, and the carrier's job is done.
-pub async fn check_in(db: &Db, user: &User, order_id: i64) -> Result<()> {
+pub async fn check_in(db: &Db, user: &User, order_id: impl Into<OrderId>) -> Result<()> {
+    let order_id = i64::from(order_id.into());
     let order = db.order(order_id).await?;
     let Some(point_id) = order.pickup_point_id else {
         return Err(StoreError::NotFound("order"));

@@ -6,6 +6,7 @@ use crate::engine::{Move, engine, timer_in};
 use crate::notify;
 use crate::retrying;
 use tianguis_domain::checkout::{self, CheckoutError, PricedLine};
+use tianguis_domain::ids::{OrderId, PaymentId};
 use tianguis_domain::ledger::Transaction;
 use tianguis_domain::money::Money;
 use tianguis_domain::phone::PhoneNumber;
@@ -283,11 +284,12 @@ async fn checkout_once(
 pub async fn act(
     db: &Db,
     user: &User,
-    order_id: i64,
+    order_id: impl Into<OrderId>,
     t: Transition,
     reason: &str,
     refund_minor: Option<i64>,
 ) -> Result<OrderState> {
+    let order_id = i64::from(order_id.into());
     let order = db.order(order_id).await?;
     let mandate = if user.is(Role::Agent) {
         db.mandate_for(user, order.seller_id, |s| s.orders).await?
@@ -325,13 +327,14 @@ pub async fn act(
 /// tests, the demo), in one database transaction.
 pub async fn transition(
     db: &Db,
-    order_id: i64,
+    order_id: impl Into<OrderId>,
     t: Transition,
     actor: Actor,
     actor_user: Option<i64>,
     reason: &str,
     refund_minor: Option<i64>,
 ) -> Result<OrderState> {
+    let order_id = i64::from(order_id.into());
     let timing = db.timing().await?;
     retrying(|| async {
         let mut tx = db.begin_write().await?;
@@ -354,14 +357,15 @@ pub const MAX_CODE_FAILURES: i64 = 5;
 pub async fn deliver_with_code(
     db: &Db,
     user: &User,
-    order_id: i64,
+    order_id: impl Into<OrderId>,
     code: &str,
 ) -> Result<OrderState> {
+    let order_id = i64::from(order_id.into());
     let timing = db.timing().await?;
     let now = db.now_ms();
     let mut tx = db.begin_write().await?;
     let order = db.order(order_id).await?;
-    let t = if order.method == PaymentMethod::CashOnDelivery.as_str() {
+    let t = if order.method == PaymentMethod::CashOnDelivery {
         Transition::CollectOnDelivery
     } else {
         Transition::DeliverWithCode
@@ -436,7 +440,12 @@ pub async fn run_timer(db: &Db, job: &queue::QueuedJob) -> Result<bool> {
 /// A payment succeeded (provider callback, status query, or cash counted by `collector`).
 /// Idempotent: the second call for the same payment changes nothing and returns false. Orders
 /// that expired before the money arrived take it in and give it straight back.
-pub async fn payment_succeeded(db: &Db, payment_id: i64, collector: Option<i64>) -> Result<bool> {
+pub async fn payment_succeeded(
+    db: &Db,
+    payment_id: impl Into<PaymentId>,
+    collector: Option<i64>,
+) -> Result<bool> {
+    let payment_id = i64::from(payment_id.into());
     let timing = db.timing().await?;
     retrying(|| async {
         let now = db.now_ms();
@@ -446,7 +455,7 @@ pub async fn payment_succeeded(db: &Db, payment_id: i64, collector: Option<i64>)
             tx.rollback().await?;
             return Ok(false);
         }
-        let method = PaymentMethod::parse(&pay.method)?;
+        let method = pay.method;
         let actor = if collector.is_some() {
             Actor::Collector
         } else {

@@ -2758,7 +2758,11 @@ async fn people_hold_several_roles_given_and_taken_back_on_the_record() {
             .grant_role(
                 admin.id,
                 lupe.id,
-                Grant::new(Role::Agent, GrantScope::Point(centre)).unwrap(),
+                Grant::new(
+                    Role::Agent,
+                    GrantScope::Point(tianguis_domain::ids::PointId(centre)),
+                )
+                .unwrap(),
             )
             .await
             .unwrap();
@@ -2771,7 +2775,11 @@ async fn people_hold_several_roles_given_and_taken_back_on_the_record() {
             db.grant_role(
                 admin.id,
                 lupe.id,
-                Grant::new(Role::Agent, GrantScope::Point(centre)).unwrap()
+                Grant::new(
+                    Role::Agent,
+                    GrantScope::Point(tianguis_domain::ids::PointId(centre))
+                )
+                .unwrap()
             )
             .await
             .unwrap(),
@@ -2782,7 +2790,11 @@ async fn people_hold_several_roles_given_and_taken_back_on_the_record() {
             db.grant_role(
                 admin.id,
                 lupe.id,
-                Grant::new(Role::Operator, GrantScope::Point(424242)).unwrap()
+                Grant::new(
+                    Role::Operator,
+                    GrantScope::Point(tianguis_domain::ids::PointId(424242))
+                )
+                .unwrap()
             )
             .await,
             Err(StoreError::NotFound(_))

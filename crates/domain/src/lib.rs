@@ -7,6 +7,8 @@ pub mod champion;
 pub mod checkout;
 pub mod commission;
 pub mod delivery;
+pub mod ids;
+pub mod kinds;
 pub mod ledger;
 pub mod mandate;
 pub mod money;

@@ -10,6 +10,7 @@
 
 use crate::Msg;
 use crate::delivery::{JobAction, JobState};
+use crate::ids::{CarrierId, PlaceId, PointId, SellerId, UserId};
 use crate::mandate::Scope as MandateScope;
 use crate::process::{Actor, Transition};
 
@@ -67,9 +68,9 @@ impl Role {
 pub enum GrantScope {
     Everywhere,
     /// A place (district, city, town, village) and everything in it.
-    Place(i64),
+    Place(PlaceId),
     /// A pickup point or digital centre.
-    Point(i64),
+    Point(PointId),
     /// A programme (a grant scheme, a champions cohort).
     Programme(i64),
 }
@@ -86,14 +87,16 @@ impl GrantScope {
     pub fn id(&self) -> Option<i64> {
         match *self {
             GrantScope::Everywhere => None,
-            GrantScope::Place(i) | GrantScope::Point(i) | GrantScope::Programme(i) => Some(i),
+            GrantScope::Place(PlaceId(i))
+            | GrantScope::Point(PointId(i))
+            | GrantScope::Programme(i) => Some(i),
         }
     }
     pub fn from_parts(kind: &str, id: Option<i64>) -> Option<GrantScope> {
         match (kind, id) {
             ("everywhere", _) => Some(GrantScope::Everywhere),
-            ("place", Some(i)) => Some(GrantScope::Place(i)),
-            ("point", Some(i)) => Some(GrantScope::Point(i)),
+            ("place", Some(i)) => Some(GrantScope::Place(PlaceId(i))),
+            ("point", Some(i)) => Some(GrantScope::Point(PointId(i))),
             ("programme", Some(i)) => Some(GrantScope::Programme(i)),
             _ => None,
         }
@@ -130,12 +133,12 @@ impl Grant {
 }
 
 /// The person asking, as the policy needs them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
-    pub id: i64,
+    pub id: UserId,
     pub active: bool,
     /// Their shop, when they sell.
-    pub seller_id: Option<i64>,
+    pub seller_id: Option<SellerId>,
     pub grants: Vec<Grant>,
 }
 
@@ -147,7 +150,7 @@ impl Person {
         self.has(Role::Admin)
     }
     /// The points (digital centres) where this person works as an agent.
-    pub fn agent_points(&self) -> impl Iterator<Item = i64> + '_ {
+    pub fn agent_points(&self) -> impl Iterator<Item = PointId> + '_ {
         self.grants
             .iter()
             .filter(|g| self.active && g.role == Role::Agent)
@@ -156,15 +159,15 @@ impl Person {
                 _ => None,
             })
     }
-    pub fn agent_at(&self, point: Option<i64>) -> bool {
+    pub fn agent_at(&self, point: Option<PointId>) -> bool {
         point.is_some_and(|p| self.agent_points().any(|a| a == p))
     }
     /// The one centre an agent works at (the first, if several).
-    pub fn centre(&self) -> Option<i64> {
+    pub fn centre(&self) -> Option<PointId> {
         self.agent_points().next()
     }
     /// Places this person reads as an official (admins read everything).
-    pub fn official_places(&self) -> impl Iterator<Item = i64> + '_ {
+    pub fn official_places(&self) -> impl Iterator<Item = PlaceId> + '_ {
         self.grants
             .iter()
             .filter(|g| self.active && g.role == Role::Official)
@@ -256,17 +259,17 @@ pub fn may(p: &Person, duty: Duty) -> Result<(), Denied> {
 }
 
 /// What the policy needs to know about an order, read in the transaction that acts on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderFacts {
-    pub buyer_id: i64,
-    pub seller_id: i64,
+    pub buyer_id: UserId,
+    pub seller_id: SellerId,
     /// The digital centre it was placed at (by an agent), if any.
-    pub placed_at: Option<i64>,
+    pub placed_at: Option<PointId>,
     /// The pickup point it goes to, if any, and who runs it.
-    pub pickup_point: Option<i64>,
-    pub pickup_operator: Option<i64>,
+    pub pickup_point: Option<PointId>,
+    pub pickup_operator: Option<UserId>,
     /// The user riding for the carrier holding its delivery job.
-    pub courier: Option<i64>,
+    pub courier: Option<UserId>,
 }
 
 /// Every role `p` plays for an order.
@@ -360,7 +363,7 @@ pub fn delivery_actor(p: &Person, o: &OrderFacts, t: Transition) -> Result<Actor
 pub struct JobFacts {
     pub state: JobState,
     /// The carrier holding it, if any.
-    pub carrier_id: Option<i64>,
+    pub carrier_id: Option<CarrierId>,
 }
 
 /// Whether `p`, riding for carrier `mine` (active, if any), may move a job: accepting is for
@@ -368,7 +371,7 @@ pub struct JobFacts {
 /// (or an admin). Delivery goes through the buyer's code, never through here.
 pub fn job_move(
     p: &Person,
-    mine: Option<i64>,
+    mine: Option<CarrierId>,
     j: &JobFacts,
     action: JobAction,
 ) -> Result<(), Denied> {
@@ -390,7 +393,7 @@ pub fn job_move(
 }
 
 /// Whether `p` may record the door delivery of a job (with the buyer's code).
-pub fn job_deliver(p: &Person, mine: Option<i64>, j: &JobFacts) -> Result<(), Denied> {
+pub fn job_deliver(p: &Person, mine: Option<CarrierId>, j: &JobFacts) -> Result<(), Denied> {
     if p.active && ((mine.is_some() && mine == j.carrier_id) || p.is_admin()) {
         Ok(())
     } else {
@@ -399,7 +402,7 @@ pub fn job_deliver(p: &Person, mine: Option<i64>, j: &JobFacts) -> Result<(), De
 }
 
 /// Whether `p` may read a carrier's route plan.
-pub fn route_plan(p: &Person, carrier_user: i64) -> Result<(), Denied> {
+pub fn route_plan(p: &Person, carrier_user: UserId) -> Result<(), Denied> {
     if p.active && (p.id == carrier_user || p.is_admin()) {
         Ok(())
     } else {
@@ -420,7 +423,7 @@ pub fn serve_parcel(p: &Person, o: &OrderFacts) -> Result<(), Denied> {
 }
 
 /// Whose commission statement `p` may read: an agent their own; an admin anyone's.
-pub fn commission_statement(p: &Person, asked: Option<i64>) -> Result<i64, Denied> {
+pub fn commission_statement(p: &Person, asked: Option<UserId>) -> Result<UserId, Denied> {
     match asked {
         Some(a) if p.is_admin() => Ok(a),
         _ if p.has(Role::Agent) => Ok(p.id),
@@ -430,7 +433,7 @@ pub fn commission_statement(p: &Person, asked: Option<i64>) -> Result<i64, Denie
 
 /// Whether `p` may see a mandate's photographed consent form: the agent who took it, the
 /// seller, admins.
-pub fn consent_form(p: &Person, agent_id: i64, seller_id: i64) -> Result<(), Denied> {
+pub fn consent_form(p: &Person, agent_id: UserId, seller_id: SellerId) -> Result<(), Denied> {
     if p.active && (p.is_admin() || p.id == agent_id || p.seller_id == Some(seller_id)) {
         Ok(())
     } else {
@@ -439,7 +442,7 @@ pub fn consent_form(p: &Person, agent_id: i64, seller_id: i64) -> Result<(), Den
 }
 
 /// Whether `p` may revoke a mandate: the seller it is for, or an admin.
-pub fn revoke_mandate(p: &Person, seller_id: i64) -> Result<(), Denied> {
+pub fn revoke_mandate(p: &Person, seller_id: SellerId) -> Result<(), Denied> {
     if p.active && (p.is_admin() || p.seller_id == Some(seller_id)) {
         Ok(())
     } else {
@@ -449,7 +452,11 @@ pub fn revoke_mandate(p: &Person, seller_id: i64) -> Result<(), Denied> {
 
 /// Whether an admin may change another person's access: nobody suspends themselves or takes
 /// their own admin grant away.
-pub fn change_access(admin: &Person, target: i64, removes_own_admin: bool) -> Result<(), Denied> {
+pub fn change_access(
+    admin: &Person,
+    target: UserId,
+    removes_own_admin: bool,
+) -> Result<(), Denied> {
     may(admin, Duty::ManagePeople)?;
     if admin.id == target && removes_own_admin {
         return Err(Denied::Invalid("err-self-demote"));
@@ -464,7 +471,7 @@ mod tests {
 
     fn person(id: i64, grants: &[(Role, GrantScope)]) -> Person {
         Person {
-            id,
+            id: UserId(id),
             active: true,
             seller_id: None,
             grants: grants
@@ -474,21 +481,21 @@ mod tests {
         }
     }
     const ORDER: OrderFacts = OrderFacts {
-        buyer_id: 1,
-        seller_id: 20,
-        placed_at: Some(7),
-        pickup_point: Some(8),
-        pickup_operator: Some(3),
-        courier: Some(4),
+        buyer_id: UserId(1),
+        seller_id: SellerId(20),
+        placed_at: Some(PointId(7)),
+        pickup_point: Some(PointId(8)),
+        pickup_operator: Some(UserId(3)),
+        courier: Some(UserId(4)),
     };
 
     #[test]
     fn grants_make_sense_or_are_refused() {
-        assert!(Grant::new(Role::Agent, GrantScope::Point(7)).is_ok());
+        assert!(Grant::new(Role::Agent, GrantScope::Point(PointId(7))).is_ok());
         assert!(Grant::new(Role::Agent, GrantScope::Everywhere).is_err());
-        assert!(Grant::new(Role::Official, GrantScope::Place(1)).is_ok());
+        assert!(Grant::new(Role::Official, GrantScope::Place(PlaceId(1))).is_ok());
         assert!(Grant::new(Role::Official, GrantScope::Everywhere).is_err());
-        assert!(Grant::new(Role::Admin, GrantScope::Place(1)).is_err());
+        assert!(Grant::new(Role::Admin, GrantScope::Place(PlaceId(1))).is_err());
         assert!(Grant::new(Role::Seller, GrantScope::Everywhere).is_err());
         assert!(Grant::new(Role::Champion, GrantScope::Programme(2)).is_ok());
         for r in Role::ALL {
@@ -496,8 +503,8 @@ mod tests {
         }
         for s in [
             GrantScope::Everywhere,
-            GrantScope::Place(1),
-            GrantScope::Point(2),
+            GrantScope::Place(PlaceId(1)),
+            GrantScope::Point(PointId(2)),
             GrantScope::Programme(3),
         ] {
             assert_eq!(GrantScope::from_parts(s.kind(), s.id()), Some(s));
@@ -507,9 +514,9 @@ mod tests {
     #[test]
     fn one_person_holds_several_roles() {
         // A seller who is also an agent at centre 7.
-        let mut p = person(5, &[(Role::Agent, GrantScope::Point(7))]);
-        p.seller_id = Some(20);
-        assert!(p.sells() && p.agent_at(Some(7)) && !p.agent_at(Some(8)));
+        let mut p = person(5, &[(Role::Agent, GrantScope::Point(PointId(7)))]);
+        p.seller_id = Some(SellerId(20));
+        assert!(p.sells() && p.agent_at(Some(PointId(7))) && !p.agent_at(Some(PointId(8))));
         assert_eq!(
             order_roles(&p, &ORDER),
             vec![Actor::Seller],
@@ -532,12 +539,12 @@ mod tests {
     fn order_visibility_and_moves() {
         let buyer = person(1, &[]);
         let stranger = person(2, &[]);
-        let operator = person(3, &[(Role::Operator, GrantScope::Point(8))]);
+        let operator = person(3, &[(Role::Operator, GrantScope::Point(PointId(8)))]);
         let courier = person(4, &[(Role::Courier, GrantScope::Everywhere)]);
-        let centre_agent = person(6, &[(Role::Agent, GrantScope::Point(7))]);
-        let other_agent = person(66, &[(Role::Agent, GrantScope::Point(99))]);
+        let centre_agent = person(6, &[(Role::Agent, GrantScope::Point(PointId(7)))]);
+        let other_agent = person(66, &[(Role::Agent, GrantScope::Point(PointId(99)))]);
         let mut seller = person(10, &[]);
-        seller.seller_id = Some(20);
+        seller.seller_id = Some(SellerId(20));
         assert!(may_view_order(&buyer, &ORDER));
         assert!(!may_view_order(&stranger, &ORDER));
         assert!(
@@ -577,7 +584,7 @@ mod tests {
 
     #[test]
     fn a_mandate_moves_orders_along_and_never_refunds() {
-        let agent = person(66, &[(Role::Agent, GrantScope::Point(99))]);
+        let agent = person(66, &[(Role::Agent, GrantScope::Point(PointId(99)))]);
         let orders = Some(MandateScope {
             listings: false,
             orders: true,
@@ -604,7 +611,7 @@ mod tests {
         );
         // The agent of the centre where it was placed sees it; the mandate still covers only
         // the seller's moves.
-        let centre_agent = person(6, &[(Role::Agent, GrantScope::Point(7))]);
+        let centre_agent = person(6, &[(Role::Agent, GrantScope::Point(PointId(7)))]);
         assert_eq!(
             order_actor(&centre_agent, &ORDER, Transition::Cancel, orders),
             Err(Denied::Forbidden("err-mandate-action"))
@@ -628,9 +635,12 @@ mod tests {
         };
         let taken = JobFacts {
             state: JobState::Accepted,
-            carrier_id: Some(1),
+            carrier_id: Some(CarrierId(1)),
         };
-        assert_eq!(job_move(&rider, Some(2), &open, JobAction::Accept), Ok(()));
+        assert_eq!(
+            job_move(&rider, Some(CarrierId(2)), &open, JobAction::Accept),
+            Ok(())
+        );
         assert_eq!(
             job_move(&rider, None, &open, JobAction::Accept),
             Err(Denied::Hidden("delivery job")),
@@ -638,12 +648,15 @@ mod tests {
         );
         // Carrier 2 saw the job open; carrier 1 took it first: 2 cannot pick it up.
         assert_eq!(
-            job_move(&rider, Some(2), &taken, JobAction::PickUp),
+            job_move(&rider, Some(CarrierId(2)), &taken, JobAction::PickUp),
             Err(Denied::Hidden("delivery job"))
         );
-        assert_eq!(job_move(&rider, Some(1), &taken, JobAction::PickUp), Ok(()));
         assert_eq!(
-            job_move(&rider, Some(1), &taken, JobAction::Deliver),
+            job_move(&rider, Some(CarrierId(1)), &taken, JobAction::PickUp),
+            Ok(())
+        );
+        assert_eq!(
+            job_move(&rider, Some(CarrierId(1)), &taken, JobAction::Deliver),
             Err(Denied::Forbidden("err-job-deliver-with-code"))
         );
         let admin = person(9, &[(Role::Admin, GrantScope::Everywhere)]);
@@ -657,33 +670,36 @@ mod tests {
             "admins see jobs; only the holder moves them"
         );
         assert!(job_deliver(&admin, None, &taken).is_ok());
-        assert!(job_deliver(&rider, Some(2), &taken).is_err());
+        assert!(job_deliver(&rider, Some(CarrierId(2)), &taken).is_err());
     }
 
     #[test]
     fn duties() {
         let admin = person(9, &[(Role::Admin, GrantScope::Everywhere)]);
-        let official = person(8, &[(Role::Official, GrantScope::Place(1))]);
+        let official = person(8, &[(Role::Official, GrantScope::Place(PlaceId(1)))]);
         let nobody = person(7, &[]);
         assert!(may(&admin, Duty::ManageSettings).is_ok());
         assert!(may(&official, Duty::ReadOfficialPages).is_ok());
         assert!(may(&official, Duty::ManageSettings).is_err());
-        assert_eq!(official.official_places().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            official.official_places().collect::<Vec<_>>(),
+            vec![PlaceId(1)]
+        );
         assert_eq!(
             may(&nobody, Duty::ServeAtCentre),
             Err(Denied::Forbidden("err-not-an-agent"))
         );
         assert_eq!(
-            change_access(&admin, 9, true),
+            change_access(&admin, UserId(9), true),
             Err(Denied::Invalid("err-self-demote"))
         );
-        assert!(change_access(&admin, 7, true).is_ok());
-        assert!(change_access(&official, 7, false).is_err());
-        assert_eq!(commission_statement(&admin, Some(3)), Ok(3));
-        let agent = person(6, &[(Role::Agent, GrantScope::Point(7))]);
+        assert!(change_access(&admin, UserId(7), true).is_ok());
+        assert!(change_access(&official, UserId(7), false).is_err());
+        assert_eq!(commission_statement(&admin, Some(UserId(3))), Ok(UserId(3)));
+        let agent = person(6, &[(Role::Agent, GrantScope::Point(PointId(7)))]);
         assert_eq!(
-            commission_statement(&agent, Some(3)),
-            Ok(6),
+            commission_statement(&agent, Some(UserId(3))),
+            Ok(UserId(6)),
             "only their own"
         );
     }

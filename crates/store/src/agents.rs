@@ -12,6 +12,7 @@ use crate::users::{Grant, GrantScope, Role, User};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::commission::{self, Basis, Rule, Source};
+use tianguis_domain::ids::PointId;
 use tianguis_domain::ledger::{Account, Transaction};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::policy::{self, Duty};
@@ -185,7 +186,8 @@ impl Db {
         policy::may(&official, Duty::ManageAssistedCommerce).map_err(crate::denied)?;
         // One centre per agent: moving them ends their grant at the old one.
         crate::users::revoke_role_in(&mut tx, Some(admin.id), user.id, Role::Agent, now).await?;
-        let g = Grant::new(Role::Agent, GrantScope::Point(centre_id)).map_err(crate::denied)?;
+        let g = Grant::new(Role::Agent, GrantScope::Point(PointId(centre_id)))
+            .map_err(crate::denied)?;
         crate::users::grant_in(&mut tx, Some(admin.id), user.id, g, now).await?;
         tx.commit().await?;
         self.user(user.id).await
@@ -195,7 +197,7 @@ impl Db {
     pub async fn agents_of(&self, centre_id: i64) -> Result<Vec<User>> {
         self.holders(Grant {
             role: Role::Agent,
-            scope: GrantScope::Point(centre_id),
+            scope: GrantScope::Point(PointId(centre_id)),
         })
         .await
     }

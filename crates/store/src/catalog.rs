@@ -7,6 +7,7 @@
 
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use sqlx::{Any, Transaction};
+use tianguis_domain::kinds::PlaceKind;
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::search;
 
@@ -76,7 +77,7 @@ impl Settings {
 pub struct Place {
     pub id: i64,
     pub name: String,
-    pub kind: String,
+    pub kind: PlaceKind,
     pub parent_id: Option<i64>,
     /// Delivery promise in days for buyers here (None: the district's, then the default).
     pub delivery_days: Option<i64>,
@@ -274,7 +275,7 @@ impl Db {
         kind: &str,
         parent_id: Option<i64>,
     ) -> Result<i64> {
-        if !matches!(kind, "district" | "city" | "town" | "village") {
+        if PlaceKind::parse(kind).is_none() {
             return Err(StoreError::invalid("err-place-kind"));
         }
         if name.trim().is_empty() {
@@ -396,7 +397,11 @@ impl Db {
                 Ok(Place {
                     id: row_i64(r, "id")?,
                     name: row_str(r, "name")?,
-                    kind: row_str(r, "kind")?,
+                    kind: {
+                        let k = row_str(r, "kind")?;
+                        PlaceKind::parse(&k)
+                            .ok_or_else(|| StoreError::Corrupt(format!("place kind {k}")))?
+                    },
                     parent_id: row_opt_i64(r, "parent_id")?,
                     delivery_days: row_opt_i64(r, "delivery_days")?,
                     location: {

@@ -280,9 +280,12 @@ impl Db {
     /// admins; nobody else learns it exists.
     pub async fn consent_form(&self, viewer: &User, mandate_id: i64) -> Result<(Vec<u8>, String)> {
         let m = self.mandate(mandate_id).await?;
-        let allowed =
-            tianguis_domain::policy::consent_form(&viewer.person(), m.agent_id, m.seller_id)
-                .is_ok();
+        let allowed = tianguis_domain::policy::consent_form(
+            &viewer.person(),
+            tianguis_domain::ids::UserId(m.agent_id),
+            tianguis_domain::ids::SellerId(m.seller_id),
+        )
+        .is_ok();
         let Some(form) = m.consent_form_id.filter(|_| allowed) else {
             return Err(StoreError::NotFound("photo"));
         };
@@ -390,7 +393,12 @@ impl Db {
     /// The seller (or an official) ends a mandate; the agent's rights stop at once.
     pub async fn revoke_mandate(&self, user: &User, mandate_id: i64) -> Result<()> {
         let m = self.mandate(mandate_id).await?;
-        if tianguis_domain::policy::revoke_mandate(&user.person(), m.seller_id).is_err() {
+        if tianguis_domain::policy::revoke_mandate(
+            &user.person(),
+            tianguis_domain::ids::SellerId(m.seller_id),
+        )
+        .is_err()
+        {
             return Err(StoreError::NotFound("mandate"));
         }
         let now = self.now_ms();

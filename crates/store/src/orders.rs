@@ -6,35 +6,24 @@ use crate::users::User;
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::checkout::Fees;
+use tianguis_domain::ids::{PointId, SellerId, UserId};
 use tianguis_domain::money::{Currency, Money};
 use tianguis_domain::policy::{self, OrderFacts};
 use tianguis_domain::process::{Actor, OrderState, Timing, Transition};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentMethod {
-    MobileMoney,
-    /// Cash at a digital centre, before fulfilment.
-    Cash,
-    /// Cash handed to whoever delivers; recorded by them.
-    CashOnDelivery,
+pub use tianguis_domain::kinds::{PaymentMethod, PaymentStatus};
+
+/// A payment method from a form or a request.
+pub fn parse_method(s: &str) -> Result<PaymentMethod> {
+    PaymentMethod::parse(s).ok_or_else(|| StoreError::invalid("err-payment-method"))
 }
 
-impl PaymentMethod {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PaymentMethod::MobileMoney => "mobile_money",
-            PaymentMethod::Cash => "cash",
-            PaymentMethod::CashOnDelivery => "cash_on_delivery",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "mobile_money" => Ok(PaymentMethod::MobileMoney),
-            "cash" => Ok(PaymentMethod::Cash),
-            "cash_on_delivery" => Ok(PaymentMethod::CashOnDelivery),
-            _ => Err(StoreError::invalid("err-payment-method")),
-        }
-    }
+fn method_of(s: &str) -> Result<PaymentMethod> {
+    PaymentMethod::parse(s).ok_or_else(|| StoreError::Corrupt(format!("payment method {s}")))
+}
+
+fn status_of(s: &str) -> Result<PaymentStatus> {
+    PaymentStatus::parse(s).ok_or_else(|| StoreError::Corrupt(format!("payment status {s}")))
 }
 
 #[derive(Debug, Clone)]
@@ -136,8 +125,8 @@ pub struct Order {
     pub fee_bps: i64,
     pub address: String,
     pub phone: String,
-    pub method: String,
-    pub payment_status: Option<String>,
+    pub method: PaymentMethod,
+    pub payment_status: Option<PaymentStatus>,
     pub payment_id: Option<i64>,
     /// The full plus code of the delivery address, when it has one.
     pub plus_code: Option<String>,
@@ -176,9 +165,9 @@ pub struct OrderEvent {
 pub struct Payment {
     pub id: i64,
     pub checkout_id: i64,
-    pub method: String,
+    pub method: PaymentMethod,
     pub provider_ref: Option<String>,
-    pub status: String,
+    pub status: PaymentStatus,
     pub amount: Money,
     pub payer_phone: Option<String>,
 }
@@ -213,8 +202,11 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         fee_bps: row_i64(r, "fee_bps")?,
         address: row_str(r, "address")?,
         phone: row_str(r, "phone")?,
-        method: row_str(r, "method")?,
-        payment_status: row_opt_str(r, "payment_status")?,
+        method: method_of(&row_str(r, "method")?)?,
+        payment_status: row_opt_str(r, "payment_status")?
+            .as_deref()
+            .map(status_of)
+            .transpose()?,
         payment_id: row_opt_i64(r, "payment_id")?,
         delivery_code: row_opt_str(r, "delivery_code")?,
         plus_code: row_opt_str(r, "plus_code")?,
@@ -237,12 +229,12 @@ impl Order {
     /// What the authorization policy needs to know about this order.
     pub fn facts(&self) -> OrderFacts {
         OrderFacts {
-            buyer_id: self.buyer_id,
-            seller_id: self.seller_id,
-            placed_at: self.centre_id,
-            pickup_point: self.pickup_point_id,
-            pickup_operator: self.pickup_operator_id,
-            courier: self.courier_user_id,
+            buyer_id: UserId(self.buyer_id),
+            seller_id: SellerId(self.seller_id),
+            placed_at: self.centre_id.map(PointId),
+            pickup_point: self.pickup_point_id.map(PointId),
+            pickup_operator: self.pickup_operator_id.map(UserId),
+            courier: self.courier_user_id.map(UserId),
         }
     }
 }
@@ -447,9 +439,9 @@ fn payment_from(r: &sqlx::any::AnyRow) -> Result<Payment> {
     Ok(Payment {
         id: row_i64(r, "id")?,
         checkout_id: row_i64(r, "checkout_id")?,
-        method: row_str(r, "method")?,
+        method: method_of(&row_str(r, "method")?)?,
         provider_ref: row_opt_str(r, "provider_ref")?,
-        status: row_str(r, "status")?,
+        status: status_of(&row_str(r, "status")?)?,
         amount: Money::new(row_i64(r, "amount_minor")?, cur(&row_str(r, "currency")?)?),
         payer_phone: row_opt_str(r, "payer_phone")?,
     })
@@ -497,12 +489,12 @@ pub async fn facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<Orde
         .await?
         .ok_or(StoreError::NotFound("order"))?;
     Ok(OrderFacts {
-        buyer_id: row_i64(&r, "buyer_id")?,
-        seller_id: row_i64(&r, "seller_id")?,
-        placed_at: row_opt_i64(&r, "centre_id")?,
-        pickup_point: row_opt_i64(&r, "pickup_point_id")?,
-        pickup_operator: row_opt_i64(&r, "operator_id")?,
-        courier: row_opt_i64(&r, "courier_user_id")?,
+        buyer_id: UserId(row_i64(&r, "buyer_id")?),
+        seller_id: SellerId(row_i64(&r, "seller_id")?),
+        placed_at: row_opt_i64(&r, "centre_id")?.map(PointId),
+        pickup_point: row_opt_i64(&r, "pickup_point_id")?.map(PointId),
+        pickup_operator: row_opt_i64(&r, "operator_id")?.map(UserId),
+        courier: row_opt_i64(&r, "courier_user_id")?.map(UserId),
     })
 }
 
@@ -849,11 +841,7 @@ pub async fn insert_payment_in(
     payer_phone: &str,
     now: i64,
 ) -> Result<i64> {
-    let status = match method {
-        PaymentMethod::MobileMoney => "pending",
-        PaymentMethod::Cash => "awaiting_cash",
-        PaymentMethod::CashOnDelivery => "on_delivery",
-    };
+    let status = PaymentStatus::initial(method).as_str();
     let p = sqlx::query(
         "INSERT INTO payments (checkout_id, method, status, amount_minor, currency, payer_phone, created_at, updated_at) \
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",

@@ -10,13 +10,16 @@ use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
 use sqlx::Row;
 use tianguis_domain::process::OrderState;
 
+pub use tianguis_domain::kinds::PointKind;
+
+/// Every kind a point may be, as its word.
 pub const KINDS: &[&str] = &["centre", "store", "fuel_station", "locker"];
 
 #[derive(Debug, Clone)]
 pub struct PickupPoint {
     pub id: i64,
     pub name: String,
-    pub kind: String,
+    pub kind: PointKind,
     pub place_id: i64,
     pub location: (f64, f64),
     pub plus_code: String,
@@ -60,7 +63,10 @@ fn point_from(r: &sqlx::any::AnyRow) -> Result<PickupPoint> {
     Ok(PickupPoint {
         id: row_i64(r, "id")?,
         name: row_str(r, "name")?,
-        kind: row_str(r, "kind")?,
+        kind: {
+            let k = row_str(r, "kind")?;
+            PointKind::parse(&k).ok_or_else(|| StoreError::Corrupt(format!("point kind {k}")))?
+        },
         place_id: row_i64(r, "place_id")?,
         location: (r.try_get::<f64, _>("lat")?, r.try_get::<f64, _>("lng")?),
         plus_code: row_str(r, "plus_code")?,
@@ -121,7 +127,7 @@ impl Db {
         if p.name.trim().is_empty() || p.name.chars().count() > 120 {
             return Err(StoreError::invalid("err-place-name"));
         }
-        if !KINDS.contains(&p.kind.as_str()) {
+        if PointKind::parse(&p.kind).is_none() {
             return Err(StoreError::invalid("err-pickup-kind"));
         }
         if !(1..=10_000).contains(&p.slots) || !(1..=60).contains(&p.hold_days) || p.fee_minor < 0 {
@@ -156,7 +162,11 @@ impl Db {
         .await?;
         let id = row_i64(&r, "id")?;
         if let Some(op) = &operator {
-            let g = Grant::new(Role::Operator, GrantScope::Point(id)).map_err(crate::denied)?;
+            let g = Grant::new(
+                Role::Operator,
+                GrantScope::Point(tianguis_domain::ids::PointId(id)),
+            )
+            .map_err(crate::denied)?;
             crate::users::grant_in(&mut tx, None, op.id, g, now).await?;
         }
         tx.commit().await?;
@@ -214,7 +224,12 @@ impl Db {
             .pickup_points()
             .await?
             .into_iter()
-            .filter(|p| p.operator_id == Some(user.id) || user.person().agent_at(Some(p.id)))
+            .filter(|p| {
+                p.operator_id == Some(user.id)
+                    || user
+                        .person()
+                        .agent_at(Some(tianguis_domain::ids::PointId(p.id)))
+            })
             .map(|p| p.id)
             .collect();
         let mut expected = Vec::new();

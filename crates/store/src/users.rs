@@ -4,6 +4,7 @@
 use crate::{
     Db, Msg, Result, StoreError, random_token, row_i64, row_opt_i64, row_opt_str, row_str,
 };
+use tianguis_domain::ids::{SellerId, UserId};
 use tianguis_domain::phone::PhoneNumber;
 
 pub use tianguis_domain::policy::{Grant, GrantScope, Person, Role};
@@ -36,9 +37,9 @@ impl User {
     /// The person as the authorization policy sees them.
     pub fn person(&self) -> Person {
         Person {
-            id: self.id,
+            id: UserId(self.id),
             active: self.active,
-            seller_id: self.seller_id,
+            seller_id: self.seller_id.map(SellerId),
             grants: self.grants.clone(),
         }
     }
@@ -112,9 +113,9 @@ pub async fn person_in(
         .await?
         .ok_or(StoreError::NotFound("user"))?;
     Ok(Person {
-        id: user_id,
+        id: UserId(user_id),
         active: row_i64(&r, "active")? == 1,
-        seller_id: row_opt_i64(&r, "seller_id")?,
+        seller_id: row_opt_i64(&r, "seller_id")?.map(SellerId),
         grants: grants_in(tx, user_id).await?,
     })
 }
@@ -330,7 +331,7 @@ impl Db {
         }
         for u in &mut users {
             u.grants = by_user.remove(&u.id).unwrap_or_default();
-            u.centre_id = u.person().centre();
+            u.centre_id = u.person().centre().map(i64::from);
         }
         Ok(users)
     }
@@ -354,7 +355,8 @@ impl Db {
     pub async fn set_user_active(&self, admin_id: i64, user_id: i64, active: bool) -> Result<()> {
         let mut tx = self.begin_write().await?;
         let admin = person_in(&mut tx, admin_id).await?;
-        tianguis_domain::policy::change_access(&admin, user_id, !active).map_err(crate::denied)?;
+        tianguis_domain::policy::change_access(&admin, UserId(user_id), !active)
+            .map_err(crate::denied)?;
         let n = sqlx::query("UPDATE users SET active = $1 WHERE id = $2")
             .bind(active as i64)
             .bind(user_id)
@@ -379,18 +381,19 @@ impl Db {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         let admin = person_in(&mut tx, admin_id).await?;
-        tianguis_domain::policy::change_access(&admin, user_id, false).map_err(crate::denied)?;
+        tianguis_domain::policy::change_access(&admin, UserId(user_id), false)
+            .map_err(crate::denied)?;
         person_in(&mut tx, user_id).await?;
         if let GrantScope::Point(p) = g.scope {
             let found = sqlx::query("SELECT id FROM pickup_points WHERE id = $1")
-                .bind(p)
+                .bind(p.0)
                 .fetch_optional(&mut *tx)
                 .await?;
             found.ok_or(StoreError::NotFound("pickup point"))?;
         }
         if let GrantScope::Place(p) = g.scope {
             let found = sqlx::query("SELECT id FROM places WHERE id = $1")
-                .bind(p)
+                .bind(p.0)
                 .fetch_optional(&mut *tx)
                 .await?;
             found.ok_or(StoreError::NotFound("place"))?;
@@ -414,7 +417,7 @@ impl Db {
         let admin = person_in(&mut tx, admin_id).await?;
         tianguis_domain::policy::change_access(
             &admin,
-            row_i64(&r, "user_id")?,
+            UserId(row_i64(&r, "user_id")?),
             g.role == Role::Admin,
         )
         .map_err(crate::denied)?;

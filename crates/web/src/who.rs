@@ -106,7 +106,7 @@ impl FromRequestParts<AppState> for AtCentre {
             .person()
             .centre()
             .ok_or_else(|| refusal(Denied::Forbidden("err-not-an-agent")))?;
-        Ok(AtCentre(u, centre))
+        Ok(AtCentre(u, centre.into()))
     }
 }
 

@@ -546,7 +546,7 @@ async fn authorization_matrix_every_route_every_role() {
             .await
             .unwrap()
             .into_iter()
-            .find(|o| o.payment_status.as_deref() == Some("awaiting_cash"))
+            .find(|o| o.payment_status.is_some_and(|s| s == "awaiting_cash"))
             .unwrap();
         let mut browsers = Vec::new();
         let mut tokens = Vec::new();

@@ -83,7 +83,7 @@ async fn admin(
     let fees = s.db.fees().await?;
     let mut cash = Vec::new();
     for o in s.db.all_orders(Some(OrderState::Placed), 100).await? {
-        if o.payment_status.as_deref() == Some("awaiting_cash")
+        if o.payment_status == Some(tianguis_store::orders::PaymentStatus::AwaitingCash)
             && o.payment_id.is_some()
             && !cash.iter().any(|p: &Payment| Some(p.id) == o.payment_id)
         {
@@ -312,12 +312,12 @@ fn scope_label(
         G::Everywhere => c.t.t("people-everywhere"),
         G::Place(id) => places
             .iter()
-            .find(|p| p.id == id)
+            .find(|p| p.id == id.0)
             .map(|p| p.name.clone())
             .unwrap_or_else(|| format!("#{id}")),
         G::Point(id) => points
             .iter()
-            .find(|p| p.id == id)
+            .find(|p| p.id == id.0)
             .map(|p| p.name.clone())
             .unwrap_or_else(|| format!("#{id}")),
         G::Programme(id) => format!("{} #{id}", c.t.t("people-programme")),

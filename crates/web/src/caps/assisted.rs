@@ -25,7 +25,7 @@ use tianguis_store::Msg;
 use tianguis_store::agents::{CashHolder, HANDOVER_CHANNELS, Handover};
 use tianguis_store::catalog::CartLine;
 use tianguis_store::champions::Assignment;
-use tianguis_store::orders::{Order, PaymentMethod};
+use tianguis_store::orders::Order;
 use tianguis_store::pickup::PickupPoint;
 use tianguis_store::users::User;
 
@@ -56,7 +56,7 @@ fn agent_of(c: &Ctx) -> Result<(&User, i64), AppError> {
     tianguis_domain::policy::may(&u.person(), tianguis_domain::policy::Duty::ServeAtCentre)
         .map_err(crate::who::refusal)?;
     match u.person().centre() {
-        Some(centre) => Ok((u, centre)),
+        Some(centre) => Ok((u, centre.into())),
         None => Err(AppError::user(StatusCode::FORBIDDEN, "err-not-an-agent")),
     }
 }
@@ -105,7 +105,8 @@ async fn render_agent(
             .await?
             .into_iter()
             .map(|o| {
-                let awaiting = o.payment_status.as_deref() == Some("awaiting_cash");
+                let awaiting =
+                    o.payment_status == Some(tianguis_store::orders::PaymentStatus::AwaitingCash);
                 let label = state_label(c, &o);
                 (o, label, awaiting)
             })
@@ -180,7 +181,7 @@ async fn agent_checkout(
             .await;
         }
     }
-    let method = PaymentMethod::parse(&get("method"))?;
+    let method = tianguis_store::orders::parse_method(&get("method"))?;
     let at_centre = get("delivery") != "address";
     let (name, phone, address, key) = (
         get("buyer_name"),
@@ -265,11 +266,14 @@ async fn commissions(
 ) -> R {
     let user = c.require_user()?;
     // An agent reads their own; an official reads anyone's (?agent=ID).
-    let agent_id = tianguis_domain::policy::commission_statement(
+    let agent_id: i64 = tianguis_domain::policy::commission_statement(
         &user.person(),
-        q.get("agent").and_then(|a| a.parse::<i64>().ok()),
+        q.get("agent")
+            .and_then(|a| a.parse::<i64>().ok())
+            .map(tianguis_domain::ids::UserId),
     )
-    .map_err(crate::who::refusal)?;
+    .map_err(crate::who::refusal)?
+    .into();
     let offset = s.db.settings().await?.utc_offset_minutes();
     let month = q
         .get("month")

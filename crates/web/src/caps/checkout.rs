@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tianguis_domain::money::Money;
 use tianguis_store::Msg;
 use tianguis_store::catalog::CartLine;
-use tianguis_store::orders::{CheckoutRequest, Order, Payment, PaymentMethod};
+use tianguis_store::orders::{CheckoutRequest, Order, Payment};
 use tianguis_store::users::Role;
 
 pub fn routes() -> Table {
@@ -37,17 +37,31 @@ struct CartForm {
     quantity: String,
 }
 
+/// A cart line as the form sends it, made a value (a product and a whole quantity) or refused
+/// with a message.
+struct CartChange {
+    product: tianguis_domain::ids::ProductId,
+    quantity: i64,
+}
+
+impl TryFrom<CartForm> for CartChange {
+    type Error = AppError;
+    fn try_from(f: CartForm) -> Result<Self, AppError> {
+        Ok(CartChange {
+            product: parse_id(&f.product_id, "product")?.into(),
+            quantity: parse_id(&f.quantity, "quantity")?,
+        })
+    }
+}
+
 async fn cart_add(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
     CsrfForm(f): CsrfForm<CartForm>,
 ) -> R {
-    s.db.cart_add(
-        &c.session(&s.db).await?,
-        parse_id(&f.product_id, "product")?,
-        parse_id(&f.quantity, "quantity")?,
-    )
-    .await?;
+    let line = CartChange::try_from(f)?;
+    s.db.cart_add(&c.session(&s.db).await?, line.product.0, line.quantity)
+        .await?;
     Ok(Redirect::to("/cart").into_response())
 }
 
@@ -56,12 +70,9 @@ async fn cart_update(
     Extension(c): Extension<Ctx>,
     CsrfForm(f): CsrfForm<CartForm>,
 ) -> R {
-    s.db.cart_set(
-        &c.session(&s.db).await?,
-        parse_id(&f.product_id, "product")?,
-        parse_id(&f.quantity, "quantity")?,
-    )
-    .await?;
+    let line = CartChange::try_from(f)?;
+    s.db.cart_set(&c.session(&s.db).await?, line.product.0, line.quantity)
+        .await?;
     Ok(Redirect::to("/cart").into_response())
 }
 
@@ -248,7 +259,7 @@ async fn checkout(
         lines,
         session_id: c.session_id.clone(),
         idempotency_key: f.idempotency_key.clone(),
-        method: PaymentMethod::parse(&f.method)?,
+        method: tianguis_store::orders::parse_method(&f.method)?,
         address: f.address.clone(),
         phone: f.phone.clone(),
         pickup_point_id: f.pickup.trim().parse::<i64>().ok(),
@@ -308,7 +319,7 @@ async fn payment_page(
     html(PaidPage {
         title: c.t.t("checkout-done"),
         c: &c,
-        status: p.status.clone(),
+        status: p.status.as_str().to_string(),
         message,
         payment_id: p.id,
         orders: orders.iter().map(OrderRow::from).collect(),

@@ -291,7 +291,7 @@ async fn plan_page(
     let user = c.require_user()?;
     let plan = s.db.route_plan(id).await?;
     let carrier = s.db.carrier(plan.carrier_id).await?;
-    tianguis_domain::policy::route_plan(&user.person(), carrier.user_id)
+    tianguis_domain::policy::route_plan(&user.person(), carrier.user_id.into())
         .map_err(crate::who::refusal)?;
     let waiting = matches!(plan.status.as_str(), "queued" | "running");
     let progress = match (plan.status.as_str(), plan.started_at) {

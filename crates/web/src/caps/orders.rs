@@ -165,6 +165,27 @@ async fn order_deliver(
     Ok(Redirect::to(&format!("/orders/{id}")).into_response())
 }
 
+/// A move as the form sends it: the reason, and the refund when an official resolves a
+/// dispute, made values or refused with a message.
+struct MoveForm {
+    reason: String,
+    refund_minor: Option<i64>,
+}
+
+impl TryFrom<ActForm> for MoveForm {
+    type Error = AppError;
+    fn try_from(f: ActForm) -> Result<Self, AppError> {
+        let refund_minor = match f.refund_minor.trim() {
+            "" => None,
+            v => Some(parse_id(v, "amount")?),
+        };
+        Ok(MoveForm {
+            reason: f.reason,
+            refund_minor,
+        })
+    }
+}
+
 async fn order_act(
     State(s): State<AppState>,
     Extension(c): Extension<Ctx>,
@@ -178,11 +199,7 @@ async fn order_act(
             Msg::new("err-unknown-action").arg("name", &name),
         )
     })?;
-    let refund = if f.refund_minor.trim().is_empty() {
-        None
-    } else {
-        Some(parse_id(&f.refund_minor, "amount")?)
-    };
-    tianguis_app::orders::act(&s.db, user, id, t, &f.reason, refund).await?;
+    let m = MoveForm::try_from(f)?;
+    tianguis_app::orders::act(&s.db, user, id, t, &m.reason, m.refund_minor).await?;
     Ok(Redirect::to(&format!("/orders/{id}")).into_response())
 }

@@ -1,0 +1,133 @@
+//! The closed sets of the marketplace as types, not strings: how a payment is made and where
+//! it stands, what a place is, what a pickup point is. Each parses from and prints to the word
+//! stored in the database and used in URLs and forms; comparing with that word still reads
+//! naturally (`method == "cash"`).
+
+use std::fmt;
+
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $word:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(&self) -> &'static str {
+                match self {
+                    $($name::$variant => $word),+
+                }
+            }
+            pub fn parse(s: &str) -> Option<$name> {
+                match s.trim() {
+                    $($word => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+    };
+}
+
+word_enum!(
+    /// How a buyer pays.
+    PaymentMethod {
+        /// From the payer's phone; the provider confirms.
+        MobileMoney = "mobile_money",
+        /// Cash at a digital centre, before fulfilment.
+        Cash = "cash",
+        /// Cash handed to whoever delivers; recorded by them with the buyer's code.
+        CashOnDelivery = "cash_on_delivery",
+    }
+);
+
+word_enum!(
+    /// Where a payment stands.
+    PaymentStatus {
+        /// Asked of the mobile-money provider; its answer has not come.
+        Pending = "pending",
+        /// To be paid in cash at the counter.
+        AwaitingCash = "awaiting_cash",
+        /// Paid at the door (cash on delivery).
+        OnDelivery = "on_delivery",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+);
+
+impl PaymentStatus {
+    /// A new payment's status, by how it is made.
+    pub fn initial(method: PaymentMethod) -> PaymentStatus {
+        match method {
+            PaymentMethod::MobileMoney => PaymentStatus::Pending,
+            PaymentMethod::Cash => PaymentStatus::AwaitingCash,
+            PaymentMethod::CashOnDelivery => PaymentStatus::OnDelivery,
+        }
+    }
+    /// Still waiting for money (a succeeded or failed payment is settled).
+    pub fn is_open(&self) -> bool {
+        matches!(self, PaymentStatus::Pending | PaymentStatus::AwaitingCash)
+    }
+}
+
+word_enum!(
+    /// What a place is, from the district down.
+    PlaceKind {
+        District = "district",
+        City = "city",
+        Town = "town",
+        Village = "village",
+    }
+);
+
+word_enum!(
+    /// What a pickup point is.
+    PointKind {
+        /// A digital centre: agents serve its counter.
+        Centre = "centre",
+        Store = "store",
+        FuelStation = "fuel_station",
+        Locker = "locker",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip() {
+        for m in PaymentMethod::ALL {
+            assert_eq!(PaymentMethod::parse(m.as_str()), Some(*m));
+        }
+        for s in PaymentStatus::ALL {
+            assert_eq!(PaymentStatus::parse(s.as_str()), Some(*s));
+        }
+        for k in PlaceKind::ALL {
+            assert_eq!(PlaceKind::parse(k.as_str()), Some(*k));
+        }
+        for k in PointKind::ALL {
+            assert_eq!(PointKind::parse(k.as_str()), Some(*k));
+        }
+        assert_eq!(PaymentMethod::parse("bitcoin"), None);
+        assert!(PaymentMethod::Cash == "cash");
+        assert_eq!(
+            PaymentStatus::initial(PaymentMethod::MobileMoney),
+            PaymentStatus::Pending
+        );
+        assert!(!PaymentStatus::Succeeded.is_open());
+    }
+}
