@@ -2,7 +2,8 @@
 //! hashed with argon2id (OWASP's minimum: 19 MiB, 2 passes) on the blocking pool, so the CPU it
 //! takes by design never stalls the async workers; storage only ever sees the hash.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tianguis_domain::phone::PhoneNumber;
 use tianguis_store::users::{Role, User, UserRow, check_name};
@@ -25,9 +26,9 @@ fn argon() -> Argon2<'static> {
 
 /// Hash a password now, on this thread (demo seeding hashes once for many accounts).
 pub fn hash_password(pw: &str) -> Result<String> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    // A fresh random salt from the operating system for each hash.
     argon()
-        .hash_password(pw.as_bytes(), &salt)
+        .hash_password(pw.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| StoreError::Corrupt(format!("cannot hash password: {e}")))
 }

@@ -135,10 +135,17 @@ pub(crate) mod text {
     }
 }
 
+/// A one-time code of six decimal digits, from the same CSPRNG as tokens.
+pub fn six_digit_code() -> String {
+    use rand::RngExt;
+    format!("{:06}", rand::rng().random_range(0..1_000_000u32))
+}
+
 /// A random URL-safe token of `bytes` random bytes, hex encoded.
 pub fn random_token(bytes: usize) -> String {
-    use rand::RngCore;
+    // ThreadRng: a CSPRNG (ChaCha12) seeded from the operating system and reseeded.
+    use rand::Rng;
     let mut b = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    rand::rng().fill_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

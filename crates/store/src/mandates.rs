@@ -113,10 +113,7 @@ impl Db {
     /// whose hash replaces any earlier one (a retried send gets a new code). None when the
     /// code was used, replaced or expired meanwhile (the text is not worth sending).
     pub async fn issue_phone_code(&self, code_id: i64) -> Result<Option<String>> {
-        let code = {
-            use rand::Rng;
-            format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
-        };
+        let code = crate::six_digit_code();
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
         let r = sqlx::query(

@@ -561,8 +561,7 @@ pub async fn record_event_in(
 
 /// A fresh one-time code for the buyer to give whoever delivers.
 pub async fn issue_delivery_code_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<()> {
-    use rand::Rng;
-    let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+    let code = crate::six_digit_code();
     sqlx::query("UPDATE orders SET delivery_code = $1, delivery_code_failures = 0 WHERE id = $2")
         .bind(code)
         .bind(order_id)
@@ -861,10 +860,10 @@ pub async fn insert_payment_in(
 
 /// A fresh tracking code (8 letters and digits, no look-alikes) for following an order.
 pub fn tracking_code() -> String {
-    use rand::Rng;
+    use rand::RngExt;
     const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
+    let mut rng = rand::rng();
     (0..8)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
 }
