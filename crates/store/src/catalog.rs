@@ -667,7 +667,10 @@ impl Db {
 
     pub async fn product(&self, id: i64) -> Result<Product> {
         let q = format!("SELECT {PRODUCT_COLS} {PRODUCT_FROM} WHERE p.id = $1");
-        let r = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        let r = sqlx::query(crate::sql(q))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         product_from(&r.ok_or(StoreError::NotFound("product"))?)
     }
 
@@ -705,12 +708,12 @@ impl Db {
         let off = param(Bind::I(q.offset.clamp(0, 1_000_000)), &mut binds);
         let list_sql =
             format!("SELECT {PRODUCT_COLS} {sql} ORDER BY p.id DESC LIMIT {lim} OFFSET {off}");
-        let mut cq = sqlx::query(&count_sql);
+        let mut cq = sqlx::query(crate::sql(count_sql));
         for b in &binds[..binds.len() - 2] {
             cq = b.bind(cq);
         }
         let total = row_i64(&cq.fetch_one(&self.pool).await?, "n")?;
-        let mut lq = sqlx::query(&list_sql);
+        let mut lq = sqlx::query(crate::sql(list_sql));
         for b in &binds {
             lq = b.bind(lq);
         }
@@ -822,7 +825,7 @@ impl Db {
             "SELECT {PRODUCT_COLS}, c.quantity AS quantity FROM cart_lines c JOIN products p ON p.id = c.product_id \
              JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id WHERE c.session_id = $1 ORDER BY p.seller_id, p.id"
         );
-        let rows = sqlx::query(&q)
+        let rows = sqlx::query(crate::sql(q))
             .bind(session.to_string())
             .fetch_all(&self.pool)
             .await?;
@@ -845,8 +848,8 @@ enum Bind {
 impl Bind {
     fn bind<'q>(
         &self,
-        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
-    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
         match self {
             Bind::S(s) => q.bind(s.clone()),
             Bind::I(i) => q.bind(*i),

@@ -111,9 +111,9 @@ impl Db {
 
     /// Assignments with their progress: one champion's, or everyone's.
     pub async fn champion_board(&self, champion: Option<i64>) -> Result<Vec<Assignment>> {
-        sqlx::query(&format!(
+        sqlx::query(crate::sql(format!(
             "{SELECT} WHERE ($1 = 0 OR a.champion_id = $1) ORDER BY a.champion_id, a.id"
-        ))
+        )))
         .bind(champion.unwrap_or(0))
         .fetch_all(&self.pool)
         .await?
@@ -129,7 +129,7 @@ impl Db {
             tianguis_domain::policy::Duty::ManageChampions,
         )
         .map_err(crate::denied)?;
-        let r = sqlx::query(&format!("{SELECT} WHERE a.id = $1"))
+        let r = sqlx::query(crate::sql(format!("{SELECT} WHERE a.id = $1")))
             .bind(assignment_id)
             .fetch_optional(&self.pool)
             .await?

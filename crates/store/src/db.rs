@@ -79,7 +79,7 @@ impl<'s> MigrationSource<'s> for Embedded {
                         *v,
                         Cow::Borrowed(*d),
                         MigrationType::Simple,
-                        Cow::Borrowed(*sql),
+                        sqlx::SqlSafeStr::into_sql_str(*sql),
                         false,
                     )
                 })
@@ -252,7 +252,10 @@ impl Db {
 
     /// Run one statement outside any feature (benchmarks, admin tasks).
     pub async fn raw_execute(&self, sql: &str) -> Result<(), StoreError> {
-        sqlx::raw_sql(sql).execute(&self.pool).await?;
+        // Only the operator's own statements (migrations aside): benchmarks, tests, admin tasks.
+        sqlx::raw_sql(crate::sql(sql.to_string()))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -267,7 +267,11 @@ pub async fn job_facts(
     let q = format!(
         "SELECT j.id, j.state, j.attempts, j.order_id, o.pickup_point_id FROM delivery_jobs j JOIN orders o ON o.id = j.order_id WHERE {cond}"
     );
-    let Some(r) = sqlx::query(&q).bind(id).fetch_optional(&mut **tx).await? else {
+    let Some(r) = sqlx::query(crate::sql(q))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
         return Ok(None);
     };
     let state = row_str(&r, "state")?;
@@ -334,7 +338,7 @@ pub async fn lock_load_in(tx: &mut DbTx<'static, Any>, carrier_id: i64) -> Resul
         .bind(carrier_id)
         .execute(&mut **tx)
         .await?;
-    let held = sqlx::query(&format!("SELECT CAST(COALESCE(SUM(parcels), 0) AS BIGINT) AS n FROM delivery_jobs WHERE carrier_id = $1 AND state IN {HELD}"))
+    let held = sqlx::query(crate::sql(format!("SELECT CAST(COALESCE(SUM(parcels), 0) AS BIGINT) AS n FROM delivery_jobs WHERE carrier_id = $1 AND state IN {HELD}")))
         .bind(carrier_id)
         .fetch_one(&mut **tx)
         .await?;
@@ -547,7 +551,7 @@ impl Db {
     }
 
     pub async fn carriers(&self) -> Result<Vec<Carrier>> {
-        sqlx::query(&format!("{CARRIER_SELECT} ORDER BY cr.id"))
+        sqlx::query(crate::sql(format!("{CARRIER_SELECT} ORDER BY cr.id")))
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -556,7 +560,7 @@ impl Db {
     }
 
     pub async fn carrier(&self, id: i64) -> Result<Carrier> {
-        let r = sqlx::query(&format!("{CARRIER_SELECT} WHERE cr.id = $1"))
+        let r = sqlx::query(crate::sql(format!("{CARRIER_SELECT} WHERE cr.id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -566,24 +570,28 @@ impl Db {
 
     /// The carrier this person rides as, if any.
     pub async fn carrier_of(&self, user_id: i64) -> Result<Option<Carrier>> {
-        sqlx::query(&format!("{CARRIER_SELECT} WHERE cr.user_id = $1"))
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(carrier_from)
-            .transpose()
+        sqlx::query(crate::sql(format!(
+            "{CARRIER_SELECT} WHERE cr.user_id = $1"
+        )))
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(carrier_from)
+        .transpose()
     }
 
     async fn jobs_where(&self, cond: &str, bind: i64, limit: i64) -> Result<Vec<DeliveryJob>> {
-        sqlx::query(&format!("{JOB_SELECT} WHERE {cond} ORDER BY j.id LIMIT $2"))
-            .bind(bind)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(job_from)
-            .collect()
+        sqlx::query(crate::sql(format!(
+            "{JOB_SELECT} WHERE {cond} ORDER BY j.id LIMIT $2"
+        )))
+        .bind(bind)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(job_from)
+        .collect()
     }
 
     pub async fn delivery_job(&self, id: i64) -> Result<DeliveryJob> {
@@ -637,7 +645,7 @@ impl Db {
                 500,
             )
             .await?;
-        let done = sqlx::query(&format!("{JOB_SELECT} WHERE j.carrier_id = $1 AND j.state IN ('delivered', 'cancelled') ORDER BY j.updated_at DESC LIMIT 20"))
+        let done = sqlx::query(crate::sql(format!("{JOB_SELECT} WHERE j.carrier_id = $1 AND j.state IN ('delivered', 'cancelled') ORDER BY j.updated_at DESC LIMIT 20")))
             .bind(carrier_id)
             .fetch_all(&self.pool)
             .await?
@@ -649,9 +657,9 @@ impl Db {
 
     /// Every job in a state (officials' view).
     pub async fn delivery_jobs(&self, state: JobState, limit: i64) -> Result<Vec<DeliveryJob>> {
-        sqlx::query(&format!(
+        sqlx::query(crate::sql(format!(
             "{JOB_SELECT} WHERE j.state = $1 ORDER BY j.id DESC LIMIT $2"
-        ))
+        )))
         .bind(state.as_str())
         .bind(limit)
         .fetch_all(&self.pool)
@@ -842,7 +850,7 @@ impl Db {
     }
 
     pub async fn route_plan(&self, id: i64) -> Result<RoutePlan> {
-        let r = sqlx::query(&format!("{PLAN_SELECT} WHERE p.id = $1"))
+        let r = sqlx::query(crate::sql(format!("{PLAN_SELECT} WHERE p.id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -852,9 +860,9 @@ impl Db {
 
     /// A carrier's latest plans.
     pub async fn route_plans_of(&self, carrier_id: i64, limit: i64) -> Result<Vec<RoutePlan>> {
-        sqlx::query(&format!(
+        sqlx::query(crate::sql(format!(
             "{PLAN_SELECT} WHERE p.carrier_id = $1 ORDER BY p.id DESC LIMIT $2"
-        ))
+        )))
         .bind(carrier_id)
         .bind(limit)
         .fetch_all(&self.pool)
@@ -866,9 +874,9 @@ impl Db {
 
     /// Every plan of a day (officials' view).
     pub async fn route_plans_on(&self, day: &str) -> Result<Vec<RoutePlan>> {
-        sqlx::query(&format!(
+        sqlx::query(crate::sql(format!(
             "{PLAN_SELECT} WHERE p.day = $1 ORDER BY p.id DESC LIMIT 500"
-        ))
+        )))
         .bind(day.to_string())
         .fetch_all(&self.pool)
         .await?

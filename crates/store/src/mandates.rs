@@ -299,7 +299,7 @@ impl Db {
     }
 
     pub async fn mandate(&self, id: i64) -> Result<Mandate> {
-        let r = sqlx::query(&format!("{MANDATE_SELECT} WHERE m.id = $1"))
+        let r = sqlx::query(crate::sql(format!("{MANDATE_SELECT} WHERE m.id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -308,9 +308,9 @@ impl Db {
     }
 
     pub async fn mandates_of_agent(&self, agent_id: i64) -> Result<Vec<Mandate>> {
-        sqlx::query(&format!(
+        sqlx::query(crate::sql(format!(
             "{MANDATE_SELECT} WHERE m.agent_id = $1 ORDER BY m.id DESC"
-        ))
+        )))
         .bind(agent_id)
         .fetch_all(&self.pool)
         .await?
@@ -320,9 +320,9 @@ impl Db {
     }
 
     pub async fn mandates_of_seller(&self, seller_id: i64) -> Result<Vec<Mandate>> {
-        sqlx::query(&format!(
+        sqlx::query(crate::sql(format!(
             "{MANDATE_SELECT} WHERE m.seller_id = $1 ORDER BY m.id DESC"
-        ))
+        )))
         .bind(seller_id)
         .fetch_all(&self.pool)
         .await?

@@ -263,7 +263,7 @@ impl Db {
 
     pub async fn order(&self, id: i64) -> Result<Order> {
         let q = format!("{ORDER_SELECT} WHERE o.id = $1");
-        let r = sqlx::query(&q)
+        let r = sqlx::query(crate::sql(q))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -329,7 +329,7 @@ impl Db {
             "{ORDER_SELECT} WHERE ({cond}) AND ($2 = '' OR o.state = $3) ORDER BY o.id DESC LIMIT $4"
         );
         let st = state.map(|s| s.as_str()).unwrap_or("");
-        let rows = sqlx::query(&q)
+        let rows = sqlx::query(crate::sql(q))
             .bind(id)
             .bind(st)
             .bind(st)
@@ -367,7 +367,7 @@ impl Db {
         let q = format!(
             "{ORDER_SELECT} WHERE o.due_at <= $1 AND o.state IN ('placed', 'paid', 'accepted', 'packed', 'shipped') ORDER BY o.due_at LIMIT 500"
         );
-        let rows = sqlx::query(&q)
+        let rows = sqlx::query(crate::sql(q))
             .bind(now + DAY_MS)
             .fetch_all(&self.pool)
             .await?;
@@ -398,7 +398,7 @@ impl Db {
     }
 
     pub async fn payment(&self, id: i64) -> Result<Payment> {
-        let r = sqlx::query(&format!("{PAYMENT_SELECT} WHERE id = $1"))
+        let r = sqlx::query(crate::sql(format!("{PAYMENT_SELECT} WHERE id = $1")))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -407,11 +407,13 @@ impl Db {
     }
 
     pub async fn payment_by_ref(&self, provider_ref: &str) -> Result<Payment> {
-        let r = sqlx::query(&format!("{PAYMENT_SELECT} WHERE provider_ref = $1"))
-            .bind(provider_ref.to_string())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("payment"))?;
+        let r = sqlx::query(crate::sql(format!(
+            "{PAYMENT_SELECT} WHERE provider_ref = $1"
+        )))
+        .bind(provider_ref.to_string())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound("payment"))?;
         payment_from(&r)
     }
 
@@ -627,7 +629,7 @@ pub async fn mark_paid_in(
 }
 
 pub async fn payment_in(tx: &mut DbTx<'static, Any>, payment_id: i64) -> Result<Payment> {
-    let r = sqlx::query(&format!("{PAYMENT_SELECT} WHERE id = $1"))
+    let r = sqlx::query(crate::sql(format!("{PAYMENT_SELECT} WHERE id = $1")))
         .bind(payment_id)
         .fetch_optional(&mut **tx)
         .await?

@@ -92,9 +92,9 @@ pub async fn take_slot(
         .bind(point)
         .execute(&mut **tx)
         .await?;
-    let used = sqlx::query(&format!(
+    let used = sqlx::query(crate::sql(format!(
         "SELECT COUNT(*) AS n FROM orders WHERE pickup_point_id = $1 AND state IN {OCCUPYING}"
-    ))
+    )))
     .bind(point)
     .fetch_one(&mut **tx)
     .await?;
@@ -179,7 +179,7 @@ impl Db {
             "SELECT p.*, (SELECT COUNT(*) FROM orders o WHERE o.pickup_point_id = p.id AND o.state IN {OCCUPYING}) AS used \
              FROM pickup_points p WHERE p.active = 1 ORDER BY p.id"
         );
-        sqlx::query(&q)
+        sqlx::query(crate::sql(q))
             .fetch_all(&self.pool)
             .await?
             .iter()

@@ -301,7 +301,10 @@ impl Db {
         let q = format!(
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id = $1"
         );
-        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(crate::sql(q))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         self.one_with_grants(user_from(&row.ok_or(StoreError::NotFound("user"))?)?)
             .await
     }
@@ -321,7 +324,7 @@ impl Db {
             "SELECT user_id, role, scope_kind, scope_id FROM grants WHERE revoked_at IS NULL AND user_id IN ({}) ORDER BY id",
             ids.join(",")
         );
-        let rows = sqlx::query(&q).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(crate::sql(q)).fetch_all(&self.pool).await?;
         let mut by_user: std::collections::HashMap<i64, Vec<Grant>> = Default::default();
         for r in &rows {
             by_user
@@ -341,7 +344,7 @@ impl Db {
         let q = format!(
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.phone = $1"
         );
-        let row = sqlx::query(&q)
+        let row = sqlx::query(crate::sql(q))
             .bind(phone.as_str().to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -468,7 +471,7 @@ impl Db {
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id IN \
              (SELECT user_id FROM grants WHERE revoked_at IS NULL AND role = $1 AND scope_kind = $2 AND COALESCE(scope_id, -1) = $3) ORDER BY u.id"
         );
-        let users = sqlx::query(&q)
+        let users = sqlx::query(crate::sql(q))
             .bind(g.role.as_str())
             .bind(g.scope.kind())
             .bind(g.scope.id().unwrap_or(-1))
@@ -511,7 +514,7 @@ impl Db {
         let q = format!(
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id ORDER BY u.id LIMIT $1"
         );
-        let users = sqlx::query(&q)
+        let users = sqlx::query(crate::sql(q))
             .bind(limit)
             .fetch_all(&self.pool)
             .await?
@@ -665,7 +668,7 @@ impl Db {
             "SELECT {USER_COLS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
              LEFT JOIN sellers s ON s.user_id = u.id WHERE t.token_hash = $1 AND u.active = 1"
         );
-        let row = sqlx::query(&q)
+        let row = sqlx::query(crate::sql(q))
             .bind(hash_token(token))
             .fetch_optional(&self.pool)
             .await?;

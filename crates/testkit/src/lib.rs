@@ -282,6 +282,22 @@ mod layers {
         assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
+    /// Dynamic SQL is vouched for in one place (`tianguis_store::sql`), never ad hoc.
+    #[test]
+    fn dynamic_sql_is_vouched_for_in_one_place() {
+        let mut wrong = Vec::new();
+        for krate in ["store", "app", "web", "demo", "cli"] {
+            for (path, text) in sources(krate) {
+                let uses = text.matches("AssertSqlSafe").count();
+                let allowed = usize::from(path.ends_with("store/src/lib.rs")) * 3;
+                if uses > allowed {
+                    wrong.push(format!("{}: {uses}", path.display()));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
+    }
+
     /// Persistence per aggregate: a store module uses its own aggregate's modules and the
     /// shared services only. Workflows that span aggregates live in the app's use cases.
     #[test]
