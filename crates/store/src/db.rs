@@ -110,6 +110,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     11 "0011_trust",
     12 "0012_grants",
     13 "0013_queue",
+    14 "0014_rate_windows",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -125,6 +126,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     11 "0011_trust",
     12 "0012_grants",
     13 "0013_queue",
+    14 "0014_rate_windows",
 );
 
 impl Db {

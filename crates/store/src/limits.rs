@@ -1,6 +1,6 @@
 //! Rate limits kept in the database, so every server process behind a load balancer counts the
-//! same events: one `rate_events` row per counted event under a key (a phone, an account, a
-//! client address), counted over a sliding window. Writes go through the write path.
+//! same events: one `rate_counts` row per key (a phone, an account, a client address) and fixed
+//! window, incremented in place. Writes go through the write path.
 
 use crate::{Db, Result, row_i64};
 use sqlx::{Any, Transaction};
@@ -30,6 +30,14 @@ impl Limit {
     }
 }
 
+impl Limit {
+    /// The start of the window `now` falls in.
+    fn window(&self, now: i64) -> i64 {
+        let w = self.window_ms.max(1);
+        now - now.rem_euclid(w)
+    }
+}
+
 /// Whether any limit is reached, read inside the caller's transaction.
 pub async fn reached_in(
     tx: &mut Transaction<'static, Any>,
@@ -37,16 +45,39 @@ pub async fn reached_in(
     now: i64,
 ) -> Result<bool> {
     for l in limits {
-        let r = sqlx::query("SELECT COUNT(*) AS n FROM rate_events WHERE key = $1 AND at > $2")
+        let r = sqlx::query("SELECT n FROM rate_counts WHERE key = $1 AND window_start = $2")
             .bind(l.key.clone())
-            .bind(now - l.window_ms)
-            .fetch_one(&mut **tx)
+            .bind(l.window(now))
+            .fetch_optional(&mut **tx)
             .await?;
-        if row_i64(&r, "n")? >= i64::from(l.max) {
+        if let Some(r) = r
+            && row_i64(&r, "n")? >= i64::from(l.max)
+        {
             return Ok(true);
         }
     }
     Ok(false)
+}
+
+/// Count one event under each limit's key; the counts after it.
+async fn bump_in(
+    tx: &mut Transaction<'static, Any>,
+    limits: &[Limit],
+    now: i64,
+) -> Result<Vec<i64>> {
+    let mut out = Vec::with_capacity(limits.len());
+    for l in limits {
+        let r = sqlx::query(
+            "INSERT INTO rate_counts (key, window_start, n) VALUES ($1, $2, 1) \
+             ON CONFLICT (key, window_start) DO UPDATE SET n = rate_counts.n + 1 RETURNING n",
+        )
+        .bind(l.key.clone())
+        .bind(l.window(now))
+        .fetch_one(&mut **tx)
+        .await?;
+        out.push(row_i64(&r, "n")?);
+    }
+    Ok(out)
 }
 
 /// Count one event under each key, inside the caller's transaction.
@@ -55,28 +86,23 @@ pub async fn record_in(
     limits: &[Limit],
     now: i64,
 ) -> Result<()> {
-    for l in limits {
-        sqlx::query("INSERT INTO rate_events (key, at) VALUES ($1, $2)")
-            .bind(l.key.clone())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-    }
+    bump_in(tx, limits, now).await?;
     Ok(())
 }
 
-/// Take one event from every limit inside the caller's transaction: false (and nothing counted)
-/// when any limit is already reached.
+/// Take one event from every limit inside the caller's transaction: false when any limit is
+/// passed, and then the caller rolls back (the counts go back with everything else). One
+/// statement per limit, whatever the traffic.
 pub async fn take_in(
     tx: &mut Transaction<'static, Any>,
     limits: &[Limit],
     now: i64,
 ) -> Result<bool> {
-    if reached_in(tx, limits, now).await? {
-        return Ok(false);
-    }
-    record_in(tx, limits, now).await?;
-    Ok(true)
+    let counts = bump_in(tx, limits, now).await?;
+    Ok(counts
+        .iter()
+        .zip(limits)
+        .all(|(n, l)| *n <= i64::from(l.max)))
 }
 
 impl Db {
@@ -84,21 +110,27 @@ impl Db {
     pub async fn rate_take(&self, limits: &[Limit]) -> Result<bool> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        let ok = take_in(&mut tx, limits, now).await?;
-        tx.commit().await?;
-        Ok(ok)
+        if take_in(&mut tx, limits, now).await? {
+            tx.commit().await?;
+            Ok(true)
+        } else {
+            tx.rollback().await?;
+            Ok(false)
+        }
     }
 
     /// Whether any limit is reached, without counting (for limits on failures only).
     pub async fn rate_reached(&self, limits: &[Limit]) -> Result<bool> {
         let now = self.now_ms();
         for l in limits {
-            let r = sqlx::query("SELECT COUNT(*) AS n FROM rate_events WHERE key = $1 AND at > $2")
+            let r = sqlx::query("SELECT n FROM rate_counts WHERE key = $1 AND window_start = $2")
                 .bind(l.key.clone())
-                .bind(now - l.window_ms)
-                .fetch_one(&self.pool)
+                .bind(l.window(now))
+                .fetch_optional(&self.pool)
                 .await?;
-            if row_i64(&r, "n")? >= i64::from(l.max) {
+            if let Some(r) = r
+                && row_i64(&r, "n")? >= i64::from(l.max)
+            {
                 return Ok(true);
             }
         }
@@ -114,16 +146,30 @@ impl Db {
         Ok(())
     }
 
-    /// Forget events older than a day; returns how many.
+    /// Forget windows older than a day; returns how many.
     pub async fn sweep_rate_events(&self) -> Result<u64> {
         let cutoff = self.now_ms() - 86_400_000;
         let mut tx = self.begin_write().await?;
-        let n = sqlx::query("DELETE FROM rate_events WHERE at < $1")
+        let n = sqlx::query("DELETE FROM rate_counts WHERE window_start < $1")
             .bind(cutoff)
             .execute(&mut *tx)
             .await?
             .rows_affected();
         tx.commit().await?;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Limit;
+
+    #[test]
+    fn windows_are_fixed_and_aligned() {
+        let l = Limit::per_minute("k", 3);
+        assert_eq!(l.window(0), 0);
+        assert_eq!(l.window(59_999), 0);
+        assert_eq!(l.window(60_000), 60_000);
+        assert_eq!(Limit::per_hour("k", 1).window(3_600_001), 3_600_000);
     }
 }

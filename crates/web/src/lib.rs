@@ -37,7 +37,7 @@ pub struct Config {
     pub sim_approve_after_ms: u64,
     /// Failed logins per phone per minute (ten times as many per client address).
     pub login_per_minute: u32,
-    /// Checkouts per account per minute (five times as many per client address).
+    /// Checkouts per account per minute.
     pub checkout_per_minute: u32,
     /// Texted codes and order lookups by code, per client address per minute (they cost money
     /// or can be guessed).
