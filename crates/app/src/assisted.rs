@@ -1,6 +1,8 @@
 //! Assisted commerce at digital centres as use cases: an agent orders for a walk-in buyer (cash
 //! straight into the agent's hands), and takes cash at the counter for an order awaiting it.
 
+use tianguis_domain::kinds::PaymentStatus;
+use tianguis_store::Msg;
 use tianguis_store::limits::Limit;
 use tianguis_store::orders::{CheckoutRequest, CheckoutResult, OnBehalf, PaymentMethod};
 use tianguis_store::users::User;
@@ -83,6 +85,14 @@ pub async fn collect_cash(
     let who = agent.person();
     if !(who.is_admin() || who.agent_at(centre.map(tianguis_domain::ids::PointId))) {
         return Err(StoreError::NotFound("payment"));
+    }
+    // Only a cash payment still waiting for its cash can be collected by hand: a mobile-money
+    // payment is settled by its provider, never by someone saying it was paid.
+    if p.method != PaymentMethod::Cash.as_str() {
+        return Err(StoreError::Invalid(Msg::new("err-cash-only")));
+    }
+    if p.status != PaymentStatus::AwaitingCash.as_str() {
+        return Ok(false);
     }
     crate::orders::payment_succeeded(db, payment_id, Some(agent.id)).await
 }

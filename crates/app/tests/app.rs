@@ -1414,6 +1414,56 @@ async fn pickup_points_offer_free_slots_hand_over_with_the_code_and_send_back_th
                 .is_err(),
             "only its operator checks parcels in"
         );
+        // Who runs the point is a matter of grants: a second operator granted there serves it,
+        // and the grant taken back stops them at once.
+        let admin = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
+                phone: "+52666000999",
+                email: None,
+                name: "Official",
+                password: "password1",
+                role: Role::Admin,
+                place_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let helper = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
+                phone: "+52666000333",
+                email: None,
+                name: "Doña Rosa",
+                password: "password1",
+                role: Role::Buyer,
+                place_id: Some(place),
+            },
+        )
+        .await
+        .unwrap();
+        let g =
+            t.db.grant_role(
+                admin.id,
+                helper.id,
+                tianguis_store::users::Grant::new(
+                    Role::Operator,
+                    tianguis_store::users::GrantScope::Point(tianguis_domain::ids::PointId(near)),
+                )
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        let helper = t.db.user(helper.id).await.unwrap();
+        assert_eq!(t.db.pickup_parcels(&helper).await.unwrap().0.len(), 1);
+        t.db.revoke_grant(admin.id, g).await.unwrap();
+        let helper = t.db.user(helper.id).await.unwrap();
+        assert!(
+            tianguis_app::logistics::check_in(&t.db, &helper, oid)
+                .await
+                .is_err(),
+            "the grant taken back, the counter is closed to them"
+        );
         tianguis_app::logistics::check_in(&t.db, &operator, oid)
             .await
             .unwrap();
@@ -2248,6 +2298,18 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
         .await
         .unwrap();
         assert_eq!(db.payment(res3.payment_id).await.unwrap().status, "pending");
+        // Nobody records a mobile-money payment as cash in hand: only its provider settles it.
+        assert!(matches!(
+            tianguis_app::assisted::collect_cash(db, &agent, res3.payment_id).await,
+            Err(StoreError::Invalid(m)) if m.key == "err-cash-only"
+        ));
+        assert_eq!(db.payment(res3.payment_id).await.unwrap().status, "pending");
+        // Cash already taken is not taken twice.
+        assert!(
+            !tianguis_app::assisted::collect_cash(db, &agent, res.payment_id)
+                .await
+                .unwrap()
+        );
         let on_hand = db.cash_on_hand(agent.id).await.unwrap().minor;
         assert_eq!(
             on_hand,

@@ -418,6 +418,8 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             &[(T::Dispute, Buyer), (T::Resolve, Admin)],
         ),
     ];
+    // Cash is counted by the district office (an official's hand); mobile money by the provider.
+    let office = db.user_by_phone(DEMO_ADMIN_PHONE).await?.id;
     let products = db
         .search(&tianguis_store::catalog::SearchQuery {
             limit: 100,
@@ -445,12 +447,18 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             if n.is_multiple_of(3) && p2.seller_id != p1.seller_id {
                 lines.push((p2.id, 2));
             }
+            let method = if (n + round).is_multiple_of(2) {
+                PaymentMethod::MobileMoney
+            } else {
+                PaymentMethod::Cash
+            };
+            let collector = (method == PaymentMethod::Cash).then_some(office);
             let (res, _) = tianguis_app::orders::checkout(db, &CheckoutRequest {
                     buyer_id: buyer,
                     lines,
                     session_id: None,
                     idempotency_key: format!("demo-{round}-{n}"),
-                    method: if (n + round).is_multiple_of(2) { PaymentMethod::MobileMoney } else { PaymentMethod::Cash },
+                    method,
                     address: "X722+FQ Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
                     phone: "+529510000000".into(),
                     pickup_point_id: None,
@@ -462,7 +470,8 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             for oid in &res.order_ids {
                 for (t, a) in HAPPY[..*prefix].iter().chain(branch.iter()) {
                     if *t == Transition::Pay {
-                        tianguis_app::orders::payment_succeeded(db, res.payment_id, None).await?;
+                        tianguis_app::orders::payment_succeeded(db, res.payment_id, collector)
+                            .await?;
                     } else {
                         let refund = (*t == Transition::Resolve).then_some(1000);
                         tianguis_app::orders::transition(db, *oid, *t, *a, None, "demo", refund)

@@ -162,6 +162,20 @@ impl Person {
     pub fn agent_at(&self, point: Option<PointId>) -> bool {
         point.is_some_and(|p| self.agent_points().any(|a| a == p))
     }
+    /// Whether this person runs the pickup point (an operator's grant there).
+    pub fn operator_at(&self, point: Option<PointId>) -> bool {
+        point.is_some_and(|p| {
+            self.active
+                && self
+                    .grants
+                    .iter()
+                    .any(|g| g.role == Role::Operator && g.scope == GrantScope::Point(p))
+        })
+    }
+    /// Whether this person hands parcels over at the point: its operator, or an agent there.
+    pub fn serves_at(&self, point: Option<PointId>) -> bool {
+        self.operator_at(point) || self.agent_at(point)
+    }
     /// The one centre an agent works at (the first, if several).
     pub fn centre(&self) -> Option<PointId> {
         self.agent_points().next()
@@ -265,9 +279,8 @@ pub struct OrderFacts {
     pub seller_id: SellerId,
     /// The digital centre it was placed at (by an agent), if any.
     pub placed_at: Option<PointId>,
-    /// The pickup point it goes to, if any, and who runs it.
+    /// The pickup point it goes to, if any (who runs it is a matter of grants).
     pub pickup_point: Option<PointId>,
-    pub pickup_operator: Option<UserId>,
     /// The user riding for the carrier holding its delivery job.
     pub courier: Option<UserId>,
 }
@@ -287,7 +300,7 @@ pub fn order_roles(p: &Person, o: &OrderFacts) -> Vec<Actor> {
     if p.id == o.buyer_id {
         v.push(Actor::Buyer);
     }
-    if o.pickup_operator == Some(p.id) || p.agent_at(o.pickup_point) {
+    if p.serves_at(o.pickup_point) {
         v.push(Actor::Collector);
     }
     if o.courier == Some(p.id) {
@@ -415,7 +428,7 @@ pub fn serve_parcel(p: &Person, o: &OrderFacts) -> Result<(), Denied> {
     if o.pickup_point.is_none() {
         return Err(Denied::Hidden("order"));
     }
-    if p.active && (p.is_admin() || o.pickup_operator == Some(p.id) || p.agent_at(o.pickup_point)) {
+    if p.active && (p.is_admin() || p.serves_at(o.pickup_point)) {
         Ok(())
     } else {
         Err(Denied::Hidden("order"))
@@ -485,7 +498,6 @@ mod tests {
         seller_id: SellerId(20),
         placed_at: Some(PointId(7)),
         pickup_point: Some(PointId(8)),
-        pickup_operator: Some(UserId(3)),
         courier: Some(UserId(4)),
     };
 
@@ -553,6 +565,13 @@ mod tests {
         );
         assert!(!may_view_order(&other_agent, &ORDER));
         assert_eq!(order_roles(&operator, &ORDER), vec![Actor::Collector]);
+        let elsewhere = person(3, &[(Role::Operator, GrantScope::Point(PointId(9)))]);
+        assert!(
+            order_roles(&elsewhere, &ORDER).is_empty(),
+            "an operator's grant is for one point"
+        );
+        assert!(serve_parcel(&elsewhere, &ORDER).is_err());
+        assert!(serve_parcel(&operator, &ORDER).is_ok());
         assert_eq!(order_roles(&courier, &ORDER), vec![Actor::Courier]);
         assert_eq!(
             order_actor(&stranger, &ORDER, Transition::Accept, None),

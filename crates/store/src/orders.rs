@@ -130,9 +130,8 @@ pub struct Order {
     pub payment_id: Option<i64>,
     /// The full plus code of the delivery address, when it has one.
     pub plus_code: Option<String>,
-    /// Delivered to a pickup point: which, who runs it, and when the parcel was checked in.
+    /// Delivered to a pickup point: which, and when the parcel was checked in.
     pub pickup_point_id: Option<i64>,
-    pub pickup_operator_id: Option<i64>,
     pub checked_in_at: Option<i64>,
     /// The user riding for the carrier that took the order's delivery job.
     pub courier_user_id: Option<i64>,
@@ -176,9 +175,9 @@ const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS bu
     o.subtotal_minor, o.delivery_minor, o.total_minor, o.currency, o.fee_bps, c.address, c.phone, c.method, \
     (SELECT pm.status FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_status, \
     (SELECT pm.id FROM payments pm WHERE pm.checkout_id = o.checkout_id ORDER BY pm.id DESC LIMIT 1) AS payment_id, \
-    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.pickup_point_id, pp.operator_id AS pickup_operator_id, o.checked_in_at, o.created_at, o.updated_at, c.agent_id, c.centre_id, c.tracking_code, \
+    c.plus_code, o.delivery_code, o.due_at, o.delivered_at, o.pickup_point_id, o.checked_in_at, o.created_at, o.updated_at, c.agent_id, c.centre_id, c.tracking_code, \
     (SELECT cr.user_id FROM delivery_jobs dj JOIN carriers cr ON cr.id = dj.carrier_id WHERE dj.order_id = o.id) AS courier_user_id \
-    FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id LEFT JOIN pickup_points pp ON pp.id = o.pickup_point_id";
+    FROM orders o JOIN users u ON u.id = o.buyer_id JOIN sellers s ON s.id = o.seller_id JOIN checkouts c ON c.id = o.checkout_id";
 
 fn cur(s: &str) -> Result<Currency> {
     Currency::parse(s).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -211,7 +210,6 @@ fn order_from(r: &sqlx::any::AnyRow) -> Result<Order> {
         delivery_code: row_opt_str(r, "delivery_code")?,
         plus_code: row_opt_str(r, "plus_code")?,
         pickup_point_id: row_opt_i64(r, "pickup_point_id")?,
-        pickup_operator_id: row_opt_i64(r, "pickup_operator_id")?,
         courier_user_id: row_opt_i64(r, "courier_user_id")?,
         agent_id: row_opt_i64(r, "agent_id")?,
         centre_id: row_opt_i64(r, "centre_id")?,
@@ -233,7 +231,6 @@ impl Order {
             seller_id: SellerId(self.seller_id),
             placed_at: self.centre_id.map(PointId),
             pickup_point: self.pickup_point_id.map(PointId),
-            pickup_operator: self.pickup_operator_id.map(UserId),
             courier: self.courier_user_id.map(UserId),
         }
     }
@@ -483,9 +480,9 @@ pub async fn move_facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result
 
 /// The policy's facts about an order, read inside the transaction that acts on it.
 pub async fn facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<OrderFacts> {
-    let r = sqlx::query("SELECT o.buyer_id, o.seller_id, c.centre_id, o.pickup_point_id, pp.operator_id, \
+    let r = sqlx::query("SELECT o.buyer_id, o.seller_id, c.centre_id, o.pickup_point_id, \
         (SELECT cr.user_id FROM delivery_jobs dj JOIN carriers cr ON cr.id = dj.carrier_id WHERE dj.order_id = o.id) AS courier_user_id \
-        FROM orders o JOIN checkouts c ON c.id = o.checkout_id LEFT JOIN pickup_points pp ON pp.id = o.pickup_point_id WHERE o.id = $1")
+        FROM orders o JOIN checkouts c ON c.id = o.checkout_id WHERE o.id = $1")
         .bind(order_id)
         .fetch_optional(&mut **tx)
         .await?
@@ -495,7 +492,6 @@ pub async fn facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<Orde
         seller_id: SellerId(row_i64(&r, "seller_id")?),
         placed_at: row_opt_i64(&r, "centre_id")?.map(PointId),
         pickup_point: row_opt_i64(&r, "pickup_point_id")?.map(PointId),
-        pickup_operator: row_opt_i64(&r, "operator_id")?.map(UserId),
         courier: row_opt_i64(&r, "courier_user_id")?.map(UserId),
     })
 }
@@ -618,7 +614,14 @@ pub async fn mark_paid_in(
     collector: Option<i64>,
     now: i64,
 ) -> Result<bool> {
-    let n = sqlx::query("UPDATE payments SET status = 'succeeded', collected_by = $1, updated_at = $2 WHERE id = $3 AND status IN ('pending', 'awaiting_cash')")
+    // Cash in someone's hands settles only a cash payment awaiting it; a provider's word settles
+    // only a payment that is not cash.
+    let guard = if collector.is_some() {
+        "method = 'cash' AND status = 'awaiting_cash'"
+    } else {
+        "method = 'mobile_money' AND status = 'pending'"
+    };
+    let n = sqlx::query(crate::sql(format!("UPDATE payments SET status = 'succeeded', collected_by = $1, updated_at = $2 WHERE id = $3 AND {guard}")))
         .bind(collector)
         .bind(now)
         .bind(payment_id)

@@ -225,10 +225,8 @@ impl Db {
             .await?
             .into_iter()
             .filter(|p| {
-                p.operator_id == Some(user.id)
-                    || user
-                        .person()
-                        .agent_at(Some(tianguis_domain::ids::PointId(p.id)))
+                user.person()
+                    .serves_at(Some(tianguis_domain::ids::PointId(p.id)))
             })
             .map(|p| p.id)
             .collect();

@@ -17,7 +17,7 @@ use tianguis_domain::policy::Duty;
 use tianguis_domain::process::{OrderState, Timing};
 use tianguis_store::Msg;
 use tianguis_store::catalog::{Category, Place};
-use tianguis_store::orders::{Order, Payment, PaymentMethod};
+use tianguis_store::orders::{Order, Payment};
 use tianguis_store::users::User;
 
 pub fn routes() -> Table {
@@ -176,11 +176,7 @@ async fn admin_cash(
     CsrfForm(_f): CsrfForm<CsrfOnly>,
 ) -> R {
     let admin = admin_of(&c)?;
-    let p = s.db.payment(id).await?;
-    if p.method != PaymentMethod::Cash.as_str() {
-        return Err(AppError::bad(Msg::new("err-cash-only")));
-    }
-    tianguis_app::orders::payment_succeeded(&s.db, id, Some(admin.id)).await?;
+    tianguis_app::assisted::collect_cash(&s.db, &admin, id).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
 }
 
