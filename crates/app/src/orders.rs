@@ -413,23 +413,29 @@ pub async fn run_timer(db: &Db, job: &queue::QueuedJob) -> Result<bool> {
     let t = Transition::parse(name)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown timer transition {name}")))?;
     let timing = db.timing().await?;
-    let now = db.now_ms();
-    let mut tx = db.begin_write().await?;
     let m = Move::new(order_id, t, Actor::System).because("timer");
-    let outcome = match engine().apply(&mut tx, now, &timing, &m).await {
-        Ok(_) => "done",
-        Err(StoreError::Process(
-            tianguis_domain::process::ProcessError::NotAllowedFrom { .. }
-            | tianguis_domain::process::ProcessError::WrongPayment { .. },
-        )) => {
-            // The order moved on: nothing to do, and nothing half-done to keep.
-            tx.rollback().await?;
-            tx = db.begin_write().await?;
-            "skipped"
+    // An order changed by someone else between the engine's read and its write is read again:
+    // the second look either applies the move or finds it moved on.
+    let mut attempt = 0;
+    let (mut tx, now, outcome) = loop {
+        attempt += 1;
+        let now = db.now_ms();
+        let mut tx = db.begin_write().await?;
+        match engine().apply(&mut tx, now, &timing, &m).await {
+            Ok(_) => break (tx, now, "done"),
+            Err(StoreError::Process(
+                tianguis_domain::process::ProcessError::NotAllowedFrom { .. }
+                | tianguis_domain::process::ProcessError::WrongPayment { .. },
+            )) => {
+                // The order moved on: nothing to do, and nothing half-done to keep.
+                tx.rollback().await?;
+                break (db.begin_write().await?, now, "skipped");
+            }
+            Err(StoreError::Conflict(_)) if attempt < 3 => tx.rollback().await?,
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
-    if !queue::finish_in(&mut tx, job.id, outcome, now).await? {
+    if !queue::finish_in(&mut tx, job, outcome, now).await? {
         tx.rollback().await?;
         return Ok(false);
     }

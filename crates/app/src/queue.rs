@@ -56,6 +56,16 @@ fn lease_ms(lane: Lane) -> i64 {
     }
 }
 
+/// How many jobs one claim takes. Timers are quick database work and go in batches; a
+/// provider's call or a route plan may take long, so each is claimed just before it runs and
+/// the jobs behind it are not leased while they wait.
+fn batch(lane: Lane) -> i64 {
+    match lane {
+        Lane::Timers => 20,
+        Lane::Providers | Lane::Planner => 1,
+    }
+}
+
 impl Runner {
     /// A runner with the order timer's handler; add the others with [`Runner::handle`].
     pub fn new(worker: &str) -> Runner {
@@ -85,7 +95,7 @@ impl Runner {
         // once) is run in the same round.
         while left > 0 {
             let jobs = db
-                .claim_jobs(lane, &self.worker, left.min(20), lease_ms(lane))
+                .claim_jobs(lane, &self.worker, left.min(batch(lane)), lease_ms(lane))
                 .await?;
             if jobs.is_empty() {
                 break;
@@ -108,11 +118,11 @@ impl Runner {
             };
             match h.run(db, &job).await {
                 Outcome::Done => {
-                    db.finish_job(job.id, "done").await?;
+                    db.finish_job(&job, "done").await?;
                     run.done += 1;
                 }
                 Outcome::Skipped => {
-                    db.finish_job(job.id, "skipped").await?;
+                    db.finish_job(&job, "skipped").await?;
                     run.skipped += 1;
                 }
                 Outcome::Retry(why) => {
@@ -125,7 +135,7 @@ impl Runner {
                 }
                 Outcome::GiveUp(why) => {
                     tracing::warn!(job = job.id, kind = job.kind.as_str(), error = %why, "job given up");
-                    db.give_up(job.id, &why).await?;
+                    db.give_up(&job, &why).await?;
                     run.dead += 1;
                 }
             }
@@ -161,6 +171,8 @@ impl JobHandler for OrderTimer {
                 // Finished in its own transaction (done or skipped), or by another worker.
                 Ok(true) => Outcome::Done,
                 Ok(false) => Outcome::Skipped,
+                // Still changing under it after a few looks: later, not never.
+                Err(e @ tianguis_store::StoreError::Conflict(_)) => Outcome::Retry(e.to_string()),
                 Err(e) if e.is_transient() || e.msg().is_none() => Outcome::Retry(e.to_string()),
                 Err(e) => Outcome::GiveUp(e.to_string()),
             }

@@ -111,6 +111,9 @@ pub struct QueuedJob {
     /// Attempts including this one.
     pub attempts: i64,
     pub max_attempts: i64,
+    /// The worker holding the lease. With `attempts`, the fence: once the lease ran out and
+    /// another worker claimed the job, this claim's finish, retry or give-up changes nothing.
+    pub worker: String,
 }
 
 impl QueuedJob {
@@ -157,19 +160,24 @@ pub async fn enqueue_in(
     row_i64(&r, "id")
 }
 
-/// Finish a claimed job inside the transaction of its effect (`done` or `skipped`), guarded on
-/// it still being pending: false when another worker got there first, and the caller rolls
-/// back. This is what makes a job's effect happen exactly once.
+/// Finish a claimed job inside the transaction of its effect (`done` or `skipped`), fenced on
+/// the claim: false when another worker got there first, and the caller rolls back. This is
+/// what makes a job's effect happen exactly once.
 pub async fn finish_in(
     tx: &mut Transaction<'static, Any>,
-    id: i64,
+    job: &QueuedJob,
     status: &str,
     now: i64,
 ) -> Result<bool> {
-    let n = sqlx::query("UPDATE queue SET status = $1, locked_until = NULL, last_error = NULL, finished_at = $2 WHERE id = $3 AND status = 'pending'")
+    // The fence every change to a claimed job carries: still pending, and still this claim's
+    // (the same worker, the same attempt). A worker whose lease ran out while it worked finds
+    // the job claimed again and changes nothing.
+    let n = sqlx::query("UPDATE queue SET status = $1, locked_until = NULL, locked_by = NULL, last_error = NULL, finished_at = $2 WHERE id = $3 AND status = 'pending' AND locked_by = $4 AND attempts = $5")
         .bind(status.to_string())
         .bind(now)
-        .bind(id)
+        .bind(job.id)
+        .bind(job.worker.clone())
+        .bind(job.attempts)
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -215,8 +223,13 @@ impl Db {
             let max_attempts = row_i64(r, "max_attempts")?;
             if attempts >= max_attempts {
                 // Its last attempt never reported back (the worker died, or it hangs).
-                self.give_up(id, "attempts used up (the last one never finished)")
-                    .await?;
+                self.give_up_unclaimed(
+                    id,
+                    attempts,
+                    now,
+                    "attempts used up (the last one never finished)",
+                )
+                .await?;
                 continue;
             }
             let claimed = sqlx::query("UPDATE queue SET locked_until = $1, locked_by = $2, attempts = attempts + 1 WHERE id = $3 AND status = 'pending' AND (locked_until IS NULL OR locked_until < $4)")
@@ -230,56 +243,86 @@ impl Db {
             if claimed == 0 {
                 continue; // another worker took it
             }
-            let kind = row_str(r, "kind")?;
-            let Some(kind) = Kind::parse(&kind) else {
-                self.give_up(id, &format!("unknown kind {kind}")).await?;
-                continue;
-            };
-            let payload = serde_json::from_str(&row_str(r, "payload")?)
-                .map_err(|e| StoreError::Corrupt(format!("job {id} payload: {e}")))?;
-            out.push(QueuedJob {
+            let mut job = QueuedJob {
                 id,
-                kind,
-                payload,
+                kind: Kind::OrderTimer,
+                payload: serde_json::Value::Null,
                 attempts: attempts + 1,
                 max_attempts,
-            });
+                worker: worker.to_string(),
+            };
+            // A job that cannot be read is given up on the record; the others still run.
+            let kind = row_str(r, "kind")?;
+            let Some(kind) = Kind::parse(&kind) else {
+                self.give_up(&job, &format!("unknown kind {kind}")).await?;
+                continue;
+            };
+            job.kind = kind;
+            match serde_json::from_str(&row_str(r, "payload")?) {
+                Ok(payload) => job.payload = payload,
+                Err(e) => {
+                    self.give_up(&job, &format!("unreadable payload: {e}"))
+                        .await?;
+                    continue;
+                }
+            }
+            out.push(job);
         }
         Ok(out)
     }
 
-    /// Finish a job outside any effect (its work was a call to the outside world).
-    pub async fn finish_job(&self, id: i64, status: &str) -> Result<()> {
+    /// Finish a job outside any effect (its work was a call to the outside world). False when
+    /// the claim was no longer this worker's.
+    pub async fn finish_job(&self, job: &QueuedJob, status: &str) -> Result<bool> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        finish_in(&mut tx, id, status, now).await?;
+        let done = finish_in(&mut tx, job, status, now).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(done)
     }
 
     /// A job failed in a way that may pass: try again after its backoff, or give it up when its
     /// attempts are used. Returns true when it was given up.
     pub async fn retry_job(&self, job: &QueuedJob, error: &str) -> Result<bool> {
         if job.attempts >= job.max_attempts {
-            self.give_up(job.id, error).await?;
+            self.give_up(job, error).await?;
             return Ok(true);
         }
         let delay = backoff(job.kind.backoff_ms(), job.attempts);
-        sqlx::query("UPDATE queue SET locked_until = NULL, locked_by = NULL, last_error = $1, run_at = $2 WHERE id = $3 AND status = 'pending'")
+        sqlx::query("UPDATE queue SET locked_until = NULL, locked_by = NULL, last_error = $1, run_at = $2 WHERE id = $3 AND status = 'pending' AND locked_by = $4 AND attempts = $5")
             .bind(error.chars().take(500).collect::<String>())
             .bind(self.now_ms() + delay)
             .bind(job.id)
+            .bind(job.worker.clone())
+            .bind(job.attempts)
             .execute(&self.write)
             .await?;
         Ok(false)
     }
 
-    /// Give a job up: dead, with the reason, for an official to see.
-    pub async fn give_up(&self, id: i64, error: &str) -> Result<()> {
-        sqlx::query("UPDATE queue SET status = 'dead', locked_until = NULL, last_error = $1, finished_at = $2 WHERE id = $3 AND status = 'pending'")
+    /// Give a claimed job up: dead, with the reason, for an official to see (fenced on the
+    /// claim, like finishing it).
+    pub async fn give_up(&self, job: &QueuedJob, error: &str) -> Result<()> {
+        sqlx::query("UPDATE queue SET status = 'dead', locked_until = NULL, locked_by = NULL, last_error = $1, finished_at = $2 WHERE id = $3 AND status = 'pending' AND locked_by = $4 AND attempts = $5")
             .bind(error.chars().take(500).collect::<String>())
             .bind(self.now_ms())
+            .bind(job.id)
+            .bind(job.worker.clone())
+            .bind(job.attempts)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Give up a job nobody holds (its last lease ran out): guarded on the attempts seen and
+    /// the lease still being out, so a claim made meanwhile is left alone.
+    async fn give_up_unclaimed(&self, id: i64, attempts: i64, now: i64, error: &str) -> Result<()> {
+        sqlx::query("UPDATE queue SET status = 'dead', locked_until = NULL, locked_by = NULL, last_error = $1, finished_at = $2 WHERE id = $3 AND status = 'pending' AND attempts = $4 AND (locked_until IS NULL OR locked_until < $5)")
+            .bind(error.to_string())
+            .bind(now)
             .bind(id)
+            .bind(attempts)
+            .bind(now)
             .execute(&self.write)
             .await?;
         Ok(())
@@ -287,7 +330,7 @@ impl Db {
 
     /// An official sends a dead job round again, with its attempts renewed.
     pub async fn requeue(&self, id: i64) -> Result<()> {
-        let n = sqlx::query("UPDATE queue SET status = 'pending', attempts = 0, run_at = $1, locked_until = NULL, finished_at = NULL WHERE id = $2 AND status = 'dead'")
+        let n = sqlx::query("UPDATE queue SET status = 'pending', attempts = 0, run_at = $1, locked_until = NULL, locked_by = NULL, finished_at = NULL WHERE id = $2 AND status = 'dead'")
             .bind(self.now_ms())
             .bind(id)
             .execute(&self.write)

@@ -90,10 +90,59 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
             .find(|j| j.id == sms)
             .unwrap();
         assert_eq!(back.attempts, 1);
-        db.finish_job(back.id, "done").await.unwrap();
+        db.finish_job(&back, "done").await.unwrap();
         assert_eq!(db.jobs_in("done", 10).await.unwrap().len(), 1);
         // Finishing is guarded: a second finish changes nothing.
-        db.finish_job(back.id, "skipped").await.unwrap();
+        assert!(!db.finish_job(&back, "skipped").await.unwrap());
         assert_eq!(db.jobs_in("done", 10).await.unwrap()[0].status, "done");
+
+        // A worker whose lease ran out while it worked is fenced off: the job was claimed
+        // again, and the stale claim's finish, retry and give-up change nothing.
+        let slow = db
+            .enqueue(Kind::RoutePlan, serde_json::json!({"plan_id": 2}), db.now_ms())
+            .await
+            .unwrap();
+        let stale = db.claim_jobs(Lane::Planner, "e", 1, 1000).await.unwrap();
+        assert_eq!(stale[0].id, slow);
+        db.clock.advance(Duration::from_millis(1500));
+        let fresh = db
+            .claim_jobs(Lane::Planner, "f", 1, 60_000)
+            .await
+            .unwrap();
+        assert_eq!((fresh[0].id, fresh[0].attempts), (slow, 2));
+        assert!(!db.finish_job(&stale[0], "done").await.unwrap());
+        assert!(!db.retry_job(&stale[0], "late").await.unwrap());
+        db.give_up(&stale[0], "late").await.unwrap();
+        assert!(
+            db.claim_jobs(Lane::Planner, "g", 1, 1000)
+                .await
+                .unwrap()
+                .is_empty(),
+            "still leased to f"
+        );
+        assert_eq!(db.jobs_in("dead", 10).await.unwrap().len(), 0);
+        assert!(db.finish_job(&fresh[0], "done").await.unwrap());
+        assert_eq!(db.jobs_in("done", 10).await.unwrap().len(), 2);
+
+        // A job whose payload cannot be read is given up on the record, and the rest still run.
+        let bad = db
+            .enqueue(Kind::RoutePlan, serde_json::json!({"plan_id": 3}), db.now_ms())
+            .await
+            .unwrap();
+        let good = db
+            .enqueue(Kind::RoutePlan, serde_json::json!({"plan_id": 4}), db.now_ms())
+            .await
+            .unwrap();
+        db.raw_execute(
+            "UPDATE queue SET payload = 'not json' WHERE id = (SELECT MAX(id) - 1 FROM queue)",
+        )
+        .await
+        .unwrap();
+        let got = db.claim_jobs(Lane::Planner, "h", 5, 1000).await.unwrap();
+        assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![good]);
+        let dead = db.jobs_in("dead", 10).await.unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].id, bad);
+        assert!(dead[0].last_error.as_deref().unwrap().contains("payload"));
     }
 }
