@@ -14,6 +14,7 @@ use tianguis_domain::policy;
 use tianguis_domain::process::{Actor, OrderState, Timer, Transition};
 use tianguis_store::catalog;
 use tianguis_store::limits;
+use tianguis_store::mandates;
 use tianguis_store::orders::{
     self, CheckoutRequest, CheckoutResult, NewCheckout, NewOrder, PaymentMethod,
 };
@@ -290,18 +291,18 @@ pub async fn act(
     refund_minor: Option<i64>,
 ) -> Result<OrderState> {
     let order_id = i64::from(order_id.into());
-    let order = db.order(order_id).await?;
-    let mandate = if user.is(Role::Agent) {
-        db.mandate_for(user, order.seller_id, |s| s.orders).await?
-    } else {
-        None
-    };
     let timing = db.timing().await?;
-    let (state, actor) = retrying(|| async {
+    retrying(|| async {
         let now = db.now_ms();
         let mut tx = db.begin_write().await?;
         let person = users::person_in(&mut tx, user.id).await?;
         let facts = orders::facts_in(&mut tx, order_id).await?;
+        // The mandate as it stands now, and the act logged on it in the same transaction.
+        let mandate = if person.has(Role::Agent) {
+            mandates::mandate_for_in(&mut tx, user.id, facts.seller_id.0, |s| s.orders).await?
+        } else {
+            None
+        };
         let actor = policy::order_actor(&person, &facts, t, mandate.as_ref().map(|m| m.scope))
             .map_err(tianguis_store::denied)?;
         let m = Move::new(order_id, t, actor)
@@ -309,18 +310,24 @@ pub async fn act(
             .because(reason)
             .refunding(refund_minor);
         let state = engine().apply(&mut tx, now, &timing, &m).await?;
-        tx.commit().await?;
-        Ok((state, actor))
-    })
-    .await?;
-    if let Some(m) = &mandate
-        && actor == Actor::Seller
-        && user.seller_id != Some(order.seller_id)
-    {
-        db.log_mandate(m.id, user.id, t.as_str(), &format!("order {order_id}"))
+        if let Some(md) = &mandate
+            && actor == Actor::Seller
+            && person.seller_id != Some(facts.seller_id)
+        {
+            mandates::log_in(
+                &mut tx,
+                md.id,
+                Some(user.id),
+                t.as_str(),
+                &format!("order {order_id}"),
+                now,
+            )
             .await?;
-    }
-    Ok(state)
+        }
+        tx.commit().await?;
+        Ok(state)
+    })
+    .await
 }
 
 /// Take a transition as `actor` (already authorised by the caller: the seller's own tools,
@@ -363,9 +370,9 @@ pub async fn deliver_with_code(
     let order_id = i64::from(order_id.into());
     let timing = db.timing().await?;
     let now = db.now_ms();
+    // Everything it decides on is read inside the transaction that records it.
     let mut tx = db.begin_write().await?;
-    let order = db.order(order_id).await?;
-    let t = if order.method == PaymentMethod::CashOnDelivery {
+    let t = if orders::move_facts_in(&mut tx, order_id).await?.on_delivery {
         Transition::CollectOnDelivery
     } else {
         Transition::DeliverWithCode
@@ -373,11 +380,15 @@ pub async fn deliver_with_code(
     let person = users::person_in(&mut tx, user.id).await?;
     let facts = orders::facts_in(&mut tx, order_id).await?;
     let actor = policy::delivery_actor(&person, &facts, t).map_err(tianguis_store::denied)?;
-    if order.pickup_point_id.is_some() && order.checked_in_at.is_none() {
+    let orders::CodeFacts {
+        code: expected,
+        failures,
+        checked_in_at,
+    } = orders::delivery_code_in(&mut tx, order_id).await?;
+    if facts.pickup_point.is_some() && checked_in_at.is_none() {
         // A parcel is handed over at the point only after it was checked in there.
         return Err(StoreError::Conflict(Msg::new("err-pickup-not-checked-in")));
     }
-    let (expected, failures) = orders::delivery_code_in(&mut tx, order_id).await?;
     let Some(expected) = expected else {
         return Err(StoreError::Conflict(Msg::new("err-order-changed")));
     };

@@ -120,12 +120,16 @@ async fn set_password_with_code(
 ) -> Result<User> {
     let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
     check_password(password)?;
-    let user = db.user_by_phone(phone.as_str()).await?;
+    // No such account, or not one in this state: the same answer as no code sent, so nothing
+    // is learnt about who has an account.
+    let no_code = || StoreError::Invalid(tianguis_domain::mandate::CodeError::Expired.msg());
+    let user = match db.user_by_phone(phone.as_str()).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound(_)) => return Err(no_code()),
+        Err(e) => return Err(e),
+    };
     if user.has_password != has_password {
-        // The same answer as no code sent: nothing to learn about the account.
-        return Err(StoreError::Invalid(
-            tianguis_domain::mandate::CodeError::Expired.msg(),
-        ));
+        return Err(no_code());
     }
     db.use_phone_code(purpose, phone.as_str(), code).await?;
     let hash = hash_blocking(password).await?;

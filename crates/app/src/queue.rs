@@ -24,6 +24,22 @@ pub enum Outcome {
     GiveUp(String),
 }
 
+impl Outcome {
+    /// A job's failure by what went wrong: the database or a lock (it may pass) is tried again,
+    /// and so is an order that changed under it; a refusal (not found, not allowed, invalid)
+    /// will not change by waiting and is given up.
+    pub fn from_error(e: &tianguis_store::StoreError) -> Outcome {
+        if e.is_transient()
+            || e.msg().is_none()
+            || matches!(e, tianguis_store::StoreError::Conflict(_))
+        {
+            Outcome::Retry(e.to_string())
+        } else {
+            Outcome::GiveUp(e.to_string())
+        }
+    }
+}
+
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
 /// Does the work of one kind of job.
@@ -172,9 +188,7 @@ impl JobHandler for OrderTimer {
                 Ok(true) => Outcome::Done,
                 Ok(false) => Outcome::Skipped,
                 // Still changing under it after a few looks: later, not never.
-                Err(e @ tianguis_store::StoreError::Conflict(_)) => Outcome::Retry(e.to_string()),
-                Err(e) if e.is_transient() || e.msg().is_none() => Outcome::Retry(e.to_string()),
-                Err(e) => Outcome::GiveUp(e.to_string()),
+                Err(e) => Outcome::from_error(&e),
             }
         })
     }

@@ -2686,6 +2686,17 @@ async fn an_agent_onboards_sellers_only_with_consent_and_within_the_mandate() {
                 .await
                 .is_err()
         );
+        // A phone with no account gets the answer a wrong code gets: nothing to learn.
+        let (ghost, known) = (
+            tianguis_app::people::reset_password(db, "+52999299999", "123456", "mi-clave-nueva")
+                .await,
+            tianguis_app::people::reset_password(db, "+52999200002", "123456", "mi-clave-nueva")
+                .await,
+        );
+        assert!(
+            matches!((&ghost, &known), (Err(StoreError::Invalid(a)), Err(StoreError::Invalid(b))) if a.key == b.key),
+            "{ghost:?} / {known:?}"
+        );
         tianguis_app::people::claim_account(db, "+52999200002", &code, "mi-clave-nueva")
             .await
             .unwrap();

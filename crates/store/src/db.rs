@@ -111,6 +111,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     12 "0012_grants",
     13 "0013_queue",
     14 "0014_rate_windows",
+    15 "0015_momo_in_flight",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -127,6 +128,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     12 "0012_grants",
     13 "0013_queue",
     14 "0014_rate_windows",
+    15 "0015_momo_in_flight",
 );
 
 impl Db {

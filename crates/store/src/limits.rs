@@ -38,27 +38,6 @@ impl Limit {
     }
 }
 
-/// Whether any limit is reached, read inside the caller's transaction.
-pub async fn reached_in(
-    tx: &mut Transaction<'static, Any>,
-    limits: &[Limit],
-    now: i64,
-) -> Result<bool> {
-    for l in limits {
-        let r = sqlx::query("SELECT n FROM rate_counts WHERE key = $1 AND window_start = $2")
-            .bind(l.key.clone())
-            .bind(l.window(now))
-            .fetch_optional(&mut **tx)
-            .await?;
-        if let Some(r) = r
-            && row_i64(&r, "n")? >= i64::from(l.max)
-        {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
 /// Count one event under each limit's key; the counts after it.
 async fn bump_in(
     tx: &mut Transaction<'static, Any>,
@@ -78,16 +57,6 @@ async fn bump_in(
         out.push(row_i64(&r, "n")?);
     }
     Ok(out)
-}
-
-/// Count one event under each key, inside the caller's transaction.
-pub async fn record_in(
-    tx: &mut Transaction<'static, Any>,
-    limits: &[Limit],
-    now: i64,
-) -> Result<()> {
-    bump_in(tx, limits, now).await?;
-    Ok(())
 }
 
 /// Take one event from every limit inside the caller's transaction: false when any limit is
@@ -119,29 +88,33 @@ impl Db {
         }
     }
 
-    /// Whether any limit is reached, without counting (for limits on failures only).
-    pub async fn rate_reached(&self, limits: &[Limit]) -> Result<bool> {
-        let now = self.now_ms();
-        for l in limits {
-            let r = sqlx::query("SELECT n FROM rate_counts WHERE key = $1 AND window_start = $2")
-                .bind(l.key.clone())
-                .bind(l.window(now))
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(r) = r
-                && row_i64(&r, "n")? >= i64::from(l.max)
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// Count one event under each limit's key (a failed login, say).
-    pub async fn rate_record(&self, limits: &[Limit]) -> Result<()> {
+    /// Take one event from every limit, as [`Db::rate_take`], and say when it was counted, so
+    /// an attempt that turns out well can be given back ([`Db::rate_give_back`]). None when a
+    /// limit is reached (nothing counted).
+    pub async fn rate_attempt(&self, limits: &[Limit]) -> Result<Option<i64>> {
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        record_in(&mut tx, limits, now).await?;
+        if take_in(&mut tx, limits, now).await? {
+            tx.commit().await?;
+            Ok(Some(now))
+        } else {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+
+    /// Uncount an event taken at `taken_at` (in the window it was counted in).
+    pub async fn rate_give_back(&self, limits: &[Limit], taken_at: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for l in limits {
+            sqlx::query(
+                "UPDATE rate_counts SET n = n - 1 WHERE key = $1 AND window_start = $2 AND n > 0",
+            )
+            .bind(l.key.clone())
+            .bind(l.window(taken_at))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

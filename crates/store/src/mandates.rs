@@ -260,7 +260,7 @@ impl Db {
             .fetch_one(&mut *tx)
             .await?;
         let id = row_i64(&r, "id")?;
-        log(
+        log_in(
             &mut tx,
             id,
             Some(agent.id),
@@ -348,7 +348,7 @@ impl Db {
             .find(|m| m.seller_id == seller_id && m.active() && need(&m.scope)))
     }
 
-    /// Record what an agent did under a mandate.
+    /// Record what an agent did under a mandate (in its own transaction).
     pub async fn log_mandate(
         &self,
         mandate_id: i64,
@@ -357,7 +357,7 @@ impl Db {
         detail: &str,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        log(
+        log_in(
             &mut tx,
             mandate_id,
             Some(actor),
@@ -410,7 +410,7 @@ impl Db {
         if n == 0 {
             return Err(StoreError::Conflict(Msg::new("err-mandate-revoked")));
         }
-        log(&mut tx, mandate_id, Some(user.id), "revoked", "", now).await?;
+        log_in(&mut tx, mandate_id, Some(user.id), "revoked", "", now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -433,7 +433,32 @@ impl Db {
     }
 }
 
-async fn log(
+/// The agent's active mandate over this seller that allows `need`, read inside the caller's
+/// transaction (a mandate revoked a moment ago no longer counts).
+pub async fn mandate_for_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    agent_id: i64,
+    seller_id: i64,
+    need: impl Fn(&Scope) -> bool,
+) -> Result<Option<Mandate>> {
+    let rows = sqlx::query(crate::sql(format!(
+        "{MANDATE_SELECT} WHERE m.agent_id = $1 AND m.seller_id = $2 AND m.revoked_at IS NULL ORDER BY m.id DESC"
+    )))
+    .bind(agent_id)
+    .bind(seller_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in &rows {
+        let m = mandate_from(r)?;
+        if m.active() && need(&m.scope) {
+            return Ok(Some(m));
+        }
+    }
+    Ok(None)
+}
+
+/// Record what an agent did under a mandate, inside the transaction of the act itself.
+pub async fn log_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     mandate_id: i64,
     actor: Option<i64>,

@@ -581,19 +581,30 @@ pub async fn lines_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<Vec<
     .collect()
 }
 
-/// The buyer's one-time code as stored and the wrong tries so far.
-pub async fn delivery_code_in(
-    tx: &mut DbTx<'static, Any>,
-    order_id: i64,
-) -> Result<(Option<String>, i64)> {
-    let r = sqlx::query("SELECT delivery_code, delivery_code_failures FROM orders WHERE id = $1")
-        .bind(order_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok((
-        row_opt_str(&r, "delivery_code")?,
-        row_i64(&r, "delivery_code_failures")?,
-    ))
+/// What a hand-over with the buyer's code checks, read inside its transaction.
+#[derive(Debug, Clone)]
+pub struct CodeFacts {
+    /// The one-time code as stored (None once used or never issued).
+    pub code: Option<String>,
+    /// Wrong tries so far.
+    pub failures: i64,
+    /// When the parcel was checked in at its pickup point, if it was.
+    pub checked_in_at: Option<i64>,
+}
+
+pub async fn delivery_code_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<CodeFacts> {
+    let r = sqlx::query(
+        "SELECT delivery_code, delivery_code_failures, checked_in_at FROM orders WHERE id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("order"))?;
+    Ok(CodeFacts {
+        code: row_opt_str(&r, "delivery_code")?,
+        failures: row_i64(&r, "delivery_code_failures")?,
+        checked_in_at: row_opt_i64(&r, "checked_in_at")?,
+    })
 }
 
 pub async fn count_code_failure_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<()> {

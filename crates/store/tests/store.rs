@@ -99,16 +99,17 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
         // A worker whose lease ran out while it worked is fenced off: the job was claimed
         // again, and the stale claim's finish, retry and give-up change nothing.
         let slow = db
-            .enqueue(Kind::RoutePlan, serde_json::json!({"plan_id": 2}), db.now_ms())
+            .enqueue(
+                Kind::RoutePlan,
+                serde_json::json!({"plan_id": 2}),
+                db.now_ms(),
+            )
             .await
             .unwrap();
         let stale = db.claim_jobs(Lane::Planner, "e", 1, 1000).await.unwrap();
         assert_eq!(stale[0].id, slow);
         db.clock.advance(Duration::from_millis(1500));
-        let fresh = db
-            .claim_jobs(Lane::Planner, "f", 1, 60_000)
-            .await
-            .unwrap();
+        let fresh = db.claim_jobs(Lane::Planner, "f", 1, 60_000).await.unwrap();
         assert_eq!((fresh[0].id, fresh[0].attempts), (slow, 2));
         assert!(!db.finish_job(&stale[0], "done").await.unwrap());
         assert!(!db.retry_job(&stale[0], "late").await.unwrap());
@@ -126,11 +127,19 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
 
         // A job whose payload cannot be read is given up on the record, and the rest still run.
         let bad = db
-            .enqueue(Kind::RoutePlan, serde_json::json!({"plan_id": 3}), db.now_ms())
+            .enqueue(
+                Kind::RoutePlan,
+                serde_json::json!({"plan_id": 3}),
+                db.now_ms(),
+            )
             .await
             .unwrap();
         let good = db
-            .enqueue(Kind::RoutePlan, serde_json::json!({"plan_id": 4}), db.now_ms())
+            .enqueue(
+                Kind::RoutePlan,
+                serde_json::json!({"plan_id": 4}),
+                db.now_ms(),
+            )
             .await
             .unwrap();
         db.raw_execute(

@@ -23,11 +23,16 @@ pub fn client_ip(peer: IpAddr, header: Option<&str>, trusted: &[IpAddr]) -> IpAd
     }
     let Some(h) = header else { return peer };
     // X-Forwarded-For: client, proxy1, proxy2 (each proxy appends the address it saw).
-    h.split(',')
-        .rev()
-        .filter_map(|p| p.trim().parse::<IpAddr>().ok())
-        .find(|ip| !trusted.contains(ip))
-        .unwrap_or(peer)
+    // Read from the right, where the trusted proxies wrote; what cannot be read ends the
+    // walk (everything to its left could be the client's own writing).
+    for part in h.split(',').rev() {
+        match part.trim().parse::<IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => continue,
+            Ok(ip) => return ip,
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 impl FromRequestParts<AppState> for ClientIp {
@@ -38,13 +43,23 @@ impl FromRequestParts<AppState> for ClientIp {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        let header = s
-            .config
-            .client_ip_header
-            .as_deref()
-            .and_then(|name| parts.headers.get(name))
-            .and_then(|v| v.to_str().ok());
-        Ok(ClientIp(client_ip(peer, header, &s.config.trusted_proxies)))
+        // A header sent several times counts as one list, in order: the last proxy's
+        // addition is the last value, which a client cannot write after.
+        let header = s.config.client_ip_header.as_deref().map(|name| {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap_or("invalid"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        let header = header.filter(|h| !h.is_empty());
+        Ok(ClientIp(client_ip(
+            peer,
+            header.as_deref(),
+            &s.config.trusted_proxies,
+        )))
     }
 }
 
@@ -116,13 +131,10 @@ pub async fn take(s: &AppState, limits: &[Limit]) -> Result<(), AppError> {
     }
 }
 
-/// Refuse with 429 when a limit on failures is already reached (nothing counted).
-pub async fn not_reached(s: &AppState, limits: &[Limit]) -> Result<(), AppError> {
-    if s.db.rate_reached(limits).await? {
-        Err(limited())
-    } else {
-        Ok(())
-    }
+/// Take one event from every limit on failures before trying (refused with 429 when one is
+/// reached); the moment it was counted, to give it back if the attempt succeeds.
+pub async fn attempt(s: &AppState, limits: &[Limit]) -> Result<i64, AppError> {
+    s.db.rate_attempt(limits).await?.ok_or_else(limited)
 }
 
 #[cfg(test)]
@@ -159,5 +171,15 @@ mod tests {
         // A trusted proxy that sent no header, or garbage: the proxy itself.
         assert_eq!(client_ip(proxy, None, &[proxy]), proxy);
         assert_eq!(client_ip(proxy, Some("nonsense"), &[proxy]), proxy);
+        assert_eq!(
+            client_ip(proxy, Some("6.6.6.6, nonsense"), &[proxy]),
+            proxy,
+            "nothing left of an unreadable entry is believed"
+        );
+        // The header sent twice is read as one list (the last value is the proxy's).
+        assert_eq!(
+            client_ip(proxy, Some("6.6.6.6,198.51.100.7"), &[proxy]),
+            ip("198.51.100.7")
+        );
     }
 }

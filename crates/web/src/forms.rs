@@ -51,12 +51,7 @@ async fn check(req: Request) -> Result<Request, AppError> {
             return Err(refused(&f));
         }
     }
-    let urlencoded = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !urlencoded {
+    if !is_urlencoded(req.headers()) {
         return Ok(req);
     }
     let (parts, body) = req.into_parts();
@@ -73,6 +68,17 @@ async fn check(req: Request) -> Result<Request, AppError> {
         return Err(refused(&f));
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// Whether the body is an urlencoded form (the media type is case-insensitive).
+fn is_urlencoded(h: &axum::http::HeaderMap) -> bool {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 fn percent_decode(s: &[u8]) -> Vec<u8> {
@@ -153,10 +159,21 @@ impl<T: DeserializeOwned> FromRequest<AppState> for CsrfForm<T> {
             .get::<Ctx>()
             .cloned()
             .ok_or_else(|| AppError::Internal("no page context".into()))?;
+        // The form is read here whatever the guard in front did: only an urlencoded body, and
+        // every field held to the rule on characters.
+        if !is_urlencoded(req.headers()) {
+            return Err(AppError::Raw(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "expected a form (application/x-www-form-urlencoded)".into(),
+            ));
+        }
         let bytes = Bytes::from_request(req, s)
             .await
             .map_err(|e| AppError::Raw(e.status(), e.body_text()))?;
         let pairs = form_urlencoded(&bytes);
+        if let Some(f) = bad_field(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+            return Err(refused(&f));
+        }
         let token = pairs
             .iter()
             .find(|(k, _)| k == "csrf")

@@ -145,12 +145,25 @@ impl tianguis_app::queue::JobHandler for RequestJob {
             let p = match job.id_in("payment_id") {
                 Ok(id) => match db.payment(id).await {
                     Ok(p) => p,
-                    Err(e) => return Outcome::GiveUp(e.to_string()),
+                    Err(e) => return Outcome::from_error(&e),
                 },
                 Err(e) => return Outcome::GiveUp(e.to_string()),
             };
             if p.status != "pending" || p.provider_ref.is_some() {
                 return Outcome::Skipped;
+            }
+            // Orders that expired (or were cancelled) while the provider was out of reach are
+            // not charged for.
+            match db.checkout_orders(p.checkout_id).await {
+                Ok(os)
+                    if !os
+                        .iter()
+                        .any(|o| o.state == tianguis_domain::process::OrderState::Placed) =>
+                {
+                    return Outcome::Skipped;
+                }
+                Ok(_) => {}
+                Err(e) => return Outcome::from_error(&e),
             }
             let req = PaymentRequest {
                 reference: format!("tianguis-payment-{}", p.id),
@@ -191,7 +204,7 @@ impl tianguis_app::queue::JobHandler for StatusJob {
             let p = match job.id_in("payment_id") {
                 Ok(id) => match db.payment(id).await {
                     Ok(p) => p,
-                    Err(e) => return Outcome::GiveUp(e.to_string()),
+                    Err(e) => return Outcome::from_error(&e),
                 },
                 Err(e) => return Outcome::GiveUp(e.to_string()),
             };

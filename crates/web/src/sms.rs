@@ -227,7 +227,7 @@ impl tianguis_app::queue::JobHandler for SmsJob {
             let m = match job.id_in("outbox_id") {
                 Ok(id) => match db.outbox_message(id).await {
                     Ok(m) => m,
-                    Err(e) => return Outcome::GiveUp(e.to_string()),
+                    Err(e) => return Outcome::from_error(&e),
                 },
                 Err(e) => return Outcome::GiveUp(e.to_string()),
             };
@@ -265,7 +265,12 @@ impl tianguis_app::queue::JobHandler for SmsJob {
             match self.gateway.send(&m.to_phone, &text).await {
                 Ok(id) => match db.outbox_sent(m.id, &id).await {
                     Ok(()) => Outcome::Done,
-                    Err(e) => Outcome::Retry(e.to_string()),
+                    Err(e) => {
+                        // The gateway took it: sending again would text the person twice.
+                        // The row stays unsent on the record; the job is done.
+                        tracing::warn!(outbox = m.id, gateway_id = %id, error = %e, "text sent but not recorded as sent");
+                        Outcome::Done
+                    }
                 },
                 Err(e) => {
                     // A number the gateway calls invalid will not become valid.

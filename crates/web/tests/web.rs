@@ -1561,6 +1561,34 @@ async fn login_is_rate_limited_and_rotates_the_session() {
         );
     }
     assert_eq!(statuses, vec![401, 401, 401, 429]);
+    // Guesses sent all at once are counted all the same (each is counted before its password
+    // is checked), and signing in gives its attempt back: the owner is never locked out by
+    // their own successful logins.
+    let app3 = spawn_on(testdb::sqlite().await, true, |c| c.login_per_minute = 3).await;
+    for _ in 0..5 {
+        Browser::login(&app3.base, "+520000002000").await;
+    }
+    let mut guessers = Vec::new();
+    for _ in 0..8 {
+        let mut g = Browser::new(&app3.base).await;
+        g.get("/login").await;
+        guessers.push(g);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut g in guessers {
+        tasks.spawn(async move {
+            g.post(
+                "/login",
+                &[("phone", "+520000002000"), ("password", "wrong")],
+            )
+            .await
+            .0
+            .as_u16()
+        });
+    }
+    let mut codes = tasks.join_all().await;
+    codes.sort();
+    assert_eq!(codes, vec![401, 401, 401, 429, 429, 429, 429, 429]);
     let app2 = spawn_on(testdb::sqlite().await, true, |_| {}).await;
     let c = reqwest::Client::builder()
         .redirect(Policy::none())
@@ -3922,6 +3950,30 @@ async fn control_characters_are_refused_everywhere_the_same_way() {
             app.db.user_by_phone("+529510001111").await.is_err(),
             "not stored"
         );
+        // However the form's media type is spelled, and a body that is not a form at all is
+        // not read as one.
+        b.get("/signup").await;
+        let body = format!(
+            "name=Ana%00Nul&phone=%2B529510001111&password=segura-123&csrf={}",
+            b.csrf
+        );
+        for (ct, want) in [
+            (
+                "Application/X-WWW-Form-URLEncoded; charset=UTF-8",
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            ("text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ] {
+            let r =
+                b.c.post(format!("{}/signup", app.base))
+                    .header("content-type", ct)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+            assert_eq!(r.status(), want, "{ct}");
+        }
+        assert!(app.db.user_by_phone("+529510001111").await.is_err());
         for path in ["/search?q=caf%00e", "/track/AB%00CDEFG", "/products/%00"] {
             let (s, page) = b.get(path).await;
             assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {page}");

@@ -74,11 +74,14 @@ async fn login(
     CsrfForm(f): CsrfForm<LoginForm>,
 ) -> R {
     // Only failures count, per phone and (more generously) per address: a wrong-password
-    // streak on one account does not lock out the others behind a centre's one address.
+    // streak on one account does not lock out the others behind a centre's one address. The
+    // attempt is counted before the password is checked, so guesses sent all at once are
+    // counted all the same; one that signs in is given back.
     let failures = crate::abuse::login_failures(&s, ip, &f.phone);
-    crate::abuse::not_reached(&s, &failures).await?;
+    let taken_at = crate::abuse::attempt(&s, &failures).await?;
     match tianguis_app::people::authenticate(&s.db, &f.phone, &f.password).await? {
         Some(u) => {
+            s.db.rate_give_back(&failures, taken_at).await?;
             let (id, _) =
                 s.db.rotate_session(c.session_id.as_deref(), Some(u.id), Some(c.t.lang))
                     .await?;
@@ -89,7 +92,6 @@ async fn login(
             ))
         }
         None => {
-            s.db.rate_record(&failures).await?;
             let page = LoginPage {
                 title: c.t.t("login-title"),
                 c: &c,
