@@ -125,7 +125,10 @@ pub async fn checkout(db: &Db, req: &CheckoutRequest) -> Result<(CheckoutResult,
         address,
         fees,
         timing: settings.timing(),
-        promise_days: db.promise_days_for(req.buyer_id).await?,
+        promise_days: db
+            .place_promise_days(req.buyer_id)
+            .await?
+            .unwrap_or_else(|| settings.delivery_days()),
         plus_code,
         pickup,
         lang: settings.text("default_lang", "es"),

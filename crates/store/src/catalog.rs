@@ -370,8 +370,9 @@ impl Db {
         Ok(())
     }
 
-    /// Days promised to a buyer: their place's policy, else their district's, else the setting.
-    pub async fn promise_days_for(&self, buyer_id: i64) -> Result<i64> {
+    /// Days promised to a buyer by their place's policy, else their district's (None: the
+    /// marketplace's setting applies; the caller has the settings at hand).
+    pub async fn place_promise_days(&self, buyer_id: i64) -> Result<Option<i64>> {
         let r = sqlx::query("SELECT p.delivery_days AS own, pp.delivery_days AS parent FROM users u LEFT JOIN places p ON p.id = u.place_id LEFT JOIN places pp ON pp.id = p.parent_id WHERE u.id = $1")
             .bind(buyer_id)
             .fetch_optional(&self.pool)
@@ -380,10 +381,7 @@ impl Db {
             Some(r) => row_opt_i64(&r, "own")?.or(row_opt_i64(&r, "parent")?),
             None => None,
         };
-        Ok(match from_place {
-            Some(d) => d,
-            None => self.settings().await?.delivery_days(),
-        })
+        Ok(from_place)
     }
 
     pub async fn places(&self) -> Result<Vec<Place>> {

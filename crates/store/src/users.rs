@@ -171,6 +171,26 @@ pub(crate) async fn revoke_role_in(
 const USER_COLS: &str =
     "u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set";
 
+/// A user with their current grants, one row per grant (none: one row with NULLs).
+const USER_WITH_GRANTS: &str = "SELECT u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set, \
+    g.role, g.scope_kind, g.scope_id FROM users u LEFT JOIN sellers s ON s.user_id = u.id \
+    LEFT JOIN grants g ON g.user_id = u.id AND g.revoked_at IS NULL";
+
+/// The user of [`USER_WITH_GRANTS`] rows, with their grants.
+fn fold_user(rows: &[sqlx::any::AnyRow]) -> Result<Option<User>> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut u = user_from(first)?;
+    for r in rows {
+        if row_opt_str(r, "role")?.is_some() {
+            u.grants.push(grant_from(r)?);
+        }
+    }
+    u.centre_id = u.person().centre().map(i64::from);
+    Ok(Some(u))
+}
+
 /// A user row without grants yet (see [`Db::with_grants`]).
 fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
@@ -298,15 +318,12 @@ impl Db {
     }
 
     pub async fn user(&self, id: i64) -> Result<User> {
-        let q = format!(
-            "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.id = $1"
-        );
-        let row = sqlx::query(crate::sql(q))
+        let q = format!("{USER_WITH_GRANTS} WHERE u.id = $1 ORDER BY g.id");
+        let rows = sqlx::query(crate::sql(q))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        self.one_with_grants(user_from(&row.ok_or(StoreError::NotFound("user"))?)?)
-            .await
+        fold_user(&rows)?.ok_or(StoreError::NotFound("user"))
     }
 
     async fn one_with_grants(&self, u: User) -> Result<User> {
@@ -664,18 +681,16 @@ impl Db {
     }
 
     pub async fn user_by_token(&self, token: &str) -> Result<Option<User>> {
+        // The person and their grants in one round trip: every API request starts here.
         let q = format!(
-            "SELECT {USER_COLS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             LEFT JOIN sellers s ON s.user_id = u.id WHERE t.token_hash = $1 AND u.active = 1"
+            "{USER_WITH_GRANTS} WHERE u.id = (SELECT t.user_id FROM api_tokens t WHERE t.token_hash = $1) \
+             AND u.active = 1 ORDER BY g.id"
         );
-        let row = sqlx::query(crate::sql(q))
+        let rows = sqlx::query(crate::sql(q))
             .bind(hash_token(token))
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        match row.as_ref().map(user_from).transpose()? {
-            Some(u) => Ok(Some(self.one_with_grants(u).await?)),
-            None => Ok(None),
-        }
+        fold_user(&rows)
     }
 }
 
