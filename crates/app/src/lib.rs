@@ -11,6 +11,7 @@ pub mod logistics;
 pub mod notify;
 pub mod orders;
 pub mod payments;
+pub mod payouts;
 pub mod queue;
 
 pub use tianguis_store::{Result, StoreError as Error};

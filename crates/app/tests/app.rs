@@ -181,6 +181,34 @@ async fn demo_data_covers_the_district_and_keeps_the_ledger_balanced() {
             totals.paid_in > 0 && totals.fees > 0 && totals.refunds > 0 && totals.payouts > 0,
             "{totals:?}"
         );
+        // Payouts in every state a batch and a line can wait in.
+        {
+            use tianguis_domain::kinds::{BatchStatus, LineStatus};
+            let batches = t.db.payout_batches(10).await.unwrap();
+            let mut statuses: Vec<BatchStatus> = batches.iter().map(|b| b.status).collect();
+            statuses.sort();
+            assert_eq!(
+                statuses,
+                vec![
+                    BatchStatus::Prepared,
+                    BatchStatus::Approved,
+                    BatchStatus::Cancelled
+                ]
+            );
+            let mut lines = Vec::new();
+            for b in &batches {
+                lines.extend(
+                    t.db.payout_lines(b.id)
+                        .await
+                        .unwrap()
+                        .iter()
+                        .map(|l| l.status),
+                );
+            }
+            for st in LineStatus::ALL {
+                assert!(lines.contains(st), "a line {st:?}: {lines:?}");
+            }
+        }
         // The courier pool: jobs in every state, failed attempts (one sent to a pickup point),
         // cash to collect, and today's plans queued for the carriers holding jobs.
         for st in tianguis_domain::delivery::JobState::ALL {
@@ -2809,6 +2837,38 @@ async fn champions_bring_two_to_four_businesses_online_and_are_paid_per_mileston
             .await
             .unwrap();
         assert!(totals.holds(), "{totals:?}");
+        assert_eq!(totals.payouts, 0, "awarded: owed to the champion");
+        assert_eq!(
+            db.payee_owed(
+                tianguis_domain::payout::Payee::Champion(champ.id),
+                db.currency().await.unwrap()
+            )
+            .await
+            .unwrap()
+            .minor,
+            50_000
+        );
+        // It leaves with the next payout batch, like everyone's money.
+        db.set_setting("payout_four_eyes", "0").await.unwrap();
+        let b =
+            tianguis_app::payouts::prepare(db, Some(&admin), tianguis_domain::payout::Run::Manual)
+                .await
+                .unwrap()
+                .unwrap();
+        tianguis_app::payouts::approve(db, &admin, b).await.unwrap();
+        let line = db.payout_lines(b).await.unwrap().remove(0);
+        assert_eq!(
+            line.payee,
+            tianguis_domain::payout::Payee::Champion(champ.id)
+        );
+        tianguis_app::payouts::line_paid(db, line.id, "TX-1")
+            .await
+            .unwrap();
+        let totals = db
+            .ledger_totals(db.currency().await.unwrap())
+            .await
+            .unwrap();
+        assert!(totals.holds(), "{totals:?}");
         assert_eq!(totals.payouts, 50_000, "the bounty left through the ledger");
     }
 }
@@ -3026,5 +3086,258 @@ async fn a_job_another_carrier_took_cannot_be_moved_by_whoever_saw_it_open() {
             assert_eq!(j.carrier_id, Some(mine));
             assert_eq!(j.state.as_str(), "accepted");
         }
+    }
+}
+
+/// Payouts go out in batches: preparing one sets each payee's money aside (nobody is paid more
+/// than they hold, nothing is in two batches, and the schedule's run prepares one batch however
+/// often it ticks); a second official approves (four eyes, unless relaxed); a failed transfer
+/// goes back to the payee's balance and is paid by a later batch; cash is counted out by hand;
+/// the payee hears by text; the ledger holds throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payouts_go_out_in_batches_a_second_official_approves() {
+    use tianguis_domain::kinds::{BatchStatus, LineStatus, PayoutChannel};
+    use tianguis_domain::payout::{Payee, Run};
+    use tianguis_store::queue::Kind;
+    for t in all().await {
+        let db = &t.db;
+        let (_, cat, seller) = small_shop(db).await;
+        let pid = db
+            .create_product(seller, &product(cat, "Rebozo", 62000, 3))
+            .await
+            .unwrap();
+        let b = buyer(db, 1).await;
+        let (r, _) = tianguis_app::orders::checkout(db, &req(b, vec![(pid, 1)], "x"))
+            .await
+            .unwrap();
+        tianguis_app::orders::payment_succeeded(db, r.payment_id, None)
+            .await
+            .unwrap();
+        for (tr, a) in [
+            (Transition::Accept, Actor::Seller),
+            (Transition::Pack, Actor::Seller),
+            (Transition::Ship, Actor::Seller),
+            (Transition::ConfirmDelivery, Actor::Buyer),
+        ] {
+            tianguis_app::orders::transition(db, r.order_ids[0], tr, a, None, "", None)
+                .await
+                .unwrap();
+        }
+        db.clock.advance(Duration::from_secs(8 * 86_400));
+        run_due_jobs(db, "w", 100).await.unwrap();
+        let owed = db.seller_statement(seller).await.unwrap().owed;
+        assert_eq!(owed, 65000 - 3250);
+        let official = |phone: &'static str| async move {
+            tianguis_app::people::create_user(
+                db,
+                NewUser {
+                    phone,
+                    email: None,
+                    name: "Official",
+                    password: "password1",
+                    role: Role::Admin,
+                    place_id: None,
+                },
+            )
+            .await
+            .unwrap()
+        };
+        let (ana, beto) = (
+            official("+52333000001").await,
+            official("+52333000002").await,
+        );
+        let holds = || async {
+            assert!(
+                db.ledger_totals(db.currency().await.unwrap())
+                    .await
+                    .unwrap()
+                    .holds()
+            )
+        };
+
+        // The schedule's run: one batch, however often the timer ticks.
+        let b1 = tianguis_app::payouts::tick(db).await.unwrap();
+        assert_eq!(b1.len(), 1);
+        assert!(tianguis_app::payouts::tick(db).await.unwrap().is_empty());
+        let lines = db.payout_lines(b1[0]).await.unwrap();
+        assert_eq!(lines.len(), 1);
+        let l = &lines[0];
+        assert_eq!(
+            (
+                l.payee,
+                l.amount.minor,
+                l.channel,
+                l.destination.as_str(),
+                l.status
+            ),
+            (
+                Payee::Seller(seller),
+                owed,
+                PayoutChannel::MobileMoney,
+                "+52111111111",
+                LineStatus::Proposed
+            ),
+            "the whole balance, to the owner's own wallet when none is on file"
+        );
+        let st = db.seller_statement(seller).await.unwrap();
+        assert_eq!((st.owed, st.on_the_way), (0, owed), "set aside at once");
+        holds().await;
+        // Nothing is left to put in a second batch.
+        assert_eq!(
+            tianguis_app::payouts::prepare(db, Some(&ana), Run::Manual)
+                .await
+                .unwrap(),
+            None
+        );
+        // A seller approves nothing; an official does.
+        let lupe = db.user_by_phone("+52111111111").await.unwrap();
+        assert!(
+            tianguis_app::payouts::approve(db, &lupe, b1[0])
+                .await
+                .is_err()
+        );
+        tianguis_app::payouts::approve(db, &ana, b1[0])
+            .await
+            .unwrap();
+        assert!(
+            tianguis_app::payouts::approve(db, &beto, b1[0])
+                .await
+                .is_err(),
+            "once"
+        );
+        assert_eq!(
+            db.payout_line(l.id).await.unwrap().status,
+            LineStatus::Sending
+        );
+        let jobs = db.jobs_in("pending", 50).await.unwrap();
+        assert!(
+            jobs.iter().any(|j| j.kind == Kind::Payout.as_str()
+                && j.payload.contains(&format!("\"line_id\":{}", l.id))),
+            "the transfer is a queued job"
+        );
+        // The provider says the wallet does not exist: the money goes back, once.
+        assert!(
+            tianguis_app::payouts::line_failed(db, l.id, "PAYEE_NOT_FOUND")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tianguis_app::payouts::line_failed(db, l.id, "PAYEE_NOT_FOUND")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !tianguis_app::payouts::line_paid(db, l.id, "late")
+                .await
+                .unwrap(),
+            "a late answer changes nothing"
+        );
+        let st = db.seller_statement(seller).await.unwrap();
+        assert_eq!(
+            (st.owed, st.on_the_way, st.failed, st.paid_out),
+            (owed, 0, owed, 0)
+        );
+        assert_eq!(
+            db.payout_batch(b1[0]).await.unwrap().status,
+            BatchStatus::Done
+        );
+        holds().await;
+        // The schedule's period is taken: the money waits for the next one (or an official).
+        assert!(tianguis_app::payouts::tick(db).await.unwrap().is_empty());
+
+        // Four eyes: who prepared a batch does not approve it.
+        let b2 = tianguis_app::payouts::prepare(db, Some(&ana), Run::Manual)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            tianguis_app::payouts::approve(db, &ana, b2).await,
+            Err(StoreError::Forbidden(m)) if m.key == "err-payout-four-eyes"
+        ));
+        // Thrown away instead: the money is back.
+        tianguis_app::payouts::cancel(db, &ana, b2).await.unwrap();
+        assert!(tianguis_app::payouts::cancel(db, &ana, b2).await.is_err());
+        assert_eq!(db.seller_statement(seller).await.unwrap().owed, owed);
+        holds().await;
+
+        // The seller asks for cash at the centre; a one-person office relaxes four eyes.
+        tianguis_app::payouts::set_method(
+            db,
+            &lupe,
+            Payee::Seller(seller),
+            PayoutChannel::Cash,
+            "Centro Santa Ana",
+        )
+        .await
+        .unwrap();
+        let stranger = db.user(b).await.unwrap();
+        assert!(
+            tianguis_app::payouts::set_method(
+                db,
+                &stranger,
+                Payee::Seller(seller),
+                PayoutChannel::MobileMoney,
+                "+52999999999"
+            )
+            .await
+            .is_err(),
+            "nobody redirects someone else's money"
+        );
+        db.set_setting("payout_four_eyes", "0").await.unwrap();
+        let b3 = tianguis_app::payouts::prepare(db, Some(&ana), Run::Manual)
+            .await
+            .unwrap()
+            .unwrap();
+        tianguis_app::payouts::approve(db, &ana, b3).await.unwrap();
+        let cash = db.payout_lines(b3).await.unwrap().remove(0);
+        assert_eq!(
+            (cash.channel, cash.destination.as_str()),
+            (PayoutChannel::Cash, "Centro Santa Ana")
+        );
+        assert!(
+            !db.jobs_in("pending", 50)
+                .await
+                .unwrap()
+                .iter()
+                .any(|j| j.payload.contains(&format!("\"line_id\":{}", cash.id))),
+            "cash is not a transfer"
+        );
+        assert!(
+            tianguis_app::payouts::settle_by_hand(db, &ana, cash.id, true, "  ")
+                .await
+                .is_err(),
+            "the receipt's number is asked for"
+        );
+        assert!(
+            tianguis_app::payouts::settle_by_hand(db, &ana, cash.id, true, "REC-0042")
+                .await
+                .unwrap()
+        );
+        assert!(
+            tianguis_app::payouts::settle_by_hand(db, &ana, l.id, true, "REC-0043")
+                .await
+                .is_err(),
+            "a transfer is settled by its provider only"
+        );
+        let st = db.seller_statement(seller).await.unwrap();
+        assert_eq!(
+            (st.owed, st.on_the_way, st.paid_out, st.failed),
+            (0, 0, owed, owed)
+        );
+        holds().await;
+        // The payee heard of each outcome.
+        let texts: Vec<String> = db
+            .outbox(20)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.to_phone == "+52111111111")
+            .map(|m| m.template)
+            .collect();
+        assert!(
+            texts.contains(&"sms-payout-failed".to_string()),
+            "{texts:?}"
+        );
+        assert!(texts.contains(&"sms-payout-paid".to_string()), "{texts:?}");
     }
 }

@@ -26,56 +26,75 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// How the server runs: its address, the demo and simulators, and each real provider.
+#[derive(clap::Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Fill an empty database with the demo district. Implies --simulators.
+    #[arg(long)]
+    demo: bool,
+    /// Mount the local mobile-money and SMS simulators for whatever has no real provider
+    /// configured (no real money moves, no text leaves this machine).
+    #[arg(long)]
+    simulators: bool,
+    /// Public base URL for provider callbacks (default: http://BIND).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Mobile-money provider base URL (needs --momo-key and --momo-secret).
+    #[arg(long, env = "TIANGUIS_MOMO_URL")]
+    momo_url: Option<String>,
+    #[arg(long, env = "TIANGUIS_MOMO_KEY", hide_env_values = true)]
+    momo_key: Option<String>,
+    /// The secret the provider signs its callbacks with.
+    #[arg(long, env = "TIANGUIS_MOMO_SECRET", hide_env_values = true)]
+    momo_secret: Option<String>,
+    /// SMS gateway base URL speaking Africa's Talking's API (e.g.
+    /// https://api.africastalking.com; needs --sms-username and --sms-key).
+    #[arg(long, env = "TIANGUIS_SMS_URL")]
+    sms_url: Option<String>,
+    #[arg(long, env = "TIANGUIS_SMS_USERNAME")]
+    sms_username: Option<String>,
+    #[arg(long, env = "TIANGUIS_SMS_KEY", hide_env_values = true)]
+    sms_key: Option<String>,
+    /// Sender id or short code.
+    #[arg(long, env = "TIANGUIS_SMS_FROM")]
+    sms_from: Option<String>,
+    /// Payouts to wallets: a provider speaking MTN MoMo's Disbursement API (e.g.
+    /// https://proxy.momoapi.mtn.com; needs --payout-user, --payout-key and
+    /// --payout-subscription-key).
+    #[arg(long, env = "TIANGUIS_PAYOUT_URL")]
+    payout_url: Option<String>,
+    /// The API user (a UUID) the provider issued.
+    #[arg(long, env = "TIANGUIS_PAYOUT_USER")]
+    payout_user: Option<String>,
+    #[arg(long, env = "TIANGUIS_PAYOUT_KEY", hide_env_values = true)]
+    payout_key: Option<String>,
+    #[arg(long, env = "TIANGUIS_PAYOUT_SUBSCRIPTION_KEY", hide_env_values = true)]
+    payout_subscription_key: Option<String>,
+    /// The provider's target environment (MTN's X-Target-Environment, e.g. mtnuganda).
+    #[arg(long, env = "TIANGUIS_PAYOUT_ENVIRONMENT", default_value = "sandbox")]
+    payout_environment: String,
+    /// A bearer token a metrics scraper may use for /metrics (admins may read it signed in).
+    #[arg(long, env = "TIANGUIS_METRICS_TOKEN", hide_env_values = true)]
+    metrics_token: Option<String>,
+    /// Behind a reverse proxy: the header carrying the client's address
+    /// (e.g. x-forwarded-for), believed only from --trusted-proxy addresses.
+    #[arg(long, env = "TIANGUIS_CLIENT_IP_HEADER")]
+    client_ip_header: Option<String>,
+    /// The address of a reverse proxy whose client-address header is believed (repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "TIANGUIS_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the web server (migrates first).
-    Serve {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        bind: String,
-        /// Fill an empty database with the demo district. Implies --simulators.
-        #[arg(long)]
-        demo: bool,
-        /// Mount the local mobile-money and SMS simulators for whatever has no real provider
-        /// configured (no real money moves, no text leaves this machine).
-        #[arg(long)]
-        simulators: bool,
-        /// Public base URL for provider callbacks (default: http://BIND).
-        #[arg(long)]
-        public_url: Option<String>,
-        /// Mobile-money provider base URL (needs --momo-key and --momo-secret).
-        #[arg(long, env = "TIANGUIS_MOMO_URL")]
-        momo_url: Option<String>,
-        #[arg(long, env = "TIANGUIS_MOMO_KEY", hide_env_values = true)]
-        momo_key: Option<String>,
-        /// The secret the provider signs its callbacks with.
-        #[arg(long, env = "TIANGUIS_MOMO_SECRET", hide_env_values = true)]
-        momo_secret: Option<String>,
-        /// SMS gateway base URL speaking Africa's Talking's API (e.g.
-        /// https://api.africastalking.com; needs --sms-username and --sms-key).
-        #[arg(long, env = "TIANGUIS_SMS_URL")]
-        sms_url: Option<String>,
-        #[arg(long, env = "TIANGUIS_SMS_USERNAME")]
-        sms_username: Option<String>,
-        #[arg(long, env = "TIANGUIS_SMS_KEY", hide_env_values = true)]
-        sms_key: Option<String>,
-        /// Sender id or short code.
-        #[arg(long, env = "TIANGUIS_SMS_FROM")]
-        sms_from: Option<String>,
-        /// A bearer token a metrics scraper may use for /metrics (admins may read it signed in).
-        #[arg(long, env = "TIANGUIS_METRICS_TOKEN", hide_env_values = true)]
-        metrics_token: Option<String>,
-        /// Behind a reverse proxy: the header carrying the client's address
-        /// (e.g. x-forwarded-for), believed only from --trusted-proxy addresses.
-        #[arg(long, env = "TIANGUIS_CLIENT_IP_HEADER")]
-        client_ip_header: Option<String>,
-        /// The address of a reverse proxy whose client-address header is believed (repeatable).
-        #[arg(
-            long = "trusted-proxy",
-            env = "TIANGUIS_TRUSTED_PROXIES",
-            value_delimiter = ','
-        )]
-        trusted_proxies: Vec<std::net::IpAddr>,
-    },
+    Serve(Box<ServeArgs>),
     /// Apply database migrations.
     Migrate,
     /// Online backup of a SQLite database to FILE.
@@ -104,6 +123,32 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         cmd: BenchCmd,
+    },
+    /// Payout batches (the transfers themselves go out from the running server's queue).
+    Payouts {
+        #[command(subcommand)]
+        cmd: PayoutsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum PayoutsCmd {
+    /// Prepare a batch now of everyone owed at least the minimum, as the official --as PHONE.
+    Run {
+        #[arg(long = "as")]
+        as_phone: String,
+    },
+    /// Batches, newest first, each with its lines.
+    List {
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+    },
+    /// Approve a prepared batch as the official --as PHONE (not the one who prepared it, unless
+    /// the marketplace relaxed four eyes).
+    Approve {
+        id: i64,
+        #[arg(long = "as")]
+        as_phone: String,
     },
 }
 
@@ -223,22 +268,28 @@ async fn run() -> Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Serve {
-            bind,
-            demo,
-            simulators,
-            public_url,
-            momo_url,
-            momo_key,
-            momo_secret,
-            sms_url,
-            sms_username,
-            sms_key,
-            sms_from,
-            metrics_token,
-            client_ip_header,
-            trusted_proxies,
-        } => {
+        Cmd::Serve(args) => {
+            let ServeArgs {
+                bind,
+                demo,
+                simulators,
+                public_url,
+                momo_url,
+                momo_key,
+                momo_secret,
+                sms_url,
+                sms_username,
+                sms_key,
+                sms_from,
+                payout_url,
+                payout_user,
+                payout_key,
+                payout_subscription_key,
+                payout_environment,
+                metrics_token,
+                client_ip_header,
+                trusted_proxies,
+            } = *args;
             let simulators = simulators || demo;
             // Decide the providers before touching anything: a half-configured real provider
             // never starts.
@@ -252,6 +303,16 @@ async fn run() -> Result<()> {
                 "SMS",
                 sms_url,
                 &[("--sms-username", sms_username), ("--sms-key", sms_key)],
+                simulators,
+            )?;
+            let payout = provider(
+                "payout (disbursement)",
+                payout_url,
+                &[
+                    ("--payout-user", payout_user),
+                    ("--payout-key", payout_key),
+                    ("--payout-subscription-key", payout_subscription_key),
+                ],
                 simulators,
             )?;
             let db = open(&cli.database_url).await?;
@@ -289,6 +350,17 @@ async fn run() -> Result<()> {
                 }
                 None => config.sms_simulator = true,
             }
+            match payout {
+                Some(mut v) => {
+                    config.payout_base_url = v.remove(0);
+                    config.payout_api_user = v.remove(0);
+                    config.payout_api_key = v.remove(0);
+                    config.payout_subscription_key = v.remove(0);
+                    config.payout_environment = payout_environment;
+                    config.payout_simulator = false;
+                }
+                None => config.payout_simulator = true,
+            }
             config.sms_from = sms_from;
             config.metrics_token = metrics_token.filter(|t| !t.trim().is_empty());
             config.client_ip_header = client_ip_header.map(|h| h.to_ascii_lowercase());
@@ -297,16 +369,19 @@ async fn run() -> Result<()> {
                 "tianguis listening on http://{addr} ({})",
                 redact_url(&cli.database_url)
             );
-            if config.simulator || config.sms_simulator {
+            if config.simulator || config.sms_simulator || config.payout_simulator {
                 let which: Vec<&str> = [
                     config.simulator.then_some("mobile money at /sim/momo"),
                     config.sms_simulator.then_some("text messages at /sim/sms"),
+                    config
+                        .payout_simulator
+                        .then_some("payouts to wallets at /sim/disburse"),
                 ]
                 .into_iter()
                 .flatten()
                 .collect();
                 eprintln!(
-                    "\n  *** LOCAL SIMULATORS ON: {} ***\n  No real money moves and no text leaves this machine. For a real\n  programme give --momo-url/--momo-key/--momo-secret and\n  --sms-url/--sms-username/--sms-key and leave out --demo and --simulators.\n",
+                    "\n  *** LOCAL SIMULATORS ON: {} ***\n  No real money moves and no text leaves this machine. For a real\n  programme give --momo-url/--momo-key/--momo-secret,\n  --sms-url/--sms-username/--sms-key and --payout-url/--payout-user/--payout-key/\n  --payout-subscription-key, and leave out --demo and --simulators.\n",
                     which.join(", ")
                 );
             }
@@ -372,6 +447,7 @@ async fn run() -> Result<()> {
                 .with_context(|| format!("no user with phone {phone}"))?;
             println!("{}", db.create_api_token(user.id, &name).await?);
         }
+        Cmd::Payouts { cmd } => payouts(&cli.database_url, cmd).await?,
         Cmd::Pluscode { cmd } => println!("{}", pluscode(cmd)?),
         Cmd::Routes {
             cmd: RoutesCmd::Bench { files, seconds },
@@ -519,6 +595,73 @@ fn routes_bench(files: &[std::path::PathBuf], seconds: u64) -> Result<()> {
     Ok(())
 }
 
+async fn payouts(url: &str, cmd: PayoutsCmd) -> Result<()> {
+    let db = open(url).await?;
+    let official = |phone: String| {
+        let db = db.clone();
+        async move {
+            db.user_by_phone(&phone)
+                .await
+                .with_context(|| format!("no user with phone {phone}"))
+        }
+    };
+    match cmd {
+        PayoutsCmd::Run { as_phone } => {
+            let who = official(as_phone).await?;
+            match tianguis_app::payouts::prepare(
+                &db,
+                Some(&who),
+                tianguis_domain::payout::Run::Manual,
+            )
+            .await?
+            {
+                Some(id) => {
+                    let b = db.payout_batch(id).await?;
+                    println!(
+                        "batch {id} prepared: {} lines, {} {} (approve it as another official)",
+                        b.line_count,
+                        b.total.to_decimal(),
+                        b.total.currency.as_str()
+                    );
+                }
+                None => println!("nobody is owed enough for a payout now"),
+            }
+        }
+        PayoutsCmd::List { limit } => {
+            for b in db.payout_batches(limit).await? {
+                println!(
+                    "batch {}\t{}\t{}\t{} lines\t{} {}",
+                    b.id,
+                    b.status.as_str(),
+                    b.reason,
+                    b.line_count,
+                    b.total.to_decimal(),
+                    b.total.currency.as_str()
+                );
+                for l in db.payout_lines(b.id).await? {
+                    println!(
+                        "  line {}\t{}\t{}\t{}\t{} {}\t{}{}",
+                        l.id,
+                        l.payee.code(),
+                        l.payee_name,
+                        l.channel.as_str(),
+                        l.amount.to_decimal(),
+                        l.amount.currency.as_str(),
+                        l.status.as_str(),
+                        l.failure.map(|f| format!(" ({f})")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        PayoutsCmd::Approve { id, as_phone } => {
+            let who = official(as_phone).await?;
+            tianguis_app::payouts::approve(&db, &who, id).await?;
+            println!("batch {id} approved: its transfers go out from the server's queue");
+        }
+    }
+    Ok(())
+}
+
 async fn open(url: &str) -> Result<Db> {
     let db = Db::connect(url)
         .await
@@ -606,6 +749,7 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     let mut config = tianguis_web::Config::local(&format!("http://{addr}"));
     config.checkout_per_minute = 1_000_000;
     config.sim_approve_after_ms = 10;
+    config.payout_schedule = false;
     let state = tianguis_web::state(db.clone(), config);
     tokio::spawn(tianguis_web::serve(state, listener));
     tianguis_demo::bench::settle(&db).await;

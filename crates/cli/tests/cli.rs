@@ -207,6 +207,20 @@ fn serve_refuses_unsafe_configurations_before_it_starts() {
         &d,
     );
     assert!(!ok && err.contains("--sms-key"), "{err}");
+    // A real disbursement provider without its keys: refuse (money would leave on a guess).
+    let (ok, _, err) = tianguis(
+        &[
+            db,
+            "serve",
+            bind,
+            "--simulators",
+            "--payout-url=http://127.0.0.1:9/",
+            "--payout-user=u",
+            "--payout-key=k",
+        ],
+        &d,
+    );
+    assert!(!ok && err.contains("--payout-subscription-key"), "{err}");
     assert!(
         !d.join("serve.db").exists(),
         "nothing was touched before the refusal"
@@ -272,5 +286,40 @@ fn backup_never_creates_or_migrates_its_source() {
         let tables = String::from_utf8_lossy(&tables.stdout);
         assert_eq!(tables.trim(), "['t']", "the source was not migrated");
     }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `payouts run|list|approve` work on the command line as on the pages: an official prepares
+/// (nothing when nobody is owed), a missing batch or a person who is not an official is a clear
+/// error.
+#[test]
+fn payouts_on_the_command_line() {
+    let d = temp_dir().join("payouts");
+    std::fs::create_dir_all(&d).unwrap();
+    let db = "--database-url=sqlite:payouts.db";
+    let (ok, _, err) = tianguis(
+        &[
+            db,
+            "user",
+            "add",
+            "--phone=+520000000091",
+            "--name=Oficial",
+            "--role=admin",
+            "--password=password1",
+        ],
+        &d,
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) = tianguis(&[db, "payouts", "run", "--as", "+520000000091"], &d);
+    assert!(ok && out.contains("nobody is owed"), "{out} {err}");
+    let (ok, out, _) = tianguis(&[db, "payouts", "list"], &d);
+    assert!(ok && out.trim().is_empty(), "{out}");
+    let (ok, _, err) = tianguis(
+        &[db, "payouts", "approve", "7", "--as", "+520000000091"],
+        &d,
+    );
+    assert!(!ok && err.contains("payout batch"), "{err}");
+    let (ok, _, err) = tianguis(&[db, "payouts", "run", "--as", "+520000000099"], &d);
+    assert!(!ok && err.contains("account"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }

@@ -22,6 +22,8 @@ pub const DEMO_COURIER_PHONE: &str = "+520000004000";
 pub const DEMO_AGENT_PHONE: &str = "+520000005000";
 /// A digital champion with three businesses.
 pub const DEMO_CHAMPION_PHONE: &str = "+520000006000";
+/// A second official (payout batches need two: one prepares, the other approves).
+pub const DEMO_TREASURER_PHONE: &str = "+520000000002";
 
 const CATEGORIES: &[(&str, &str, &str, Option<&str>)] = &[
     (
@@ -564,16 +566,99 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
     }
     courier_pool(db, &hash, villages[0], &buyers, &products).await?;
     assisted_commerce(db, &hash, villages[1], &products).await?;
-    // Some money paid out to the first sellers.
-    let mut paid = 0;
-    for sid in &seller_ids {
-        let st = db.seller_statement(*sid).await?;
-        if st.owed > 0 && paid < 3 {
-            db.payout(*sid, st.owed / 2 + 1).await?;
-            paid += 1;
+    payouts(db, &hash, &seller_ids).await?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Payouts in every state, for the three shops owed the most (the others stay owed, for the
+/// officials to try): a batch thrown away; a batch approved by the second official, its wallet
+/// transfers answered (one wallet does not exist: its money went back) and a cash line waiting
+/// at the centre; and the returned money in a batch waiting for approval.
+async fn payouts(db: &Db, hash: &str, seller_ids: &[i64]) -> Result<()> {
+    use tianguis_domain::kinds::{LineStatus, PayoutChannel};
+    use tianguis_domain::payout::{Payee, Run};
+    insert_user(
+        db,
+        DEMO_TREASURER_PHONE,
+        "Tesorería",
+        hash,
+        Role::Admin,
+        None,
+    )
+    .await?;
+    let office = db.user_by_phone(DEMO_ADMIN_PHONE).await?;
+    let treasurer = db.user_by_phone(DEMO_TREASURER_PHONE).await?;
+    let mut owed = Vec::new();
+    for sid in seller_ids {
+        owed.push((db.seller_statement(*sid).await?.owed, *sid));
+    }
+    owed.sort();
+    owed.reverse();
+    if owed.len() < 3 || owed[2].0 < 1000 {
+        return Ok(());
+    }
+    // Only the top three this time: everyone at least the third's balance.
+    let before = db.settings().await?.payout_schedule();
+    let floor = owed[2].0;
+    db.set_settings(&[
+        ("payout_minimum_minor", floor.to_string()),
+        (
+            "payout_threshold_minor",
+            floor.max(before.threshold_minor).to_string(),
+        ),
+    ])
+    .await?;
+    if let Some(x) = tianguis_app::payouts::prepare(db, Some(&office), Run::Manual).await? {
+        tianguis_app::payouts::cancel(db, &office, x).await?;
+    }
+    let (failing, cash) = (owed[0].1, owed[1].1);
+    tianguis_app::payouts::set_method(
+        db,
+        &office,
+        Payee::Seller(failing),
+        PayoutChannel::MobileMoney,
+        "+529511100000",
+    )
+    .await?;
+    tianguis_app::payouts::set_method(
+        db,
+        &office,
+        Payee::Seller(cash),
+        PayoutChannel::Cash,
+        "Centro Santa Ana",
+    )
+    .await?;
+    if let Some(a) = tianguis_app::payouts::prepare(db, Some(&office), Run::Manual).await? {
+        tianguis_app::payouts::approve(db, &treasurer, a).await?;
+        // The provider's answers (the queue's jobs for these lines then find them settled).
+        for (n, l) in db.payout_lines(a).await?.iter().enumerate() {
+            if l.channel != PayoutChannel::MobileMoney || l.status != LineStatus::Sending {
+                continue;
+            }
+            if l.payee == Payee::Seller(failing) {
+                tianguis_app::payouts::line_failed(db, l.id, "PAYEE_NOT_FOUND").await?;
+            } else {
+                tianguis_app::payouts::line_paid(db, l.id, &format!("DEMO-TX-{n}")).await?;
+            }
         }
     }
-    bar.finish_and_clear();
+    // The failed shop gives its own phone as the wallet: its money waits in the next batch.
+    let owner = db.user(db.seller(failing).await?.user_id).await?;
+    tianguis_app::payouts::set_method(
+        db,
+        &owner,
+        Payee::Seller(failing),
+        PayoutChannel::MobileMoney,
+        &owner.phone,
+    )
+    .await?;
+    tianguis_app::payouts::prepare(db, Some(&treasurer), Run::Manual).await?;
+    db.set_settings(&[
+        ("payout_minimum_minor", before.minimum_minor.to_string()),
+        ("payout_threshold_minor", before.threshold_minor.to_string()),
+    ])
+    .await?;
     Ok(())
 }
 

@@ -84,6 +84,46 @@ impl PaymentStatus {
 }
 
 word_enum!(
+    /// How a payout reaches its payee.
+    PayoutChannel {
+        /// To the payee's mobile-money wallet (their phone), by the provider's disbursement API.
+        MobileMoney = "mobile_money",
+        /// Counted out in cash at a digital centre, against the payee's signature.
+        Cash = "cash",
+    }
+);
+
+word_enum!(
+    /// Where a payout batch stands.
+    BatchStatus {
+        /// Proposed by the schedule or an official; its money already set aside.
+        Prepared = "prepared",
+        /// Approved (by another official than the one who prepared it): its lines go out.
+        Approved = "approved",
+        /// Every line is paid or failed.
+        Done = "done",
+        /// Thrown away before approval: its money went back to the payees.
+        Cancelled = "cancelled",
+    }
+);
+
+word_enum!(
+    /// Where one payout line stands.
+    LineStatus {
+        /// Set aside, waiting for the batch's approval.
+        Proposed = "proposed",
+        /// Asked of the provider (or handed to the centre); the answer is awaited.
+        Sending = "sending",
+        /// The payee has it.
+        Paid = "paid",
+        /// The transfer failed; the money is back in the payee's balance, with the reason.
+        Failed = "failed",
+        /// Its batch was cancelled; the money is back in the payee's balance.
+        Cancelled = "cancelled",
+    }
+);
+
+word_enum!(
     /// What a place is, from the district down.
     PlaceKind {
         District = "district",

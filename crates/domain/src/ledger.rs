@@ -28,6 +28,13 @@ pub enum Account {
     CashWith(i64),
     /// Commission the platform owes an agent.
     AgentCommission(i64),
+    /// Delivery fees the platform owes a courier (user id) for the jobs they delivered.
+    CourierPayable(i64),
+    /// Bounties a programme owes a digital champion (user id).
+    ChampionPayable(i64),
+    /// Payouts on their way: set aside from the payee's balance, not yet confirmed by the
+    /// provider (or the centre). Paid, they leave; failed, they go back.
+    PayoutsInFlight,
 }
 
 impl Account {
@@ -49,6 +56,9 @@ impl Account {
             Account::PlatformFees => "platform:fees".into(),
             Account::CashWith(u) => format!("external:payments:cash-with:{u}"),
             Account::AgentCommission(u) => format!("agent:{u}:commission"),
+            Account::CourierPayable(u) => format!("courier:{u}:payable"),
+            Account::ChampionPayable(u) => format!("champion:{u}:payable"),
+            Account::PayoutsInFlight => "payouts:in-flight".into(),
         }
     }
 }
@@ -326,14 +336,51 @@ impl Transaction {
         )
     }
 
-    /// A programme pays a digital champion a bounty from its own budget (money that enters and
-    /// leaves at once; marketplace balances do not change).
-    pub fn champion_bounty(amount: Money) -> Result<Self, LedgerError> {
+    /// A programme owes a digital champion a bounty, from its own budget (money that enters
+    /// the platform for them; it leaves by a payout like everyone else's).
+    pub fn champion_owed(champion: i64, amount: Money) -> Result<Self, LedgerError> {
         Self::pair(
             TxKind::Payout,
             None,
             Account::ExternalPayments("programme".into()),
+            Account::ChampionPayable(champion),
+            amount,
+        )
+    }
+
+    /// A payout line goes out: its amount is set aside from the payee's balance (never more
+    /// than they hold: the account may not go negative).
+    pub fn payout_set_aside(payee: Account, amount: Money) -> Result<Self, LedgerError> {
+        if amount.minor <= 0 {
+            return Err(LedgerError::Empty);
+        }
+        Self::pair(
+            TxKind::Payout,
+            None,
+            payee,
+            Account::PayoutsInFlight,
+            amount,
+        )
+    }
+
+    /// The provider (or the centre) confirmed a payout line: the money left the platform.
+    pub fn payout_confirmed(amount: Money) -> Result<Self, LedgerError> {
+        Self::pair(
+            TxKind::Payout,
+            None,
+            Account::PayoutsInFlight,
             Account::ExternalPayouts,
+            amount,
+        )
+    }
+
+    /// A payout line failed or was cancelled: its money goes back to the payee's balance.
+    pub fn payout_returned(payee: Account, amount: Money) -> Result<Self, LedgerError> {
+        Self::pair(
+            TxKind::Payout,
+            None,
+            Account::PayoutsInFlight,
+            payee,
             amount,
         )
     }
@@ -460,6 +507,19 @@ mod tests {
             agent: i64,
             amount: i64,
         },
+        /// A programme owes champion `champion` a bounty.
+        Bounty {
+            champion: i64,
+            amount: i64,
+        },
+        /// A payout line through a batch: set aside from the payee (refused beyond what they
+        /// hold), then confirmed (0), failed and returned (1), or still on its way (2).
+        BatchLine {
+            payee: u8,
+            id: i64,
+            amount: i64,
+            outcome: u8,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -481,13 +541,23 @@ mod tests {
             (0i64..3, 1i64..500_000).prop_map(|(seller, amount)| Op::Payout { seller, amount }),
             (0i64..2, 1i64..500_000).prop_map(|(holder, amount)| Op::Handover { holder, amount }),
             (0i64..2, 1i64..50_000).prop_map(|(agent, amount)| Op::AgentPayout { agent, amount }),
+            (0i64..2, 1i64..50_000).prop_map(|(champion, amount)| Op::Bounty { champion, amount }),
+            (0u8..4, 0i64..3, 1i64..500_000, 0u8..3).prop_map(|(payee, id, amount, outcome)| {
+                Op::BatchLine {
+                    payee,
+                    id,
+                    amount,
+                    outcome,
+                }
+            }),
         ]
     }
 
     proptest! {
         /// Over any sequence of payments (mobile money, or cash into an agent's or courier's
         /// hands), settlements (release/refund splits, agents' commissions from the fee or the
-        /// seller's proceeds), payouts to sellers and agents, and cash hand-overs: every
+        /// seller's proceeds), payouts to sellers and agents, champions' bounties, payout lines
+        /// through a batch (confirmed, failed and returned, or on their way), and cash hand-overs: every
         /// transaction balances, no protected account goes negative, and what was paid out plus
         /// what is owed (sellers, agents) plus what is held equals what buyers paid minus fees and
         /// refunds. Hand-overs move cash, never what was paid in.
@@ -536,6 +606,27 @@ mod tests {
                     Op::Payout { seller, amount } => vec![Transaction::payout(seller, Money::new(amount, cur)).unwrap()],
                     Op::Handover { holder, amount } => vec![Transaction::handover(holder, Money::new(amount, cur), "bank").unwrap()],
                     Op::AgentPayout { agent, amount } => vec![Transaction::agent_payout(agent, Money::new(amount, cur)).unwrap()],
+                    Op::Bounty { champion, amount } => vec![Transaction::champion_owed(champion, Money::new(amount, cur)).unwrap()],
+                    Op::BatchLine { payee, id, amount, outcome } => {
+                        let account = match payee {
+                            0 => crate::payout::Payee::Seller(id),
+                            1 => crate::payout::Payee::Agent(id),
+                            2 => crate::payout::Payee::Courier(id),
+                            _ => crate::payout::Payee::Champion(id),
+                        }
+                        .account();
+                        let amount = Money::new(amount, cur);
+                        let before = book.balance(&account, cur);
+                        if book.apply(&Transaction::payout_set_aside(account.clone(), amount).unwrap()).is_err() {
+                            prop_assert_eq!(book.balance(&account, cur), before, "nobody is paid more than they hold");
+                            continue;
+                        }
+                        match outcome {
+                            0 => vec![Transaction::payout_confirmed(amount).unwrap()],
+                            1 => vec![Transaction::payout_returned(account, amount).unwrap()],
+                            _ => vec![],
+                        }
+                    }
                 };
                 for tx in txs {
                     let sum: i64 = tx.postings().iter().map(|p| p.amount.minor).sum();
@@ -549,7 +640,7 @@ mod tests {
                 let fees = book.sum_where(cur, |a| *a == Account::PlatformFees);
                 let refunds = book.sum_where(cur, |a| *a == Account::ExternalRefunds);
                 let payouts = book.sum_where(cur, |a| *a == Account::ExternalPayouts);
-                let owed = book.sum_where(cur, |a| matches!(a, Account::SellerPayable(_) | Account::AgentCommission(_)));
+                let owed = book.sum_where(cur, |a| matches!(a, Account::SellerPayable(_) | Account::AgentCommission(_) | Account::CourierPayable(_) | Account::ChampionPayable(_) | Account::PayoutsInFlight));
                 let held = book.sum_where(cur, |a| matches!(a, Account::Escrow(_)));
                 prop_assert_eq!(payouts + owed + held, paid_in - fees - refunds);
             }

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod mandate;
 pub mod money;
 pub mod msg;
+pub mod payout;
 pub mod phone;
 pub mod policy;
 pub mod process;

@@ -477,10 +477,39 @@ pub fn change_access(
     Ok(())
 }
 
+/// Whether `approver` may approve a payout batch `prepared_by` prepared: an official who
+/// manages money, and (four eyes) not the one who prepared it, unless the marketplace relaxed
+/// the rule for a one-person office.
+pub fn approve_payouts(
+    approver: &Person,
+    prepared_by: UserId,
+    four_eyes: bool,
+) -> Result<(), Denied> {
+    may(approver, Duty::ManageMoney)?;
+    if four_eyes && approver.id == prepared_by {
+        return Err(Denied::Forbidden("err-payout-four-eyes"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::process::TRANSITIONS;
+
+    #[test]
+    fn a_payout_batch_needs_a_second_official() {
+        let a = person(1, &[(Role::Admin, GrantScope::Everywhere)]);
+        let b = person(2, &[(Role::Admin, GrantScope::Everywhere)]);
+        let seller = person(3, &[]);
+        assert_eq!(
+            approve_payouts(&a, UserId(1), true),
+            Err(Denied::Forbidden("err-payout-four-eyes"))
+        );
+        assert_eq!(approve_payouts(&b, UserId(1), true), Ok(()));
+        assert_eq!(approve_payouts(&a, UserId(1), false), Ok(()), "relaxed");
+        assert!(approve_payouts(&seller, UserId(1), false).is_err());
+    }
 
     fn person(id: i64, grants: &[(Role, GrantScope)]) -> Person {
         Person {

@@ -453,9 +453,12 @@ impl Db {
                 })
             })
             .collect::<Result<_>>()?;
+        // Paid: what left by payouts, net of failed transfers returned, less what is still on
+        // its way.
         let totals = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN amount_minor < 0 THEN -amount_minor ELSE 0 END), 0) AS BIGINT) AS paid, \
-             CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS owed FROM postings WHERE account = $1 AND currency = $2",
+            "SELECT CAST(COALESCE(SUM(CASE WHEN t.kind = 'payout' THEN -p.amount_minor ELSE 0 END), 0) AS BIGINT) AS paid, \
+             CAST(COALESCE(SUM(p.amount_minor), 0) AS BIGINT) AS owed FROM postings p JOIN ledger_txns t ON t.id = p.txn_id \
+             WHERE p.account = $1 AND p.currency = $2",
         )
         .bind(account)
         .bind(currency.as_str().to_string())
@@ -465,7 +468,11 @@ impl Db {
             currency,
             earned_in_period: lines.iter().map(|l| l.amount_minor).sum(),
             lines,
-            paid_out_total: row_i64(&totals, "paid")?,
+            paid_out_total: row_i64(&totals, "paid")?
+                - self
+                    .payee_totals(tianguis_domain::payout::Payee::Agent(agent_id))
+                    .await?
+                    .on_the_way,
             owed: row_i64(&totals, "owed")?,
         })
     }

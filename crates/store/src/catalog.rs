@@ -63,6 +63,20 @@ impl Settings {
     pub fn stop_minutes(&self) -> i64 {
         self.num("stop_minutes", 5i64).clamp(0, 60)
     }
+    /// When the marketplace pays out (see `tianguis_domain::payout::Schedule`).
+    pub fn payout_schedule(&self) -> tianguis_domain::payout::Schedule {
+        let d = tianguis_domain::payout::Schedule::default();
+        tianguis_domain::payout::Schedule {
+            every_days: self.num("payout_every_days", d.every_days),
+            threshold_minor: self.num("payout_threshold_minor", d.threshold_minor),
+            minimum_minor: self.num("payout_minimum_minor", d.minimum_minor),
+        }
+    }
+    /// A different official than the one who prepared a payout batch must approve it (off only
+    /// for a one-person office).
+    pub fn payout_four_eyes(&self) -> bool {
+        self.num("payout_four_eyes", 1i64) != 0
+    }
     pub fn timing(&self) -> tianguis_domain::process::Timing {
         let d = tianguis_domain::process::Timing::default();
         tianguis_domain::process::Timing {
@@ -258,6 +272,20 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
         r.map(|r| row_str(&r, "value")).transpose()
+    }
+
+    /// Several settings at once, all or none (a rule that spans keys never half-changes).
+    pub async fn set_settings(&self, pairs: &[(&str, String)]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for (k, v) in pairs {
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                .bind(k.to_string())
+                .bind(v.clone())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {

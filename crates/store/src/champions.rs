@@ -122,7 +122,8 @@ impl Db {
         .collect()
     }
 
-    /// Pay a champion's bounty for a business that reached its milestone, once.
+    /// Award a champion's bounty for a business that reached its milestone, once (it is paid
+    /// out with the next payout batch).
     pub async fn pay_champion(&self, admin: &User, assignment_id: i64) -> Result<()> {
         tianguis_domain::policy::may(
             &admin.person(),
@@ -152,7 +153,14 @@ impl Db {
             return Err(StoreError::Conflict(Msg::new("err-champion-paid")));
         }
         if a.bounty.minor > 0 {
-            let txn = post(&mut tx, &Transaction::champion_bounty(a.bounty)?, now).await?;
+            // Owed to the champion from the programme's budget; it leaves in the next payout
+            // batch, like everyone else's money.
+            let txn = post(
+                &mut tx,
+                &Transaction::champion_owed(a.champion_id, a.bounty)?,
+                now,
+            )
+            .await?;
             sqlx::query("UPDATE champion_assignments SET paid_txn = $1 WHERE id = $2")
                 .bind(txn)
                 .bind(assignment_id)

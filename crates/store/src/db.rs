@@ -112,6 +112,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     13 "0013_queue",
     14 "0014_rate_windows",
     15 "0015_momo_in_flight",
+    16 "0016_payouts",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -129,6 +130,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     13 "0013_queue",
     14 "0014_rate_windows",
     15 "0015_momo_in_flight",
+    16 "0016_payouts",
 );
 
 impl Db {

@@ -76,8 +76,14 @@ pub async fn balance_in(
 pub struct Statement {
     pub currency: Currency,
     pub held: i64,
+    /// What the seller can be paid now (their payable balance).
     pub owed: i64,
+    /// Paid out and confirmed (and commissions taken from their proceeds).
     pub paid_out: i64,
+    /// In a payout batch, not yet confirmed.
+    pub on_the_way: i64,
+    /// Payouts that failed (the money went back to `owed`).
+    pub failed: i64,
     pub earned: i64,
     pub fees: i64,
     pub refunded: i64,
@@ -96,7 +102,8 @@ pub struct LedgerTotals {
 }
 
 impl LedgerTotals {
-    /// The marketplace-wide invariant: paid + owed (sellers, agents) + held = buyers paid (also
+    /// The marketplace-wide invariant: paid + owed (sellers, couriers, agents, champions, and
+    /// payouts on their way) + held = buyers paid (also
     /// cash still in agents' and couriers' hands) - fees - refunds, and
     /// every posting sums to zero.
     pub fn holds(&self) -> bool {
@@ -132,7 +139,10 @@ impl Db {
             refunds: self.sum_accounts("external:refunds", currency).await?,
             payouts: self.sum_accounts("external:payouts", currency).await?,
             owed: self.sum_accounts("seller:%:payable", currency).await?
-                + self.sum_accounts("agent:%:commission", currency).await?,
+                + self.sum_accounts("agent:%:commission", currency).await?
+                + self.sum_accounts("courier:%:payable", currency).await?
+                + self.sum_accounts("champion:%:payable", currency).await?
+                + self.sum_accounts("payouts:in-flight", currency).await?,
             held: self.sum_accounts("escrow:order:%", currency).await?,
             postings_sum: row_i64(&r, "s")?,
             negative_protected_accounts: row_i64(&neg, "n")?,
@@ -151,10 +161,12 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         let payable = Account::SellerPayable(seller_id).code();
+        // Payout postings (set aside, returned when a transfer failed) are not earnings.
         let sums = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(CASE WHEN p.amount_minor > 0 THEN p.amount_minor ELSE 0 END), 0) AS BIGINT) AS earned, \
-                    CAST(COALESCE(SUM(CASE WHEN p.amount_minor < 0 THEN -p.amount_minor ELSE 0 END), 0) AS BIGINT) AS paid_out \
-             FROM postings p WHERE p.account = $1 AND p.currency = $2",
+            "SELECT CAST(COALESCE(SUM(CASE WHEN p.amount_minor > 0 AND t.kind <> 'payout' THEN p.amount_minor ELSE 0 END), 0) AS BIGINT) AS earned, \
+                    CAST(COALESCE(SUM(CASE WHEN p.amount_minor < 0 AND t.kind <> 'payout' THEN -p.amount_minor ELSE 0 END), 0) AS BIGINT) AS deducted, \
+                    CAST(COALESCE(SUM(CASE WHEN t.kind = 'payout' THEN -p.amount_minor ELSE 0 END), 0) AS BIGINT) AS payouts \
+             FROM postings p JOIN ledger_txns t ON t.id = p.txn_id WHERE p.account = $1 AND p.currency = $2",
         )
         .bind(payable)
         .bind(cur.clone())
@@ -171,12 +183,18 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         let earned = row_i64(&sums, "earned")?;
-        let paid_out = row_i64(&sums, "paid_out")?;
+        let deducted = row_i64(&sums, "deducted")?;
+        let payouts = row_i64(&sums, "payouts")?;
+        let lines = self
+            .payee_totals(tianguis_domain::payout::Payee::Seller(seller_id))
+            .await?;
         Ok(Statement {
             currency,
             held: row_i64(&held, "s")?,
-            owed: earned - paid_out,
-            paid_out,
+            owed: earned - deducted - payouts,
+            paid_out: deducted + payouts - lines.on_the_way,
+            on_the_way: lines.on_the_way,
+            failed: lines.failed,
             earned,
             fees: row_i64(&fr, "fees")?,
             refunded: row_i64(&fr, "refunded")?,

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod mandates;
 pub mod orders;
 pub mod outbox;
+pub mod payouts;
 pub mod pickup;
 pub mod queue;
 pub mod registry;

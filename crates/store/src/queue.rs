@@ -40,15 +40,19 @@ pub enum Kind {
     MomoStatus,
     /// Solve a carrier's route plan (payload: plan_id).
     RoutePlan,
+    /// Transfer a payout line through the disbursement provider and follow it to its answer
+    /// (payload: line_id): asked about first, requested only if the provider never had it.
+    Payout,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::OrderTimer,
         Kind::Sms,
         Kind::MomoRequest,
         Kind::MomoStatus,
         Kind::RoutePlan,
+        Kind::Payout,
     ];
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -57,6 +61,7 @@ impl Kind {
             Kind::MomoRequest => "momo_request",
             Kind::MomoStatus => "momo_status",
             Kind::RoutePlan => "route_plan",
+            Kind::Payout => "payout",
         }
     }
     pub fn parse(s: &str) -> Option<Kind> {
@@ -65,7 +70,7 @@ impl Kind {
     pub fn lane(&self) -> Lane {
         match self {
             Kind::OrderTimer => Lane::Timers,
-            Kind::Sms | Kind::MomoRequest | Kind::MomoStatus => Lane::Providers,
+            Kind::Sms | Kind::MomoRequest | Kind::MomoStatus | Kind::Payout => Lane::Providers,
             Kind::RoutePlan => Lane::Planner,
         }
     }
@@ -78,6 +83,8 @@ impl Kind {
             Kind::MomoRequest => 12,
             Kind::MomoStatus => 12,
             Kind::RoutePlan => 3,
+            // Money owed stays owed: asked for a day before an official looks.
+            Kind::Payout => 16,
         }
     }
     /// The first retry's delay; each next one doubles, up to `backoff_cap_ms`.
@@ -88,6 +95,7 @@ impl Kind {
             Kind::MomoRequest => 2_000,
             Kind::MomoStatus => 30_000,
             Kind::RoutePlan => 10_000,
+            Kind::Payout => 10_000,
         }
     }
 }
@@ -423,7 +431,7 @@ mod tests {
             assert!(k.max_attempts() >= 1);
         }
         assert_eq!(Kind::OrderTimer.lane(), Lane::Timers);
-        for k in [Kind::Sms, Kind::MomoRequest, Kind::MomoStatus] {
+        for k in [Kind::Sms, Kind::MomoRequest, Kind::MomoStatus, Kind::Payout] {
             assert_eq!(k.lane(), Lane::Providers);
         }
     }

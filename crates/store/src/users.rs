@@ -623,6 +623,14 @@ impl Db {
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
+        // A signed-in person's choice is theirs: their texts follow it.
+        sqlx::query(
+            "UPDATE users SET lang = $1 WHERE id = (SELECT user_id FROM sessions WHERE id = $2)",
+        )
+        .bind(lang.to_string())
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -731,4 +739,32 @@ pub(crate) fn hash_token(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The language a person's texts go in, read inside the caller's transaction.
+pub async fn lang_of_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: i64,
+) -> Result<String> {
+    let r = sqlx::query(
+        "SELECT COALESCE(u.lang, (SELECT value FROM settings WHERE key = 'default_lang'), 'en') AS lang FROM users u WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("user"))?;
+    row_str(&r, "lang")
+}
+
+/// A person's phone, read inside the caller's transaction.
+pub async fn phone_of_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: i64,
+) -> Result<String> {
+    let r = sqlx::query("SELECT phone FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("user"))?;
+    row_str(&r, "phone")
 }

@@ -7,6 +7,7 @@ pub mod abuse;
 pub mod api;
 pub mod caps;
 pub mod ctx;
+pub mod disburse;
 pub mod error;
 pub mod forms;
 pub mod i18n;
@@ -58,6 +59,17 @@ pub struct Config {
     pub sms_from: Option<String>,
     /// Mount the local SMS gateway simulator at /sim/sms (demo and tests).
     pub sms_simulator: bool,
+    /// Payouts to wallets: a provider speaking MTN MoMo's Disbursement API (see `disburse`).
+    pub payout_base_url: String,
+    pub payout_api_user: String,
+    pub payout_api_key: String,
+    pub payout_subscription_key: String,
+    /// MTN's `X-Target-Environment` (`sandbox`, `mtnuganda`, ...).
+    pub payout_environment: String,
+    /// Mount the local disbursement simulator at /sim/disburse (demo and tests).
+    pub payout_simulator: bool,
+    /// Prepare payout batches on the marketplace's schedule (off in tests that count money).
+    pub payout_schedule: bool,
 }
 
 impl Config {
@@ -84,6 +96,13 @@ impl Config {
             sms_api_key: format!("sim-{}", tianguis_store::random_token(8)),
             sms_from: None,
             sms_simulator: true,
+            payout_base_url: format!("{public_url}/sim/disburse"),
+            payout_api_user: uuid::Uuid::new_v4().to_string(),
+            payout_api_key: tianguis_store::random_token(16),
+            payout_subscription_key: tianguis_store::random_token(16),
+            payout_environment: "sandbox".into(),
+            payout_simulator: true,
+            payout_schedule: true,
         }
     }
 }
@@ -96,6 +115,9 @@ pub struct Inner {
     pub metrics: metrics::Metrics,
     /// What the local SMS simulator was sent, when it is mounted (read by admins).
     pub sms_sim: Option<sms::SimOutbox>,
+    pub disburse: disburse::Disbursement,
+    /// What the local disbursement simulator was asked for, when it is mounted.
+    pub disburse_sim: Option<disburse::SimLedger>,
 }
 
 pub type AppState = Arc<Inner>;
@@ -114,6 +136,14 @@ pub fn state(db: Db, config: Config) -> AppState {
             config.sms_from.clone(),
         ),
         sms_sim: config.sms_simulator.then(sms::SimOutbox::default),
+        disburse: disburse::Disbursement::new(
+            &config.payout_base_url,
+            &config.payout_api_user,
+            &config.payout_api_key,
+            &config.payout_subscription_key,
+            &config.payout_environment,
+        ),
+        disburse_sim: config.payout_simulator.then(disburse::SimLedger::default),
         metrics: metrics::Metrics::default(),
         db,
         config,
@@ -144,6 +174,17 @@ pub fn app(state: AppState) -> Router {
                 &state.config.sms_username,
                 &state.config.sms_api_key,
                 outbox.clone(),
+            ),
+        );
+    }
+    if let Some(ledger) = &state.disburse_sim {
+        r = r.nest_service(
+            "/sim/disburse",
+            disburse::simulator(
+                &state.config.payout_api_user,
+                &state.config.payout_api_key,
+                &state.config.payout_subscription_key,
+                ledger.clone(),
             ),
         );
     }
@@ -340,6 +381,12 @@ pub fn runner(state: &AppState) -> tianguis_app::queue::Runner {
             },
         )
         .handle(Kind::RoutePlan, caps::courier::PlanJob)
+        .handle(
+            Kind::Payout,
+            disburse::PayoutJob {
+                api: state.disburse.clone(),
+            },
+        )
 }
 
 /// Background work of one server process: one loop per lane of the job queue, so order timers
@@ -377,6 +424,14 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
             n += 1;
             if let Err(e) = runner.run_lane(&state.db, Lane::Timers, 200).await {
                 tracing::warn!(error = %e, "timer run failed");
+            }
+            // The payout schedule, about once a minute: a batch when its period comes round
+            // (one per period, whichever server gets there), for officials to approve.
+            if state.config.payout_schedule
+                && n.is_multiple_of(60)
+                && let Err(e) = tianguis_app::payouts::tick(&state.db).await
+            {
+                tracing::warn!(error = %e, "payout schedule failed");
             }
             if n.is_multiple_of(600) {
                 if let Err(e) = state.db.delete_expired_sessions().await {

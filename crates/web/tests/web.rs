@@ -104,6 +104,8 @@ async fn serve_db(
     config.worker_interval_ms = 100;
     config.sim_approve_after_ms = 50;
     config.metrics_token = Some(METRICS_TOKEN.into());
+    // Batches only when a test asks for one (the schedule's own runs are tested in the app).
+    config.payout_schedule = false;
     tweak(&mut config);
     let state = tianguis_web::state(db, config);
     let sms = state.sms_sim.clone().unwrap_or_default();
@@ -625,7 +627,20 @@ async fn authorization_matrix_every_route_every_role() {
             .await
             .unwrap()
             .id;
+        let official = db.user_by_phone(DEMO_ADMIN_PHONE).await.unwrap();
+        let batch = tianguis_app::payouts::prepare(
+            db,
+            Some(&official),
+            tianguis_domain::payout::Run::Manual,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let line = db.payout_lines(batch).await.unwrap()[0].id;
         let gets: Vec<(String, &[Who])> = vec![
+            ("/admin/payouts".into(), &[Admin]),
+            (format!("/admin/payouts/{batch}"), &[Admin]),
+            ("/payouts".into(), &SIGNED_IN),
             ("/".into(), &EVERYONE),
             (format!("/products/{pid}"), &EVERYONE),
             (
@@ -770,6 +785,32 @@ async fn authorization_matrix_every_route_every_role() {
             ),
         ];
         let courier_posts: Vec<FormCase> = vec![
+            ("/admin/payouts".into(), vec![], &[Admin]),
+            (
+                "/admin/payouts/settings".into(),
+                vec![
+                    ("every_days", "7"),
+                    ("threshold", "5000"),
+                    ("minimum", "10"),
+                ],
+                &[Admin],
+            ),
+            (format!("/admin/payouts/{batch}/approve"), vec![], &[Admin]),
+            (format!("/admin/payouts/{batch}/cancel"), vec![], &[Admin]),
+            (
+                format!("/admin/payouts/lines/{line}/settle"),
+                vec![("note", "R-1"), ("outcome", "paid")],
+                &[Admin],
+            ),
+            (
+                "/payouts".into(),
+                vec![
+                    ("payee", "seller:1"),
+                    ("channel", "cash"),
+                    ("destination", "x"),
+                ],
+                &SIGNED_IN,
+            ),
             (
                 format!("/courier/jobs/{accepted}/pick_up"),
                 vec![],
@@ -1517,6 +1558,7 @@ async fn two_servers_on_one_database_serve_the_same_session() {
         let base_b = format!("http://{}", listener.local_addr().unwrap());
         let mut config = tianguis_web::Config::local(&base_b);
         config.worker_interval_ms = 100;
+        config.payout_schedule = false;
         tokio::spawn(tianguis_web::serve(
             tianguis_web::state(app.db.clone(), config),
             listener,
@@ -2099,6 +2141,7 @@ async fn two_servers_running_workers_expire_each_unpaid_order_exactly_once() {
         let base_b = format!("http://{}", listener.local_addr().unwrap());
         let mut config = tianguis_web::Config::local(&base_b);
         config.worker_interval_ms = 50;
+        config.payout_schedule = false;
         config.checkout_per_minute = 10_000;
         tokio::spawn(tianguis_web::serve(
             tianguis_web::state(db2, config),
@@ -3711,8 +3754,20 @@ async fn officials_assign_businesses_to_a_champion_and_pay_a_reached_milestone_o
             .ledger_totals(db.currency().await.unwrap())
             .await
             .unwrap();
-        assert_eq!(totals.payouts - before, 50_000, "through the ledger");
+        assert_eq!(totals.payouts, before, "awarded, not yet paid out");
         assert!(totals.holds(), "{totals:?}");
+        let champion = db.user_by_phone(DEMO_CHAMPION_PHONE).await.unwrap();
+        assert!(
+            db.payee_owed(
+                tianguis_domain::payout::Payee::Champion(champion.id),
+                db.currency().await.unwrap()
+            )
+            .await
+            .unwrap()
+            .minor
+                >= 50_000,
+            "owed to the champion: it leaves with the next payout batch"
+        );
         // The champion sees their businesses and how far each has come.
         let mut champ = Browser::login(&app.base, DEMO_CHAMPION_PHONE).await;
         let (s, page) = champ.get("/champion").await;
@@ -4374,5 +4429,143 @@ async fn a_text_the_gateway_refuses_is_given_up_and_officials_see_it() {
         assert_eq!((first_attempts, again.attempts), (1, 1));
         let metrics = app.metrics().await;
         assert!(metrics.contains("tianguis_jobs{"), "{metrics}");
+    }
+}
+
+/// Payouts reach wallets exactly once through the disbursement API: a second official approves
+/// (the one who prepared is refused), transfers are asked while the network is cut and again
+/// when it is back, an answer lost on the way is not paid twice (the same reference), a wallet
+/// that does not exist fails and the money goes back to the seller's balance; the ledger holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payouts_reach_wallets_once_through_a_cut_network() {
+    use tianguis_domain::kinds::{BatchStatus, LineStatus, PayoutChannel};
+    use tianguis_domain::payout::Payee;
+    for t in testdb::all().await {
+        let sim = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_addr = format!("http://{}", sim.local_addr().unwrap());
+        let net = Network::start(&sim_addr).await;
+        let ledger = tianguis_web::disburse::SimLedger::default();
+        let router =
+            tianguis_web::disburse::simulator("api-user", "api-key", "sub-key", ledger.clone());
+        tokio::spawn(async move { axum::serve(sim, router).await.unwrap() });
+        let url = net.base.clone();
+        let app = spawn_on(t, true, move |c| {
+            c.payout_base_url = url;
+            c.payout_api_user = "api-user".into();
+            c.payout_api_key = "api-key".into();
+            c.payout_subscription_key = "sub-key".into();
+            c.payout_simulator = false;
+        })
+        .await;
+        let db = &app.db;
+        let cur = db.currency().await.unwrap();
+        let admin = db.user_by_phone(DEMO_ADMIN_PHONE).await.unwrap();
+        // Two shops that are owed: one wallet does not exist, one answer gets lost.
+        let mut owed = Vec::new();
+        for (sid, _) in db.seller_names().await.unwrap() {
+            let m = db.payee_owed(Payee::Seller(sid), cur).await.unwrap();
+            let owner = db
+                .user(db.seller(sid).await.unwrap().user_id)
+                .await
+                .unwrap();
+            if m.minor >= 1000 && owner.has_password {
+                owed.push(sid);
+            }
+        }
+        assert!(owed.len() >= 3, "the demo's shops are owed money");
+        for (sid, wallet) in [(owed[0], "+529511100000"), (owed[1], "+529511100001")] {
+            tianguis_app::payouts::set_method(
+                db,
+                &admin,
+                Payee::Seller(sid),
+                PayoutChannel::MobileMoney,
+                wallet,
+            )
+            .await
+            .unwrap();
+        }
+        let failing_owed = db.payee_owed(Payee::Seller(owed[0]), cur).await.unwrap();
+        tianguis_app::people::create_user(
+            db,
+            tianguis_app::people::NewUser {
+                phone: "+520000000077",
+                email: None,
+                name: "Second official",
+                password: DEMO_PASSWORD,
+                role: tianguis_store::users::Role::Admin,
+                place_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let mut ana = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let mut beto = Browser::login(&app.base, "+520000000077").await;
+        ana.get("/admin/payouts").await;
+        let (s, loc) = ana.post("/admin/payouts", &[]).await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let batch: i64 = loc.trim_start_matches("/admin/payouts/").parse().unwrap();
+        let (s, page) = ana.get(&loc).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("+529511100000"), "{page}");
+        let (s, page) = ana
+            .post(&format!("/admin/payouts/{batch}/approve"), &[])
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "four eyes: {page}");
+        assert!(page.contains("Another official"), "{page}");
+        net.cut();
+        beto.get(&loc).await;
+        let (s, _) = beto
+            .post(&format!("/admin/payouts/{batch}/approve"), &[])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let mobile = db
+            .payout_lines(batch)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|l| l.channel == PayoutChannel::MobileMoney)
+            .count();
+        assert!(mobile >= 3);
+        // The queue keeps asking (its clock moved past each backoff); the network comes back.
+        let mut settled = false;
+        for round in 0..120 {
+            if round == 6 {
+                assert!(ledger.transfers().is_empty(), "nothing got through the cut");
+                net.restore();
+            }
+            db.clock.advance(Duration::from_secs(60));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if db.payout_batch(batch).await.unwrap().status == BatchStatus::Done {
+                settled = true;
+                break;
+            }
+        }
+        assert!(settled, "the batch finished");
+        let lines = db.payout_lines(batch).await.unwrap();
+        let sent = ledger.transfers();
+        assert_eq!(sent.len(), mobile, "one transfer per line: {sent:#?}");
+        for l in &lines {
+            let n = sent.iter().filter(|x| x.reference == l.reference).count();
+            assert_eq!(n, 1, "line {} asked of the provider once", l.id);
+            if l.payee == Payee::Seller(owed[0]) {
+                assert_eq!(l.status, LineStatus::Failed);
+                assert_eq!(l.failure.as_deref(), Some("PAYEE_NOT_FOUND"));
+            } else {
+                assert_eq!(l.status, LineStatus::Paid, "line {}", l.id);
+            }
+        }
+        assert_eq!(
+            db.payee_owed(Payee::Seller(owed[0]), cur).await.unwrap(),
+            failing_owed,
+            "the failed transfer's money is back"
+        );
+        assert!(db.ledger_totals(cur).await.unwrap().holds());
+        // The seller sees it on their page.
+        let lost = db.seller(owed[1]).await.unwrap();
+        let phone = db.user(lost.user_id).await.unwrap().phone;
+        let mut seller = Browser::login(&app.base, &phone).await;
+        let (s, page) = seller.get("/payouts").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("+529511100001"), "{page}");
     }
 }

@@ -204,6 +204,9 @@ err-not-found = { $what ->
     [user] We could not find that account.
     [seller] We could not find that shop.
     [photo] We could not find that photo.
+    [payout_batch] We could not find that payout batch.
+    [payout_line] We could not find that payout.
+    [payee] We could not find who is paid.
    *[other] We could not find that page.
 }
 err-address = Write a delivery address, or a plus code and a landmark (up to 500 characters).
@@ -565,3 +568,61 @@ jobs-count = Jobs
 jobs-dead = Given up
 jobs-none-dead = Nothing was given up.
 jobs-retry = Try again
+
+## Payouts
+payouts-title = Payouts
+payouts-intro = What the marketplace owes sellers, couriers, agents and champions goes out in batches. Preparing a batch sets each person's money aside; another official approves it; then it goes to each wallet, or is counted out in cash at a centre.
+payouts-prepare = Prepare a batch now
+payouts-batches = Batches
+payouts-none = No batches yet.
+payouts-lines = { $n } lines
+payouts-schedule = Schedule
+payouts-every-days = A batch every (days)
+payouts-threshold = Pay earlier from
+payouts-minimum = Smallest payout
+payouts-four-eyes = Another official must approve (turn off only for a one-person office)
+payouts-nobody-owed = Nobody is owed enough for a payout now.
+payouts-batch-title = Payout batch #{ $id }
+payouts-approve-hint = Check each line before approving. Once approved, transfers go out and cannot be called back.
+payouts-approve = Approve and pay
+payouts-cancel = Cancel the batch (the money goes back to each balance)
+payouts-payee = Who
+payouts-amount = Amount
+payouts-to = Where
+payouts-status = Status
+payouts-receipt = Receipt number
+payouts-counted-out = Handed over
+payouts-not-collected = Not collected
+payout-batch-prepared = waiting for approval
+payout-batch-approved = being paid
+payout-batch-done = done
+payout-batch-cancelled = cancelled
+payout-run-scheduled = scheduled
+payout-run-threshold = early (balance over the limit)
+payout-run-manual = asked by an official
+payout-channel-mobile_money = mobile money
+payout-channel-cash = cash at a centre
+payout-line-proposed = waiting for approval
+payout-line-sending = on its way
+payout-line-paid = paid
+payout-line-failed = failed (back in the balance)
+payout-line-cancelled = cancelled (back in the balance)
+payee-seller = Shop
+payee-courier = Deliveries
+payee-agent = Agent commissions
+payee-champion = Champion bounties
+my-payouts-title = My payouts
+my-payouts-none = Nothing is paid to you here yet.
+my-payouts-owed = To be paid: { $amount }
+my-payouts-destination = Wallet phone, or the centre for cash
+my-payouts-hint = Money is paid in the next batch. A failed payout comes back to your balance and goes in the batch after.
+shop-on-the-way = Payout on its way
+shop-payout-failed = Payouts that failed
+err-payout-four-eyes = Another official must approve a batch you prepared.
+err-payout-batch-moved = This batch was already approved or cancelled.
+err-payout-note = Give the receipt number or the centre (up to 80 characters).
+err-payout-not-cash = Only cash payouts are recorded by hand; a transfer is settled by the provider.
+err-payout-every = Batches go out every 1 to 92 days.
+err-payout-threshold = The smallest payout must be at least one unit, and the early-payment amount not below it.
+sms-payout-paid = tianguis: { $total } was paid to you ({ $to }).
+sms-payout-failed = tianguis: your payout of { $total } did not go through. It is back in your balance and goes in the next batch. Check your wallet number at { $site }/payouts.

@@ -204,6 +204,9 @@ err-not-found = { $what ->
     [user] No encontramos esa cuenta.
     [seller] No encontramos esa tienda.
     [photo] No encontramos esa foto.
+    [payout_batch] No encontramos ese lote de pagos.
+    [payout_line] No encontramos ese pago a persona.
+    [payee] No encontramos a quién se paga.
    *[other] No encontramos esa página.
 }
 err-address = Escriba una dirección de entrega, o un código plus y una referencia (hasta 500 caracteres).
@@ -565,3 +568,61 @@ jobs-count = Tareas
 jobs-dead = Abandonadas
 jobs-none-dead = No se abandonó ninguna.
 jobs-retry = Intentar de nuevo
+
+## Payouts
+payouts-title = Pagos
+payouts-intro = Lo que el mercado debe a vendedores, repartidores, agentes y promotores sale en lotes. Al preparar un lote se aparta el dinero de cada persona; otro funcionario lo aprueba; luego va a cada billetera, o se entrega en efectivo en un centro.
+payouts-prepare = Preparar un lote ahora
+payouts-batches = Lotes
+payouts-none = Todavía no hay lotes.
+payouts-lines = { $n } líneas
+payouts-schedule = Calendario
+payouts-every-days = Un lote cada (días)
+payouts-threshold = Pagar antes desde
+payouts-minimum = Pago mínimo
+payouts-four-eyes = Otro funcionario debe aprobar (apáguelo solo en una oficina de una persona)
+payouts-nobody-owed = Ahora nadie tiene saldo suficiente para un pago.
+payouts-batch-title = Lote de pagos n.º { $id }
+payouts-approve-hint = Revise cada línea antes de aprobar. Una vez aprobado, las transferencias salen y no se pueden retirar.
+payouts-approve = Aprobar y pagar
+payouts-cancel = Cancelar el lote (el dinero vuelve a cada saldo)
+payouts-payee = Quién
+payouts-amount = Monto
+payouts-to = Dónde
+payouts-status = Estado
+payouts-receipt = Número de recibo
+payouts-counted-out = Entregado
+payouts-not-collected = No recogido
+payout-batch-prepared = esperando aprobación
+payout-batch-approved = pagándose
+payout-batch-done = terminado
+payout-batch-cancelled = cancelado
+payout-run-scheduled = programado
+payout-run-threshold = adelantado (saldo sobre el límite)
+payout-run-manual = pedido por un funcionario
+payout-channel-mobile_money = dinero móvil
+payout-channel-cash = efectivo en un centro
+payout-line-proposed = esperando aprobación
+payout-line-sending = en camino
+payout-line-paid = pagado
+payout-line-failed = falló (volvió al saldo)
+payout-line-cancelled = cancelado (volvió al saldo)
+payee-seller = Tienda
+payee-courier = Entregas
+payee-agent = Comisiones de agente
+payee-champion = Premios de promotor
+my-payouts-title = Mis pagos
+my-payouts-none = Aquí todavía no se le paga nada.
+my-payouts-owed = Por pagar: { $amount }
+my-payouts-destination = Teléfono de la billetera, o el centro para efectivo
+my-payouts-hint = El dinero se paga en el próximo lote. Un pago fallido vuelve a su saldo y va en el lote siguiente.
+shop-on-the-way = Pago en camino
+shop-payout-failed = Pagos que fallaron
+err-payout-four-eyes = Otro funcionario debe aprobar un lote que usted preparó.
+err-payout-batch-moved = Este lote ya fue aprobado o cancelado.
+err-payout-note = Indique el número de recibo o el centro (hasta 80 caracteres).
+err-payout-not-cash = Solo los pagos en efectivo se registran a mano; una transferencia la confirma el proveedor.
+err-payout-every = Los lotes salen cada 1 a 92 días.
+err-payout-threshold = El pago mínimo debe ser al menos una unidad, y el monto para pagar antes no menor que él.
+sms-payout-paid = tianguis: se le pagaron { $total } ({ $to }).
+sms-payout-failed = tianguis: su pago de { $total } no pasó. Volvió a su saldo y va en el próximo lote. Revise el número de su billetera en { $site }/payouts.

@@ -12,6 +12,7 @@ pub mod checkout;
 pub mod courier;
 pub mod mandates;
 pub mod orders;
+pub mod payouts;
 pub mod pickup;
 pub mod shop;
 pub mod views;
@@ -122,6 +123,7 @@ pub fn pages() -> Table {
         .merge(courier::routes())
         .merge(assisted::routes())
         .merge(mandates::routes())
+        .merge(payouts::routes())
 }
 
 /// The pages' router: the context layer (session, language, errors as translated pages) and
