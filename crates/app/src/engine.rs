@@ -73,7 +73,8 @@ pub struct Applied<'a> {
     pub to: OrderState,
     pub now: i64,
     pub timing: &'a Timing,
-    /// What a settlement left the seller (kept) and the fee on it, for commissions.
+    /// What a settlement left the seller (their part: kept less a courier's delivery fee) and
+    /// the platform fee on it, for commissions.
     pub released: Option<(Money, Money)>,
 }
 
@@ -234,17 +235,17 @@ fn settle<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, e: Effect) -> BoxFut<'a> {
         if held.minor <= 0 {
             return Ok(());
         }
-        for t in Transaction::settle(order_id, a.order.seller_id, held, refund, a.order.fee_bps)? {
+        // A courier from the pool who delivered it earned the order's delivery fee.
+        let courier = orders::courier_fee_in(tx, order_id).await?;
+        let fee_bps = a.order.fee_bps;
+        for t in Transaction::settle(order_id, a.order.seller_id, held, refund, fee_bps, courier)? {
             ledger::post(tx, &t, a.now).await?;
         }
         let kept = held
             .checked_sub(refund)
             .map_err(|e| StoreError::Invalid(e.msg()))?;
         if kept.minor > 0 {
-            let fee = kept
-                .basis_points(a.order.fee_bps)
-                .map_err(|e| StoreError::Invalid(e.msg()))?;
-            a.released = Some((kept, fee));
+            a.released = Some(Transaction::sellers_part(kept, fee_bps, courier)?);
         }
         Ok(())
     })

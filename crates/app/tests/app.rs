@@ -1911,6 +1911,38 @@ async fn the_courier_pool_offers_fitting_jobs_and_follows_them_to_the_door_or_a_
             db.delivery_job(jobs[1]).await.unwrap().state,
             JobState::Cancelled
         );
+        // The delivered order completed: its delivery fee is the courier's, not the seller's.
+        let done = db
+            .order(db.delivery_job(cj.id).await.unwrap().order_id)
+            .await
+            .unwrap();
+        assert_eq!(done.state, OrderState::Completed);
+        assert!(done.delivery.minor > 0);
+        let cur = db.currency().await.unwrap();
+        let courier_owed = db
+            .payee_owed(tianguis_domain::payout::Payee::Courier(rider.id), cur)
+            .await
+            .unwrap()
+            .minor;
+        assert!(
+            courier_owed >= done.delivery.minor,
+            "{courier_owed} owed to the courier"
+        );
+        let release = db
+            .order_postings(done.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(kind, _, _)| kind == "release")
+            .collect::<Vec<_>>();
+        assert!(
+            release.iter().any(
+                |(_, acct, amt)| acct == &format!("courier:{}:payable", rider.id)
+                    && *amt == done.delivery.minor
+            ),
+            "{release:?}"
+        );
+        assert!(db.ledger_totals(cur).await.unwrap().holds());
         let _ = admin;
 
         // Route plans: one morning plan per carrier and day; claimed once; stops kept in order.

@@ -185,14 +185,17 @@ impl Transaction {
         )
     }
 
-    /// Escrow is released: `refund` back to the buyer (a dispute may split), the platform fee on
-    /// what the seller keeps, and the rest payable to the seller. `held` is the escrow balance.
+    /// Escrow is released: `refund` back to the buyer (a dispute may split); the delivery fee
+    /// to the courier who delivered it (`courier`: their user id and the order's delivery fee;
+    /// never more than what is kept); the platform fee on the seller's part; and the rest
+    /// payable to the seller. `held` is the escrow balance.
     pub fn settle(
         order_id: i64,
         seller_id: i64,
         held: Money,
         refund: Money,
         fee_bps: u32,
+        courier: Option<(i64, Money)>,
     ) -> Result<Vec<Self>, LedgerError> {
         let kept = held.checked_sub(refund)?;
         if kept.minor < 0 || refund.minor < 0 {
@@ -205,27 +208,50 @@ impl Transaction {
             out.push(Self::refund(order_id, refund)?);
         }
         if kept.minor > 0 {
-            let fee = kept.basis_points(fee_bps)?;
-            out.push(Self::new(
-                TxKind::Release,
-                Some(order_id),
-                vec![
-                    Posting {
-                        account: Account::Escrow(order_id),
-                        amount: -kept,
-                    },
-                    Posting {
-                        account: Account::PlatformFees,
-                        amount: fee,
-                    },
-                    Posting {
-                        account: Account::SellerPayable(seller_id),
-                        amount: kept.checked_sub(fee)?,
-                    },
-                ],
-            )?);
+            let (rider, ride) = match courier {
+                Some((u, fee)) => (
+                    Some(u),
+                    Money::new(fee.minor.clamp(0, kept.minor), kept.currency),
+                ),
+                None => (None, Money::zero(kept.currency)),
+            };
+            let sellers = kept.checked_sub(ride)?;
+            let fee = sellers.basis_points(fee_bps)?;
+            let mut postings = vec![
+                Posting {
+                    account: Account::Escrow(order_id),
+                    amount: -kept,
+                },
+                Posting {
+                    account: Account::PlatformFees,
+                    amount: fee,
+                },
+                Posting {
+                    account: Account::SellerPayable(seller_id),
+                    amount: sellers.checked_sub(fee)?,
+                },
+            ];
+            if let Some(u) = rider {
+                postings.push(Posting {
+                    account: Account::CourierPayable(u),
+                    amount: ride,
+                });
+            }
+            out.push(Self::new(TxKind::Release, Some(order_id), postings)?);
         }
         Ok(out)
+    }
+
+    /// What the seller's part of a release is, and the platform fee on it (for commissions):
+    /// what is kept less the courier's delivery fee.
+    pub fn sellers_part(
+        kept: Money,
+        fee_bps: u32,
+        courier: Option<(i64, Money)>,
+    ) -> Result<(Money, Money), LedgerError> {
+        let ride = courier.map_or(0, |(_, f)| f.minor.clamp(0, kept.minor.max(0)));
+        let sellers = kept.checked_sub(Money::new(ride, kept.currency))?;
+        Ok((sellers, sellers.basis_points(fee_bps)?))
     }
 
     /// Money held for an order goes back to the buyer.
@@ -464,7 +490,8 @@ mod tests {
         let mut b = Book::default();
         b.apply(&Transaction::payment(1, "cash", Money::new(1000, c())).unwrap())
             .unwrap();
-        let txs = Transaction::settle(1, 7, Money::new(2000, c()), Money::zero(c()), 500).unwrap();
+        let txs =
+            Transaction::settle(1, 7, Money::new(2000, c()), Money::zero(c()), 500, None).unwrap();
         assert!(matches!(
             b.apply(&txs[0]),
             Err(LedgerError::WouldGoNegative(_))
@@ -583,10 +610,11 @@ mod tests {
                         if held == 0 { continue; }
                         let refund = held * refund_pct as i64 / 100;
                         let seller = order % 3;
-                        let mut txs = Transaction::settle(order, seller, Money::new(held, cur), Money::new(refund, cur), fee_bps).unwrap();
+                        // Orders 0 and 4 were delivered by courier 9, for a delivery fee of 1500.
+                        let courier = (order % 4 == 0).then(|| (9, Money::new(1500, cur)));
+                        let mut txs = Transaction::settle(order, seller, Money::new(held, cur), Money::new(refund, cur), fee_bps, courier).unwrap();
                         if order % 2 == 1 {
-                            let kept = Money::new(held - refund, cur);
-                            let fee = kept.basis_points(fee_bps).unwrap();
+                            let (kept, fee) = Transaction::sellers_part(Money::new(held - refund, cur), fee_bps, courier).unwrap();
                             let rule = crate::commission::Rule {
                                 id: 1,
                                 centre_id: None,

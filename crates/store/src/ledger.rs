@@ -222,6 +222,27 @@ impl Db {
     }
 
     /// Account balances, for the admin's ledger page.
+    /// The postings of an order's ledger transactions: (transaction kind, account, amount), in
+    /// order (an audit trail of where its money went).
+    pub async fn order_postings(&self, order_id: i64) -> Result<Vec<(String, String, i64)>> {
+        sqlx::query(
+            "SELECT t.kind, p.account, p.amount_minor FROM postings p JOIN ledger_txns t ON t.id = p.txn_id \
+             WHERE t.order_id = $1 ORDER BY p.id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                row_str(r, "kind")?,
+                row_str(r, "account")?,
+                row_i64(r, "amount_minor")?,
+            ))
+        })
+        .collect()
+    }
+
     pub async fn account_balances(&self) -> Result<Vec<(String, String, i64)>> {
         let rows =
             sqlx::query("SELECT account, currency, balance_minor FROM accounts ORDER BY account")

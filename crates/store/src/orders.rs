@@ -478,6 +478,32 @@ pub async fn move_facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result
     })
 }
 
+/// The courier (a user) who delivered the order through the pool, and the delivery fee the
+/// order carries: theirs at release. None when no pool job delivered it (the seller shipped).
+pub async fn courier_fee_in(
+    tx: &mut DbTx<'static, Any>,
+    order_id: i64,
+) -> Result<Option<(i64, Money)>> {
+    let r = sqlx::query(
+        "SELECT cr.user_id, o.delivery_minor, o.currency FROM orders o \
+         JOIN delivery_jobs dj ON dj.order_id = o.id JOIN carriers cr ON cr.id = dj.carrier_id \
+         WHERE o.id = $1 AND dj.state = 'delivered'",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match r {
+        None => Ok(None),
+        Some(r) => Ok(Some((
+            row_i64(&r, "user_id")?,
+            Money::new(
+                row_i64(&r, "delivery_minor")?,
+                cur(&row_str(&r, "currency")?)?,
+            ),
+        ))),
+    }
+}
+
 /// The policy's facts about an order, read inside the transaction that acts on it.
 pub async fn facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<OrderFacts> {
     let r = sqlx::query("SELECT o.buyer_id, o.seller_id, c.centre_id, o.pickup_point_id, \
