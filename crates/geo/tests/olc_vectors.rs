@@ -1,14 +1,11 @@
 //! The official Open Location Code test vectors (google/open-location-code `test_data/`, kept in
-//! `../shared/data/olc/`). Every row must pass.
+//! `tests/data/olc/`, copied from `../shared/data/olc/` with its Apache-2.0 licence). Every row must pass.
 
 use proptest::prelude::*;
 use tianguis_geo::olc::{self, PlusCode};
 
 fn rows(name: &str) -> Vec<Vec<String>> {
-    let path = format!(
-        "{}/../../../shared/data/olc/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/data/olc/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

@@ -1,4 +1,4 @@
-//! The planner on real Solomon instances (`../shared/data/vrptw/`): every customer served, no
+//! The planner on real Solomon instances (`tests/data/solomon/`, copied from `../shared/data/vrptw/` with its BSD-2-Clause licence): every customer served, no
 //! vehicle over capacity, every service started inside its window, every vehicle home before
 //! the depot closes. Speed and quality are measured by `tianguis routes bench`, not here.
 
@@ -7,7 +7,7 @@ use tianguis_routing::{solomon, solve};
 
 fn instance(name: &str) -> solomon::Instance {
     let path = format!(
-        "{}/../../../shared/data/vrptw/solomon/{name}.txt",
+        "{}/tests/data/solomon/{name}.txt",
         env!("CARGO_MANIFEST_DIR")
     );
     solomon::parse(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
