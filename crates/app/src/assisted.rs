@@ -24,6 +24,8 @@ pub struct AssistedCheckout<'a> {
     /// The agent's session, whose cart empties on success.
     pub session_id: Option<String>,
     pub limits: Vec<Limit>,
+    /// The language the buyer reads their texts in (the agent asks); None keeps theirs.
+    pub buyer_lang: Option<&'a str>,
 }
 
 /// An agent orders for a walk-in buyer. Cash is taken by the agent on the spot (the payment
@@ -46,6 +48,9 @@ pub async fn assisted_checkout(
         )));
     };
     let buyer = db.walk_in_buyer(o.buyer_name, o.buyer_phone).await?;
+    if let Some(l) = o.buyer_lang {
+        db.set_user_lang(buyer.id, l).await?;
+    }
     let (res, replay) = crate::orders::checkout(
         db,
         &CheckoutRequest {

@@ -76,6 +76,8 @@ pub struct Applied<'a> {
     /// What a settlement left the seller (their part: kept less a courier's delivery fee) and
     /// the platform fee on it, for commissions.
     pub released: Option<(Money, Money)>,
+    /// The effects the move had (observers tell people of them).
+    pub effects: Vec<Effect>,
 }
 
 /// Runs one effect of a move.
@@ -132,6 +134,7 @@ impl Engine {
             .on(EffectKind::Schedule, schedule)
             .observe("logistics: jobs follow their orders", follow_order)
             .observe("assisted commerce: agents' commissions", accrue_commission)
+            .observe("texts: who hears of the move", tell)
     }
 
     /// Decide with the domain, then write everything the decision causes inside the caller's
@@ -169,6 +172,7 @@ impl Engine {
             now,
             timing,
             released: None,
+            effects: effects.to_vec(),
         };
         for e in effects {
             let Some((_, h)) = self.handlers.iter().find(|(k, _)| *k == e.kind()) else {
@@ -263,7 +267,31 @@ fn issue_delivery_code<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, _: Effect) ->
 }
 
 fn offer_delivery<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, _: Effect) -> BoxFut<'a> {
-    Box::pin(async move { delivery::offer_delivery(tx, a.m.order_id.0, a.now).await })
+    Box::pin(async move {
+        delivery::offer_delivery(tx, a.m.order_id.0, a.now).await?;
+        // Carriers the job fits hear of it (a few, nearest first by id order; not essential).
+        for c in delivery::fitting_carriers_in(tx, a.m.order_id.0)
+            .await?
+            .into_iter()
+            .take(5)
+        {
+            let lang = tianguis_store::users::lang_of_in(tx, c.user_id).await?;
+            crate::notify::text_in(
+                tx,
+                &crate::notify::NewText {
+                    phone: &c.phone,
+                    template: "sms-job-offered",
+                    args: Vec::new(),
+                    lang: &lang,
+                    order_id: None,
+                    essential: false,
+                },
+                a.now,
+            )
+            .await?;
+        }
+        Ok(())
+    })
 }
 
 fn schedule<'a>(tx: &'a mut Tx, a: &'a mut Applied<'_>, e: Effect) -> BoxFut<'a> {
@@ -308,6 +336,10 @@ fn follow_order<'a>(tx: &'a mut Tx, a: &'a Applied<'_>) -> BoxFut<'a> {
 }
 
 /// The agent who placed an order earns on what the seller keeps, never on a refund.
+fn tell<'a>(tx: &'a mut Tx, a: &'a Applied<'_>) -> BoxFut<'a> {
+    Box::pin(async move { crate::notify::after_move_in(tx, a).await })
+}
+
 fn accrue_commission<'a>(tx: &'a mut Tx, a: &'a Applied<'_>) -> BoxFut<'a> {
     Box::pin(async move {
         let Some((kept, fee)) = a.released else {
@@ -338,7 +370,7 @@ mod tests {
                 assert!(e.handles(effect.kind()), "{:?}: {effect:?}", t.name);
             }
         }
-        assert_eq!(e.observers().count(), 2);
+        assert_eq!(e.observers().count(), 3, "jobs, commissions, texts");
         assert!(!Engine::empty().handles(EffectKind::HoldPayment));
     }
 }

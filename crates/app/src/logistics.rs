@@ -5,6 +5,7 @@
 use crate::engine::{Move, engine, timer_in};
 use tianguis_domain::delivery::{self as rules, FailReason, JobAction, JobState};
 use tianguis_domain::ids::{CarrierId, JobId, OrderId};
+use tianguis_domain::notify::JobEvent;
 use tianguis_domain::policy::{self, JobFacts};
 use tianguis_domain::process::{Actor, OrderState, Transition};
 use tianguis_domain::promise::DAY_MS;
@@ -108,6 +109,15 @@ pub async fn job_act(
         }
     }
     let to = delivery::move_job(&mut tx, job_id, facts, action, Some(user.id), &note, now).await?;
+    // The buyer hears when it leaves for their door and when an attempt failed.
+    let event = match action {
+        JobAction::Depart | JobAction::Retry => Some(JobEvent::OutForDelivery),
+        JobAction::Fail => Some(JobEvent::AttemptFailed),
+        _ => None,
+    };
+    if let Some(e) = event {
+        crate::notify::after_job_in(&mut tx, order_id, e, now).await?;
+    }
     tx.commit().await?;
     Ok(to)
 }
@@ -174,6 +184,7 @@ pub async fn check_in(db: &Db, user: &User, order_id: impl Into<OrderId>) -> Res
     )
     .await?;
     delivery::dropped_at_point(&mut tx, order_id, user.id, now).await?;
+    crate::notify::after_job_in(&mut tx, order_id, JobEvent::ReadyAtPoint, now).await?;
     tx.commit().await?;
     Ok(())
 }

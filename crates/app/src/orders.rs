@@ -225,6 +225,9 @@ async fn checkout_once(
             (Timer::Unpaid, Transition::ExpireUnpaid)
         };
         timer_in(&mut tx, oid, next, now + prep.timing.delay_ms(timer), now).await?;
+        if req.method == PaymentMethod::CashOnDelivery {
+            notify::new_cod_order_in(&mut tx, oid, now).await?;
+        }
         order_ids.push(oid);
     }
     let payment_id =
@@ -254,14 +257,18 @@ async fn checkout_once(
         // The walk-in buyer has no account to look at: a text message with the order code.
         notify::text_in(
             &mut tx,
-            &prep.phone,
-            "sms-order-placed",
-            &[
-                ("code", result.tracking_code.clone()),
-                ("total", grand.minor.to_string()),
-                ("currency", result.currency.clone()),
-            ],
-            &prep.lang,
+            &notify::NewText {
+                phone: &prep.phone,
+                template: "sms-order-placed",
+                args: vec![
+                    ("code", result.tracking_code.clone()),
+                    ("total", grand.minor.to_string()),
+                    ("currency", result.currency.clone()),
+                ],
+                lang: &prep.lang,
+                order_id: result.order_ids.first().copied(),
+                essential: true,
+            },
             now,
         )
         .await?;

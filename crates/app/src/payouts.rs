@@ -355,14 +355,18 @@ async fn tell_payee(tx: &mut Tx, l: &store::Line, template: &str, now: i64) -> R
     let lang = users::lang_of_in(tx, l.user_id).await?;
     notify::text_in(
         tx,
-        &phone,
-        template,
-        &[
-            ("total", l.amount.minor.to_string()),
-            ("currency", l.amount.currency.as_str().to_string()),
-            ("to", l.destination.clone()),
-        ],
-        &lang,
+        &notify::NewText {
+            phone: &phone,
+            template,
+            args: vec![
+                ("total", l.amount.minor.to_string()),
+                ("currency", l.amount.currency.as_str().to_string()),
+                ("to", l.destination.clone()),
+            ],
+            lang: &lang,
+            order_id: None,
+            essential: true,
+        },
         now,
     )
     .await?;

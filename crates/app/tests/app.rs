@@ -666,6 +666,7 @@ async fn random_order_journeys_keep_the_ledger_invariants() {
                         idempotency_key: &format!("a{i}"),
                         session_id: None,
                         limits: Vec::new(),
+                        buyer_lang: None,
                     },
                 )
                 .await
@@ -2204,6 +2205,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 idempotency_key: "walk-in-1",
                 session_id: None,
                 limits: Vec::new(),
+                buyer_lang: None,
             },
         )
         .await
@@ -2222,6 +2224,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 idempotency_key: "walk-in-1",
                 session_id: None,
                 limits: Vec::new(),
+                buyer_lang: None,
             },
         )
         .await
@@ -2250,17 +2253,27 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
             db.cash_on_hand(agent.id).await.unwrap().minor,
             res.total_minor
         );
-        let sms = db.outbox(10).await.unwrap();
-        assert_eq!(sms.len(), 1, "one text, even after the replay");
+        let mut sms = db.outbox(10).await.unwrap();
+        sms.reverse();
+        // The walk-in buyer hears the order is placed and the cash received; the seller hears of
+        // a paid order. Each once, even after the replay.
+        let seller_phone = "+52111111111";
         assert_eq!(
-            (sms[0].to_phone.as_str(), sms[0].template.as_str()),
-            ("+52999000111", "sms-order-placed")
+            sms.iter()
+                .map(|m| (m.to_phone.as_str(), m.template.as_str()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("+52999000111", "sms-order-placed"),
+                ("+52999000111", "sms-paid"),
+                (seller_phone, "sms-seller-new-order"),
+            ]
         );
         assert!(
             sms[0]
                 .args
                 .contains(&("code".to_string(), res.tracking_code.clone()))
         );
+        assert!(sms.iter().all(|m| m.order_id == Some(oid)));
         let buyer = db.user(o.buyer_id).await.unwrap();
         assert_eq!(
             (buyer.name.as_str(), buyer.primary_role()),
@@ -2316,6 +2329,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 idempotency_key: "walk-in-2",
                 session_id: None,
                 limits: Vec::new(),
+                buyer_lang: None,
             },
         )
         .await
@@ -2353,6 +2367,7 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                 idempotency_key: "walk-in-3",
                 session_id: None,
                 limits: Vec::new(),
+                buyer_lang: None,
             },
         )
         .await
@@ -2431,7 +2446,8 @@ async fn an_agent_orders_for_a_walk_in_buyer_holds_the_cash_hands_it_over_and_ea
                     at_centre: true,
                     idempotency_key: "walk-in-4",
                     session_id: None,
-                    limits: Vec::new()
+                    limits: Vec::new(),
+                    buyer_lang: None,
                 }
             )
             .await
@@ -3371,5 +3387,142 @@ async fn payouts_go_out_in_batches_a_second_official_approves() {
             "{texts:?}"
         );
         assert!(texts.contains(&"sms-payout-paid".to_string()), "{texts:?}");
+    }
+}
+
+/// Every step that matters to someone is a text in their language, written with the move: the
+/// buyer hears of the payment, the shipment (the delivery code is never stored in the outbox,
+/// the sender reads it from the order) and the refund; the seller of a paid order and of a
+/// dispute. After STOP only the texts one needs go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_party_hears_each_step_in_their_language_and_stop_keeps_only_what_they_need() {
+    assert_eq!(
+        tianguis_app::notify::reply_command(" stop please"),
+        Some(true)
+    );
+    assert_eq!(tianguis_app::notify::reply_command("PARAR"), Some(true));
+    assert_eq!(tianguis_app::notify::reply_command("বন্ধ"), Some(true));
+    assert_eq!(tianguis_app::notify::reply_command("Start"), Some(false));
+    assert_eq!(tianguis_app::notify::reply_command("hola"), None);
+    for t in all().await {
+        let db = &t.db;
+        let (_, cat, seller) = small_shop(db).await;
+        let pid = db
+            .create_product(seller, &product(cat, "Rebozo", 62000, 3))
+            .await
+            .unwrap();
+        let b = buyer(db, 7).await;
+        db.set_user_lang(b, "bn").await.unwrap();
+        assert!(db.set_user_lang(b, "x'); drop").await.is_err());
+        let phone = db.user(b).await.unwrap().phone;
+        let mut r = req(b, vec![(pid, 1)], "texts-1");
+        r.phone = phone.clone();
+        let (res, _) = tianguis_app::orders::checkout(db, &r).await.unwrap();
+        let oid = res.order_ids[0];
+        tianguis_app::orders::payment_succeeded(db, res.payment_id, None)
+            .await
+            .unwrap();
+        for tr in [Transition::Accept, Transition::Pack, Transition::Ship] {
+            tianguis_app::orders::transition(db, oid, tr, Actor::Seller, None, "", None)
+                .await
+                .unwrap();
+        }
+        let texts = db.order_texts(oid).await.unwrap();
+        let said: Vec<(&str, &str, &str)> = texts
+            .iter()
+            .map(|m| (m.to_phone.as_str(), m.template.as_str(), m.lang.as_str()))
+            .collect();
+        assert!(
+            said.contains(&(phone.as_str(), "sms-paid", "bn")),
+            "{said:?}"
+        );
+        assert!(
+            said.iter()
+                .any(|(p, t, _)| *p == "+52111111111" && *t == "sms-seller-new-order"),
+            "{said:?}"
+        );
+        let shipped = texts.iter().find(|m| m.template == "sms-shipped").unwrap();
+        assert!(shipped.essential);
+        assert!(
+            shipped
+                .args
+                .contains(&("code_of_order".to_string(), oid.to_string()))
+        );
+        let code = db.order(oid).await.unwrap().delivery_code.unwrap();
+        assert!(
+            shipped.args.iter().all(|(_, v)| *v != code),
+            "the delivery code itself is not in the outbox"
+        );
+        // STOP: the confirmation goes; then only what the buyer needs.
+        assert!(
+            tianguis_app::notify::set_texts_stopped(db, &phone, true)
+                .await
+                .unwrap()
+        );
+        assert!(db.user(b).await.unwrap().texts_stopped);
+        assert_eq!(db.outbox(1).await.unwrap()[0].template, "sms-stopped");
+        tianguis_app::orders::transition(
+            db,
+            oid,
+            Transition::ConfirmDelivery,
+            Actor::Buyer,
+            None,
+            "",
+            None,
+        )
+        .await
+        .unwrap();
+        tianguis_app::orders::transition(
+            db,
+            oid,
+            Transition::Dispute,
+            Actor::Buyer,
+            None,
+            "torn",
+            None,
+        )
+        .await
+        .unwrap();
+        tianguis_app::orders::transition(
+            db,
+            oid,
+            Transition::Resolve,
+            Actor::Admin,
+            None,
+            "half back",
+            Some(20_000),
+        )
+        .await
+        .unwrap();
+        let templates: Vec<String> = db
+            .order_texts(oid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.template)
+            .collect();
+        assert!(
+            !templates.contains(&"sms-delivered".to_string()),
+            "not needed after STOP: {templates:?}"
+        );
+        assert!(templates.contains(&"sms-seller-dispute".to_string()));
+        let refund = db
+            .order_texts(oid)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|m| m.template == "sms-refunded")
+            .expect("money back is always told");
+        assert!(
+            refund
+                .args
+                .contains(&("total".to_string(), "20000".to_string()))
+        );
+        // An unknown phone changes nothing.
+        assert!(
+            !tianguis_app::notify::set_texts_stopped(db, "+529999999999", true)
+                .await
+                .unwrap()
+        );
     }
 }

@@ -60,6 +60,10 @@ struct ServeArgs {
     /// Sender id or short code.
     #[arg(long, env = "TIANGUIS_SMS_FROM")]
     sms_from: Option<String>,
+    /// The token in the URL the gateway forwards replies (STOP, START) to:
+    /// PUBLIC_URL/api/v1/sms/inbound/TOKEN. Without it, replies are not taken.
+    #[arg(long, env = "TIANGUIS_SMS_INBOUND_TOKEN", hide_env_values = true)]
+    sms_inbound_token: Option<String>,
     /// Payouts to wallets: a provider speaking MTN MoMo's Disbursement API (e.g.
     /// https://proxy.momoapi.mtn.com; needs --payout-user, --payout-key and
     /// --payout-subscription-key).
@@ -281,6 +285,7 @@ async fn run() -> Result<()> {
                 sms_username,
                 sms_key,
                 sms_from,
+                sms_inbound_token,
                 payout_url,
                 payout_user,
                 payout_key,
@@ -362,6 +367,9 @@ async fn run() -> Result<()> {
                 None => config.payout_simulator = true,
             }
             config.sms_from = sms_from;
+            if let Some(t) = sms_inbound_token.filter(|t| !t.trim().is_empty()) {
+                config.sms_inbound_token = t.trim().to_string();
+            }
             config.metrics_token = metrics_token.filter(|t| !t.trim().is_empty());
             config.client_ip_header = client_ip_header.map(|h| h.to_ascii_lowercase());
             config.trusted_proxies = trusted_proxies;

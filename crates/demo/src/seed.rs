@@ -462,7 +462,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                     idempotency_key: format!("demo-{round}-{n}"),
                     method,
                     address: "X722+FQ Santa Ana — blue house next to the church / casa azul junto a la iglesia".into(),
-                    phone: "+529510000000".into(),
+                    phone: "+529510000011".into(),
                     pickup_point_id: None,
                     on_behalf: None,
                     limits: Vec::new(),
@@ -960,6 +960,7 @@ async fn assisted_commerce(
                 idempotency_key: &format!("demo-assisted-{k}"),
                 session_id: None,
                 limits: Vec::new(),
+                buyer_lang: None,
             },
         )
         .await?;

@@ -13,12 +13,14 @@ pub mod ledger;
 pub mod mandate;
 pub mod money;
 pub mod msg;
+pub mod notify;
 pub mod payout;
 pub mod phone;
 pub mod policy;
 pub mod process;
 pub mod promise;
 pub mod search;
+pub mod sms;
 pub mod text;
 
 pub use money::{Currency, Money, MoneyError};

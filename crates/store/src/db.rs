@@ -113,6 +113,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     14 "0014_rate_windows",
     15 "0015_momo_in_flight",
     16 "0016_payouts",
+    17 "0017_texts",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -131,6 +132,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     14 "0014_rate_windows",
     15 "0015_momo_in_flight",
     16 "0016_payouts",
+    17 "0017_texts",
 );
 
 impl Db {

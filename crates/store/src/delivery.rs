@@ -432,6 +432,41 @@ pub async fn offer_delivery(tx: &mut DbTx<'static, Any>, order_id: i64, now: i64
     Ok(())
 }
 
+/// The active carriers an order's open job fits (its pickup and drop inside their area, its
+/// parcels within what they can still carry), read inside the transaction that offered it.
+pub async fn fitting_carriers_in(
+    tx: &mut DbTx<'static, Any>,
+    order_id: i64,
+) -> Result<Vec<Carrier>> {
+    let Some(j) = sqlx::query(
+        "SELECT parcels, pickup_lat, pickup_lng, drop_lat, drop_lng FROM delivery_jobs WHERE order_id = $1 AND state = 'open'",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    else {
+        return Ok(Vec::new());
+    };
+    let get = |c: &str| -> Result<f64> { Ok(j.try_get::<f64, _>(c)?) };
+    let (pickup, drop) = (
+        (get("pickup_lat")?, get("pickup_lng")?),
+        (get("drop_lat")?, get("drop_lng")?),
+    );
+    let parcels = row_i64(&j, "parcels")?;
+    let all: Vec<Carrier> = sqlx::query(crate::sql(format!(
+        "{CARRIER_SELECT} WHERE cr.active = 1 ORDER BY cr.id"
+    )))
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(carrier_from)
+    .collect::<Result<_>>()?;
+    Ok(all
+        .into_iter()
+        .filter(|c| rules::fits(c.area(), c.capacity, c.held, pickup, drop, parcels))
+        .collect())
+}
+
 /// Keep the order's job in step with the order: a delivered order's job is delivered (if it
 /// was on its way) or cancelled (if nobody had picked it up); a cancelled order's job is
 /// cancelled; an order the seller ships themselves withdraws a job nobody accepted (an accepted

@@ -504,6 +504,66 @@ pub async fn courier_fee_in(
     }
 }
 
+/// What the texts about an order say and where they go, read inside the transaction of the
+/// move they tell.
+#[derive(Debug, Clone)]
+pub struct TextFacts {
+    /// The phone given at checkout (a walk-in buyer's own), and the buyer's language.
+    pub buyer_phone: String,
+    pub buyer_lang: String,
+    pub seller_phone: String,
+    pub seller_lang: String,
+    pub shop_name: String,
+    /// The checkout's code (what the buyer follows at /track).
+    pub tracking_code: String,
+    pub total: Money,
+    pub due_at: Option<i64>,
+    /// Whoever brings it: the pool carrier holding its job, if any.
+    pub carrier_name: Option<String>,
+    /// The pickup point it waits at, with its hours.
+    pub point: Option<(String, String)>,
+    pub cash_on_delivery: bool,
+}
+
+pub async fn text_facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<TextFacts> {
+    let r = sqlx::query(
+        "SELECT c.phone AS buyer_phone, \
+         COALESCE(ub.lang, (SELECT value FROM settings WHERE key = 'default_lang'), 'es') AS buyer_lang, \
+         us.phone AS seller_phone, \
+         COALESCE(us.lang, (SELECT value FROM settings WHERE key = 'default_lang'), 'es') AS seller_lang, \
+         s.shop_name, c.tracking_code, c.method, o.total_minor, o.currency, o.due_at, \
+         pp.name AS point_name, pp.hours AS point_hours, \
+         (SELECT cr.name FROM delivery_jobs dj JOIN carriers cr ON cr.id = dj.carrier_id WHERE dj.order_id = o.id) AS carrier_name \
+         FROM orders o JOIN checkouts c ON c.id = o.checkout_id JOIN users ub ON ub.id = o.buyer_id \
+         JOIN sellers s ON s.id = o.seller_id JOIN users us ON us.id = s.user_id \
+         LEFT JOIN pickup_points pp ON pp.id = o.pickup_point_id WHERE o.id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("order"))?;
+    let point = match (
+        row_opt_str(&r, "point_name")?,
+        row_opt_str(&r, "point_hours")?,
+    ) {
+        (Some(n), h) => Some((n, h.unwrap_or_default())),
+        _ => None,
+    };
+    Ok(TextFacts {
+        buyer_phone: row_str(&r, "buyer_phone")?,
+        buyer_lang: row_str(&r, "buyer_lang")?,
+        seller_phone: row_str(&r, "seller_phone")?,
+        seller_lang: row_str(&r, "seller_lang")?,
+        shop_name: row_str(&r, "shop_name")?,
+        tracking_code: row_opt_str(&r, "tracking_code")?.unwrap_or_default(),
+        total: Money::new(row_i64(&r, "total_minor")?, cur(&row_str(&r, "currency")?)?),
+        due_at: row_opt_i64(&r, "due_at")?,
+        carrier_name: row_opt_str(&r, "carrier_name")?,
+        point,
+        cash_on_delivery: row_str(&r, "method")? == PaymentMethod::CashOnDelivery.as_str(),
+    })
+}
+
 /// The policy's facts about an order, read inside the transaction that acts on it.
 pub async fn facts_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<OrderFacts> {
     let r = sqlx::query("SELECT o.buyer_id, o.seller_id, c.centre_id, o.pickup_point_id, \

@@ -6,29 +6,65 @@
 use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use sqlx::{Any, Transaction as DbTx};
 
+/// A text to put in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewText<'a> {
+    pub phone: &'a str,
+    pub template: &'a str,
+    pub args: Vec<(&'a str, String)>,
+    pub lang: &'a str,
+    /// The order it is about (it shows on the order's page).
+    pub order_id: Option<i64>,
+    /// Sent even to someone who replied STOP (the delivery code, money in or out).
+    pub essential: bool,
+}
+
 /// Put a text message in the outbox, in the caller's transaction (it is sent if and only if
 /// what it tells about committed).
-pub async fn enqueue_in(
-    tx: &mut DbTx<'static, Any>,
-    phone: &str,
-    template: &str,
-    args: &[(&str, String)],
-    lang: &str,
-    now: i64,
-) -> Result<i64> {
-    let args: serde_json::Map<String, serde_json::Value> = args
+pub async fn enqueue_in(tx: &mut DbTx<'static, Any>, t: &NewText<'_>, now: i64) -> Result<i64> {
+    let args: serde_json::Map<String, serde_json::Value> = t
+        .args
         .iter()
         .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
         .collect();
-    let r = sqlx::query("INSERT INTO outbox (channel, to_phone, template, args, lang, status, attempts, run_at, created_at) VALUES ('sms', $1, $2, $3, $4, 'pending', 0, $5, $5) RETURNING id")
-        .bind(phone.to_string())
-        .bind(template.to_string())
+    let r = sqlx::query("INSERT INTO outbox (channel, to_phone, template, args, lang, status, attempts, run_at, created_at, order_id, essential) VALUES ('sms', $1, $2, $3, $4, 'pending', 0, $5, $5, $6, $7) RETURNING id")
+        .bind(t.phone.to_string())
+        .bind(t.template.to_string())
         .bind(serde_json::Value::Object(args).to_string())
-        .bind(lang.to_string())
+        .bind(t.lang.to_string())
         .bind(now)
+        .bind(t.order_id)
+        .bind(i64::from(t.essential))
         .fetch_one(&mut **tx)
         .await?;
     row_i64(&r, "id")
+}
+
+/// A person replied STOP (or START again), or chose it on their page: non-essential texts
+/// stop (or resume). The person's id; None when no account has this phone.
+pub async fn set_stop_in(
+    tx: &mut DbTx<'static, Any>,
+    phone: &str,
+    stop: bool,
+) -> Result<Option<i64>> {
+    let r = sqlx::query("UPDATE users SET sms_stop = $1 WHERE phone = $2 RETURNING id")
+        .bind(i64::from(stop))
+        .bind(phone.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    r.map(|r| row_i64(&r, "id")).transpose()
+}
+
+/// Whether the person with this phone replied STOP (only essential texts reach them).
+pub async fn stopped_in(tx: &mut DbTx<'static, Any>, phone: &str) -> Result<bool> {
+    let r = sqlx::query("SELECT sms_stop FROM users WHERE phone = $1")
+        .bind(phone.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match r {
+        Some(r) => row_i64(&r, "sms_stop")? != 0,
+        None => false,
+    })
 }
 
 /// A text carrying a one-time code: the outbox keeps a reference to the code's row, and the
@@ -66,6 +102,11 @@ pub struct OutboxMessage {
     pub created_at: i64,
     /// The one-time code this text carries, made when it is sent.
     pub code_id: Option<i64>,
+    pub order_id: Option<i64>,
+    pub essential: bool,
+    /// Once sent: the parts it took and what the gateway charged.
+    pub parts: Option<i64>,
+    pub cost: Option<String>,
 }
 
 fn outbox_from(r: &sqlx::any::AnyRow) -> Result<OutboxMessage> {
@@ -87,6 +128,10 @@ fn outbox_from(r: &sqlx::any::AnyRow) -> Result<OutboxMessage> {
         provider_ref: row_opt_str(r, "provider_ref")?,
         created_at: row_i64(r, "created_at")?,
         code_id: row_opt_i64(r, "code_id")?,
+        order_id: row_opt_i64(r, "order_id")?,
+        essential: row_i64(r, "essential")? != 0,
+        parts: row_opt_i64(r, "parts")?,
+        cost: row_opt_str(r, "cost")?,
     })
 }
 
@@ -101,10 +146,19 @@ impl Db {
         outbox_from(&r)
     }
 
-    pub async fn outbox_sent(&self, id: i64, provider_ref: &str) -> Result<()> {
-        sqlx::query("UPDATE outbox SET status = 'sent', provider_ref = $1, sent_at = $2, locked_until = NULL, attempts = attempts + 1 WHERE id = $3 AND status <> 'sent'")
+    /// Sent: the gateway's id, the parts it took and what it cost (as the gateway says it).
+    pub async fn outbox_sent(
+        &self,
+        id: i64,
+        provider_ref: &str,
+        parts: u32,
+        cost: &str,
+    ) -> Result<()> {
+        sqlx::query("UPDATE outbox SET status = 'sent', provider_ref = $1, sent_at = $2, locked_until = NULL, attempts = attempts + 1, parts = $3, cost = $4 WHERE id = $5 AND status <> 'sent'")
             .bind(provider_ref.to_string())
             .bind(self.now_ms())
+            .bind(i64::from(parts))
+            .bind(cost.chars().take(40).collect::<String>())
             .bind(id)
             .execute(&self.write)
             .await?;
@@ -134,6 +188,17 @@ impl Db {
             .execute(&self.write)
             .await?;
         Ok(())
+    }
+
+    /// The texts about an order, oldest first (its page shows them).
+    pub async fn order_texts(&self, order_id: i64) -> Result<Vec<OutboxMessage>> {
+        sqlx::query("SELECT * FROM outbox WHERE order_id = $1 ORDER BY id")
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(outbox_from)
+            .collect()
     }
 
     /// The latest messages (officials' view, tests).

@@ -31,6 +31,8 @@ pub struct User {
     pub has_password: bool,
     /// The roles this person holds now (revoked grants are not here).
     pub grants: Vec<Grant>,
+    /// They replied STOP: only the texts they need (delivery codes, money) reach them.
+    pub texts_stopped: bool,
 }
 
 impl User {
@@ -168,11 +170,10 @@ pub(crate) async fn revoke_role_in(
         .rows_affected())
 }
 
-const USER_COLS: &str =
-    "u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set";
+const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set, u.sms_stop";
 
 /// A user with their current grants, one row per grant (none: one row with NULLs).
-const USER_WITH_GRANTS: &str = "SELECT u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set, \
+const USER_WITH_GRANTS: &str = "SELECT u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set, u.sms_stop, \
     g.role, g.scope_kind, g.scope_id FROM users u LEFT JOIN sellers s ON s.user_id = u.id \
     LEFT JOIN grants g ON g.user_id = u.id AND g.revoked_at IS NULL";
 
@@ -203,6 +204,7 @@ fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
         active: row_i64(row, "active")? == 1,
         centre_id: None,
         has_password: row_i64(row, "password_set")? == 1,
+        texts_stopped: row_i64(row, "sms_stop")? != 0,
         grants: Vec::new(),
     })
 }
@@ -635,6 +637,20 @@ impl Db {
         Ok(())
     }
 
+    /// The language a person reads their texts in (`en`, `es`, `bn`, ...: a short code).
+    pub async fn set_user_lang(&self, user_id: i64, lang: &str) -> Result<()> {
+        let lang = lang.trim();
+        if lang.is_empty() || lang.len() > 8 || !lang.chars().all(|c| c.is_ascii_lowercase()) {
+            return Err(StoreError::invalid("err-lang"));
+        }
+        sqlx::query("UPDATE users SET lang = $1 WHERE id = $2")
+            .bind(lang.to_string())
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     /// How many sessions are stored (for tests and the officials' view).
     pub async fn session_count(&self) -> Result<i64> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM sessions")
@@ -741,13 +757,14 @@ pub(crate) fn hash_token(token: &str) -> String {
         .collect()
 }
 
-/// The language a person's texts go in, read inside the caller's transaction.
+/// The language a person's texts go in (theirs, else the marketplace's `default_lang`, else
+/// Spanish, as at checkout), read inside the caller's transaction.
 pub async fn lang_of_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user_id: i64,
 ) -> Result<String> {
     let r = sqlx::query(
-        "SELECT COALESCE(u.lang, (SELECT value FROM settings WHERE key = 'default_lang'), 'en') AS lang FROM users u WHERE u.id = $1",
+        "SELECT COALESCE(u.lang, (SELECT value FROM settings WHERE key = 'default_lang'), 'es') AS lang FROM users u WHERE u.id = $1",
     )
     .bind(user_id)
     .fetch_optional(&mut **tx)

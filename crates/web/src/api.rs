@@ -35,6 +35,7 @@ pub fn routes() -> crate::caps::Table {
         .post("/orders/{id}/deliver", deliver)
         .post("/orders/{id}/transitions/{name}", transition)
         .post("/payments/mobile-money/callback", callback)
+        .post("/sms/inbound/{token}", sms_inbound)
 }
 
 /// The API's router: problem+json for every refusal, control characters refused, a small
@@ -603,6 +604,36 @@ async fn callback(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
     Ok(Json(dto::Ack { ok: true }).into_response())
 }
 
+/// A reply to our texts as the SMS gateway forwards it (Africa's Talking "incoming messages":
+/// an urlencoded form with `from`, `to`, `text`, `date`, `id`, `linkId`). STOP stops the texts
+/// one can do without, START resumes them. The gateway does not sign its posts: the path
+/// carries a token that only the gateway's settings know.
+#[utoipa::path(post, path = "/sms/inbound/{token}",
+    params(("token" = String, Path, description = "the inbound token configured at the gateway")),
+    responses((status = 200, body = dto::Ack), (status = 404, body = dto::ProblemDoc, content_type = "application/problem+json")))]
+async fn sms_inbound(State(s): State<AppState>, Path(token): Path<String>, body: Bytes) -> A {
+    use subtle::ConstantTimeEq;
+    let want = s.config.sms_inbound_token.as_bytes();
+    if want.is_empty() || !bool::from(token.as_bytes().ct_eq(want)) {
+        return Err(Problem(AppError::User(
+            StatusCode::NOT_FOUND,
+            Msg::new("err-not-found").arg("what", "page"),
+        )));
+    }
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let from = form.get("from").map(String::as_str).unwrap_or("");
+    let text = form.get("text").map(String::as_str).unwrap_or("");
+    if let Some(stop) = tianguis_app::notify::reply_command(text) {
+        // An unknown or unreadable number changes nothing; the gateway gets its 200 either way.
+        match tianguis_app::notify::set_texts_stopped(&s.db, from, stop).await {
+            Ok(_) | Err(tianguis_store::StoreError::Invalid(_)) => {}
+            Err(e) => return Err(Problem(e.into())),
+        }
+    }
+    Ok(Json(dto::Ack { ok: true }).into_response())
+}
+
 /// Where the provider calls back: this server's own callback endpoint.
 pub fn callback_url(public_url: &str) -> String {
     format!(
@@ -615,7 +646,7 @@ pub fn callback_url(public_url: &str) -> String {
 #[openapi(
     info(title = "tianguis API", version = "1", description = "Marketplace API: catalogue, checkout with escrow, the order process."),
     servers((url = "/api/v1")),
-    paths(openapi, products, product, checkout, orders, order, transition, deliver, callback),
+    paths(openapi, products, product, checkout, orders, order, transition, deliver, callback, sms_inbound),
     modifiers(&BearerToken)
 )]
 pub struct ApiDoc;

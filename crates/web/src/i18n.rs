@@ -311,6 +311,45 @@ mod tests {
         assert!(missing.is_empty(), "untranslated: {missing:?}");
     }
 
+    /// Every text the rules can send fits two SMS parts in every language, with long values
+    /// in its placeholders (Bangla goes as UCS-2: 134 characters for two parts).
+    #[test]
+    fn every_text_fits_two_parts_in_every_language() {
+        let args: Vec<(String, String)> = [
+            ("code", "ABCD2345"),
+            ("order", "123456"),
+            ("shop", "Artesanías Doña Lupe"),
+            ("total", "$12,345.50"),
+            ("currency", "MXN"),
+            ("by", "Tienda Don Pepe (8-20)"),
+            ("due_day", "2026-12-09"),
+            ("delivery_code", "123456"),
+            ("point", "Tienda Don Pepe"),
+            ("hours", "Mon-Sat 8-20"),
+            ("site", "https://tianguis.example.org"),
+            ("to", "+529511234567"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut too_long = Vec::new();
+        for (lang, _) in LANGS {
+            let tr = Tr::new(lang);
+            for t in tianguis_domain::notify::TEMPLATES {
+                let text = tr.render(t, &args);
+                assert!(
+                    !text.contains("{"),
+                    "{lang} {t}: a placeholder left: {text}"
+                );
+                let p = tianguis_domain::sms::prepare(&text);
+                if p.parts > tianguis_domain::sms::MAX_PARTS {
+                    too_long.push(format!("{lang} {t}: {} parts ({:?})", p.parts, p.encoding));
+                }
+            }
+        }
+        assert!(too_long.is_empty(), "{too_long:#?}");
+    }
+
     #[test]
     fn english_and_spanish_have_the_same_keys() {
         let keys = |s: &str| -> Vec<String> {

@@ -70,6 +70,9 @@ pub struct Config {
     pub payout_simulator: bool,
     /// Prepare payout batches on the marketplace's schedule (off in tests that count money).
     pub payout_schedule: bool,
+    /// The token in the path the SMS gateway forwards replies to
+    /// (`/api/v1/sms/inbound/{token}`); empty: replies are not taken.
+    pub sms_inbound_token: String,
 }
 
 impl Config {
@@ -103,6 +106,7 @@ impl Config {
             payout_environment: "sandbox".into(),
             payout_simulator: true,
             payout_schedule: true,
+            sms_inbound_token: tianguis_store::random_token(16),
         }
     }
 }

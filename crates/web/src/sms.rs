@@ -2,7 +2,7 @@
 //! {base}/version1/messaging`, form fields `username`, `to`, `message`, optional `from`, header
 //! `apiKey`; the answer lists each recipient with a `statusCode`, 101 sent and 102 queued, and a
 //! `messageId`). [`simulator`] is a *local SMS gateway simulator* speaking the same protocol for
-//! the demo and the tests (numbers ending in 000 are refused as invalid); it keeps what it was
+//! the demo and the tests (numbers ending in 0000 are refused as invalid); it keeps what it was
 //! sent, readable by admins at `GET /sim/sms/messages`. [`SmsJob`] is the queue's handler that sends each message.
 
 use axum::extract::State;
@@ -74,7 +74,8 @@ impl SmsGateway {
     }
 
     /// Send one message; the gateway's message id when it took it.
-    pub async fn send(&self, to: &str, message: &str) -> Result<String, SmsError> {
+    /// Send one message: the gateway's id for it and what it charged (e.g. "USD 0.0100").
+    pub async fn send(&self, to: &str, message: &str) -> Result<(String, String), SmsError> {
         let mut form = vec![
             ("username", self.username.clone()),
             ("to", to.to_string()),
@@ -106,7 +107,7 @@ impl SmsGateway {
             .next()
             .ok_or_else(|| SmsError::Answer("no recipient".into()))?;
         match rcpt.status_code {
-            101 | 102 => Ok(rcpt.message_id),
+            101 | 102 => Ok((rcpt.message_id, rcpt.cost)),
             code => Err(SmsError::Refused {
                 code,
                 status: rcpt.status,
@@ -183,7 +184,7 @@ async fn sim_send(
         return (StatusCode::BAD_REQUEST, "bad request").into_response();
     }
     let id = format!("ATXid_sim{}", uuid::Uuid::new_v4().simple());
-    let ok = !f.to.ends_with("000") && f.to.starts_with('+');
+    let ok = !f.to.ends_with("0000") && f.to.starts_with('+');
     if ok && let Ok(mut v) = sim.sent.0.lock() {
         v.push(SimSms {
             to: f.to.clone(),
@@ -250,6 +251,35 @@ impl tianguis_app::queue::JobHandler for SmsJob {
                 }
             }
             args.push(("site".into(), self.public_url.clone()));
+            // The delivery code is read from the order as the text goes out (the outbox keeps
+            // none), and a due date is said as a day.
+            let mut extra = Vec::new();
+            for (k, v) in &args {
+                if k == "code_of_order"
+                    && let Ok(id) = v.parse::<i64>()
+                {
+                    match db.order(id).await {
+                        Ok(o) => extra.push((
+                            "delivery_code".to_string(),
+                            o.delivery_code.unwrap_or_default(),
+                        )),
+                        Err(e) => return Outcome::from_error(&e),
+                    }
+                }
+                if k == "due"
+                    && let Ok(ms) = v.parse::<i64>()
+                {
+                    let offset = match db.settings().await {
+                        Ok(s) => s.utc_offset_minutes(),
+                        Err(e) => return Outcome::from_error(&e),
+                    };
+                    extra.push((
+                        "due_day".to_string(),
+                        tianguis_domain::calendar::local_day(ms, offset).0,
+                    ));
+                }
+            }
+            args.extend(extra);
             if let Some(code_id) = m.code_id {
                 match db.issue_phone_code(code_id).await {
                     Ok(Some(code)) => args.push(("code".into(), code)),
@@ -261,9 +291,10 @@ impl tianguis_app::queue::JobHandler for SmsJob {
                     Err(e) => return Outcome::Retry(e.to_string()),
                 }
             }
-            let text = tr.render(&m.template, &args);
-            match self.gateway.send(&m.to_phone, &text).await {
-                Ok(id) => match db.outbox_sent(m.id, &id).await {
+            // In the SMS alphabet when it can be (accents folded), counted in parts.
+            let text = tianguis_domain::sms::prepare(&tr.render(&m.template, &args));
+            match self.gateway.send(&m.to_phone, &text.text).await {
+                Ok((id, cost)) => match db.outbox_sent(m.id, &id, text.parts, &cost).await {
                     Ok(()) => Outcome::Done,
                     Err(e) => {
                         // The gateway took it: sending again would text the person twice.

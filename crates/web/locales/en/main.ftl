@@ -626,3 +626,26 @@ err-payout-every = Batches go out every 1 to 92 days.
 err-payout-threshold = The smallest payout must be at least one unit, and the early-payment amount not below it.
 sms-payout-paid = tianguis: { $total } was paid to you ({ $to }).
 sms-payout-failed = tianguis: your payout of { $total } did not go through. It is back in your balance and goes in the next batch. Check your wallet number at { $site }/payouts.
+
+## Texts about an order (at most two SMS parts each; see domain::sms)
+sms-paid = tianguis: payment received for order { $code } ({ $total }). We will text you when it is on its way.
+sms-seller-new-order = tianguis: new paid order #{ $order } for { $shop } ({ $total }). Accept and pack it at { $site }/shop
+sms-seller-new-order-cod = tianguis: new cash-on-delivery order #{ $order } for { $shop } ({ $total }). Accept it at { $site }/shop
+sms-accepted-cod = tianguis: { $shop } accepted your order { $code }. Pay { $total } in cash when it arrives.
+sms-shipped = tianguis: order { $code } is on its way with { $by }, due by { $due_day }. Your delivery code is { $delivery_code }: give it only when you have the parcel.
+sms-delivered = tianguis: order { $code } was delivered. Something wrong? Tell us at { $site }/track/{ $code }
+sms-seller-return = tianguis: the buyer of order #{ $order } asked to return it. See { $site }/orders/{ $order }
+sms-seller-dispute = tianguis: the buyer of order #{ $order } opened a dispute; the money waits until an official decides. See { $site }/orders/{ $order }
+sms-cancelled = tianguis: order { $code } was cancelled.
+sms-refunded = tianguis: { $total } of order { $code } is refunded to you.
+sms-out-for-delivery = tianguis: order { $code } is out for delivery today. Keep your delivery code ready.
+sms-attempt-failed = tianguis: we could not deliver order { $code } today. It will be tried again; see { $site }/track/{ $code }
+sms-ready-at-point = tianguis: order { $code } is ready at { $point } ({ $hours }). Bring your delivery code.
+sms-job-offered = tianguis: a delivery job near you. See { $site }/courier
+sms-stopped = tianguis: you will get only texts you need (delivery codes, money). Reply START to get all again.
+sms-started = tianguis: you will get all texts about your orders again. Reply STOP to get fewer.
+order-texts = Texts sent
+order-texts-none = No texts yet.
+texts-stop-label = Texts: only what I need (delivery codes and money)
+err-lang = Choose a language from the list.
+agent-buyer-lang = Language of the buyer's texts

@@ -626,3 +626,26 @@ err-payout-every = Los lotes salen cada 1 a 92 días.
 err-payout-threshold = El pago mínimo debe ser al menos una unidad, y el monto para pagar antes no menor que él.
 sms-payout-paid = tianguis: se le pagaron { $total } ({ $to }).
 sms-payout-failed = tianguis: su pago de { $total } no pasó. Volvió a su saldo y va en el próximo lote. Revise el número de su billetera en { $site }/payouts.
+
+## Texts about an order (at most two SMS parts each; see domain::sms)
+sms-paid = tianguis: recibimos el pago del pedido { $code } ({ $total }). Le avisaremos cuando vaya en camino.
+sms-seller-new-order = tianguis: nuevo pedido pagado #{ $order } para { $shop } ({ $total }). Acéptelo y empáquelo en { $site }/shop
+sms-seller-new-order-cod = tianguis: nuevo pedido contra entrega #{ $order } para { $shop } ({ $total }). Acéptelo en { $site }/shop
+sms-accepted-cod = tianguis: { $shop } aceptó su pedido { $code }. Pague { $total } en efectivo al recibirlo.
+sms-shipped = tianguis: el pedido { $code } va en camino con { $by }, llega a más tardar el { $due_day }. Su código de entrega es { $delivery_code }: déjelo solo cuando tenga el paquete.
+sms-delivered = tianguis: el pedido { $code } fue entregado. ¿Algún problema? Avísenos en { $site }/track/{ $code }
+sms-seller-return = tianguis: el comprador del pedido #{ $order } pidió devolverlo. Vea { $site }/orders/{ $order }
+sms-seller-dispute = tianguis: el comprador del pedido #{ $order } abrió una disputa; el dinero espera la decisión de un funcionario. Vea { $site }/orders/{ $order }
+sms-cancelled = tianguis: el pedido { $code } fue cancelado.
+sms-refunded = tianguis: le devolvemos { $total } del pedido { $code }.
+sms-out-for-delivery = tianguis: el pedido { $code } sale hoy a entrega. Tenga listo su código de entrega.
+sms-attempt-failed = tianguis: hoy no pudimos entregar el pedido { $code }. Se intentará de nuevo; vea { $site }/track/{ $code }
+sms-ready-at-point = tianguis: el pedido { $code } está listo en { $point } ({ $hours }). Traiga su código de entrega.
+sms-job-offered = tianguis: hay una entrega cerca de usted. Vea { $site }/courier
+sms-stopped = tianguis: recibirá solo los mensajes que necesita (códigos de entrega, dinero). Responda START para recibir todos.
+sms-started = tianguis: volverá a recibir todos los mensajes de sus pedidos. Responda STOP para recibir menos.
+order-texts = Mensajes enviados
+order-texts-none = Todavía no hay mensajes.
+texts-stop-label = Mensajes: solo lo necesario (códigos de entrega y dinero)
+err-lang = Elija un idioma de la lista.
+agent-buyer-lang = Idioma de los mensajes del comprador

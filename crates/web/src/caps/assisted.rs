@@ -189,6 +189,12 @@ async fn agent_checkout(
         get("address"),
         get("idempotency_key"),
     );
+    // The buyer's texts go in the language they asked for (only the product's languages).
+    let lang = get("buyer_lang");
+    let buyer_lang = crate::i18n::LANGS
+        .iter()
+        .map(|(l, _)| *l)
+        .find(|l| *l == lang.as_str());
     let r = tianguis_app::assisted::assisted_checkout(
         &s.db,
         agent,
@@ -202,6 +208,7 @@ async fn agent_checkout(
             idempotency_key: &key,
             session_id: c.session_id.clone(),
             limits: crate::abuse::checkouts(&s, ip, agent.id),
+            buyer_lang,
         },
     )
     .await;

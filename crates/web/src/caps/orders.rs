@@ -19,6 +19,7 @@ use tianguis_store::orders::{Order, OrderEvent, may_view};
 pub fn routes() -> Table {
     Table::new("orders")
         .get("/orders", orders)
+        .post("/texts", texts_setting)
         .get("/orders/{id}", order)
         .post("/orders/{id}/deliver", order_deliver)
         .post("/orders/{id}/{transition}", order_act)
@@ -32,6 +33,8 @@ struct OrdersPage<'a> {
     c: &'a Ctx,
     title: String,
     orders: Vec<OrderRow>,
+    /// They asked for only the texts they need.
+    texts_stopped: bool,
 }
 
 async fn orders(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
@@ -39,9 +42,22 @@ async fn orders(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
     let list = s.db.orders_for(user, false, None, 100).await?;
     html(OrdersPage {
         title: c.t.t("orders-title"),
+        texts_stopped: user.texts_stopped,
         c: &c,
         orders: list.iter().map(OrderRow::from).collect(),
     })
+}
+
+/// A person chooses on the page what STOP and START do by text.
+async fn texts_setting(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    crate::forms::CsrfForm(f): crate::forms::CsrfForm<std::collections::HashMap<String, String>>,
+) -> R {
+    let user = c.require_user()?;
+    let stop = f.get("stop").map(String::as_str) == Some("1");
+    tianguis_app::notify::set_texts_stopped(&s.db, &user.phone, stop).await?;
+    Ok(axum::response::Redirect::to("/orders").into_response())
 }
 
 struct ActionView {
@@ -67,6 +83,9 @@ struct OrderPage<'a> {
     map: Option<(String, f64, f64)>,
     /// The seller or courier may record the delivery with the buyer's code.
     deliver_label: Option<String>,
+    /// The texts about this order sent to this person (officials and agents see them all),
+    /// as they read: (when, text). A delivery code is never shown here.
+    texts: Vec<(String, String)>,
 }
 
 /// The code-proven delivery this user may record on this order, if any.
@@ -105,7 +124,43 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
             needs_refund: t == Transition::Resolve,
         })
         .collect();
+    let see_all =
+        user.is(tianguis_store::users::Role::Admin) || user.is(tianguis_store::users::Role::Agent);
+    let texts =
+        s.db.order_texts(id)
+            .await?
+            .into_iter()
+            .filter(|m| see_all || m.to_phone == user.phone)
+            .map(|m| {
+                let mut args = m.args.clone();
+                args.push(("delivery_code".into(), "······".into()));
+                let due = m
+                    .args
+                    .iter()
+                    .find(|(k, _)| k == "due")
+                    .and_then(|(_, v)| v.parse::<i64>().ok())
+                    .map(|d| utc_minute(d)[..10].to_string())
+                    .unwrap_or_default();
+                args.push(("due_day".into(), due));
+                args.push(("site".into(), s.config.public_url.clone()));
+                let tr = crate::i18n::Tr::new(&m.lang);
+                for (k, v) in &mut args {
+                    if k == "total"
+                        && let Some(cur) = m
+                            .args
+                            .iter()
+                            .find(|(k, _)| k == "currency")
+                            .and_then(|(_, c)| tianguis_domain::money::Currency::parse(c).ok())
+                        && let Ok(minor) = v.parse::<i64>()
+                    {
+                        *v = tr.money(&tianguis_domain::money::Money::new(minor, cur));
+                    }
+                }
+                (utc_minute(m.created_at), tr.render(&m.template, &args))
+            })
+            .collect();
     html(OrderPage {
+        texts,
         title: c.t.t1("order-title", "id", o.id),
         state_key: state_key(&o),
         history: s
