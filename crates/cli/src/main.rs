@@ -395,9 +395,10 @@ async fn run() -> Result<()> {
             }
             if demo {
                 eprintln!(
-                    "demo accounts (password '{}'): admin {}, seller {}, buyer {}, pickup-point operator {}, courier {}, agent {}, champion {}",
+                    "demo accounts (password '{}'): admin {}, second official (approves payouts) {}, seller {}, buyer {}, pickup-point operator {}, courier {}, agent {}, champion {}",
                     tianguis_demo::DEMO_PASSWORD,
                     tianguis_demo::DEMO_ADMIN_PHONE,
+                    tianguis_demo::DEMO_TREASURER_PHONE,
                     tianguis_demo::DEMO_SELLER_PHONE,
                     tianguis_demo::DEMO_BUYER_PHONE,
                     tianguis_demo::DEMO_OPERATOR_PHONE,

@@ -69,8 +69,10 @@ fn batch_from(r: &sqlx::any::AnyRow) -> Result<Batch> {
     })
 }
 
-const LINE_SELECT: &str =
-    "SELECT l.*, u.name AS payee_name FROM payout_lines l JOIN users u ON u.id = l.user_id";
+/// A line with who it is for as people know them: a shop by its name, a person by theirs.
+const LINE_SELECT: &str = "SELECT l.*, CASE WHEN l.payee LIKE 'seller:%' \
+    THEN COALESCE((SELECT s.shop_name FROM sellers s WHERE s.user_id = l.user_id ORDER BY s.id LIMIT 1), u.name) \
+    ELSE u.name END AS payee_name FROM payout_lines l JOIN users u ON u.id = l.user_id";
 
 fn line_from(r: &sqlx::any::AnyRow) -> Result<Line> {
     let payee = row_str(r, "payee")?;
