@@ -101,6 +101,10 @@ pub const TEMPLATES: &[&str] = &[
     "sms-order-placed",
     "sms-stopped",
     "sms-started",
+    "sms-code-login",
+    "sms-code-claim",
+    "sms-code-reset",
+    "sms-code-consent",
 ];
 
 #[cfg(test)]

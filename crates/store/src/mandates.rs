@@ -425,6 +425,8 @@ impl Db {
                 && match purpose {
                     "claim" => !u.has_password,
                     "reset" => u.has_password,
+                    // Signing in with a code works for any account, password or not.
+                    "login" => true,
                     _ => false,
                 }),
             Err(StoreError::NotFound(_) | StoreError::Invalid(_)) => Ok(false),

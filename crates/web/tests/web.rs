@@ -1156,6 +1156,11 @@ fn elsewhere_in_the_suite() -> Vec<(&'static str, &'static str, &'static str)> {
         ),
         (
             "POST",
+            "/login/code",
+            "everyone: a_person_signs_in_with_a_texted_code_and_lands_where_they_were_going",
+        ),
+        (
+            "POST",
             "/api/v1/sms/inbound/{token}",
             "the gateway only, by its token: replies_to_texts_stop_and_start_them",
         ),
@@ -4758,5 +4763,68 @@ async fn replies_to_texts_stop_and_start_them() {
                 .unwrap()
                 .texts_stopped
         );
+    }
+}
+
+/// Signing in with a code texted to the phone (no password needed): the same answer for a phone
+/// with no account, a wrong code refused with a clear message, and `next` followed once signed
+/// in (a path on this site only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_person_signs_in_with_a_texted_code_and_lands_where_they_were_going() {
+    for app in apps(true).await {
+        let mut b = Browser::new(&app.base).await;
+        let (_, page) = b.get("/login?next=/orders").await;
+        assert!(page.contains("name=\"next\" value=\"/orders\""), "{page}");
+        let (_, evil) = b.get("/login?next=//evil.example").await;
+        assert!(!evil.contains("evil.example"), "only paths on this site");
+        // A phone with no account: the same page, and no text.
+        let (s, page) = b.post("/login/code", &[("phone", "+529510055555")]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("name=\"code\""), "{page}");
+        assert!(
+            !app.db
+                .outbox(50)
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.to_phone == "+529510055555")
+        );
+        let phone = "+520000002001";
+        let (s, _) = b
+            .post("/login/code", &[("phone", phone), ("next", "/orders")])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, page) = b
+            .post(
+                "/login/code",
+                &[("phone", phone), ("code", "000000"), ("next", "/orders")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains("class=\"err\""), "{page}");
+        let text = app
+            .text_to(phone, |m| m.contains("sign in") || m.contains("entrar"))
+            .await;
+        let code: String = text
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() == 6)
+            .unwrap()
+            .to_string();
+        let (s, loc) = b
+            .post(
+                "/login/code",
+                &[("phone", phone), ("code", &code), ("next", "/orders")],
+            )
+            .await;
+        assert_eq!((s, loc.as_str()), (StatusCode::SEE_OTHER, "/orders"));
+        let (s, _) = b.get("/orders").await;
+        assert_eq!(s, StatusCode::OK, "signed in");
+        // The code is spent.
+        let mut other = Browser::new(&app.base).await;
+        other.get("/login").await;
+        let (s, _) = other
+            .post("/login/code", &[("phone", phone), ("code", &code)])
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

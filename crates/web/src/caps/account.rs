@@ -20,6 +20,7 @@ use tianguis_store::users::Role;
 pub fn routes() -> Table {
     Table::new("account")
         .get_post("/login", login_form, login)
+        .post("/login/code", login_code)
         .get_post("/signup", signup_form, signup)
         .post("/logout", logout)
         .get("/lang/{code}", set_lang)
@@ -39,9 +40,19 @@ struct LoginPage<'a> {
     signup: bool,
     phone: String,
     places: Vec<Place>,
+    /// Where to go once signed in (a path on this site).
+    next: String,
 }
 
-async fn login_form(Extension(c): Extension<Ctx>) -> R {
+/// A `next` worth following after sign-in: a path on this site, never another site.
+fn safe_next(next: &str) -> Option<&str> {
+    (next.starts_with('/') && !next.starts_with("//") && !next.contains('\\')).then_some(next)
+}
+
+async fn login_form(
+    Extension(c): Extension<Ctx>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> R {
     html(LoginPage {
         title: c.t.t("login-title"),
         c: &c,
@@ -50,7 +61,75 @@ async fn login_form(Extension(c): Extension<Ctx>) -> R {
         signup: false,
         phone: String::new(),
         places: vec![],
+        next: q
+            .get("next")
+            .and_then(|n| safe_next(n))
+            .unwrap_or_default()
+            .to_string(),
     })
+}
+
+#[derive(Template)]
+#[template(path = "login_code.html")]
+struct LoginCodePage<'a> {
+    c: &'a Ctx,
+    title: String,
+    error: Option<String>,
+    phone: String,
+    next: String,
+}
+
+/// Sign in with a code by text. Step one (phone): a code is texted if the phone has an account
+/// (the answer is the same either way). Step two (phone, code): signed in. Asking is limited
+/// like every texted code; trying, like passwords (five wrong codes and the code is spent).
+async fn login_code(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    ip: crate::abuse::ClientIp,
+    CsrfForm(f): CsrfForm<HashMap<String, String>>,
+) -> R {
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let (phone, code) = (get("phone"), get("code"));
+    let next = safe_next(&get("next")).unwrap_or_default().to_string();
+    let page = |error: Option<String>| LoginCodePage {
+        title: c.t.t("login-code-title"),
+        c: &c,
+        error,
+        phone: phone.clone(),
+        next: next.clone(),
+    };
+    if code.is_empty() {
+        crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
+        if s.db.code_purpose_fits("login", &phone).await? {
+            let lang = c.t.lang.to_string();
+            tianguis_app::notify::send_phone_code(&s.db, "login", &phone, None, &lang).await?;
+        }
+        return html(page(None));
+    }
+    let failures = crate::abuse::login_failures(&s, ip, &phone);
+    let taken_at = crate::abuse::attempt(&s, &failures).await?;
+    match tianguis_app::people::sign_in_with_code(&s.db, &phone, &code).await {
+        Ok(u) => {
+            s.db.rate_give_back(&failures, taken_at).await?;
+            let (id, _) =
+                s.db.rotate_session(c.session_id.as_deref(), Some(u.id), Some(c.t.lang))
+                    .await?;
+            let to = if !next.is_empty() {
+                next.as_str()
+            } else if c.cart_count > 0 {
+                "/cart"
+            } else {
+                "/"
+            };
+            Ok(signed_in(&s, &id, to))
+        }
+        Err(e) => {
+            let (status, msg) = AppError::from(e).for_form(&c.t)?;
+            let mut r = html(page(Some(msg)))?;
+            *r.status_mut() = status;
+            Ok(r)
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -59,6 +138,8 @@ struct LoginForm {
     phone: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 fn signed_in(s: &AppState, id: &str, to: &str) -> Response {
@@ -85,11 +166,12 @@ async fn login(
             let (id, _) =
                 s.db.rotate_session(c.session_id.as_deref(), Some(u.id), Some(c.t.lang))
                     .await?;
-            Ok(signed_in(
-                &s,
-                &id,
-                if c.cart_count > 0 { "/cart" } else { "/" },
-            ))
+            let to = match safe_next(&f.next) {
+                Some(n) => n,
+                None if c.cart_count > 0 => "/cart",
+                None => "/",
+            };
+            Ok(signed_in(&s, &id, to))
         }
         None => {
             let page = LoginPage {
@@ -98,6 +180,7 @@ async fn login(
                 error: Some(c.t.t("login-failed")),
                 action: "/login",
                 signup: false,
+                next: safe_next(&f.next).unwrap_or_default().to_string(),
                 phone: f.phone,
                 places: vec![],
             };
@@ -115,6 +198,7 @@ async fn signup_form(State(s): State<AppState>, Extension(c): Extension<Ctx>) ->
         signup: true,
         phone: String::new(),
         places: s.db.places().await?,
+        next: String::new(),
     })
 }
 
@@ -191,6 +275,7 @@ async fn signup(
                 signup: true,
                 phone: f.phone,
                 places: s.db.places().await?,
+                next: String::new(),
             };
             Ok((StatusCode::UNPROCESSABLE_ENTITY, html(page)?).into_response())
         }
