@@ -614,6 +614,28 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        if let Some(u) = user_id {
+            // The cart is the person's: what they left in it on another device comes along
+            // (quantities of the same product add up; checkout checks them against stock).
+            sqlx::query(
+                "INSERT INTO cart_lines (session_id, product_id, quantity) \
+                 SELECT $1, product_id, quantity FROM cart_lines \
+                 WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $2 AND id <> $3) \
+                 ON CONFLICT (session_id, product_id) DO UPDATE SET quantity = cart_lines.quantity + excluded.quantity",
+            )
+            .bind(id.clone())
+            .bind(u)
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM cart_lines WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2)",
+            )
+            .bind(u)
+            .bind(id.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok((id, csrf))
     }

@@ -4828,3 +4828,36 @@ async fn a_person_signs_in_with_a_texted_code_and_lands_where_they_were_going() 
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
+
+/// The cart is the person's once signed in: what they put in it on one device is there when
+/// they sign in on another, together with what they chose there as a guest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cart_follows_the_person_to_another_device() {
+    for app in apps(true).await {
+        let mut phone_a = Browser::login(&app.base, "+520000002003").await;
+        phone_a
+            .post("/cart/add", &[("product_id", "2"), ("quantity", "1")])
+            .await;
+        let mut centre_pc = Browser::new(&app.base).await;
+        centre_pc.get("/products/3").await;
+        let (s, loc) = centre_pc
+            .post("/cart/add", &[("product_id", "3"), ("quantity", "2")])
+            .await;
+        assert_eq!((s, loc.as_str()), (StatusCode::SEE_OTHER, "/cart"));
+        centre_pc.get("/login").await;
+        let (s, loc) = centre_pc
+            .post(
+                "/login",
+                &[("phone", "+520000002003"), ("password", DEMO_PASSWORD)],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let (_, cart) = centre_pc.get("/cart").await;
+        let p2 = app.db.product(2).await.unwrap();
+        let p3 = app.db.product(3).await.unwrap();
+        assert!(
+            cart.contains(&p2.name_en) && cart.contains(&p3.name_en),
+            "both devices' choices: {cart}"
+        );
+    }
+}
