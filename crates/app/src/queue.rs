@@ -40,6 +40,20 @@ impl Outcome {
     }
 }
 
+/// The row a job is about: its id from the payload (a job without one can never run: given
+/// up), then the row read with `read` (a failure as [`Outcome::from_error`] says). Every
+/// handler starts here.
+pub async fn row_of<T, F, Fut>(job: &QueuedJob, field: &str, read: F) -> Result<T, Outcome>
+where
+    F: FnOnce(i64) -> Fut,
+    Fut: Future<Output = tianguis_store::Result<T>>,
+{
+    let id = job
+        .id_in(field)
+        .map_err(|e| Outcome::GiveUp(e.to_string()))?;
+    read(id).await.map_err(|e| Outcome::from_error(&e))
+}
+
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
 /// Does the work of one kind of job.

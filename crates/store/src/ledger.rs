@@ -114,38 +114,45 @@ impl LedgerTotals {
 }
 
 impl Db {
-    async fn sum_accounts(&self, pattern: &str, currency: Currency) -> Result<i64> {
-        let r = sqlx::query("SELECT CAST(COALESCE(SUM(balance_minor), 0) AS BIGINT) AS s FROM accounts WHERE account LIKE $1 AND currency = $2")
-            .bind(pattern.to_string())
-            .bind(currency.as_str().to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        row_i64(&r, "s")
-    }
-
+    /// The marketplace's totals, read in one statement so they are one snapshot: money moving
+    /// meanwhile (a payment, a payout) never shows half-moved.
     pub async fn ledger_totals(&self, currency: Currency) -> Result<LedgerTotals> {
-        let r = sqlx::query("SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) AS s FROM postings WHERE currency = $1")
+        let sum = |cond: &str| {
+            format!(
+                "CAST(COALESCE(SUM(CASE WHEN {cond} THEN balance_minor ELSE 0 END), 0) AS BIGINT)"
+            )
+        };
+        let q = format!(
+            "SELECT {paid_in} AS paid_in, {fees} AS fees, {refunds} AS refunds, {payouts} AS payouts, \
+             {owed} AS owed, {held} AS held, \
+             (SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM postings WHERE currency = $1) AS postings_sum, \
+             (SELECT COUNT(*) FROM accounts WHERE may_go_negative = 0 AND balance_minor < 0) AS negative \
+             FROM accounts WHERE currency = $2",
+            paid_in = sum("account LIKE 'external:payments:%'"),
+            fees = sum("account = 'platform:fees'"),
+            refunds = sum("account = 'external:refunds'"),
+            payouts = sum("account = 'external:payouts'"),
+            owed = sum(
+                "account LIKE 'seller:%:payable' OR account LIKE 'agent:%:commission' \
+                 OR account LIKE 'courier:%:payable' OR account LIKE 'champion:%:payable' \
+                 OR account = 'payouts:in-flight'"
+            ),
+            held = sum("account LIKE 'escrow:order:%'"),
+        );
+        let r = sqlx::query(crate::sql(q))
+            .bind(currency.as_str().to_string())
             .bind(currency.as_str().to_string())
             .fetch_one(&self.pool)
             .await?;
-        let neg = sqlx::query(
-            "SELECT COUNT(*) AS n FROM accounts WHERE may_go_negative = 0 AND balance_minor < 0",
-        )
-        .fetch_one(&self.pool)
-        .await?;
         Ok(LedgerTotals {
-            paid_in: -self.sum_accounts("external:payments:%", currency).await?,
-            fees: self.sum_accounts("platform:fees", currency).await?,
-            refunds: self.sum_accounts("external:refunds", currency).await?,
-            payouts: self.sum_accounts("external:payouts", currency).await?,
-            owed: self.sum_accounts("seller:%:payable", currency).await?
-                + self.sum_accounts("agent:%:commission", currency).await?
-                + self.sum_accounts("courier:%:payable", currency).await?
-                + self.sum_accounts("champion:%:payable", currency).await?
-                + self.sum_accounts("payouts:in-flight", currency).await?,
-            held: self.sum_accounts("escrow:order:%", currency).await?,
-            postings_sum: row_i64(&r, "s")?,
-            negative_protected_accounts: row_i64(&neg, "n")?,
+            paid_in: -row_i64(&r, "paid_in")?,
+            fees: row_i64(&r, "fees")?,
+            refunds: row_i64(&r, "refunds")?,
+            payouts: row_i64(&r, "payouts")?,
+            owed: row_i64(&r, "owed")?,
+            held: row_i64(&r, "held")?,
+            postings_sum: row_i64(&r, "postings_sum")?,
+            negative_protected_accounts: row_i64(&r, "negative")?,
         })
     }
 

@@ -368,34 +368,26 @@ impl Db {
             .collect()
     }
 
+    // Pages read through the same queries the use cases run inside their transactions.
     pub async fn payout_batch(&self, id: i64) -> Result<Batch> {
-        let r = sqlx::query("SELECT * FROM payout_batches WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("payout_batch"))?;
-        batch_from(&r)
+        let mut tx = self.pool.begin().await?;
+        let b = batch_in(&mut tx, id).await;
+        tx.rollback().await?;
+        b
     }
 
     pub async fn payout_lines(&self, batch_id: i64) -> Result<Vec<Line>> {
-        sqlx::query(crate::sql(format!(
-            "{LINE_SELECT} WHERE l.batch_id = $1 ORDER BY l.id"
-        )))
-        .bind(batch_id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(line_from)
-        .collect()
+        let mut tx = self.pool.begin().await?;
+        let v = lines_of_in(&mut tx, batch_id).await;
+        tx.rollback().await?;
+        v
     }
 
     pub async fn payout_line(&self, id: i64) -> Result<Line> {
-        let r = sqlx::query(crate::sql(format!("{LINE_SELECT} WHERE l.id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("payout_line"))?;
-        line_from(&r)
+        let mut tx = self.pool.begin().await?;
+        let l = line_in(&mut tx, id).await;
+        tx.rollback().await?;
+        l
     }
 
     /// A payee's lines, newest first (their statement).

@@ -194,12 +194,10 @@ impl tianguis_app::queue::JobHandler for PayoutJob {
     ) -> tianguis_app::queue::JobFuture<'a> {
         use tianguis_app::queue::Outcome;
         Box::pin(async move {
-            let l = match job.id_in("line_id") {
-                Ok(id) => match db.payout_line(id).await {
-                    Ok(l) => l,
-                    Err(e) => return Outcome::from_error(&e),
-                },
-                Err(e) => return Outcome::GiveUp(e.to_string()),
+            let l = match tianguis_app::queue::row_of(job, "line_id", |id| db.payout_line(id)).await
+            {
+                Ok(x) => x,
+                Err(o) => return o,
             };
             if l.status != LineStatus::Sending || l.channel != PayoutChannel::MobileMoney {
                 return Outcome::Skipped;

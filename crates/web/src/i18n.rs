@@ -89,6 +89,25 @@ impl Tr {
     }
 
     /// A message whose key and arguments come from stored data (the outbox).
+    /// A stored text's arguments as they read: `total` (minor units, with `currency`) said as
+    /// money in this language. The one place a text's amount is formatted, for the sender and
+    /// the pages that show texts.
+    pub fn text_args(&self, args: &[(String, String)]) -> Vec<(String, String)> {
+        let currency = args
+            .iter()
+            .find(|(k, _)| k == "currency")
+            .and_then(|(_, c)| tianguis_domain::money::Currency::parse(c).ok());
+        args.iter()
+            .map(|(k, v)| match (k.as_str(), currency, v.parse::<i64>()) {
+                ("total", Some(cur), Ok(minor)) => (
+                    k.clone(),
+                    self.money(&tianguis_domain::money::Money::new(minor, cur)),
+                ),
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    }
+
     pub fn render(&self, key: &str, args: &[(String, String)]) -> String {
         let mut a: HashMap<Cow<'static, str>, FluentValue> = HashMap::new();
         for (k, v) in args {

@@ -142,12 +142,10 @@ impl tianguis_app::queue::JobHandler for RequestJob {
     ) -> tianguis_app::queue::JobFuture<'a> {
         use tianguis_app::queue::Outcome;
         Box::pin(async move {
-            let p = match job.id_in("payment_id") {
-                Ok(id) => match db.payment(id).await {
-                    Ok(p) => p,
-                    Err(e) => return Outcome::from_error(&e),
-                },
-                Err(e) => return Outcome::GiveUp(e.to_string()),
+            let p = match tianguis_app::queue::row_of(job, "payment_id", |id| db.payment(id)).await
+            {
+                Ok(x) => x,
+                Err(o) => return o,
             };
             if p.status != "pending" || p.provider_ref.is_some() {
                 return Outcome::Skipped;
@@ -201,12 +199,10 @@ impl tianguis_app::queue::JobHandler for StatusJob {
     ) -> tianguis_app::queue::JobFuture<'a> {
         use tianguis_app::queue::Outcome;
         Box::pin(async move {
-            let p = match job.id_in("payment_id") {
-                Ok(id) => match db.payment(id).await {
-                    Ok(p) => p,
-                    Err(e) => return Outcome::from_error(&e),
-                },
-                Err(e) => return Outcome::GiveUp(e.to_string()),
+            let p = match tianguis_app::queue::row_of(job, "payment_id", |id| db.payment(id)).await
+            {
+                Ok(x) => x,
+                Err(o) => return o,
             };
             if p.status != "pending" {
                 return Outcome::Skipped;

@@ -225,31 +225,18 @@ impl tianguis_app::queue::JobHandler for SmsJob {
     ) -> tianguis_app::queue::JobFuture<'a> {
         use tianguis_app::queue::Outcome;
         Box::pin(async move {
-            let m = match job.id_in("outbox_id") {
-                Ok(id) => match db.outbox_message(id).await {
-                    Ok(m) => m,
-                    Err(e) => return Outcome::from_error(&e),
-                },
-                Err(e) => return Outcome::GiveUp(e.to_string()),
+            let m = match tianguis_app::queue::row_of(job, "outbox_id", |id| db.outbox_message(id))
+                .await
+            {
+                Ok(x) => x,
+                Err(o) => return o,
             };
             // A failed message an official sends round again is tried again; a sent one never.
             if m.status == "sent" {
                 return Outcome::Skipped;
             }
             let tr = crate::i18n::Tr::new(&m.lang);
-            let mut args = m.args.clone();
-            let currency = args
-                .iter()
-                .find(|(k, _)| k == "currency")
-                .map(|(_, v)| v.clone());
-            for (k, v) in &mut args {
-                if k == "total"
-                    && let (Some(c), Ok(minor)) = (currency.as_deref(), v.parse::<i64>())
-                    && let Ok(cur) = tianguis_domain::money::Currency::parse(c)
-                {
-                    *v = tr.money(&tianguis_domain::money::Money::new(minor, cur));
-                }
-            }
+            let mut args = tr.text_args(&m.args);
             args.push(("site".into(), self.public_url.clone()));
             // The delivery code is read from the order as the text goes out (the outbox keeps
             // none), and a due date is said as a day.

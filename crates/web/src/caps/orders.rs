@@ -126,36 +126,26 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
         .collect();
     let see_all =
         user.is(tianguis_store::users::Role::Admin) || user.is(tianguis_store::users::Role::Agent);
+    // The due day as the text said it: the marketplace's local day.
+    let offset = s.db.settings().await?.utc_offset_minutes();
     let texts =
         s.db.order_texts(id)
             .await?
             .into_iter()
             .filter(|m| see_all || m.to_phone == user.phone)
             .map(|m| {
-                let mut args = m.args.clone();
+                let tr = crate::i18n::Tr::new(&m.lang);
+                let mut args = tr.text_args(&m.args);
                 args.push(("delivery_code".into(), "······".into()));
                 let due = m
                     .args
                     .iter()
                     .find(|(k, _)| k == "due")
                     .and_then(|(_, v)| v.parse::<i64>().ok())
-                    .map(|d| utc_minute(d)[..10].to_string())
+                    .map(|d| tianguis_domain::calendar::local_day(d, offset).0)
                     .unwrap_or_default();
                 args.push(("due_day".into(), due));
                 args.push(("site".into(), s.config.public_url.clone()));
-                let tr = crate::i18n::Tr::new(&m.lang);
-                for (k, v) in &mut args {
-                    if k == "total"
-                        && let Some(cur) = m
-                            .args
-                            .iter()
-                            .find(|(k, _)| k == "currency")
-                            .and_then(|(_, c)| tianguis_domain::money::Currency::parse(c).ok())
-                        && let Ok(minor) = v.parse::<i64>()
-                    {
-                        *v = tr.money(&tianguis_domain::money::Money::new(minor, cur));
-                    }
-                }
                 (utc_minute(m.created_at), tr.render(&m.template, &args))
             })
             .collect();

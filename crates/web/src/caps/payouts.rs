@@ -88,8 +88,8 @@ struct PayoutsPage<'a> {
     notice: String,
 }
 
-async fn admin_payouts(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
-    crate::who::may(&c, Duty::ManageMoney)?;
+/// The officials' payouts page, with a notice when a request changed nothing.
+async fn payouts_page(s: &AppState, c: &Ctx, notice: String) -> R {
     let cfg = tianguis_app::payouts::settings(&s.db).await?;
     let cur = s.db.currency().await?;
     html(PayoutsPage {
@@ -99,15 +99,20 @@ async fn admin_payouts(State(s): State<AppState>, Extension(c): Extension<Ctx>) 
             .payout_batches(100)
             .await?
             .iter()
-            .map(|b| batch_row(&c, b))
+            .map(|b| batch_row(c, b))
             .collect(),
         every_days: cfg.schedule.every_days,
         threshold: Money::new(cfg.schedule.threshold_minor, cur).to_decimal(),
         minimum: Money::new(cfg.schedule.minimum_minor, cur).to_decimal(),
         four_eyes: cfg.four_eyes,
-        notice: String::new(),
-        c: &c,
+        notice,
+        c,
     })
+}
+
+async fn admin_payouts(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    crate::who::may(&c, Duty::ManageMoney)?;
+    payouts_page(&s, &c, String::new()).await
 }
 
 async fn admin_prepare(
@@ -118,26 +123,7 @@ async fn admin_prepare(
     let who = crate::who::may(&c, Duty::ManageMoney)?;
     match tianguis_app::payouts::prepare(&s.db, Some(&who), Run::Manual).await? {
         Some(id) => Ok(Redirect::to(&format!("/admin/payouts/{id}")).into_response()),
-        None => {
-            let cfg = tianguis_app::payouts::settings(&s.db).await?;
-            let cur = s.db.currency().await?;
-            html(PayoutsPage {
-                title: c.t.t("payouts-title"),
-                batches: s
-                    .db
-                    .payout_batches(100)
-                    .await?
-                    .iter()
-                    .map(|b| batch_row(&c, b))
-                    .collect(),
-                every_days: cfg.schedule.every_days,
-                threshold: Money::new(cfg.schedule.threshold_minor, cur).to_decimal(),
-                minimum: Money::new(cfg.schedule.minimum_minor, cur).to_decimal(),
-                four_eyes: cfg.four_eyes,
-                notice: c.t.t("payouts-nobody-owed"),
-                c: &c,
-            })
-        }
+        None => payouts_page(&s, &c, c.t.t("payouts-nobody-owed")).await,
     }
 }
 
