@@ -4753,6 +4753,22 @@ async fn replies_to_texts_stop_and_start_them() {
         );
         // On the page: all texts again.
         let mut b = Browser::login(&app.base, "+520000002000").await;
+        // The buyer sees the texts about their order, sent to the phone they gave at checkout.
+        let me = db.user_by_phone("+520000002000").await.unwrap();
+        let mut told = None;
+        for o in db.orders_for(&me, false, None, 50).await.unwrap() {
+            let t = db.order_texts(o.id).await.unwrap();
+            if let Some(m) = t
+                .iter()
+                .find(|m| m.to_phone == o.phone && m.to_phone != me.phone)
+            {
+                told = Some((o.id, m.template.clone()));
+                break;
+            }
+        }
+        let (oid, _) = told.expect("a demo order texted to its checkout phone");
+        let (_, page) = b.get(&format!("/orders/{oid}")).await;
+        assert!(page.contains("— tianguis:"), "{page}");
         let (_, page) = b.get("/orders").await;
         assert!(page.contains("name=\"stop\" value=\"1\" checked"), "{page}");
         let (s, _) = b.post("/texts", &[]).await;

@@ -128,27 +128,31 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
         user.is(tianguis_store::users::Role::Admin) || user.is(tianguis_store::users::Role::Agent);
     // The due day as the text said it: the marketplace's local day.
     let offset = s.db.settings().await?.utc_offset_minutes();
-    let texts =
-        s.db.order_texts(id)
-            .await?
-            .into_iter()
-            .filter(|m| see_all || m.to_phone == user.phone)
-            .map(|m| {
-                let tr = crate::i18n::Tr::new(&m.lang);
-                let mut args = tr.text_args(&m.args);
-                args.push(("delivery_code".into(), "······".into()));
-                let due = m
-                    .args
-                    .iter()
-                    .find(|(k, _)| k == "due")
-                    .and_then(|(_, v)| v.parse::<i64>().ok())
-                    .map(|d| tianguis_domain::calendar::local_day(d, offset).0)
-                    .unwrap_or_default();
-                args.push(("due_day".into(), due));
-                args.push(("site".into(), s.config.public_url.clone()));
-                (utc_minute(m.created_at), tr.render(&m.template, &args))
-            })
-            .collect();
+    let texts = s
+        .db
+        .order_texts(id)
+        .await?
+        .into_iter()
+        // The buyer's texts went to the phone given at checkout (maybe not the account's).
+        .filter(|m| {
+            see_all || m.to_phone == user.phone || (o.buyer_id == user.id && m.to_phone == o.phone)
+        })
+        .map(|m| {
+            let tr = crate::i18n::Tr::new(&m.lang);
+            let mut args = tr.text_args(&m.args);
+            args.push(("delivery_code".into(), "······".into()));
+            let due = m
+                .args
+                .iter()
+                .find(|(k, _)| k == "due")
+                .and_then(|(_, v)| v.parse::<i64>().ok())
+                .map(|d| tianguis_domain::calendar::local_day(d, offset).0)
+                .unwrap_or_default();
+            args.push(("due_day".into(), due));
+            args.push(("site".into(), s.config.public_url.clone()));
+            (utc_minute(m.created_at), tr.render(&m.template, &args))
+        })
+        .collect();
     html(OrderPage {
         texts,
         title: c.t.t1("order-title", "id", o.id),
