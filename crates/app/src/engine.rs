@@ -321,11 +321,31 @@ pub async fn timer_in(
     queue::enqueue_in(
         tx,
         Kind::OrderTimer,
-        serde_json::json!({"order_id": order_id, "transition": transition.as_str()}),
+        timer_payload(order_id, transition),
         run_at,
         now,
     )
     .await?;
+    Ok(())
+}
+
+fn timer_payload(order_id: i64, transition: Transition) -> serde_json::Value {
+    serde_json::json!({"order_id": order_id, "transition": transition.as_str()})
+}
+
+/// Move an order's timer to `run_at` (a new one when it was claimed or gone meanwhile; the old
+/// one then finds the order moved on, or acts at its time, which is never later).
+pub async fn retime_in(
+    tx: &mut Tx,
+    order_id: i64,
+    transition: Transition,
+    run_at: i64,
+    now: i64,
+) -> Result<()> {
+    let payload = timer_payload(order_id, transition);
+    if queue::reschedule_in(tx, Kind::OrderTimer, &payload, run_at, now).await? == 0 {
+        queue::enqueue_in(tx, Kind::OrderTimer, payload, run_at, now).await?;
+    }
     Ok(())
 }
 

@@ -3,9 +3,8 @@
 //! if what it tells committed. One-time codes are made when their text is sent.
 
 use crate::engine::Tx;
-use tianguis_domain::phone::PhoneNumber;
 use tianguis_store::queue::{self, Kind};
-use tianguis_store::{Db, Result, StoreError, mandates, outbox};
+use tianguis_store::{Db, Result, mandates, outbox};
 
 pub use tianguis_store::outbox::NewText;
 
@@ -37,7 +36,7 @@ pub async fn send_phone_code(
     requested_by: Option<i64>,
     lang: &str,
 ) -> Result<()> {
-    let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+    let phone = db.phone(phone).await?;
     let now = db.now_ms();
     let mut tx = db.begin_write().await?;
     let code_id =
@@ -209,7 +208,7 @@ pub fn reply_command(text: &str) -> Option<bool> {
 /// takes effect for their phone, and a text says so (that one always goes). False when the
 /// reply is no command or no account has the phone.
 pub async fn set_texts_stopped(db: &Db, phone: &str, stop: bool) -> Result<bool> {
-    let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+    let phone = db.phone(phone).await?;
     let now = db.now_ms();
     let mut tx = db.begin_write().await?;
     let Some(user) = outbox::set_stop_in(&mut tx, phone.as_str(), stop).await? else {

@@ -9,7 +9,6 @@ use tianguis_domain::checkout::{self, CheckoutError, PricedLine};
 use tianguis_domain::ids::{OrderId, PaymentId};
 use tianguis_domain::ledger::Transaction;
 use tianguis_domain::money::Money;
-use tianguis_domain::phone::PhoneNumber;
 use tianguis_domain::policy;
 use tianguis_domain::process::{Actor, OrderState, Timer, Transition};
 use tianguis_store::catalog;
@@ -81,8 +80,8 @@ pub async fn checkout(db: &Db, req: &CheckoutRequest) -> Result<(CheckoutResult,
     if key.is_empty() || key.len() > 100 {
         return Err(StoreError::invalid("err-idempotency-key"));
     }
-    let phone = PhoneNumber::parse(&req.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
     let settings = db.settings().await?;
+    let phone = settings.phone(&req.phone)?;
     let lines = match checkout::merge_lines(&req.lines, settings.max_checkout_lines()) {
         Ok(l) => l,
         // A page checkout sent again after it went through finds its cart empty: answer with

@@ -327,10 +327,7 @@ pub async fn set_method(
 ) -> Result<()> {
     let now = db.now_ms();
     let destination = match channel {
-        PayoutChannel::MobileMoney => tianguis_domain::phone::PhoneNumber::parse(destination)
-            .map_err(|e| StoreError::Invalid(e.msg()))?
-            .as_str()
-            .to_string(),
+        PayoutChannel::MobileMoney => db.phone(destination).await?.as_str().to_string(),
         PayoutChannel::Cash => {
             let d = destination.trim();
             if d.is_empty() || d.chars().count() > 80 {

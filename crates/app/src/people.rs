@@ -57,7 +57,7 @@ fn check_password(pw: &str) -> Result<()> {
 
 /// Make an account with a password of its own.
 pub async fn create_user(db: &Db, u: NewUser<'_>) -> Result<User> {
-    let phone = PhoneNumber::parse(u.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+    let phone = db.phone(u.phone).await?;
     check_name(u.name)?;
     check_password(u.password)?;
     if let Some(e) = u.email
@@ -82,7 +82,7 @@ pub async fn create_user(db: &Db, u: NewUser<'_>) -> Result<User> {
 /// Checks a phone and password. Runs the hash even for unknown phones so the answer takes
 /// the same time either way.
 pub async fn authenticate(db: &Db, phone: &str, password: &str) -> Result<Option<User>> {
-    let Ok(phone) = PhoneNumber::parse(phone) else {
+    let Ok(phone) = PhoneNumber::parse(phone, db.phone_region().await?) else {
         return Ok(None);
     };
     let row = db.login_row(&phone).await?;
@@ -103,7 +103,7 @@ pub async fn authenticate(db: &Db, phone: &str, password: &str) -> Result<Option
 /// Sign in with the code texted to the phone (a password is optional): the same answer as a
 /// wrong code for a phone with no account, and a suspended account stays out.
 pub async fn sign_in_with_code(db: &Db, phone: &str, code: &str) -> Result<User> {
-    let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+    let phone = db.phone(phone).await?;
     let no_code = || StoreError::Invalid(tianguis_domain::mandate::CodeError::Expired.msg());
     let user = match db.user_by_phone(phone.as_str()).await {
         Ok(u) if u.active => u,
@@ -132,7 +132,7 @@ async fn set_password_with_code(
     code: &str,
     password: &str,
 ) -> Result<User> {
-    let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+    let phone = db.phone(phone).await?;
     check_password(password)?;
     // No such account, or not one in this state: the same answer as no code sent, so nothing
     // is learnt about who has an account.

@@ -103,6 +103,10 @@ enum Cmd {
     Migrate,
     /// Online backup of a SQLite database to FILE.
     Backup { file: String },
+    /// Set the marketplace's country (ISO 3166 two letters, such as MX, BD or KE): phone
+    /// numbers typed without a country code are read as its own, and stored ones are brought
+    /// to E.164 (accounts found to share a number are reported on /admin/users).
+    Country { code: String },
     /// Manage users.
     User {
         #[command(subcommand)]
@@ -412,6 +416,14 @@ async fn run() -> Result<()> {
         Cmd::Migrate => {
             open(&cli.database_url).await?;
             println!("migrations applied");
+        }
+        Cmd::Country { code } => {
+            let db = open(&cli.database_url).await?;
+            let reported = db.set_country(&code).await?;
+            println!(
+                "country {}; {reported} account(s) to settle at /admin/users",
+                code.trim().to_uppercase()
+            );
         }
         Cmd::Backup { file } => {
             // The source as it is: never created, never migrated.

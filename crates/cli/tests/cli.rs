@@ -92,6 +92,10 @@ fn migrate_add_users_make_tokens_and_back_up() {
     let db = "--database-url=sqlite:ops.db";
     let (ok, out, err) = tianguis(&[db, "migrate"], &d);
     assert!(ok && out.contains("migrations applied"), "{err}");
+    let (ok, _, err) = tianguis(&[db, "country", "Mexico"], &d);
+    assert!(!ok && err.contains("not a country code"), "{err}");
+    let (ok, out, err) = tianguis(&[db, "country", "mx"], &d);
+    assert!(ok && out.contains("country MX"), "{err}");
     let (ok, out, err) = tianguis(
         &[
             db,
@@ -100,7 +104,7 @@ fn migrate_add_users_make_tokens_and_back_up() {
             "--role",
             "admin",
             "--phone",
-            "+52 951 000 0099",
+            "(951) 000 0099",
             "--name",
             "Ofelia",
             "--password",
@@ -146,7 +150,7 @@ fn migrate_add_users_make_tokens_and_back_up() {
         &d,
     );
     assert!(!ok && err.contains("is not a role"), "{err}");
-    let (ok, out, err) = tianguis(&[db, "user", "token", "--phone", "+529510000099"], &d);
+    let (ok, out, err) = tianguis(&[db, "user", "token", "--phone", "951 000 0099"], &d);
     assert!(ok && out.trim().starts_with("tgs_"), "{err}");
     let _ = std::fs::remove_file(d.join("backup.db"));
     let (ok, out, err) = tianguis(&[db, "backup", "backup.db"], &d);

@@ -228,6 +228,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         return Ok(());
     }
     db.set_setting("currency", "MXN").await?;
+    db.set_country("MX").await?;
     db.set_setting("marketplace_name", "Tianguis Valle Verde")
         .await?;
     let district = db

@@ -147,6 +147,44 @@ pub fn split(lines: &[PricedLine], fees: Fees) -> Result<(Vec<OrderDraft>, Money
     Ok((drafts, grand))
 }
 
+/// Why a checkout cannot be paid again another way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayAgainError {
+    /// Its payment did not fail (it is paid, or still being asked of the provider).
+    NotFailed,
+    /// An order of it no longer waits for its money (it expired or was cancelled).
+    NotWaiting,
+}
+
+impl PayAgainError {
+    pub fn msg(&self) -> crate::Msg {
+        crate::Msg::new(match self {
+            PayAgainError::NotFailed => "err-pay-again-not-failed",
+            PayAgainError::NotWaiting => "err-pay-again-not-waiting",
+        })
+    }
+}
+
+/// Whether a checkout may be paid again, by the same or another method: only once its latest
+/// payment failed (declined, or the provider gave up waiting), so no two payments are ever
+/// open for one checkout, and only while every order of it still waits for its money.
+pub fn may_pay_again(
+    latest: crate::kinds::PaymentStatus,
+    orders: &[crate::process::OrderState],
+) -> Result<(), PayAgainError> {
+    if latest != crate::kinds::PaymentStatus::Failed {
+        return Err(PayAgainError::NotFailed);
+    }
+    if orders.is_empty()
+        || orders
+            .iter()
+            .any(|s| *s != crate::process::OrderState::Placed)
+    {
+        return Err(PayAgainError::NotWaiting);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +264,34 @@ mod tests {
                 product_id: 1,
                 available: 5
             })
+        );
+    }
+
+    #[test]
+    fn a_checkout_is_paid_again_only_after_its_payment_failed() {
+        use crate::kinds::PaymentStatus as P;
+        use crate::process::OrderState as S;
+        assert_eq!(may_pay_again(P::Failed, &[S::Placed, S::Placed]), Ok(()));
+        for open in [
+            P::Pending,
+            P::AwaitingCash,
+            P::OnDelivery,
+            P::Succeeded,
+            P::Replaced,
+        ] {
+            assert_eq!(
+                may_pay_again(open, &[S::Placed]),
+                Err(PayAgainError::NotFailed),
+                "{open:?}"
+            );
+        }
+        assert_eq!(
+            may_pay_again(P::Failed, &[S::Placed, S::Cancelled]),
+            Err(PayAgainError::NotWaiting)
+        );
+        assert_eq!(
+            may_pay_again(P::Failed, &[]),
+            Err(PayAgainError::NotWaiting)
         );
     }
 }

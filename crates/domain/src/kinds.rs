@@ -65,6 +65,8 @@ word_enum!(
         OnDelivery = "on_delivery",
         Succeeded = "succeeded",
         Failed = "failed",
+        /// Failed, and then the buyer chose again: a newer payment of the checkout stands.
+        Replaced = "replaced",
     }
 );
 

@@ -477,6 +477,19 @@ pub fn change_access(
     Ok(())
 }
 
+/// Who may choose again how an order is paid once its payment failed: the buyer, the agent
+/// at the centre where it was placed (a walk-in buyer has no account to do it with), an admin.
+pub fn pay_again(p: &Person, o: &OrderFacts) -> Result<(), Denied> {
+    if !may_view_order(p, o) {
+        return Err(Denied::Hidden("order"));
+    }
+    if p.id == o.buyer_id || p.is_admin() || p.agent_at(o.placed_at) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden("err-not-your-move"))
+    }
+}
+
 /// Whether `approver` may approve a payout batch `prepared_by` prepared: an official who
 /// manages money, and (four eyes) not the one who prepared it, unless the marketplace relaxed
 /// the rule for a one-person office.

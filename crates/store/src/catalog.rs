@@ -28,6 +28,18 @@ impl Settings {
             .cloned()
             .unwrap_or_else(|| default.to_string())
     }
+    /// The marketplace's country (the `country` setting): the region national phone numbers
+    /// are read in. None until an official sets it; numbers then need their country code.
+    pub fn region(&self) -> Option<tianguis_domain::phone::Region> {
+        self.0
+            .get("country")
+            .and_then(|c| tianguis_domain::phone::Region::parse(c).ok())
+    }
+    /// A phone number as typed, read in the marketplace's country.
+    pub fn phone(&self, raw: &str) -> Result<tianguis_domain::phone::PhoneNumber> {
+        tianguis_domain::phone::PhoneNumber::parse(raw, self.region())
+            .map_err(|e| StoreError::Invalid(e.msg()))
+    }
     pub fn fees(&self) -> tianguis_domain::checkout::Fees {
         tianguis_domain::checkout::Fees {
             platform_bps: self.num("platform_fee_bps", 500),
@@ -264,6 +276,21 @@ impl Db {
             map.insert(row_str(r, "key")?, row_str(r, "value")?);
         }
         Ok(Settings(map))
+    }
+
+    /// The marketplace's country for reading phone numbers (see `Settings::region`).
+    pub async fn phone_region(&self) -> Result<Option<tianguis_domain::phone::Region>> {
+        Ok(self
+            .setting("country")
+            .await?
+            .and_then(|c| tianguis_domain::phone::Region::parse(&c).ok()))
+    }
+
+    /// A phone number as a person typed it, normalised to E.164 in the marketplace's country:
+    /// the one way every entry point (pages, API, imports, command line) reads a phone.
+    pub async fn phone(&self, raw: &str) -> Result<tianguis_domain::phone::PhoneNumber> {
+        tianguis_domain::phone::PhoneNumber::parse(raw, self.phone_region().await?)
+            .map_err(|e| StoreError::Invalid(e.msg()))
     }
 
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {

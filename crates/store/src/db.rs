@@ -114,6 +114,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     15 "0015_momo_in_flight",
     16 "0016_payouts",
     17 "0017_texts",
+    18 "0018_phone_reports",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -133,6 +134,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     15 "0015_momo_in_flight",
     16 "0016_payouts",
     17 "0017_texts",
+    18 "0018_phone_reports",
 );
 
 impl Db {
@@ -215,6 +217,7 @@ impl Db {
         };
         let migrator = Migrator::new(src).await?;
         migrator.run(&self.pool).await?;
+        self.normalise_phones().await?;
         Ok(())
     }
 

@@ -7,7 +7,6 @@
 use crate::users::{Role, User, hash_token};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_str};
 use tianguis_domain::mandate::{self as rules, CODE_MINUTES, Consent, Scope, SentCode};
-use tianguis_domain::phone::PhoneNumber;
 
 #[derive(Debug, Clone)]
 pub struct Mandate {
@@ -199,7 +198,7 @@ impl Db {
         if o.scope.is_empty() {
             return Err(StoreError::invalid("err-mandate-scope"));
         }
-        let phone = PhoneNumber::parse(&o.phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        let phone = self.phone(&o.phone).await?;
         crate::text::line(&o.name, "name")?;
         crate::text::line(&o.shop_name, "shop_name")?;
         let existing = match self.user_by_phone(phone.as_str()).await {

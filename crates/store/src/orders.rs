@@ -737,6 +737,50 @@ pub async fn payment_in(tx: &mut DbTx<'static, Any>, payment_id: i64) -> Result<
     payment_from(&r)
 }
 
+/// The checkout an order belongs to and its latest payment (the one that stands).
+pub async fn latest_payment_in(tx: &mut DbTx<'static, Any>, order_id: i64) -> Result<Payment> {
+    let r = sqlx::query(crate::sql(format!(
+        "{PAYMENT_SELECT} WHERE checkout_id = (SELECT checkout_id FROM orders WHERE id = $1) ORDER BY id DESC LIMIT 1"
+    )))
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("payment"))?;
+    payment_from(&r)
+}
+
+/// A failed payment gives way to a new one, guarded: of two people choosing again at once,
+/// one replaces it and the other finds it replaced (false).
+pub async fn replace_failed_payment_in(
+    tx: &mut DbTx<'static, Any>,
+    payment_id: i64,
+    now: i64,
+) -> Result<bool> {
+    let n = sqlx::query(
+        "UPDATE payments SET status = 'replaced', updated_at = $1 WHERE id = $2 AND status = 'failed'",
+    )
+    .bind(now)
+    .bind(payment_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// How a checkout is paid, chosen again.
+pub async fn set_checkout_method_in(
+    tx: &mut DbTx<'static, Any>,
+    checkout_id: i64,
+    method: PaymentMethod,
+) -> Result<()> {
+    sqlx::query("UPDATE checkouts SET method = $1 WHERE id = $2")
+        .bind(method.as_str())
+        .bind(checkout_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// The orders of a checkout inside a transaction: (id, state, total).
 pub async fn checkout_orders_in(
     tx: &mut DbTx<'static, Any>,

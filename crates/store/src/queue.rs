@@ -168,6 +168,28 @@ pub async fn enqueue_in(
     row_i64(&r, "id")
 }
 
+/// Move a job not yet claimed to another time (an order's unpaid deadline after the buyer
+/// chose again how to pay). The payload is matched as written. Returns how many moved.
+pub async fn reschedule_in(
+    tx: &mut Transaction<'static, Any>,
+    kind: Kind,
+    payload: &serde_json::Value,
+    run_at: i64,
+    now: i64,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE queue SET run_at = $1 WHERE kind = $2 AND payload = $3 AND status = 'pending' \
+         AND (locked_until IS NULL OR locked_until < $4)",
+    )
+    .bind(run_at)
+    .bind(kind.as_str())
+    .bind(payload.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
 /// Finish a claimed job inside the transaction of its effect (`done` or `skipped`), fenced on
 /// the claim: false when another worker got there first, and the caller rolls back. This is
 /// what makes a job's effect happen exactly once.

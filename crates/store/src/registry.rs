@@ -41,13 +41,14 @@ fn column(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
 fn check(
     rec: &csv::StringRecord,
     cols: (usize, usize, usize, usize),
+    region: Option<tianguis_domain::phone::Region>,
 ) -> std::result::Result<Row, Msg> {
     let get = |i: usize| rec.get(i).unwrap_or("").trim();
     let name = get(cols.0);
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Msg::new("err-registry-name"));
     }
-    let phone = PhoneNumber::parse(get(cols.1)).map_err(|e| e.msg())?;
+    let phone = PhoneNumber::parse(get(cols.1), region).map_err(|e| e.msg())?;
     let num = |i: usize| {
         get(i)
             .replace(',', ".")
@@ -98,12 +99,13 @@ impl Db {
             (Some(a), Some(b), Some(c), Some(d)) => (a, b, c, d),
             _ => return Err(StoreError::invalid("err-registry-header")),
         };
+        let region = self.phone_region().await?;
         let mut report = ImportReport::default();
         let mut batch: Vec<Row> = Vec::new();
         for (i, rec) in reader.records().enumerate() {
             let line = i as u64 + 2; // the header is line 1
             match rec {
-                Ok(rec) => match check(&rec, cols) {
+                Ok(rec) => match check(&rec, cols, region) {
                     Ok(row) => batch.push(row),
                     Err(m) => report.rejected.push((line, m)),
                 },
@@ -150,7 +152,7 @@ impl Db {
 
     /// Registered properties of a phone number (a buyer's own addresses).
     pub async fn registered_addresses(&self, phone: &str) -> Result<Vec<Property>> {
-        let Ok(p) = PhoneNumber::parse(phone) else {
+        let Ok(p) = PhoneNumber::parse(phone, self.phone_region().await?) else {
             return Ok(vec![]);
         };
         let rows = sqlx::query("SELECT id, name, owner_phone, plus_code FROM address_registry WHERE owner_phone = $1 ORDER BY id LIMIT 20")

@@ -170,7 +170,7 @@ pub(crate) async fn revoke_role_in(
         .rows_affected())
 }
 
-const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set, u.sms_stop";
+pub(crate) const USER_COLS: &str = "u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set, u.sms_stop";
 
 /// A user with their current grants, one row per grant (none: one row with NULLs).
 const USER_WITH_GRANTS: &str = "SELECT u.id, u.phone, u.email, u.name, u.place_id, s.id AS seller_id, u.active, u.password_set, u.sms_stop, \
@@ -193,7 +193,7 @@ fn fold_user(rows: &[sqlx::any::AnyRow]) -> Result<Option<User>> {
 }
 
 /// A user row without grants yet (see [`Db::with_grants`]).
-fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
+pub(crate) fn user_from(row: &sqlx::any::AnyRow) -> Result<User> {
     Ok(User {
         id: row_i64(row, "id")?,
         phone: row_str(row, "phone")?,
@@ -272,7 +272,7 @@ impl Db {
         name: &str,
         place_id: Option<i64>,
     ) -> Result<User> {
-        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        let phone = self.phone(phone).await?;
         check_name(name)?;
         self.insert_user(&UserRow {
             phone: &phone,
@@ -359,7 +359,7 @@ impl Db {
     }
 
     pub async fn user_by_phone(&self, phone: &str) -> Result<User> {
-        let phone = PhoneNumber::parse(phone).map_err(|e| StoreError::Invalid(e.msg()))?;
+        let phone = self.phone(phone).await?;
         let q = format!(
             "SELECT {USER_COLS} FROM users u LEFT JOIN sellers s ON s.user_id = u.id WHERE u.phone = $1"
         );
@@ -394,6 +394,36 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An admin gives an account another phone (settling a reported duplicate, or a person who
+    /// changed number): normalised like every phone; a number another account holds is refused.
+    /// Their sessions end, so the next sign-in is with the new number.
+    pub async fn set_user_phone(&self, admin_id: i64, user_id: i64, raw: &str) -> Result<()> {
+        let phone = self.phone(raw).await?;
+        let mut tx = self.begin_write().await?;
+        let admin = person_in(&mut tx, admin_id).await?;
+        tianguis_domain::policy::change_access(&admin, UserId(user_id), false)
+            .map_err(crate::denied)?;
+        let res = sqlx::query("UPDATE users SET phone = $1 WHERE id = $2")
+            .bind(phone.as_str().to_string())
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await;
+        match res {
+            Ok(r) if r.rows_affected() == 0 => return Err(StoreError::NotFound("user")),
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Err(StoreError::Conflict(Msg::new("err-phone-taken")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

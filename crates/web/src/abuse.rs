@@ -63,11 +63,13 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-/// A phone as limits key it: its canonical form when it parses, else as typed.
-pub fn phone_key(raw: &str) -> String {
-    tianguis_domain::phone::PhoneNumber::parse(raw)
+/// A phone as limits key it: its E.164 form (read in the marketplace's country) when it
+/// parses, so every way of typing one number counts against one limit; else as typed.
+pub async fn phone_key(s: &AppState, raw: &str) -> Result<String, AppError> {
+    let region = s.db.phone_region().await?;
+    Ok(tianguis_domain::phone::PhoneNumber::parse(raw, region)
         .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|_| raw.trim().to_string())
+        .unwrap_or_else(|_| raw.trim().to_string()))
 }
 
 fn limited() -> AppError {
@@ -75,12 +77,17 @@ fn limited() -> AppError {
 }
 
 /// Failed logins: per phone, and (more generously) per address.
-pub fn login_failures(s: &AppState, ip: ClientIp, phone: &str) -> Vec<Limit> {
+pub async fn login_failures(
+    s: &AppState,
+    ip: ClientIp,
+    phone: &str,
+) -> Result<Vec<Limit>, AppError> {
     let n = s.config.login_per_minute;
-    vec![
-        Limit::per_minute(format!("login-fail:phone:{}", phone_key(phone)), n),
+    let key = phone_key(s, phone).await?;
+    Ok(vec![
+        Limit::per_minute(format!("login-fail:phone:{key}"), n),
         Limit::per_minute(format!("login-fail:ip:{}", ip.0), n.saturating_mul(10)),
-    ]
+    ])
 }
 
 /// New accounts per address.
@@ -103,23 +110,30 @@ pub fn checkouts(s: &AppState, _ip: ClientIp, account: i64) -> Vec<Limit> {
 
 /// Texted codes (they cost money) per address, and per phone so many addresses cannot flood
 /// one person.
-pub fn texted_codes(s: &AppState, ip: ClientIp, phone: Option<&str>) -> Vec<Limit> {
+pub async fn texted_codes(
+    s: &AppState,
+    ip: ClientIp,
+    phone: Option<&str>,
+) -> Result<Vec<Limit>, AppError> {
     let mut v = vec![Limit::per_minute(
         format!("code:ip:{}", ip.0),
         s.config.codes_per_minute,
     )];
     if let Some(p) = phone {
         v.push(Limit::per_hour(
-            format!("code:phone:{}", phone_key(p)),
+            format!("code:phone:{}", phone_key(s, p).await?),
             s.config.codes_per_phone_per_hour,
         ));
     }
-    v
+    Ok(v)
 }
 
 /// Looking an order up by its code (codes can be guessed): per address, with the texted codes.
 pub fn lookups(s: &AppState, ip: ClientIp) -> Vec<Limit> {
-    texted_codes(s, ip, None)
+    vec![Limit::per_minute(
+        format!("code:ip:{}", ip.0),
+        s.config.codes_per_minute,
+    )]
 }
 
 /// Take one event from every limit, or refuse with 429.

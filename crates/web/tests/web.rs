@@ -691,6 +691,8 @@ async fn authorization_matrix_every_route_every_role() {
             ("/track".into(), &EVERYONE),
             ("/static/offline.js".into(), &EVERYONE),
             (format!("/admin/users/{}", other_buyer.id), &[Admin]),
+            ("/admin/users".into(), &[Admin]),
+            ("/admin/sellers?q=a&women=1&page=2".into(), &[Admin]),
             ("/admin/jobs".into(), &[Admin]),
             ("/sim/sms/messages".into(), &[Admin]),
         ];
@@ -785,7 +787,23 @@ async fn authorization_matrix_every_route_every_role() {
                 &[Admin],
             ),
         ];
+        let other_phone: &'static str = Box::leak(other_buyer.phone.clone().into_boxed_str());
         let courier_posts: Vec<FormCase> = vec![
+            (
+                format!("/admin/users/{}/phone", other_buyer.id),
+                vec![("phone", other_phone)],
+                &[Admin],
+            ),
+            (
+                "/admin/phone-reports/999999/settle".into(),
+                vec![],
+                &[Admin],
+            ),
+            (
+                format!("/orders/{oid}/pay-again"),
+                vec![("method", "cash")],
+                &[Buyer, Admin],
+            ),
             ("/admin/payouts".into(), vec![], &[Admin]),
             (
                 "/admin/payouts/settings".into(),
@@ -2060,8 +2078,19 @@ async fn an_admin_suspends_a_user_whose_session_and_token_stop_at_once() {
         assert_eq!(b.get("/orders").await.0, StatusCode::OK);
         let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
         admin.get("/admin").await;
-        let (s, _) = admin
+        // Suspending asks first, on a second page; going back changes nothing.
+        let (s, page) = admin
             .post(&format!("/admin/users/{}", buyer.id), &[("role", "buyer")])
+            .await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(page.contains("name=\"confirm\" value=\"1\""), "{page}");
+        assert!(app.db.user(buyer.id).await.unwrap().active, "not yet");
+        assert_eq!(b.get("/orders").await.0, StatusCode::OK);
+        let (s, _) = admin
+            .post(
+                &format!("/admin/users/{}", buyer.id),
+                &[("role", "buyer"), ("confirm", "1")],
+            )
             .await;
         assert_eq!(s, StatusCode::SEE_OTHER);
         assert_eq!(
@@ -2092,7 +2121,10 @@ async fn an_admin_suspends_a_user_whose_session_and_token_stop_at_once() {
         // admin role back.
         let me = app.db.user_by_phone(DEMO_ADMIN_PHONE).await.unwrap();
         let (s, html) = admin
-            .post(&format!("/admin/users/{}", me.id), &[("role", "buyer")])
+            .post(
+                &format!("/admin/users/{}", me.id),
+                &[("role", "buyer"), ("confirm", "1")],
+            )
             .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
         let own = app.db.grant_records(me.id).await.unwrap()[0].id;
@@ -4874,6 +4906,425 @@ async fn the_cart_follows_the_person_to_another_device() {
         assert!(
             cart.contains(&p2.name_en) && cart.contains(&p3.name_en),
             "both devices' choices: {cart}"
+        );
+    }
+}
+
+/// One phone, one person: however a number is typed (with or without the country code,
+/// spaces, brackets), it is the same account at signup, sign-in, the officials' search and the
+/// API's checkout phone; numbers stored before normalisation that turn out to be one are
+/// reported to an official, who gives the newer account its own number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn phone_variants_are_one_person_and_old_duplicates_are_reported() {
+    for app in apps(true).await {
+        let db = &app.db;
+        assert_eq!(db.setting("country").await.unwrap().as_deref(), Some("MX"));
+        let mut b = Browser::new(&app.base).await;
+        b.get("/signup").await;
+        let (s, loc) = b
+            .post(
+                "/signup",
+                &[
+                    ("name", "Lupe Ruiz"),
+                    ("phone", "951 765 4321"),
+                    ("password", DEMO_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let lupe = db.user_by_phone("+529517654321").await.unwrap();
+        assert_eq!(lupe.phone, "+529517654321");
+        for typed in ["+52 (951) 765-4321", "9517654321", "0052 951 765 4321"] {
+            let mut b = Browser::new(&app.base).await;
+            b.get("/login").await;
+            let (s, loc) = b
+                .post("/login", &[("phone", typed), ("password", DEMO_PASSWORD)])
+                .await;
+            assert_eq!(s, StatusCode::SEE_OTHER, "{typed}: {loc}");
+            assert_eq!(db.user_by_phone(typed).await.unwrap().id, lupe.id);
+        }
+        let mut again = Browser::new(&app.base).await;
+        again.get("/signup").await;
+        let (s, page) = again
+            .post(
+                "/signup",
+                &[
+                    ("name", "Lupe otra vez"),
+                    ("phone", "+52 951 765 4321"),
+                    ("password", DEMO_PASSWORD),
+                ],
+            )
+            .await;
+        assert!(s.is_client_error(), "{s}");
+        assert!(
+            page.contains("already exists") || page.contains("Ya existe"),
+            "{page}"
+        );
+        // The checkout phone given to the API is stored the same way.
+        let token = db.create_api_token(lupe.id, "t").await.unwrap();
+        let c = reqwest::Client::new();
+        let products: serde_json::Value = c
+            .get(format!("{}/api/v1/products?q=cafe&limit=1", app.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let product = products["items"][0]["id"].as_i64().unwrap();
+        let r = c
+            .post(format!("{}/api/v1/checkout", app.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", "phone-variants-1")
+            .json(&serde_json::json!({
+                "lines": [{"product_id": product, "quantity": 1}],
+                "method": "mobile_money",
+                "address": "X722+FQ Santa Ana",
+                "phone": "(951) 765 4321"
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(status.is_success(), "{status} {body}");
+        let order = db.orders_for(&lupe, false, None, 10).await.unwrap()[0].clone();
+        assert_eq!(order.phone, "+529517654321");
+        // An official finds her by any spelling of the number.
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let (s, page) = admin.get("/admin/users?q=951%20765%204321").await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("Lupe Ruiz"), "{page}");
+        let (_, page) = admin.get("/admin/users?q=lupe&role=seller").await;
+        assert!(!page.contains("Lupe Ruiz"), "she does not sell");
+        // Sellers: filtered in the database, biggest sales first, paged.
+        use tianguis_store::directory::{PAGE_SIZE, SellerFilter};
+        let all = db.find_sellers(&SellerFilter::default()).await.unwrap();
+        assert!(!all.rows.is_empty() && all.rows.len() as i64 <= PAGE_SIZE);
+        assert!(
+            all.rows
+                .windows(2)
+                .all(|w| w[0].sales_minor >= w[1].sales_minor)
+        );
+        let women = db
+            .find_sellers(&SellerFilter {
+                women_led: true,
+                with_sales: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(women.rows.iter().all(|r| r.women_led && r.sales > 0));
+        let first = &all.rows[0];
+        let by_name = db
+            .find_sellers(&SellerFilter {
+                text: first.shop_name.to_uppercase(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(by_name.rows.iter().any(|r| r.seller_id == first.seller_id));
+        let (s, page) = admin
+            .get(&format!(
+                "/admin/sellers?q={}&sales=1",
+                tianguis_web::caps::views::urlencode(&first.shop_name)
+            ))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains(&first.shop_name), "{page}");
+        let far = db
+            .find_sellers(&SellerFilter {
+                page: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(far.rows.is_empty() && !far.more);
+        // Rows from before normalisation: one national spelling of Lupe's number, one of a
+        // number nobody else has, and one that is no number at all.
+        let now = db.now_ms();
+        db.raw_execute(&format!(
+            "INSERT INTO users (phone, name, password_hash, role, created_at) VALUES \
+             ('951 765 4321', 'Lupe vieja', '', 'buyer', {now}), \
+             ('951-000-1234', 'Toño', '', 'buyer', {now}), \
+             ('tel', 'Nadie', '', 'buyer', {now})"
+        ))
+        .await
+        .unwrap();
+        db.set_setting("phones_normalised_for", "").await.unwrap();
+        assert_eq!(db.normalise_phones().await.unwrap(), 2);
+        assert_eq!(db.normalise_phones().await.unwrap(), 0, "done once");
+        let tono = db.user_by_phone("9510001234").await.unwrap();
+        assert_eq!(
+            (tono.name.as_str(), tono.phone.as_str()),
+            ("Toño", "+529510001234")
+        );
+        assert_eq!(
+            db.user_by_phone("9517654321").await.unwrap().id,
+            lupe.id,
+            "the older account keeps the number"
+        );
+        let reports = db.phone_reports().await.unwrap();
+        assert_eq!(reports.len(), 2);
+        let dup = reports.iter().find(|r| r.reason == "duplicate").unwrap();
+        assert_eq!(dup.other_user_id, Some(lupe.id));
+        assert_eq!(dup.e164.as_deref(), Some("+529517654321"));
+        let (_, page) = admin.get("/admin").await;
+        assert!(page.contains("2 accounts share a phone number"), "{page}");
+        let (_, page) = admin.get("/admin/users").await;
+        assert!(page.contains("Lupe vieja"), "{page}");
+        assert!(page.contains("same number as another account"), "{page}");
+        // Giving it a number already held is refused; its own number is taken.
+        let path = format!("/admin/users/{}/phone", dup.user_id);
+        let (s, page) = admin.post(&path, &[("phone", "951 765 4321")]).await;
+        assert_eq!(s, StatusCode::CONFLICT, "{page}");
+        let (s, _) = admin.post(&path, &[("phone", "951 765 0000")]).await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(db.user(dup.user_id).await.unwrap().phone, "+529517650000");
+        let (s, _) = admin
+            .post(&format!("/admin/phone-reports/{}/settle", dup.id), &[])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(db.phone_reports().await.unwrap().len(), 1);
+        // A marketplace with no country yet asks for the country code.
+        db.raw_execute("DELETE FROM settings WHERE key = 'country'")
+            .await
+            .unwrap();
+        let mut c = Browser::new(&app.base).await;
+        c.get("/signup").await;
+        let (s, page) = c
+            .post(
+                "/signup",
+                &[
+                    ("name", "Sin país"),
+                    ("phone", "951 111 2222"),
+                    ("password", DEMO_PASSWORD),
+                ],
+            )
+            .await;
+        assert!(s.is_client_error(), "{s}");
+        assert!(
+            page.contains("country code") || page.contains("clave del país"),
+            "{page}"
+        );
+    }
+}
+
+/// Cancelling an order asks first, on a second page; only the confirmation cancels.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelling_an_order_asks_first() {
+    for app in apps(true).await {
+        let db = &app.db;
+        let mut found = None;
+        for o in db
+            .all_orders(Some(tianguis_domain::process::OrderState::Paid), 100)
+            .await
+            .unwrap()
+        {
+            let buyer = db.user(o.buyer_id).await.unwrap();
+            if buyer.has_password {
+                found = Some((o, buyer));
+                break;
+            }
+        }
+        let (o, buyer) = found.expect("a paid order of a buyer with a password");
+        let mut b = Browser::login(&app.base, &buyer.phone).await;
+        let path = format!("/orders/{}/cancel", o.id);
+        let (s, page) = b.post(&path, &[("reason", "changed my mind")]).await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(page.contains("value=\"changed my mind\""), "{page}");
+        assert!(
+            page.contains(&format!("href=\"/orders/{}\"", o.id)),
+            "{page}"
+        );
+        assert_eq!(db.order(o.id).await.unwrap().state.as_str(), "paid");
+        let (s, _) = b
+            .post(&path, &[("reason", "changed my mind"), ("confirm", "1")])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        assert_eq!(db.order(o.id).await.unwrap().state.as_str(), "cancelled");
+    }
+}
+
+/// A declined mobile-money payment is tried again from another wallet, and then switched to
+/// cash on delivery, from the order page: the order, its stock and its lines stay; only one
+/// payment is ever open; the pages refresh themselves while the provider has not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_declined_payment_is_tried_again_or_paid_another_way_without_losing_the_order() {
+    for app in apps(true).await {
+        let db = &app.db;
+        let mut buyer = Browser::login(&app.base, "+520000002000").await;
+        let (_, html) = buyer.get("/search?q=miel").await;
+        let p = first_link(&html, "href=\"/products/");
+        buyer.get(&format!("/products/{p}")).await;
+        buyer
+            .post(
+                "/cart/add",
+                &[("product_id", &p.to_string()), ("quantity", "1")],
+            )
+            .await;
+        let stock = db.product(p).await.unwrap().stock;
+        let (_, html) = buyer.get("/checkout").await;
+        let key = checkout_key(&html);
+        // The simulator declines wallets ending 999.
+        let (s, loc) = buyer
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", key.as_str()),
+                    ("address", "X722+FQ Santa Ana"),
+                    ("phone", "+529510000999"),
+                    ("method", "mobile_money"),
+                ],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let first: i64 = loc.trim_start_matches("/payments/").parse().unwrap();
+        let mut failed = false;
+        for _ in 0..100 {
+            if db.payment(first).await.unwrap().status == "failed" {
+                failed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(failed, "the simulator declined payment {first}");
+        let order = db
+            .checkout_orders(db.payment(first).await.unwrap().checkout_id)
+            .await
+            .unwrap()[0]
+            .clone();
+        let (_, page) = buyer.get(&format!("/orders/{}", order.id)).await;
+        assert!(page.contains("did not go through"), "{page}");
+        assert!(
+            page.contains(&format!("/orders/{}/pay-again", order.id)),
+            "{page}"
+        );
+        assert!(
+            !page.contains("http-equiv=\"refresh\""),
+            "nothing to wait for"
+        );
+        // Nobody else can choose for the buyer.
+        let seller = db
+            .user(db.seller(order.seller_id).await.unwrap().user_id)
+            .await
+            .unwrap();
+        let mut other = Browser::login(&app.base, &seller.phone).await;
+        let (s, _) = other
+            .post(
+                &format!("/orders/{}/pay-again", order.id),
+                &[("method", "cash")],
+            )
+            .await;
+        assert!(denied(s, ""), "{s}");
+        // Again, from a wallet that pays.
+        let (s, loc) = buyer
+            .post(
+                &format!("/orders/{}/pay-again", order.id),
+                &[("method", "mobile_money"), ("phone", "951 000 0111")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let second: i64 = loc.trim_start_matches("/payments/").parse().unwrap();
+        assert_ne!(second, first);
+        assert_eq!(db.payment(first).await.unwrap().status, "replaced");
+        assert_eq!(
+            db.payment(second).await.unwrap().payer_phone.as_deref(),
+            Some("+529510000111")
+        );
+        // While it waits, the pages refresh themselves (no JavaScript).
+        let (_, page) = buyer.get(&format!("/payments/{second}")).await;
+        if db.payment(second).await.unwrap().status == "pending" {
+            assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+        }
+        wait_paid(db, second).await;
+        let (_, page) = buyer.get(&format!("/orders/{}", order.id)).await;
+        assert!(!page.contains("http-equiv=\"refresh\""), "{page}");
+        assert!(!page.contains("/pay-again"), "paid: nothing to choose");
+        assert_eq!(db.order(order.id).await.unwrap().state.as_str(), "paid");
+        assert_eq!(
+            db.product(p).await.unwrap().stock,
+            stock - 1,
+            "stock taken once"
+        );
+        // Paid already: choosing again is refused with a message, not a second payment.
+        let (s, page) = buyer
+            .post(
+                &format!("/orders/{}/pay-again", order.id),
+                &[("method", "cash")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{page}");
+        assert!(page.contains("has not failed"), "{page}");
+
+        // A second checkout, declined, then switched to cash on delivery: the seller hears of
+        // it and it is fulfilled unpaid.
+        buyer.get(&format!("/products/{p}")).await;
+        buyer
+            .post(
+                "/cart/add",
+                &[("product_id", &p.to_string()), ("quantity", "1")],
+            )
+            .await;
+        let (_, html) = buyer.get("/checkout").await;
+        let key = checkout_key(&html);
+        let (_, loc) = buyer
+            .post(
+                "/checkout",
+                &[
+                    ("idempotency_key", key.as_str()),
+                    ("address", "X722+FQ Santa Ana"),
+                    ("phone", "+529510000999"),
+                    ("method", "mobile_money"),
+                ],
+            )
+            .await;
+        let pay: i64 = loc.trim_start_matches("/payments/").parse().unwrap();
+        for _ in 0..100 {
+            if db.payment(pay).await.unwrap().status == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let o2 = db
+            .checkout_orders(db.payment(pay).await.unwrap().checkout_id)
+            .await
+            .unwrap()[0]
+            .clone();
+        let (_, page) = buyer.get(&format!("/payments/{pay}")).await;
+        assert!(page.contains("/pay-again"), "{page}");
+        let (s, loc) = buyer
+            .post(
+                &format!("/orders/{}/pay-again", o2.id),
+                &[("method", "cash_on_delivery")],
+            )
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+        let o2 = db.order(o2.id).await.unwrap();
+        assert_eq!(
+            o2.method,
+            tianguis_store::orders::PaymentMethod::CashOnDelivery
+        );
+        assert_eq!(
+            o2.payment_status,
+            Some(tianguis_store::orders::PaymentStatus::OnDelivery)
+        );
+        let told = db
+            .outbox(500)
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|m| m.to_phone == seller.phone && m.template == "sms-seller-new-order-cod");
+        assert!(told, "the seller hears of the cash-on-delivery order");
+        let (s, _) = other
+            .post(&format!("/orders/{}/accept_on_delivery", o2.id), &[])
+            .await;
+        assert_eq!(s, StatusCode::SEE_OTHER, "the seller sends it unpaid");
+        assert!(
+            db.ledger_totals(db.currency().await.unwrap())
+                .await
+                .unwrap()
+                .holds()
         );
     }
 }

@@ -655,3 +655,52 @@ login-code-sent = If this phone has an account, a code is on its way by text. Ty
 login-code = Code
 login-code-again = Send another code
 sms-code-login = tianguis: your code to sign in is { $code }. Nobody from tianguis will ask you for it.
+err-phone-country = "{ $input }" needs its country code: start it with + and the country code (the marketplace has no country set yet).
+err-country = "{ $input }" is not a country code. Use two letters, such as MX, BD or KE.
+admin-country = Country (two letters)
+admin-country-hint = Phone numbers typed without a country code are read as this country's. Changing it brings every stored number to the same form; accounts that turn out to share a number are listed for you under People.
+people-list = People
+sellers-list = Sellers
+phone-reports-open = { $count ->
+    [one] One account shares a phone number with another
+   *[other] { $count } accounts share a phone number with another
+}
+phone-reports = Phone numbers to settle
+phone-reports-intro = These accounts were made with a phone number written another way. They were not merged: the older account keeps the number, and this one cannot sign in with it. Give it its own number or suspend it, then mark the report settled.
+phone-report-duplicate = same number as another account
+phone-report-unreadable = not a phone number
+phone-report-stored = Stored as
+phone-report-kept-by = The number stays with
+phone-report-settle = Settled
+people-search = Name or phone
+people-any-role = Any role
+people-suspended-only = Suspended only
+list-none = Nothing matches.
+list-page = Page { $n }
+sellers-place = Place
+sellers-any-place = Anywhere
+sellers-level = Journey level
+sellers-level-n = Level { $n }
+sellers-women-led = Women-led
+sellers-with-sales = With sales
+sellers-sales = { $count ->
+    [one] One sale
+   *[other] { $count } sales
+}
+people-phone = Phone
+people-phone-change = Change the number
+confirm-title = Are you sure?
+confirm-no = No, go back
+confirm-cancel-order = Cancel order #{ $id }?
+confirm-cancel-order-effects = The order stops, the stock goes back on sale and any payment is refunded. This cannot be undone.
+confirm-cancel-order-yes = Yes, cancel the order
+confirm-suspend = Suspend { $name }?
+confirm-suspend-effects = They are signed out everywhere and cannot sign in, sell or work until an administrator lets them back in.
+confirm-suspend-yes = Yes, suspend
+pay-again-title = Pay another way, or try again
+pay-again-hint = Your order and its items are kept. Cash at a centre: pay the agent and they record it. Cash on delivery: pay whoever brings it.
+pay-again-button = Continue
+payment-replaced = This payment did not go through and was replaced by another.
+err-pay-again-not-failed = This payment has not failed: it is paid, or we are still waiting for the answer. Wait a moment and reload the page.
+err-pay-again-not-waiting = This order no longer waits for payment (it expired or was cancelled). Place it again from the shop.
+pay-again-wallet = Another mobile-money number (empty: the same one)

@@ -655,3 +655,52 @@ login-code-sent = Si este teléfono tiene cuenta, le llega un código por mensaj
 login-code = Código
 login-code-again = Mandar otro código
 sms-code-login = tianguis: su código para entrar es { $code }. Nadie de tianguis se lo pedirá.
+err-phone-country = A "{ $input }" le falta la clave del país: escríbalo con + y la clave del país (el mercado aún no tiene país).
+err-country = "{ $input }" no es una clave de país. Use dos letras, como MX, BD o KE.
+admin-country = País (dos letras)
+admin-country-hint = Los teléfonos escritos sin clave de país se leen como de este país. Al cambiarlo, todos los números guardados quedan en la misma forma; las cuentas que resulten compartir un número se le muestran en Personas.
+people-list = Personas
+sellers-list = Vendedores
+phone-reports-open = { $count ->
+    [one] Una cuenta comparte su teléfono con otra
+   *[other] { $count } cuentas comparten su teléfono con otra
+}
+phone-reports = Teléfonos por resolver
+phone-reports-intro = Estas cuentas se crearon con un teléfono escrito de otra forma. No se unieron: la cuenta más antigua conserva el número y esta no puede entrar con él. Dele su propio número o suspéndala y marque el aviso como resuelto.
+phone-report-duplicate = mismo número que otra cuenta
+phone-report-unreadable = no es un número de teléfono
+phone-report-stored = Guardado como
+phone-report-kept-by = El número se queda con
+phone-report-settle = Resuelto
+people-search = Nombre o teléfono
+people-any-role = Cualquier función
+people-suspended-only = Solo suspendidas
+list-none = Nada coincide.
+list-page = Página { $n }
+sellers-place = Lugar
+sellers-any-place = Cualquier lugar
+sellers-level = Nivel del recorrido
+sellers-level-n = Nivel { $n }
+sellers-women-led = Dirigido por mujeres
+sellers-with-sales = Con ventas
+sellers-sales = { $count ->
+    [one] Una venta
+   *[other] { $count } ventas
+}
+people-phone = Teléfono
+people-phone-change = Cambiar el número
+confirm-title = ¿Está seguro?
+confirm-no = No, volver
+confirm-cancel-order = ¿Cancelar el pedido #{ $id }?
+confirm-cancel-order-effects = El pedido se detiene, el inventario vuelve a la venta y se devuelve cualquier pago. No se puede deshacer.
+confirm-cancel-order-yes = Sí, cancelar el pedido
+confirm-suspend = ¿Suspender a { $name }?
+confirm-suspend-effects = Se cierra su sesión en todas partes y no podrá entrar, vender ni trabajar hasta que un administrador lo permita de nuevo.
+confirm-suspend-yes = Sí, suspender
+pay-again-title = Pague de otra forma o inténtelo de nuevo
+pay-again-hint = Su pedido y sus productos se conservan. Efectivo en un centro: pague al agente y él lo registra. Contra entrega: pague a quien se lo lleve.
+pay-again-button = Continuar
+payment-replaced = Este pago no se completó y se reemplazó por otro.
+err-pay-again-not-failed = Este pago no ha fallado: ya está pagado o aún esperamos la respuesta. Espere un momento y vuelva a cargar la página.
+err-pay-again-not-waiting = Este pedido ya no espera pago (venció o se canceló). Vuelva a pedirlo desde la tienda.
+pay-again-wallet = Otro número de dinero móvil (vacío: el mismo)

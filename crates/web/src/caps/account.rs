@@ -99,14 +99,14 @@ async fn login_code(
         next: next.clone(),
     };
     if code.is_empty() {
-        crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
+        crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone)).await?).await?;
         if s.db.code_purpose_fits("login", &phone).await? {
             let lang = c.t.lang.to_string();
             tianguis_app::notify::send_phone_code(&s.db, "login", &phone, None, &lang).await?;
         }
         return html(page(None));
     }
-    let failures = crate::abuse::login_failures(&s, ip, &phone);
+    let failures = crate::abuse::login_failures(&s, ip, &phone).await?;
     let taken_at = crate::abuse::attempt(&s, &failures).await?;
     match tianguis_app::people::sign_in_with_code(&s.db, &phone, &code).await {
         Ok(u) => {
@@ -158,7 +158,7 @@ async fn login(
     // streak on one account does not lock out the others behind a centre's one address. The
     // attempt is counted before the password is checked, so guesses sent all at once are
     // counted all the same; one that signs in is given back.
-    let failures = crate::abuse::login_failures(&s, ip, &f.phone);
+    let failures = crate::abuse::login_failures(&s, ip, &f.phone).await?;
     let taken_at = crate::abuse::attempt(&s, &failures).await?;
     match tianguis_app::people::authenticate(&s.db, &f.phone, &f.password).await? {
         Some(u) => {
@@ -406,7 +406,7 @@ async fn code_flow(
     if get("code").is_empty() {
         // Texts cost money and codes can be guessed: a few per minute per client, a few per
         // hour per phone whoever asks.
-        crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
+        crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone)).await?).await?;
         if s.db.code_purpose_fits(flow.purpose(), &phone).await? {
             let lang = c.t.lang.to_string();
             tianguis_app::notify::send_phone_code(&s.db, flow.purpose(), &phone, None, &lang)
@@ -415,7 +415,7 @@ async fn code_flow(
         return html(flow.page(&c, phone, true, None));
     }
     // Typing codes is limited like asking for them.
-    crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, None)).await?;
+    crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, None).await?).await?;
     let password = f.get("password").map(String::as_str).unwrap_or("");
     let done = match flow {
         CodeFlow::Claim => {

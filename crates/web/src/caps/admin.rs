@@ -71,7 +71,8 @@ struct AdminPage<'a> {
     policy: Timing,
     places: Vec<Place>,
     categories: Vec<Category>,
-    users: Vec<User>,
+    country: String,
+    phone_reports: i64,
 }
 
 async fn admin(
@@ -107,7 +108,8 @@ async fn admin(
         policy: s.db.timing().await?,
         places: s.db.places().await?,
         categories: s.db.categories().await?,
-        users: s.db.list_users(200).await?,
+        country: s.db.setting("country").await?.unwrap_or_default(),
+        phone_reports: s.db.phone_reports().await?.len() as i64,
         c: &c,
     })
 }
@@ -142,6 +144,12 @@ async fn admin_settings(
             }
             s.db.set_setting(key, &n.to_string()).await?;
         }
+    }
+    // The country national phone numbers are read in; stored numbers follow at once.
+    if let Some(code) = f.get("country").filter(|v| !v.trim().is_empty())
+        && s.db.setting("country").await?.as_deref() != Some(code.trim())
+    {
+        s.db.set_country(code).await?;
     }
     Ok(Redirect::to("/admin?saved=1").into_response())
 }
@@ -273,6 +281,20 @@ async fn admin_user(
 ) -> R {
     let admin = crate::who::may(&c, Duty::ManagePeople)?;
     let active = f.get("active").is_some_and(|v| v == "1");
+    let person = s.db.user(id).await?;
+    // Suspending ends the person's sessions and shuts them out: asked first, on a second page.
+    if person.active && !active && !confirmed(&f) {
+        return html(ConfirmPage {
+            c: &c,
+            title: c.t.t("confirm-title"),
+            question: c.t.t1("confirm-suspend", "name", &person.name),
+            details: vec![person.phone.clone(), c.t.t("confirm-suspend-effects")],
+            action: format!("/admin/users/{id}"),
+            hidden: vec![],
+            yes: c.t.t("confirm-suspend-yes"),
+            back: format!("/admin/users/{id}"),
+        });
+    }
     s.db.set_user_active(admin.id, id, active).await?;
     Ok(Redirect::to("/admin?saved=1").into_response())
 }

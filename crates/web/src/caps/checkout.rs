@@ -287,6 +287,8 @@ struct PaidPage<'a> {
     message: String,
     payment_id: i64,
     orders: Vec<OrderRow>,
+    /// An order of the checkout whose failed payment may be chosen again.
+    pay_again: Option<i64>,
 }
 
 async fn payment_page(
@@ -308,15 +310,9 @@ async fn payment_page(
             Msg::new("err-not-found").arg("what", "payment"),
         ));
     }
-    let message = match p.status.as_str() {
-        "awaiting_cash" => c.t.t2(
-            "payment-awaiting_cash",
-            &("amount", c.t.money(&p.amount)),
-            &("code", format!("{}", p.checkout_id)),
-        ),
-        other => c.t.t(&format!("payment-{other}")),
-    };
+    let message = payment_message(&c, &p);
     html(PaidPage {
+        pay_again: orders.iter().find_map(|o| pay_again_for(user, o)),
         title: c.t.t("checkout-done"),
         c: &c,
         status: p.status.as_str().to_string(),

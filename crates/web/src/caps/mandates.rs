@@ -98,7 +98,7 @@ async fn send_code(
     let a = agent(&c)?;
     let phone = f.get("phone");
     // Texts cost money and codes can be guessed: a few per minute per client and per phone.
-    crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone))).await?;
+    crate::abuse::take(&s, &crate::abuse::texted_codes(&s, ip, Some(&phone)).await?).await?;
     let lang = s.db.settings().await?.text("default_lang", "es");
     if let Err(e) =
         tianguis_app::notify::send_phone_code(&s.db, "consent", &phone, Some(a.id), &lang).await

@@ -10,6 +10,7 @@ pub mod assisted;
 pub mod browse;
 pub mod checkout;
 pub mod courier;
+pub mod directory;
 pub mod mandates;
 pub mod orders;
 pub mod payouts;
@@ -124,6 +125,7 @@ pub fn pages() -> Table {
         .merge(assisted::routes())
         .merge(mandates::routes())
         .merge(payouts::routes())
+        .merge(directory::routes())
 }
 
 /// The pages' router: the context layer (session, language, errors as translated pages) and

@@ -22,6 +22,7 @@ pub fn routes() -> Table {
         .post("/texts", texts_setting)
         .get("/orders/{id}", order)
         .post("/orders/{id}/deliver", order_deliver)
+        .post("/orders/{id}/pay-again", order_pay_again)
         .post("/orders/{id}/{transition}", order_act)
 }
 
@@ -86,6 +87,13 @@ struct OrderPage<'a> {
     /// The texts about this order sent to this person (officials and agents see them all),
     /// as they read: (when, text). A delivery code is never shown here.
     texts: Vec<(String, String)>,
+    /// What the payment's state means, in words.
+    payment_message: String,
+    payment_failed: bool,
+    /// The page refreshes itself while the provider has not answered.
+    payment_pending: bool,
+    /// The order whose failed payment this person may choose again.
+    pay_again: Option<i64>,
 }
 
 /// The code-proven delivery this user may record on this order, if any.
@@ -153,8 +161,21 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
             (utc_minute(m.created_at), tr.render(&m.template, &args))
         })
         .collect();
+    let payment = match o.payment_id {
+        Some(p) => Some(s.db.payment(p).await?),
+        None => None,
+    };
+    use tianguis_domain::kinds::PaymentStatus;
     html(OrderPage {
         texts,
+        payment_message: payment
+            .as_ref()
+            .map(|p| payment_message(&c, p))
+            .unwrap_or_default(),
+        payment_failed: o.payment_status == Some(PaymentStatus::Failed),
+        payment_pending: o.payment_status == Some(PaymentStatus::Pending)
+            && o.state == OrderState::Placed,
+        pay_again: pay_again_for(user, &o),
         title: c.t.t1("order-title", "id", o.id),
         state_key: state_key(&o),
         history: s
@@ -190,11 +211,40 @@ async fn order(State(s): State<AppState>, Extension(c): Extension<Ctx>, Path(id)
 }
 
 #[derive(Deserialize)]
+struct PayAgainForm {
+    #[serde(default)]
+    method: String,
+    /// Another mobile-money wallet to ask (empty: the same one).
+    #[serde(default)]
+    phone: String,
+}
+
+/// A failed payment chosen again: mobile money once more, cash at a centre, or on delivery.
+async fn order_pay_again(
+    State(s): State<AppState>,
+    Extension(c): Extension<Ctx>,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<PayAgainForm>,
+) -> R {
+    let user = c.require_user()?;
+    let method =
+        tianguis_store::orders::PaymentMethod::parse(f.method.trim()).ok_or_else(|| {
+            AppError::bad(Msg::new("err-payment-method").arg("method", f.method.trim()))
+        })?;
+    let payment =
+        tianguis_app::payments::pay_again(&s.db, user, id, method, Some(&f.phone)).await?;
+    Ok(Redirect::to(&format!("/payments/{payment}")).into_response())
+}
+
+#[derive(Deserialize)]
 struct ActForm {
     #[serde(default)]
     reason: String,
     #[serde(default)]
     refund_minor: String,
+    /// "1" once the person confirmed a cancellation on the second page.
+    #[serde(default)]
+    confirm: String,
 }
 
 #[derive(Deserialize)]
@@ -248,6 +298,25 @@ async fn order_act(
             Msg::new("err-unknown-action").arg("name", &name),
         )
     })?;
+    // Cancelling cannot be undone: whoever may cancel is asked first, on a second page.
+    if t == Transition::Cancel && f.confirm != "1" {
+        let o = s.db.order(id).await?;
+        if crate::caps::views::actions_for(user, &o).contains(&t) {
+            return html(crate::caps::views::ConfirmPage {
+                c: &c,
+                title: c.t.t("confirm-title"),
+                question: c.t.t1("confirm-cancel-order", "id", o.id),
+                details: vec![
+                    format!("{} · {}", o.shop_name, c.t.money(&o.total)),
+                    c.t.t("confirm-cancel-order-effects"),
+                ],
+                action: format!("/orders/{id}/cancel"),
+                hidden: vec![("reason", f.reason.clone())],
+                yes: c.t.t("confirm-cancel-order-yes"),
+                back: format!("/orders/{id}"),
+            });
+        }
+    }
     let m = MoveForm::try_from(f)?;
     tianguis_app::orders::act(&s.db, user, id, t, &m.reason, m.refund_minor).await?;
     Ok(Redirect::to(&format!("/orders/{id}")).into_response())

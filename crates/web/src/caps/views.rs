@@ -57,6 +57,49 @@ struct ErrorPage<'a> {
     message: String,
 }
 
+/// The second page a destructive action asks first: what will happen, a button that does it
+/// (the same form again with `confirm=1`), and a way back that does nothing.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage<'a> {
+    pub c: &'a Ctx,
+    pub title: String,
+    pub question: String,
+    pub details: Vec<String>,
+    pub action: String,
+    pub hidden: Vec<(&'static str, String)>,
+    pub yes: String,
+    pub back: String,
+}
+
+/// What a payment's state means to the buyer, in words (the cash one says how much and the
+/// number to show at the centre).
+pub fn payment_message(c: &Ctx, p: &tianguis_store::orders::Payment) -> String {
+    use tianguis_domain::kinds::PaymentStatus;
+    match p.status {
+        PaymentStatus::AwaitingCash => c.t.t2(
+            "payment-awaiting_cash",
+            &("amount", c.t.money(&p.amount)),
+            &("code", p.checkout_id.to_string()),
+        ),
+        s => c.t.t(&format!("payment-{}", s.as_str())),
+    }
+}
+
+/// The order whose failed payment this person may choose again (the form on the order and
+/// payment pages), if any: the same rules the use case applies.
+pub fn pay_again_for(user: &User, o: &Order) -> Option<i64> {
+    use tianguis_domain::kinds::PaymentStatus;
+    let may = tianguis_domain::policy::pay_again(&user.person(), &o.facts()).is_ok();
+    (may && o.state == OrderState::Placed && o.payment_status == Some(PaymentStatus::Failed))
+        .then_some(o.id)
+}
+
+/// Whether a form carries the second page's confirmation.
+pub fn confirmed(f: &std::collections::HashMap<String, String>) -> bool {
+    f.get("confirm").is_some_and(|v| v == "1")
+}
+
 pub fn state_key(o: &Order) -> String {
     if o.state == OrderState::Placed && o.method == PaymentMethod::CashOnDelivery.as_str() {
         return "state-placed-on-delivery".into();
