@@ -316,6 +316,18 @@ async fn a_buyer_signs_up_buys_from_two_sellers_pays_by_mobile_money_and_the_sel
         }
         let (_, html) = buyer.get("/checkout").await;
         assert!(html.contains("idempotency_key"));
+        // Each line with its price and its total; the shop under the name.
+        let en = tianguis_web::i18n::Tr::new("en");
+        let unit = app.db.product(p2).await.unwrap().price;
+        let line = tianguis_domain::money::Money::new(unit.minor * 2, unit.currency);
+        assert!(
+            html.contains(&format!(
+                "2 × {}</td><td>{}</td>",
+                en.money(&unit),
+                en.money(&line)
+            )),
+            "{html}"
+        );
         let key = checkout_key(&html);
         let form = [
             ("idempotency_key", key.as_str()),
@@ -2822,6 +2834,26 @@ async fn an_agent_orders_for_a_walk_in_buyer_who_gets_a_text_and_the_cash_is_rec
             .post("/cart/add", &[("product_id", "7"), ("quantity", "2")])
             .await;
         let (_, page) = agent.get("/agent").await;
+        // The total to collect, fees included, before placing: two of product 7 and the
+        // centre's own fee (collected here), or the delivery fee (to an address).
+        let en = tianguis_web::i18n::Tr::new("en");
+        let price = db.product(7).await.unwrap().price;
+        let centre = db
+            .pickup_point(
+                db.user_by_phone(DEMO_AGENT_PHONE)
+                    .await
+                    .unwrap()
+                    .centre_id
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let here =
+            tianguis_domain::money::Money::new(price.minor * 2 + centre.fee_minor, price.currency);
+        assert!(
+            page.contains(&format!("collected at this centre: {}", en.money(&here))),
+            "{page}"
+        );
         let key = page
             .split("name=\"idempotency_key\" value=\"")
             .nth(1)
@@ -2866,11 +2898,32 @@ async fn an_agent_orders_for_a_walk_in_buyer_who_gets_a_text_and_the_cash_is_rec
         assert_eq!(code.len(), 8, "{loc}");
         let (_, page) = agent.get(&loc).await;
         assert!(page.contains(&code));
-        // The buyer follows it without an account.
+        let placed_total: i64 = db
+            .order_by_tracking(&code)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.total.minor)
+            .sum();
+        assert_eq!(placed_total, here.minor, "charged what the desk said");
+        assert!(
+            page.contains(&format!("You collected {} from the buyer", en.money(&here))),
+            "{page}"
+        );
+        // The buyer follows it without an account: what, by when, where, and how the code
+        // reaches them.
         let mut anon = Browser::new(&app.base).await;
         let (s, page) = anon.get(&format!("/track/{}", code.to_lowercase())).await;
         assert_eq!(s, StatusCode::OK);
         assert!(page.contains("Paid, waiting for the seller"), "{page}");
+        assert!(page.contains("× 2"), "{page}");
+        assert!(page.contains("Expected by "), "{page}");
+        assert!(
+            page.contains(&format!("Collect it at {}", centre.name)),
+            "{page}"
+        );
+        assert!(page.contains("phone ending 777"), "{page}");
+        assert!(!page.contains("+529510007777"), "nothing personal");
         assert_eq!(anon.get("/track/NOPE1234").await.0, StatusCode::NOT_FOUND);
         let order = db.order_by_tracking(&code).await.unwrap().remove(0);
         assert_eq!(

@@ -78,6 +78,12 @@ struct AgentPage<'a> {
     expected_total: i64,
     key: String,
     placed: Option<String>,
+    /// What the buyer pays for the order just placed, fees included, and how.
+    placed_total: Option<String>,
+    /// Before placing: the goods, and the whole (fees included) collected here or delivered.
+    subtotal: String,
+    total_here: String,
+    total_address: String,
     orders: Vec<(Order, String, bool)>,
     on_hand: String,
     error: Option<String>,
@@ -112,9 +118,47 @@ async fn render_agent(
             })
             .collect();
     let lines = c.cart(&s.db).await?;
+    let centre = s.db.pickup_point(centre_id).await?;
+    // The totals as checkout will charge them: one fee per shop, the centre's own fee when the
+    // parcel is collected here, the delivery fee when it goes to an address.
+    let currency = s.db.currency().await?;
+    let mut shops: Vec<i64> = lines.iter().map(|l| l.product.seller_id).collect();
+    shops.sort();
+    shops.dedup();
+    let goods: i64 = lines
+        .iter()
+        .map(|l| l.product.price.minor.saturating_mul(l.quantity))
+        .sum();
+    let n = shops.len() as i64;
+    let fees = s.db.fees().await?;
+    let m = |minor: i64| c.t.money(&Money::new(minor, currency));
+    let placed_code = placed.map(|p| {
+        p.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(16)
+            .collect::<String>()
+    });
+    let placed_total = match &placed_code {
+        Some(code) => {
+            let placed = s.db.order_by_tracking(code).await?;
+            let total: i64 = placed.iter().map(|o| o.total.minor).sum();
+            use tianguis_store::orders::{PaymentMethod, PaymentStatus};
+            let key = match placed.first().map(|o| (o.method, o.payment_status)) {
+                Some((_, Some(PaymentStatus::AwaitingCash))) => "agent-collect-now",
+                Some((PaymentMethod::Cash, Some(PaymentStatus::Succeeded))) => "agent-collected",
+                _ => "agent-placed-total",
+            };
+            (!placed.is_empty()).then(|| c.t.t1(key, "total", m(total)))
+        }
+        None => None,
+    };
     html(AgentPage {
         title: c.t.t("agent-title"),
-        centre: s.db.pickup_point(centre_id).await?,
+        subtotal: m(goods),
+        total_here: m(goods + n * centre.fee_minor),
+        total_address: m(goods + n * fees.delivery_per_order),
+        placed_total,
+        centre,
         lines_field: lines
             .iter()
             .map(|l| format!("{}:{}", l.product.id, l.quantity))
@@ -128,12 +172,7 @@ async fn render_agent(
         key: tianguis_store::random_token(16),
         on_hand: c.t.money(&s.db.cash_on_hand(user.id).await?),
         c,
-        placed: placed.map(|p| {
-            p.chars()
-                .filter(|c| c.is_ascii_alphanumeric())
-                .take(16)
-                .collect()
-        }),
+        placed: placed_code,
         orders,
         error,
         form,
@@ -379,7 +418,19 @@ struct TrackPage<'a> {
     c: &'a Ctx,
     title: String,
     code: String,
-    orders: Vec<(Order, String)>,
+    orders: Vec<TrackView>,
+}
+
+/// One order as the public tracking page shows it: nothing personal beyond the last digits of
+/// the phone its texts go to.
+pub struct TrackView {
+    pub o: Order,
+    pub state: String,
+    pub items: Vec<String>,
+    pub due: String,
+    /// The pickup point it goes to: (name, hours).
+    pub pickup: Option<(String, String)>,
+    pub code_how: String,
 }
 
 async fn track(Extension(c): Extension<Ctx>, Query(q): Query<HashMap<String, String>>) -> R {
@@ -408,16 +459,55 @@ async fn track_code(
 ) -> R {
     crate::abuse::take(&s, &crate::abuse::lookups(&s, ip)).await?;
     let orders = s.db.order_by_tracking(&code).await?;
+    let offset = s.db.settings().await?.utc_offset_minutes();
+    let mut views = Vec::new();
+    for o in orders {
+        // With its lines (the lookup by code reads the orders alone).
+        let o = s.db.order(o.id).await?;
+        let pickup = match o.pickup_point_id {
+            Some(id) => {
+                let p = s.db.pickup_point(id).await?;
+                Some((p.name, p.hours))
+            }
+            None => None,
+        };
+        let tail: String = o
+            .phone
+            .chars()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let code_how = if o.method == tianguis_store::orders::PaymentMethod::CashOnDelivery {
+            c.t.t1("track-code-cod", "tail", &tail)
+        } else if pickup.is_some() {
+            c.t.t1("track-code-pickup", "tail", &tail)
+        } else {
+            c.t.t1("track-code-how", "tail", &tail)
+        };
+        views.push(TrackView {
+            state: state_label(&c, &o),
+            items: o
+                .lines
+                .iter()
+                .map(|l| format!("{} × {}", l.name(c.t.lang), l.quantity))
+                .collect(),
+            due: o
+                .due_at
+                .filter(|_| o.delivered_at.is_none() && !o.state.is_final())
+                .map(|d| tianguis_domain::calendar::local_day(d, offset).0)
+                .unwrap_or_default(),
+            pickup,
+            code_how,
+            o,
+        });
+    }
     html(TrackPage {
         title: c.t.t("track-title"),
         code: code.to_ascii_uppercase(),
-        orders: orders
-            .into_iter()
-            .map(|o| {
-                let l = state_label(&c, &o);
-                (o, l)
-            })
-            .collect(),
+        orders: views,
         c: &c,
     })
 }

@@ -116,9 +116,11 @@ struct CheckoutPage<'a> {
     c: &'a Ctx,
     title: String,
     error: Option<String>,
-    lines: Vec<CartLine>,
+    /// Each line as it is charged: (name, shop, quantity, unit price, line total).
+    rows: Vec<(String, String, i64, String, String)>,
     sellers: usize,
     delivery: String,
+    delivery_each: String,
     total: String,
     key: String,
     address: String,
@@ -161,8 +163,27 @@ async fn checkout_page(
         error,
         sellers: sellers.len(),
         delivery: c.t.money(&delivery),
+        delivery_each: c.t.money(&Money::new(fees.delivery_per_order, cur)),
         total,
-        lines,
+        rows: lines
+            .iter()
+            .map(|l| {
+                let line = l
+                    .product
+                    .price
+                    .minor
+                    .checked_mul(l.quantity)
+                    .map(|m| c.t.money(&Money::new(m, l.product.price.currency)))
+                    .unwrap_or_default();
+                (
+                    l.product.name(c.t.lang).to_string(),
+                    l.product.shop_name.clone(),
+                    l.quantity,
+                    c.t.money(&l.product.price),
+                    line,
+                )
+            })
+            .collect(),
         key: tianguis_store::random_token(16),
         address,
         pickup: s
@@ -193,7 +214,11 @@ fn pickup_label(
         c.t.t(&format!("pickup-kind-{}", p.kind)),
         km,
         p.hours,
-        c.t.money(&Money::new(p.fee_minor, currency))
+        c.t.t1(
+            "checkout-pickup-fee",
+            "fee",
+            c.t.money(&Money::new(p.fee_minor, currency))
+        )
     )
 }
 
