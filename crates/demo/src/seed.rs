@@ -430,8 +430,18 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
         })
         .await?
         .0;
+    // The README's demo seller gets one order in every state of their own (round 6).
+    let demo_seller = db.user_by_phone(DEMO_SELLER_PHONE).await?.seller_id;
+    let own = db
+        .search(&tianguis_store::catalog::SearchQuery {
+            seller_id: demo_seller,
+            limit: 20,
+            ..Default::default()
+        })
+        .await?
+        .0;
     let mut n = 0usize;
-    for round in 0..6 {
+    for round in 0..7 {
         if round == 5 {
             // Returns refund at once through the jobs table: run it, then leave one order
             // "returned" (its refund runs when the server starts).
@@ -444,10 +454,14 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                 continue;
             }
             let buyer = buyers[n % buyers.len()];
-            let p1 = &products[(n * 7) % products.len()];
+            let p1 = if round == 6 && !own.is_empty() {
+                &own[n % own.len()]
+            } else {
+                &products[(n * 7) % products.len()]
+            };
             let p2 = &products[(n * 11 + 3) % products.len()];
             let mut lines = vec![(p1.id, 1)];
-            if n.is_multiple_of(3) && p2.seller_id != p1.seller_id {
+            if round < 6 && n.is_multiple_of(3) && p2.seller_id != p1.seller_id {
                 lines.push((p2.id, 2));
             }
             let method = if (n + round).is_multiple_of(2) {

@@ -271,24 +271,6 @@ impl Transaction {
             ],
         )
     }
-
-    /// A seller is paid out what the platform owes them.
-    pub fn payout(seller_id: i64, amount: Money) -> Result<Self, LedgerError> {
-        Self::new(
-            TxKind::Payout,
-            None,
-            vec![
-                Posting {
-                    account: Account::SellerPayable(seller_id),
-                    amount: -amount,
-                },
-                Posting {
-                    account: Account::ExternalPayouts,
-                    amount,
-                },
-            ],
-        )
-    }
 }
 
 impl Transaction {
@@ -410,17 +392,6 @@ impl Transaction {
             amount,
         )
     }
-
-    /// An agent is paid the commission the platform owes them.
-    pub fn agent_payout(agent: i64, amount: Money) -> Result<Self, LedgerError> {
-        Self::pair(
-            TxKind::Payout,
-            None,
-            Account::AgentCommission(agent),
-            Account::ExternalPayouts,
-            amount,
-        )
-    }
 }
 
 /// An in-memory ledger: balances per (account, currency).
@@ -522,16 +493,8 @@ mod tests {
             commission_bps: u32,
             from_fee: bool,
         },
-        Payout {
-            seller: i64,
-            amount: i64,
-        },
         Handover {
             holder: i64,
-            amount: i64,
-        },
-        AgentPayout {
-            agent: i64,
             amount: i64,
         },
         /// A programme owes champion `champion` a bounty.
@@ -565,9 +528,7 @@ mod tests {
                     from_fee
                 }
             ),
-            (0i64..3, 1i64..500_000).prop_map(|(seller, amount)| Op::Payout { seller, amount }),
             (0i64..2, 1i64..500_000).prop_map(|(holder, amount)| Op::Handover { holder, amount }),
-            (0i64..2, 1i64..50_000).prop_map(|(agent, amount)| Op::AgentPayout { agent, amount }),
             (0i64..2, 1i64..50_000).prop_map(|(champion, amount)| Op::Bounty { champion, amount }),
             (0u8..4, 0i64..3, 1i64..500_000, 0u8..3).prop_map(|(payee, id, amount, outcome)| {
                 Op::BatchLine {
@@ -631,9 +592,7 @@ mod tests {
                         }
                         txs
                     }
-                    Op::Payout { seller, amount } => vec![Transaction::payout(seller, Money::new(amount, cur)).unwrap()],
                     Op::Handover { holder, amount } => vec![Transaction::handover(holder, Money::new(amount, cur), "bank").unwrap()],
-                    Op::AgentPayout { agent, amount } => vec![Transaction::agent_payout(agent, Money::new(amount, cur)).unwrap()],
                     Op::Bounty { champion, amount } => vec![Transaction::champion_owed(champion, Money::new(amount, cur)).unwrap()],
                     Op::BatchLine { payee, id, amount, outcome } => {
                         let account = match payee {

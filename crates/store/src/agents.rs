@@ -476,27 +476,4 @@ impl Db {
             owed: row_i64(&totals, "owed")?,
         })
     }
-
-    /// Pay an agent what the platform owes them (through the ledger).
-    pub async fn agent_payout(&self, agent_id: i64, amount_minor: i64) -> Result<()> {
-        if amount_minor <= 0 {
-            return Err(StoreError::invalid("err-payout-positive"));
-        }
-        let currency = self.currency().await?;
-        let mut tx = self.begin_write().await?;
-        post(
-            &mut tx,
-            &Transaction::agent_payout(agent_id, Money::new(amount_minor, currency))?,
-            self.now_ms(),
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Ledger(tianguis_domain::ledger::LedgerError::WouldGoNegative(_)) => {
-                StoreError::invalid("err-payout-too-much")
-            }
-            e => e,
-        })?;
-        tx.commit().await?;
-        Ok(())
-    }
 }

@@ -2,7 +2,7 @@
 //! posting moves a balance with a guarded update, so an account that must not go negative
 //! refuses and the whole database transaction rolls back.
 
-use crate::{Db, Result, StoreError, row_i64, row_str};
+use crate::{Db, Result, row_i64, row_str};
 use sqlx::{Any, Transaction as DbTx};
 use tianguis_domain::ledger::{Account, LedgerError, Transaction};
 use tianguis_domain::money::{Currency, Money};
@@ -206,26 +206,6 @@ impl Db {
             fees: row_i64(&fr, "fees")?,
             refunded: row_i64(&fr, "refunded")?,
         })
-    }
-
-    /// Pay a seller what they are owed (an admin records the bank or wallet transfer).
-    pub async fn payout(&self, seller_id: i64, amount_minor: i64) -> Result<()> {
-        if amount_minor <= 0 {
-            return Err(StoreError::invalid("err-payout-positive"));
-        }
-        let currency = self.currency().await?;
-        let t = Transaction::payout(seller_id, Money::new(amount_minor, currency))?;
-        let mut tx = self.begin_write().await?;
-        post(&mut tx, &t, self.now_ms())
-            .await
-            .map_err(|e| match e {
-                StoreError::Ledger(LedgerError::WouldGoNegative(_)) => {
-                    StoreError::invalid("err-payout-too-much")
-                }
-                e => e,
-            })?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Account balances, for the admin's ledger page.

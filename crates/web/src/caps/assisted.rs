@@ -44,7 +44,6 @@ pub fn routes() -> Table {
         .get("/admin/centres", admin_centres)
         .post("/admin/centres/agents", admin_attach_agent)
         .post("/admin/commissions", admin_commission_rule)
-        .post("/admin/agents/{id}/payout", admin_agent_payout)
         .get("/admin/cash", admin_cash)
         .get("/champion", champion_page)
         .get_post("/admin/champions", admin_champions, admin_assign_champion)
@@ -631,20 +630,6 @@ async fn admin_commission_rule(
         source: Source::parse(&get("source")).ok_or_else(bad)?,
     })
     .await?;
-    Ok(Redirect::to("/admin/centres").into_response())
-}
-
-async fn admin_agent_payout(
-    State(s): State<AppState>,
-    Extension(c): Extension<Ctx>,
-    Path(id): Path<i64>,
-    CsrfForm(f): CsrfForm<HashMap<String, String>>,
-) -> R {
-    admin_of(&c)?;
-    let currency = s.db.currency().await?;
-    let amount = Money::parse_decimal(f.get("amount").map(String::as_str).unwrap_or(""), currency)
-        .map_err(|e| AppError::bad(e.msg()))?;
-    s.db.agent_payout(id, amount.minor).await?;
     Ok(Redirect::to("/admin/centres").into_response())
 }
 
