@@ -285,8 +285,9 @@ pub async fn line_failed(db: &Db, line_id: i64, reason: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// An official records a cash line counted out at the centre (with the receipt's number), or
-/// one that could not be handed over.
+/// An official records a line paid by hand: cash counted out at the centre (with the receipt's
+/// number) or a bank transfer made in the bank's system (with its reference), or one that
+/// could not be paid.
 pub async fn settle_by_hand(
     db: &Db,
     who: &User,
@@ -298,18 +299,19 @@ pub async fn settle_by_hand(
     if note.is_empty() || note.chars().count() > 80 {
         return Err(StoreError::Invalid(Msg::new("err-payout-note")));
     }
-    {
+    let channel = {
         let mut tx = db.begin_write().await?;
         let p = users::person_in(&mut tx, who.id).await?;
         policy::may(&p, Duty::ManageMoney).map_err(tianguis_store::denied)?;
         let l = store::line_in(&mut tx, line_id).await?;
         tx.rollback().await?;
-        if l.channel != PayoutChannel::Cash {
+        if !l.channel.by_hand() {
             // A transfer is settled by its provider's answer, never by someone saying so.
             return Err(StoreError::Invalid(Msg::new("err-payout-not-cash")));
         }
-    }
-    let reference = format!("cash:{note} (by {})", who.id);
+        l.channel
+    };
+    let reference = format!("{}:{note} (by {})", channel.as_str(), who.id);
     if paid {
         line_paid(db, line_id, &reference).await
     } else {
@@ -334,6 +336,11 @@ pub async fn set_method(
                 return Err(StoreError::Invalid(Msg::new("err-payout-note")));
             }
             d.to_string()
+        }
+        PayoutChannel::Bank => {
+            tianguis_domain::kinds::bank_account(destination).ok_or_else(|| {
+                StoreError::Invalid(Msg::new("err-bank-account").arg("input", destination.trim()))
+            })?
         }
     };
     let mut tx = db.begin_write().await?;

@@ -3573,3 +3573,114 @@ async fn each_party_hears_each_step_in_their_language_and_stop_keeps_only_what_t
         );
     }
 }
+
+/// A seller paid by bank transfer: the account is checked when given, the line waits for an
+/// official who makes the transfer in the bank's system and records its reference; a wallet
+/// line can never be settled that way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bank_payout_is_made_by_an_official_and_recorded_with_its_reference() {
+    use tianguis_domain::kinds::{LineStatus, PayoutChannel};
+    use tianguis_domain::payout::{Payee, Run};
+    for t in all().await {
+        let db = &t.db;
+        let (_, cat, seller) = small_shop(db).await;
+        let pid = db
+            .create_product(seller, &product(cat, "Rebozo", 62000, 3))
+            .await
+            .unwrap();
+        let b = buyer(db, 1).await;
+        let (r, _) = tianguis_app::orders::checkout(db, &req(b, vec![(pid, 1)], "bank"))
+            .await
+            .unwrap();
+        tianguis_app::orders::payment_succeeded(db, r.payment_id, None)
+            .await
+            .unwrap();
+        for (tr, a) in [
+            (Transition::Accept, Actor::Seller),
+            (Transition::Pack, Actor::Seller),
+            (Transition::Ship, Actor::Seller),
+            (Transition::ConfirmDelivery, Actor::Buyer),
+        ] {
+            tianguis_app::orders::transition(db, r.order_ids[0], tr, a, None, "", None)
+                .await
+                .unwrap();
+        }
+        db.clock.advance(Duration::from_secs(8 * 86_400));
+        run_due_jobs(db, "w", 100).await.unwrap();
+        let owner = db
+            .user(db.seller(seller).await.unwrap().user_id)
+            .await
+            .unwrap();
+        let payee = Payee::Seller(seller);
+        let bad =
+            tianguis_app::payouts::set_method(db, &owner, payee, PayoutChannel::Bank, "my bank")
+                .await;
+        assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
+        tianguis_app::payouts::set_method(
+            db,
+            &owner,
+            payee,
+            PayoutChannel::Bank,
+            "  BBVA  012180001234567891 ",
+        )
+        .await
+        .unwrap();
+        let official = |phone: &'static str| async move {
+            tianguis_app::people::create_user(
+                db,
+                NewUser {
+                    phone,
+                    email: None,
+                    name: "Official",
+                    password: "password1",
+                    role: Role::Admin,
+                    place_id: None,
+                },
+            )
+            .await
+            .unwrap()
+        };
+        let (ana, beto) = (
+            official("+52333000011").await,
+            official("+52333000012").await,
+        );
+        let batch = tianguis_app::payouts::prepare(db, Some(&ana), Run::Manual)
+            .await
+            .unwrap()
+            .unwrap();
+        tianguis_app::payouts::approve(db, &beto, batch)
+            .await
+            .unwrap();
+        let line = db.payout_lines(batch).await.unwrap().remove(0);
+        assert_eq!(
+            (line.channel, line.destination.as_str(), line.status),
+            (
+                PayoutChannel::Bank,
+                "BBVA 012180001234567891",
+                LineStatus::Sending
+            ),
+            "waits for the transfer, no provider asked"
+        );
+        assert!(
+            tianguis_app::payouts::settle_by_hand(db, &beto, line.id, true, "SPEI 7781234")
+                .await
+                .unwrap()
+        );
+        let line = db.payout_lines(batch).await.unwrap().remove(0);
+        assert_eq!(line.status, LineStatus::Paid);
+        assert!(
+            line.provider_ref
+                .as_deref()
+                .is_some_and(|r| r.starts_with("bank:SPEI 7781234")),
+            "{line:?}"
+        );
+        let st = db.seller_statement(seller).await.unwrap();
+        assert_eq!((st.owed, st.paid_out), (0, 65000 - 3250));
+        assert!(
+            db.ledger_totals(db.currency().await.unwrap())
+                .await
+                .unwrap()
+                .holds()
+        );
+    }
+}

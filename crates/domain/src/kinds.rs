@@ -92,8 +92,31 @@ word_enum!(
         MobileMoney = "mobile_money",
         /// Counted out in cash at a digital centre, against the payee's signature.
         Cash = "cash",
+        /// To the payee's bank account, a transfer an official makes in the bank's own
+        /// system and records here with its reference (no bank API is assumed).
+        Bank = "bank",
     }
 );
+
+impl PayoutChannel {
+    /// Paid by a person, who records the receipt or the transfer's reference: cash and bank
+    /// transfers. A mobile-money line is settled only by the provider's answer.
+    pub fn by_hand(&self) -> bool {
+        !matches!(self, PayoutChannel::MobileMoney)
+    }
+}
+
+/// A bank account as a payee gives it ("BBVA 012 180 00123456789 1"): a bank's name or code and
+/// an account number (a CLABE, an IBAN, a local number), 6 to 34 letters and digits in the
+/// number. Kept as typed, spaces tidied.
+pub fn bank_account(input: &str) -> Option<String> {
+    let t = input.split_whitespace().collect::<Vec<_>>().join(" ");
+    let digits = t.chars().filter(|c| c.is_ascii_digit()).count();
+    let ok_chars = t
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '.' | '/'));
+    (ok_chars && (6..=34).contains(&digits) && t.chars().count() <= 80).then_some(t)
+}
 
 word_enum!(
     /// Where a payout batch stands.
@@ -171,5 +194,18 @@ mod tests {
             PaymentStatus::Pending
         );
         assert!(!PaymentStatus::Succeeded.is_open());
+    }
+
+    #[test]
+    fn bank_accounts() {
+        assert_eq!(
+            super::bank_account("  BBVA   012180001234567891 "),
+            Some("BBVA 012180001234567891".into())
+        );
+        assert!(super::bank_account("GB82 WEST 1234 5698 7654 32").is_some());
+        assert!(super::bank_account("my bank").is_none());
+        assert!(super::bank_account("BBVA 0121<script>").is_none());
+        assert!(super::PayoutChannel::Bank.by_hand() && super::PayoutChannel::Cash.by_hand());
+        assert!(!super::PayoutChannel::MobileMoney.by_hand());
     }
 }

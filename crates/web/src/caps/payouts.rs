@@ -71,7 +71,7 @@ fn line_row(c: &Ctx, l: &Line) -> LineRow {
         destination: l.destination.clone(),
         status: c.t.t(&format!("payout-line-{}", l.status.as_str())),
         failure: l.failure.clone().unwrap_or_default(),
-        by_hand: l.channel == PayoutChannel::Cash && l.status == LineStatus::Sending,
+        by_hand: l.channel.by_hand() && l.status == LineStatus::Sending,
     }
 }
 
@@ -223,7 +223,8 @@ pub struct PayeeBox {
     pub code: String,
     pub kind: String,
     pub owed: String,
-    pub mobile: bool,
+    /// How they are paid now (`mobile_money`, `cash`, `bank`).
+    pub channel: &'static str,
     pub destination: String,
     pub lines: Vec<LineRow>,
 }
@@ -261,16 +262,15 @@ async fn my_payouts(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> 
     let mut payees = Vec::new();
     for p in payees_of(&u) {
         let owed = s.db.payee_owed(p, cur).await?;
-        let (mobile, destination) = match s.db.payout_method(p).await? {
-            Some((PayoutChannel::Cash, d)) => (false, d),
-            Some((PayoutChannel::MobileMoney, d)) => (true, d),
-            None => (true, u.phone.clone()),
-        };
+        let (channel, destination) =
+            s.db.payout_method(p)
+                .await?
+                .unwrap_or((PayoutChannel::MobileMoney, u.phone.clone()));
         payees.push(PayeeBox {
             code: p.code(),
             kind: c.t.t(p.kind_key()),
             owed: c.t.money(&owed),
-            mobile,
+            channel: channel.as_str(),
             destination,
             lines: s
                 .db
@@ -301,10 +301,10 @@ async fn my_method(
         .ok_or_else(|| {
             AppError::bad(tianguis_store::Msg::new("err-not-found").arg("what", "payee"))
         })?;
-    let channel = match f.get("channel").map(String::as_str) {
-        Some("cash") => PayoutChannel::Cash,
-        _ => PayoutChannel::MobileMoney,
-    };
+    let channel = f
+        .get("channel")
+        .and_then(|c| PayoutChannel::parse(c))
+        .unwrap_or(PayoutChannel::MobileMoney);
     let destination = f.get("destination").cloned().unwrap_or_default();
     tianguis_app::payouts::set_method(&s.db, &u, payee, channel, &destination).await?;
     Ok(Redirect::to("/payouts").into_response())
