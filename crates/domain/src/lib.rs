@@ -19,6 +19,7 @@ pub mod phone;
 pub mod policy;
 pub mod process;
 pub mod promise;
+pub mod reconcile;
 pub mod search;
 pub mod sms;
 pub mod text;

@@ -115,6 +115,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     16 "0016_payouts",
     17 "0017_texts",
     18 "0018_phone_reports",
+    19 "0019_payment_references",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -135,6 +136,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     16 "0016_payouts",
     17 "0017_texts",
     18 "0018_phone_reports",
+    19 "0019_payment_references",
 );
 
 impl Db {

@@ -160,6 +160,16 @@ pub struct OrderEvent {
     pub at: i64,
 }
 
+/// A provider's answer refused: (payment, where it came from, what differed, the provider's
+/// reference, when).
+pub type RefusedAnswer = (
+    Option<i64>,
+    String,
+    tianguis_domain::reconcile::Mismatch,
+    Option<String>,
+    i64,
+);
+
 #[derive(Debug, Clone)]
 pub struct Payment {
     pub id: i64,
@@ -169,6 +179,8 @@ pub struct Payment {
     pub status: PaymentStatus,
     pub amount: Money,
     pub payer_phone: Option<String>,
+    /// Ours, sent to the provider: random and unique forever (see migration 0019).
+    pub reference: String,
 }
 
 const ORDER_SELECT: &str = "SELECT o.id, o.checkout_id, o.buyer_id, u.name AS buyer_name, o.seller_id, s.shop_name, o.state, \
@@ -403,6 +415,57 @@ impl Db {
         payment_from(&r)
     }
 
+    /// A provider's answer refused because it was about another payment, kept for officials.
+    pub async fn record_provider_mismatch(
+        &self,
+        payment_id: Option<i64>,
+        source: &str,
+        m: &tianguis_domain::reconcile::Mismatch,
+        provider_ref: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO provider_mismatches (payment_id, source, field, ours, theirs, provider_ref, found_at) VALUES ($1,$2,$3,$4,$5,$6,$7)")
+            .bind(payment_id)
+            .bind(source.to_string())
+            .bind(m.field)
+            .bind(m.ours.chars().take(200).collect::<String>())
+            .bind(m.theirs.chars().take(200).collect::<String>())
+            .bind(provider_ref.map(|r| r.chars().take(200).collect::<String>()))
+            .bind(self.now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The latest refused provider answers.
+    pub async fn provider_mismatches(&self, limit: i64) -> Result<Vec<RefusedAnswer>> {
+        let rows = sqlx::query("SELECT payment_id, source, field, ours, theirs, provider_ref, found_at FROM provider_mismatches ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let field = match row_str(r, "field")?.as_str() {
+                    "reference" => "reference",
+                    "currency" => "currency",
+                    _ => "amount",
+                };
+                Ok((
+                    row_opt_i64(r, "payment_id")?,
+                    row_str(r, "source")?,
+                    tianguis_domain::reconcile::Mismatch {
+                        field,
+                        ours: row_str(r, "ours")?,
+                        theirs: row_str(r, "theirs")?,
+                    },
+                    row_opt_str(r, "provider_ref")?,
+                    row_i64(r, "found_at")?,
+                ))
+            })
+            .collect()
+    }
+
     pub async fn payment_by_ref(&self, provider_ref: &str) -> Result<Payment> {
         let r = sqlx::query(crate::sql(format!(
             "{PAYMENT_SELECT} WHERE provider_ref = $1"
@@ -432,7 +495,7 @@ impl Db {
     }
 }
 
-const PAYMENT_SELECT: &str = "SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone FROM payments";
+const PAYMENT_SELECT: &str = "SELECT id, checkout_id, method, provider_ref, status, amount_minor, currency, payer_phone, reference FROM payments";
 
 fn payment_from(r: &sqlx::any::AnyRow) -> Result<Payment> {
     Ok(Payment {
@@ -443,6 +506,7 @@ fn payment_from(r: &sqlx::any::AnyRow) -> Result<Payment> {
         status: status_of(&row_str(r, "status")?)?,
         amount: Money::new(row_i64(r, "amount_minor")?, cur(&row_str(r, "currency")?)?),
         payer_phone: row_opt_str(r, "payer_phone")?,
+        reference: row_opt_str(r, "reference")?.unwrap_or_default(),
     })
 }
 
@@ -988,8 +1052,8 @@ pub async fn insert_payment_in(
 ) -> Result<i64> {
     let status = PaymentStatus::initial(method).as_str();
     let p = sqlx::query(
-        "INSERT INTO payments (checkout_id, method, status, amount_minor, currency, payer_phone, created_at, updated_at) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8) RETURNING id",
+        "INSERT INTO payments (checkout_id, method, status, amount_minor, currency, payer_phone, created_at, updated_at, reference) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) RETURNING id",
     )
     .bind(checkout_id)
     .bind(method.as_str())
@@ -999,6 +1063,7 @@ pub async fn insert_payment_in(
     .bind(payer_phone.to_string())
     .bind(now)
     .bind(now)
+    .bind(format!("tianguis-{}", crate::random_token(16)))
     .fetch_one(&mut **tx)
     .await?;
     row_i64(&p, "id")

@@ -52,6 +52,52 @@ pub struct PaymentStatus {
     pub provider_ref: String,
     /// pending | succeeded | failed
     pub status: String,
+    /// What the payment is, as the provider holds it: checked against ours before any status
+    /// is believed (`tianguis_domain::reconcile`).
+    #[serde(default)]
+    pub reference: Option<String>,
+    #[serde(default)]
+    pub amount_minor: Option<i64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+impl PaymentStatus {
+    fn answer(&self) -> tianguis_domain::reconcile::Answer<'_> {
+        tianguis_domain::reconcile::Answer {
+            reference: self.reference.as_deref(),
+            amount_minor: self.amount_minor,
+            currency: self.currency.as_deref(),
+        }
+    }
+}
+
+/// Believe a provider's answer only about this payment; a refused one is recorded for
+/// officials (`/admin`) and the job gives up with the reason.
+async fn believed(
+    db: &tianguis_store::Db,
+    p: &tianguis_store::orders::Payment,
+    source: &str,
+    answer: tianguis_domain::reconcile::Answer<'_>,
+    provider_ref: Option<&str>,
+) -> Result<(), tianguis_app::queue::Outcome> {
+    let asked = tianguis_domain::reconcile::Asked {
+        reference: &p.reference,
+        amount: p.amount,
+    };
+    match tianguis_domain::reconcile::check(&asked, &answer) {
+        Ok(()) => Ok(()),
+        Err(m) => {
+            tracing::error!(payment = p.id, source, %m, "provider answer refused");
+            if let Err(e) = db
+                .record_provider_mismatch(Some(p.id), source, &m, provider_ref)
+                .await
+            {
+                return Err(tianguis_app::queue::Outcome::from_error(&e));
+            }
+            Err(tianguis_app::queue::Outcome::GiveUp(m.to_string()))
+        }
+    }
 }
 
 /// The provider's callback body.
@@ -164,7 +210,7 @@ impl tianguis_app::queue::JobHandler for RequestJob {
                 Err(e) => return Outcome::from_error(&e),
             }
             let req = PaymentRequest {
-                reference: format!("tianguis-payment-{}", p.id),
+                reference: p.reference.clone(),
                 amount_minor: p.amount.minor,
                 currency: p.amount.currency.as_str().to_string(),
                 payer_phone: p.payer_phone.clone().unwrap_or_default(),
@@ -172,6 +218,11 @@ impl tianguis_app::queue::JobHandler for RequestJob {
             };
             match self.momo.request(&req).await {
                 Ok(st) => {
+                    if let Err(o) =
+                        believed(db, &p, "request", st.answer(), Some(&st.provider_ref)).await
+                    {
+                        return o;
+                    }
                     match tianguis_app::payments::provider_accepted(db, p.id, &st.provider_ref)
                         .await
                     {
@@ -211,10 +262,15 @@ impl tianguis_app::queue::JobHandler for StatusJob {
                 return Outcome::Skipped;
             };
             match self.momo.status(r).await {
-                Ok(st) => match tianguis_app::payments::apply_status(db, p.id, &st.status).await {
-                    Ok(true) => Outcome::Done,
-                    Ok(false) => Outcome::Retry(format!("still {}", st.status)),
-                    Err(e) => Outcome::Retry(e.to_string()),
+                Ok(st) => match believed(db, &p, "status", st.answer(), Some(r)).await {
+                    Err(o) => o,
+                    Ok(()) => {
+                        match tianguis_app::payments::apply_status(db, p.id, &st.status).await {
+                            Ok(true) => Outcome::Done,
+                            Ok(false) => Outcome::Retry(format!("still {}", st.status)),
+                            Err(e) => Outcome::Retry(e.to_string()),
+                        }
+                    }
                 },
                 Err(e) => Outcome::Retry(e),
             }
@@ -296,10 +352,7 @@ async fn sim_request(
     if let Some((provider_ref, status)) = known {
         return (
             StatusCode::OK,
-            Json(PaymentStatus {
-                provider_ref,
-                status,
-            }),
+            Json(sim_answer(&provider_ref, &req, &status)),
         )
             .into_response();
     }
@@ -309,6 +362,7 @@ async fn sim_request(
         .map(|mut m| m.insert(provider_ref.clone(), (req.clone(), "pending".into())))
         .ok();
     let decline = req.payer_phone.ends_with("999");
+    let answer = sim_answer(&provider_ref, &req, "pending");
     if let Some(delay) = sim.approve_after {
         let sim2 = sim.clone();
         let pr = provider_ref.clone();
@@ -340,31 +394,28 @@ async fn sim_request(
                 .await;
         });
     }
-    (
-        StatusCode::CREATED,
-        Json(PaymentStatus {
-            provider_ref,
-            status: "pending".into(),
-        }),
-    )
-        .into_response()
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// The simulator's answer about one of its payments, saying what it is (as real providers do:
+/// MTN's request-to-pay status carries `externalId`, `amount` and `currency`).
+fn sim_answer(provider_ref: &str, req: &PaymentRequest, status: &str) -> PaymentStatus {
+    PaymentStatus {
+        provider_ref: provider_ref.to_string(),
+        status: status.to_string(),
+        reference: Some(req.reference.clone()),
+        amount_minor: Some(req.amount_minor),
+        currency: Some(req.currency.clone()),
+    }
 }
 
 async fn sim_status(State(sim): State<Sim>, h: HeaderMap, Path(r): Path<String>) -> Response {
     if !authorised(&sim, &h) {
         return (StatusCode::UNAUTHORIZED, "bad api key").into_response();
     }
-    let found = sim
-        .payments
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&r).map(|p| p.1.clone()));
+    let found = sim.payments.lock().ok().and_then(|m| m.get(&r).cloned());
     match found {
-        Some(status) => Json(PaymentStatus {
-            provider_ref: r,
-            status,
-        })
-        .into_response(),
+        Some((req, status)) => Json(sim_answer(&r, &req, &status)).into_response(),
         None => (StatusCode::NOT_FOUND, "unknown payment").into_response(),
     }
 }

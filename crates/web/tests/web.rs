@@ -5414,3 +5414,185 @@ async fn the_readme_demo_seller_has_orders_in_every_state() {
         assert!(states.contains(&S::Returned) || states.contains(&S::Refunded));
     }
 }
+
+/// A provider's answer is believed only about the payment we asked for. References are random
+/// (a restored backup hands out payment ids again, never references); a status answer or a
+/// callback about another amount or reference is refused, shown to officials, never applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_answer_about_another_payment_is_refused_and_shown_to_officials() {
+    use axum::routing::{get, post};
+    for t in testdb::all().await {
+        // A provider that takes requests as asked but, asked later, describes its old payment
+        // of another amount under the same reference (what a restored database met).
+        let provider = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let provider_url = format!("http://{}", provider.local_addr().unwrap());
+        let asked: std::sync::Arc<std::sync::Mutex<Vec<tianguis_web::payments::PaymentRequest>>> =
+            Default::default();
+        let seen = asked.clone();
+        let router = axum::Router::new()
+            .route(
+                "/v1/payments",
+                post(
+                    move |axum::Json(r): axum::Json<tianguis_web::payments::PaymentRequest>| {
+                        let seen = seen.clone();
+                        async move {
+                            seen.lock().unwrap().push(r.clone());
+                            axum::Json(serde_json::json!({
+                                "provider_ref": format!("OLD-{}", r.reference),
+                                "status": "pending",
+                                "reference": r.reference,
+                                "amount_minor": r.amount_minor,
+                                "currency": r.currency,
+                            }))
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/v1/payments/{r}",
+                get(
+                    |axum::extract::Path(r): axum::extract::Path<String>| async move {
+                        axum::Json(serde_json::json!({
+                            "provider_ref": r,
+                            "status": "succeeded",
+                            "reference": r.trim_start_matches("OLD-"),
+                            "amount_minor": 363000,
+                            "currency": "MXN",
+                        }))
+                    },
+                ),
+            );
+        tokio::spawn(async move { axum::serve(provider, router).await.unwrap() });
+        let app = spawn_on(t, true, move |c| {
+            c.momo_base_url = provider_url;
+            c.momo_api_key = "k".into();
+            c.momo_secret = "provider-secret".into();
+        })
+        .await;
+        let db = &app.db;
+        let mut buyer = Browser::login(&app.base, "+520000002000").await;
+        let mut pays = Vec::new();
+        for _ in 0..2 {
+            buyer
+                .post("/cart/add", &[("product_id", "5"), ("quantity", "1")])
+                .await;
+            let (_, html) = buyer.get("/checkout").await;
+            let key = checkout_key(&html);
+            let (s, loc) = buyer
+                .post(
+                    "/checkout",
+                    &[
+                        ("idempotency_key", &key),
+                        ("address", "X722+FQ Santa Ana"),
+                        ("phone", "+520000002000"),
+                        ("method", "mobile_money"),
+                    ],
+                )
+                .await;
+            assert_eq!(s, StatusCode::SEE_OTHER, "{loc}");
+            pays.push(loc.trim_start_matches("/payments/").parse::<i64>().unwrap());
+        }
+        let (a, b) = (
+            db.payment(pays[0]).await.unwrap(),
+            db.payment(pays[1]).await.unwrap(),
+        );
+        assert!(
+            a.reference.starts_with("tianguis-") && a.reference.len() == 41,
+            "{a:?}"
+        );
+        assert_ne!(a.reference, b.reference);
+        assert!(
+            !a.reference.contains(&format!("-{}", a.id)),
+            "not made from the id"
+        );
+        // The provider took both requests, under our references.
+        for _ in 0..100 {
+            if db.payment(pays[1]).await.unwrap().provider_ref.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let sent: Vec<String> = asked
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.reference.clone())
+            .collect();
+        assert!(
+            sent.contains(&a.reference) && sent.contains(&b.reference),
+            "{sent:?}"
+        );
+        // Later, the status check meets the provider's old payment: refused, not applied.
+        db.clock.advance(Duration::from_secs(120));
+        // (The demo's own unpaid mobile-money orders meet the same provider: only ours count.)
+        let ours = |v: Vec<tianguis_store::orders::RefusedAnswer>| {
+            v.into_iter()
+                .filter(|r| r.0 == Some(a.id) || r.0 == Some(b.id))
+                .collect::<Vec<_>>()
+        };
+        let mut refused = Vec::new();
+        for _ in 0..100 {
+            refused = ours(db.provider_mismatches(500).await.unwrap());
+            if refused.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(
+            refused
+                .iter()
+                .all(|r| r.1 == "status" && r.2.field == "amount" && r.2.theirs == "363000")
+        );
+        for p in &pays {
+            assert_eq!(
+                db.payment(*p).await.unwrap().status.as_str(),
+                "pending",
+                "never applied"
+            );
+        }
+        // A signed callback about another amount or another reference is refused the same way.
+        let provider_ref = db.payment(pays[0]).await.unwrap().provider_ref.unwrap();
+        for (reference, amount) in [
+            (a.reference.clone(), a.amount.minor + 1),
+            ("tianguis-other".to_string(), a.amount.minor),
+        ] {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "provider_ref": provider_ref,
+                "reference": reference,
+                "status": "succeeded",
+                "amount_minor": amount,
+                "currency": "MXN",
+            }))
+            .unwrap();
+            let r = reqwest::Client::new()
+                .post(format!(
+                    "{}/api/v1/payments/mobile-money/callback",
+                    app.base
+                ))
+                .header("content-type", "application/json")
+                .header(
+                    "x-signature",
+                    tianguis_web::payments::sign(b"provider-secret", &body),
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(r.headers()["content-type"], "application/problem+json");
+        }
+        assert_eq!(
+            db.payment(pays[0]).await.unwrap().status.as_str(),
+            "pending"
+        );
+        assert_eq!(ours(db.provider_mismatches(500).await.unwrap()).len(), 4);
+        let mut admin = Browser::login(&app.base, DEMO_ADMIN_PHONE).await;
+        let (_, page) = admin.get("/admin").await;
+        assert!(page.contains("Provider answers refused"), "{page}");
+        assert!(page.contains("363000"), "{page}");
+        // The given-up status checks are on the jobs page with the reason.
+        let (_, jobs) = admin.get("/admin/jobs").await;
+        assert!(jobs.contains("another payment"), "{jobs}");
+    }
+}

@@ -73,6 +73,8 @@ struct AdminPage<'a> {
     categories: Vec<Category>,
     country: String,
     phone_reports: i64,
+    /// Provider answers refused (about another payment), as sentences with their time.
+    mismatches: Vec<(String, String)>,
 }
 
 async fn admin(
@@ -110,6 +112,32 @@ async fn admin(
         categories: s.db.categories().await?,
         country: s.db.setting("country").await?.unwrap_or_default(),
         phone_reports: s.db.phone_reports().await?.len() as i64,
+        mismatches: s
+            .db
+            .provider_mismatches(20)
+            .await?
+            .into_iter()
+            .map(|(payment, source, m, provider_ref, at)| {
+                let args = vec![
+                    (
+                        "payment".to_string(),
+                        payment.map(|p| p.to_string()).unwrap_or_default(),
+                    ),
+                    (
+                        "source".to_string(),
+                        c.t.t(&format!("provider-source-{source}")),
+                    ),
+                    (
+                        "field".to_string(),
+                        c.t.t(&format!("provider-field-{}", m.field)),
+                    ),
+                    ("ours".to_string(), m.ours),
+                    ("theirs".to_string(), m.theirs),
+                    ("provider_ref".to_string(), provider_ref.unwrap_or_default()),
+                ];
+                (utc_minute(at), c.t.render("provider-mismatch", &args))
+            })
+            .collect(),
         c: &c,
     })
 }

@@ -348,6 +348,17 @@ mod tests {
             .iter()
             .map(|p| p.kind_key().to_string()),
         );
+        // The refused provider answers on /admin: where each came from, which field.
+        keys.extend(
+            ["callback", "status", "request"]
+                .iter()
+                .map(|s| format!("provider-source-{s}")),
+        );
+        keys.extend(
+            ["reference", "amount", "currency"]
+                .iter()
+                .map(|f| format!("provider-field-{f}")),
+        );
         for (lang, file) in [
             ("en", include_str!("../../locales/en/main.ftl")),
             ("es", include_str!("../../locales/es/main.ftl")),
