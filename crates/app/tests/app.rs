@@ -3684,3 +3684,62 @@ async fn a_bank_payout_is_made_by_an_official_and_recorded_with_its_reference() 
         );
     }
 }
+
+/// Cash a buyer brings for an order that was cancelled meanwhile is still recorded (it is in
+/// someone's hand) and given straight back through the ledger, never refused and lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cash_brought_for_an_order_cancelled_meanwhile_is_recorded_and_given_back() {
+    for t in all().await {
+        let db = &t.db;
+        let (_, cat, seller) = small_shop(db).await;
+        let pid = db
+            .create_product(seller, &product(cat, "Cesta", 25000, 3))
+            .await
+            .unwrap();
+        let b = buyer(db, 1).await;
+        let mut r = req(b, vec![(pid, 1)], "cash-late");
+        r.method = PaymentMethod::Cash;
+        let (res, _) = tianguis_app::orders::checkout(db, &r).await.unwrap();
+        tianguis_app::orders::transition(
+            db,
+            res.order_ids[0],
+            Transition::Cancel,
+            Actor::Buyer,
+            Some(b),
+            "changed my mind",
+            None,
+        )
+        .await
+        .unwrap();
+        let office = tianguis_app::people::create_user(
+            db,
+            NewUser {
+                phone: "+52333000021",
+                email: None,
+                name: "Counter",
+                password: "password1",
+                role: Role::Admin,
+                place_id: None,
+            },
+        )
+        .await
+        .unwrap();
+        let taken = tianguis_app::assisted::collect_cash(db, &office, res.payment_id).await;
+        assert!(matches!(taken, Ok(true)), "{taken:?}");
+        assert_eq!(
+            db.order(res.order_ids[0]).await.unwrap().state,
+            OrderState::Cancelled
+        );
+        assert_eq!(
+            db.cash_on_hand(office.id).await.unwrap().minor,
+            res.total_minor,
+            "the cash is on record with whoever holds it"
+        );
+        assert!(
+            db.ledger_totals(db.currency().await.unwrap())
+                .await
+                .unwrap()
+                .holds()
+        );
+    }
+}
