@@ -130,6 +130,36 @@ pub async fn after_move_in(tx: &mut Tx, a: &crate::engine::Applied<'_>) -> Resul
     Ok(())
 }
 
+/// Money arrived for an order that had already ended (it expired or was cancelled): it went
+/// straight back, and the buyer is told (always: it is their money).
+pub async fn late_payment_refunded_in(
+    tx: &mut Tx,
+    order_id: i64,
+    amount_minor: i64,
+    now: i64,
+) -> Result<()> {
+    let f = tianguis_store::orders::text_facts_in(tx, order_id).await?;
+    text_in(
+        tx,
+        &NewText {
+            phone: &f.buyer_phone,
+            template: "sms-late-refund",
+            args: vec![
+                ("code", f.tracking_code.clone()),
+                ("order", order_id.to_string()),
+                ("currency", f.total.currency.as_str().to_string()),
+                ("total", amount_minor.to_string()),
+            ],
+            lang: &f.buyer_lang,
+            order_id: Some(order_id),
+            essential: true,
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
 /// What a delivery job's event tells the buyer (out for delivery, a failed attempt, ready at
 /// the pickup point), inside the transaction of the job's move.
 pub async fn after_job_in(

@@ -463,6 +463,9 @@ pub async fn run_timer(db: &Db, job: &queue::QueuedJob) -> Result<bool> {
     Ok(outcome == "done")
 }
 
+/// The history line of money that arrived for an order already ended, and went straight back.
+pub const LATE_REFUND: &str = "late_payment_refunded";
+
 /// A payment succeeded (provider callback, status query, or cash counted by `collector`).
 /// Idempotent: the second call for the same payment changes nothing and returns false. Orders
 /// that expired before the money arrived take it in and give it straight back.
@@ -503,6 +506,23 @@ pub async fn payment_succeeded(
                 };
                 ledger::post(&mut tx, &t, now).await?;
                 ledger::post(&mut tx, &Transaction::refund(oid, amount)?, now).await?;
+                // Reported: on the order's history (officials list these on /admin) and to
+                // the buyer by text.
+                orders::record_event_in(
+                    &mut tx,
+                    &orders::NewEvent {
+                        order_id: oid,
+                        transition: LATE_REFUND,
+                        from: state.as_str(),
+                        to: state,
+                        actor,
+                        actor_user: collector,
+                        reason: "",
+                    },
+                    now,
+                )
+                .await?;
+                notify::late_payment_refunded_in(&mut tx, oid, total, now).await?;
             }
         }
         tx.commit().await?;

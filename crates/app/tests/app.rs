@@ -855,6 +855,32 @@ async fn money_that_arrives_after_the_order_expired_goes_straight_back() {
             (r.total_minor, r.total_minor, 0)
         );
         assert_eq!(t.db.product(pid).await.unwrap().stock, 5);
+        // Reported: on the order's history, in the officials' list, and to the buyer by text.
+        let oid = r.order_ids[0];
+        let events = t.db.order_events(oid).await.unwrap();
+        assert_eq!(
+            events.last().unwrap().transition,
+            tianguis_app::orders::LATE_REFUND
+        );
+        let late = t.db.late_refunds(10).await.unwrap();
+        assert_eq!(
+            late.iter().map(|l| (l.0, l.1.minor)).collect::<Vec<_>>(),
+            vec![(oid, r.total_minor)]
+        );
+        let texts = t.db.order_texts(oid).await.unwrap();
+        assert!(
+            texts
+                .iter()
+                .any(|m| m.template == "sms-late-refund" && m.to_phone == "+529510000000"),
+            "{texts:?}"
+        );
+        // A second word from the provider changes nothing.
+        assert!(
+            !tianguis_app::orders::payment_succeeded(&t.db, r.payment_id, None)
+                .await
+                .unwrap()
+        );
+        assert_eq!(t.db.late_refunds(10).await.unwrap().len(), 1);
     }
 }
 

@@ -92,6 +92,7 @@ pub const TEMPLATES: &[&str] = &[
     "sms-seller-dispute",
     "sms-cancelled",
     "sms-refunded",
+    "sms-late-refund",
     "sms-out-for-delivery",
     "sms-attempt-failed",
     "sms-ready-at-point",

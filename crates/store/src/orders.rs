@@ -415,6 +415,24 @@ impl Db {
         payment_from(&r)
     }
 
+    /// Money that arrived for orders already ended and went straight back, newest first:
+    /// (order, its total, when).
+    pub async fn late_refunds(&self, limit: i64) -> Result<Vec<(i64, Money, i64)>> {
+        let rows = sqlx::query("SELECT e.order_id, o.total_minor, o.currency, e.at FROM order_events e JOIN orders o ON o.id = e.order_id WHERE e.transition = 'late_payment_refunded' ORDER BY e.at DESC, e.order_id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    row_i64(r, "order_id")?,
+                    Money::new(row_i64(r, "total_minor")?, cur(&row_str(r, "currency")?)?),
+                    row_i64(r, "at")?,
+                ))
+            })
+            .collect()
+    }
+
     /// A provider's answer refused because it was about another payment, kept for officials.
     pub async fn record_provider_mismatch(
         &self,

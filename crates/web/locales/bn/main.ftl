@@ -254,3 +254,7 @@ provider-source-request = অনুরোধের উত্তর
 provider-field-reference = রেফারেন্স
 provider-field-amount = পরিমাণ (ক্ষুদ্র এককে)
 provider-field-currency = মুদ্রা
+sms-late-refund = tianguis: অর্ডার { $code }-এর { $total } টাকা অর্ডার শেষ হওয়ার পরে এসেছে। তা আপনাকে ফেরত দেওয়া হচ্ছে।
+history-late-refund = অর্ডার শেষ হওয়ার পরে টাকা এসেছিল, ফেরত দেওয়া হয়েছে
+admin-late-refunds = দেরিতে আসা টাকা
+admin-late-refunds-intro = অর্ডারের সময় পেরোনো বা বাতিলের পরে যে টাকা এসেছে। প্রতিটি সাথে সাথে ক্রেতাকে ফেরত দেওয়া হয়েছে, বার্তায় জানানো হয়েছে।

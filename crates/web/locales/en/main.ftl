@@ -728,3 +728,7 @@ provider-source-request = its reply to the request
 provider-field-reference = reference
 provider-field-amount = amount (minor units)
 provider-field-currency = currency
+sms-late-refund = tianguis: your payment of { $total } for order { $code } arrived after the order had ended. It is refunded to you.
+history-late-refund = A payment arrived after the order ended and was refunded
+admin-late-refunds = Payments that arrived too late
+admin-late-refunds-intro = Money that reached us after its order had expired or been cancelled. Each went straight back to the buyer, who was told by text.

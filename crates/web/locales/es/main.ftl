@@ -728,3 +728,7 @@ provider-source-request = su respuesta a la solicitud
 provider-field-reference = referencia
 provider-field-amount = monto (en centavos)
 provider-field-currency = moneda
+sms-late-refund = tianguis: su pago de { $total } del pedido { $code } llegó cuando el pedido ya había terminado. Se le devuelve.
+history-late-refund = Llegó un pago después de terminar el pedido y se devolvió
+admin-late-refunds = Pagos que llegaron tarde
+admin-late-refunds-intro = Dinero que nos llegó después de que su pedido venció o se canceló. Cada pago se devolvió de inmediato al comprador, a quien se le avisó por mensaje.

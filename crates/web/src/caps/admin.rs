@@ -75,6 +75,8 @@ struct AdminPage<'a> {
     phone_reports: i64,
     /// Provider answers refused (about another payment), as sentences with their time.
     mismatches: Vec<(String, String)>,
+    /// Money that arrived after its order ended and went back: (order, amount, when).
+    late_refunds: Vec<(i64, String, String)>,
 }
 
 async fn admin(
@@ -112,6 +114,13 @@ async fn admin(
         categories: s.db.categories().await?,
         country: s.db.setting("country").await?.unwrap_or_default(),
         phone_reports: s.db.phone_reports().await?.len() as i64,
+        late_refunds: s
+            .db
+            .late_refunds(20)
+            .await?
+            .into_iter()
+            .map(|(o, m, at)| (o, c.t.money(&m), utc_minute(at)))
+            .collect(),
         mismatches: s
             .db
             .provider_mismatches(20)

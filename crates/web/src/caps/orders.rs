@@ -108,7 +108,11 @@ struct HistoryLine {
 fn history_line(c: &Ctx, e: &OrderEvent) -> HistoryLine {
     HistoryLine {
         when: utc_minute(e.at),
-        what: c.t.t(&format!("state-{}", e.to_state)),
+        what: if e.transition == tianguis_app::orders::LATE_REFUND {
+            c.t.t("history-late-refund")
+        } else {
+            c.t.t(&format!("state-{}", e.to_state))
+        },
         who: c.t.t(&format!("actor-{}", e.actor)),
         reason: e.reason.clone(),
     }
