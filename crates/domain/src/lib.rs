@@ -14,6 +14,8 @@ pub mod mandate;
 pub mod money;
 pub mod msg;
 pub mod notify;
+#[cfg(test)]
+mod parsers;
 pub mod payout;
 pub mod phone;
 pub mod policy;

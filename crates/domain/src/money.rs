@@ -168,6 +168,14 @@ impl Money {
         if t.is_empty() || t.len() > 24 {
             return Err(bad());
         }
+        // Digits and separators only, before anything is sliced: text in another script is
+        // a clear error, never a cut through a character.
+        if !t
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        {
+            return Err(bad());
+        }
         let exp = currency.exponent() as usize;
         let too_precise = || MoneyError::TooManyDecimals {
             text: text.to_string(),
@@ -279,6 +287,10 @@ mod tests {
         assert_eq!(p("1,500"), Ok(1500));
         assert_eq!(p("1.500"), Ok(1500));
         assert!(p("1500.5").is_err());
+        // Another script after a separator was sliced through a character (found by the
+        // parser property test): now a clear error.
+        assert!(p("\\L.𑐅ᡮ").is_err());
+        assert!(p("12.৫০").is_err());
         // What an edit form shows parses back to the same amount.
         for minor in [0, 5, 1500, 1_234_567] {
             let m = Money::new(minor, ugx);

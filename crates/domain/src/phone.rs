@@ -87,10 +87,22 @@ impl PhoneNumber {
         if !international && region.is_none() {
             return Err(PhoneError::NeedsCountry(input.to_string()));
         }
+        // A number with its + carries its own country: the region is not consulted, so the
+        // same text reads the same in every marketplace.
+        let region = if t.starts_with('+') { None } else { region };
         let n = phonenumber::parse(region.map(|r| r.0), t).map_err(|_| bad())?;
         let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
         let len = e164.len() - 1;
         if !e164.starts_with('+') || !(7..=15).contains(&len) {
+            return Err(bad());
+        }
+        // Kept only if it reads back as itself: a degenerate number ("0000001", "+31 0000001")
+        // can come out as a country code with too little after it, which no one could type
+        // again.
+        let again = phonenumber::parse(None, &e164)
+            .ok()
+            .map(|n| n.format().mode(phonenumber::Mode::E164).to_string());
+        if again.as_deref() != Some(e164.as_str()) {
             return Err(bad());
         }
         Ok(PhoneNumber(e164))
