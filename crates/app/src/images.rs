@@ -88,4 +88,44 @@ mod tests {
             Err(StoreError::Invalid(_))
         ));
     }
+
+    fn small(format: image::ImageFormat) -> Vec<u8> {
+        let img =
+            image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 77]));
+        let mut out = Vec::new();
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut Cursor::new(&mut out), format)
+            .unwrap();
+        out
+    }
+
+    proptest::proptest! {
+        // Decoding is slow next to the other parsers: 32 cases unless TIANGUIS_FUZZ_CASES says.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("TIANGUIS_FUZZ_CASES").ok().and_then(|v| v.parse::<u32>().ok()).map(|n| (n / 8).max(1)).unwrap_or(32)
+        ))]
+
+        /// Uploads are outside input: a valid PNG or JPEG with bytes flipped or cut short, or
+        /// bytes of anything, is a photo or a clear error, never a panic.
+        #[test]
+        fn damaged_uploads_never_panic(
+            png in proptest::prelude::any::<bool>(),
+            flips in proptest::collection::vec((0usize..4096, proptest::prelude::any::<u8>()), 0..12),
+            cut in 0usize..4096,
+            noise in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let mut bytes = small(if png { image::ImageFormat::Png } else { image::ImageFormat::Jpeg });
+            for (at, b) in flips {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            bytes.truncate(cut.max(1));
+            for r in [prepare_photo(&bytes), prepare_photo(&noise), prepare_document(&bytes)] {
+                match r {
+                    Ok(p) => proptest::prop_assert!(p.bytes.len() <= 400 * 1024 && p.width > 0),
+                    Err(e) => proptest::prop_assert!(matches!(e, StoreError::Invalid(_))),
+                }
+            }
+        }
+    }
 }

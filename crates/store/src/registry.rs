@@ -171,3 +171,49 @@ impl Db {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("TIANGUIS_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// A registry line of anything is a row or a reason, never a panic; a row's phone is
+        /// E.164 and its plus code is a full one at the line's coordinates.
+        #[test]
+        fn any_line_is_a_row_or_a_reason(
+            name in "\\PC{0,30}",
+            phone in prop_oneof!["[+0-9 ]{0,16}", "\\PC{0,16}"],
+            lat in prop_oneof!["-?[0-9]{1,3}([.,][0-9]{0,8})?", "\\PC{0,12}"],
+            lng in prop_oneof!["-?[0-9]{1,3}([.,][0-9]{0,8})?", "\\PC{0,12}"],
+        ) {
+            let rec = csv::StringRecord::from(vec![name, phone, lat, lng]);
+            let region = tianguis_domain::phone::Region::parse("MX").ok();
+            match super::check(&rec, (0, 1, 2, 3), region) {
+                Ok(row) => {
+                    prop_assert!(row.phone.starts_with('+'));
+                    let code = tianguis_geo::PlusCode::parse(&row.code).unwrap();
+                    prop_assert!(code.is_full());
+                    prop_assert!((-90.0..=90.0).contains(&row.lat) && (-180.0..=180.0).contains(&row.lng));
+                }
+                Err(m) => prop_assert!(m.key.starts_with("err-")),
+            }
+        }
+
+        /// Whole files of anything: the CSV reader gives records or errors, never a panic.
+        #[test]
+        fn any_file_reads(text in "\\PC{0,300}") {
+            let mut reader = csv::ReaderBuilder::new()
+                .flexible(true)
+                .trim(csv::Trim::All)
+                .from_reader(text.as_bytes());
+            let _ = reader.headers().map(|h| h.len());
+            for rec in reader.records() {
+                let _ = rec.map(|r| r.len());
+            }
+        }
+    }
+}
