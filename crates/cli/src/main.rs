@@ -411,7 +411,13 @@ async fn run() -> Result<()> {
                     tianguis_demo::DEMO_CHAMPION_PHONE
                 );
             }
-            tianguis_web::serve(tianguis_web::state(db, config), listener).await?;
+            tianguis_web::serve_until(
+                tianguis_web::state(db, config),
+                listener,
+                tianguis_web::stop_signal(),
+            )
+            .await?;
+            println!("stopped");
         }
         Cmd::Migrate => {
             open(&cli.database_url).await?;

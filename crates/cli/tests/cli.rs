@@ -327,3 +327,93 @@ fn payouts_on_the_command_line() {
     assert!(!ok && err.contains("account"), "{err}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// SIGTERM stops the server gracefully: a request in flight when the signal comes is still
+/// answered, then the process exits cleanly (its background jobs finish the run they are in).
+#[cfg(unix)]
+#[test]
+fn sigterm_answers_the_request_in_flight_then_exits_cleanly() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let d = temp_dir().join("graceful");
+    std::fs::create_dir_all(&d).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tianguis"))
+        .args([
+            "--database-url=sqlite:graceful.db",
+            "serve",
+            &format!("--bind={addr}"),
+            "--simulators",
+        ])
+        .current_dir(&d)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let mut conn = loop {
+        if let Ok(c) = std::net::TcpStream::connect(&addr) {
+            break c;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let body = "phone=%2B520000000001&password=wrong-password";
+    write!(
+        conn,
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        &body[..10]
+    )
+    .unwrap();
+    conn.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The signal arrives while the request is half sent.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(500));
+    conn.write_all(&body.as_bytes()[10..]).unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 "),
+        "the request in flight was answered: {answer:?}"
+    );
+    // Then it exits by itself, cleanly.
+    let stop = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if stop.elapsed() > Duration::from_secs(40) {
+            let _ = child.kill();
+            panic!("still running 40 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("stopped"), "{out}");
+    // And it no longer takes connections.
+    assert!(std::net::TcpStream::connect(&addr).is_err());
+}

@@ -397,16 +397,30 @@ pub fn runner(state: &AppState) -> tianguis_app::queue::Runner {
 /// never wait behind a slow provider or the route planner's CPU work, plus housekeeping. Safe
 /// to run in every process against one database (jobs are claimed with leases).
 pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
+    spawn_workers_until(state, tokio::sync::watch::channel(false).1)
+}
+
+/// The background loops, each stopping at its next tick once `stop` turns true: a job run in
+/// progress always finishes (its effects and its queue row commit together). The handle ends
+/// when every loop has.
+pub fn spawn_workers_until(
+    state: AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     use tianguis_store::queue::Lane;
     let runner = runner(&state);
     let every = Duration::from_millis(state.config.worker_interval_ms.max(50));
+    let mut loops = Vec::new();
     for (lane, period) in [(Lane::Providers, every * 2), (Lane::Planner, every * 2)] {
-        let (s, r) = (state.clone(), runner.clone());
-        tokio::spawn(async move {
+        let (s, r, mut stop) = (state.clone(), runner.clone(), stop.clone());
+        loops.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             let mut n: u64 = 0;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.wait_for(|s| *s) => break,
+                }
                 if lane == Lane::Planner && n.is_multiple_of(30) {
                     // Morning plans about once a minute; queued plans every tick.
                     if let Err(e) = caps::courier::queue_morning_plans(&s.db).await {
@@ -418,13 +432,17 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
                     tracing::warn!(error = %e, lane = lane.as_str(), "job run failed");
                 }
             }
-        });
+        }));
     }
-    tokio::spawn(async move {
+    let mut stop_timers = stop;
+    loops.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         let mut n: u64 = 0;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop_timers.wait_for(|s| *s) => break,
+            }
             n += 1;
             if let Err(e) = runner.run_lane(&state.db, Lane::Timers, 200).await {
                 tracing::warn!(error = %e, "timer run failed");
@@ -446,15 +464,64 @@ pub fn spawn_workers(state: AppState) -> tokio::task::JoinHandle<()> {
                 }
             }
         }
+    }));
+    tokio::spawn(async move {
+        for l in loops {
+            let _ = l.await;
+        }
     })
 }
 
 /// Serve on a bound listener until the process is stopped.
 pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    let _workers = spawn_workers(state.clone());
-    axum::serve(
+    serve_until(state, listener, std::future::pending()).await
+}
+
+/// Serve until `shutdown` completes, then stop gracefully: no new connections, requests in
+/// flight answered, the background loops finish the job runs they are in (at most 30 s for
+/// all of it), then return.
+pub async fn serve_until(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = spawn_workers_until(state.clone(), stop_rx);
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .await
+    .with_graceful_shutdown(shutdown)
+    .await;
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(Duration::from_secs(30), workers)
+        .await
+        .is_err()
+    {
+        tracing::warn!("background jobs still running after 30 s; stopping anyway");
+    }
+    served
+}
+
+/// SIGTERM (what service managers and container runtimes send) or Ctrl-C.
+pub async fn stop_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("stopping: finishing requests and job runs in flight");
 }
