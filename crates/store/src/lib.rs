@@ -83,9 +83,32 @@ impl StoreError {
 }
 
 impl StoreError {
+    /// True when the database cannot be reached (down, restarting, the network to it cut):
+    /// the request is answered 503 and jobs try again; nothing was written.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_),
+            ) => true,
+            // PostgreSQL's connection exceptions (08) and operator intervention (57P: shut
+            // down, cannot connect now).
+            StoreError::Db(sqlx::Error::Database(e)) => e
+                .code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+            _ => false,
+        }
+    }
+
     /// True when the same request may succeed if tried again (lock timeouts, deadlocks,
     /// serialization failures).
     pub fn is_transient(&self) -> bool {
+        if self.is_unavailable() {
+            return true;
+        }
         match self {
             StoreError::Db(sqlx::Error::Database(e)) => {
                 let code = e.code().map(|c| c.to_string()).unwrap_or_default();

@@ -58,6 +58,10 @@ impl From<StoreError> for AppError {
             | StoreError::Process(_)
             | StoreError::Checkout(_)
             | StoreError::Ledger(_) => StatusCode::CONFLICT,
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                return AppError::user(StatusCode::SERVICE_UNAVAILABLE, "err-unavailable");
+            }
             e if e.is_transient() => {
                 return AppError::user(StatusCode::SERVICE_UNAVAILABLE, "err-busy");
             }
@@ -95,12 +99,24 @@ impl IntoResponse for Problem {
             "status": status.as_u16(),
             "detail": detail,
         });
-        (
+        let mut r = (
             status,
             [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        retry_later(&mut r);
+        r
+    }
+}
+
+/// A 503 says when to come back (a few seconds: the database restarts, a lock clears).
+pub fn retry_later(r: &mut Response) {
+    if r.status() == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
     }
 }
 

@@ -5596,3 +5596,121 @@ async fn a_provider_answer_about_another_payment_is_refused_and_shown_to_officia
         assert!(jobs.contains("another payment"), "{jobs}");
     }
 }
+
+/// The database out of reach (the network to PostgreSQL cut, as when it restarts): pages and
+/// the API answer 503 with a clear message and Retry-After, never a 500, and the server comes
+/// back by itself when the database does, with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_outage_is_a_clear_503_and_the_server_recovers_by_itself() {
+    let Some(t) = testdb::postgres().await else {
+        return;
+    };
+    tianguis_demo::seed(&t.db, false).await.unwrap();
+    let pg = t
+        .url
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let pg_addr = if pg.contains(':') {
+        pg.clone()
+    } else {
+        format!("{pg}:5432")
+    };
+    let pg_addr = pg_addr.replace("localhost", "127.0.0.1");
+    let net = Network::start(&format!("http://{pg_addr}")).await;
+    let via = t.url.replace(&pg, net.base.trim_start_matches("http://"));
+    let db = Db::connect(&via).await.unwrap();
+    let server = spawn_on_db(db, |_| {}).await;
+    let c = reqwest::Client::new();
+    let get = |path: &str| c.get(format!("{}{path}", server.base)).send();
+    assert_eq!(
+        get("/api/v1/products?limit=1").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let token =
+        t.db.create_api_token(t.db.user_by_phone("+520000002000").await.unwrap().id, "t")
+            .await
+            .unwrap();
+    let checkout = |key: &'static str| {
+        c.post(format!("{}/api/v1/checkout", server.base))
+            .bearer_auth(&token)
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({"lines": [{"product_id": 5, "quantity": 1}], "method": "cash", "address": "X722+FQ Santa Ana", "phone": "+520000002000"}))
+            .send()
+    };
+    let before = checkout("outage-before").await.unwrap();
+    assert_eq!(before.status(), StatusCode::CREATED);
+    net.cut();
+    let r = get("/api/v1/products?limit=1").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "5");
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach its data"),
+        "{body}"
+    );
+    let r = c
+        .get(format!("{}/", server.base))
+        .header("accept-language", "es")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("no puede llegar a sus datos")
+    );
+    assert_eq!(
+        get("/healthz").await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let during = checkout("outage-during").await.unwrap();
+    assert_eq!(during.status(), StatusCode::SERVICE_UNAVAILABLE);
+    net.restore();
+    // Back by itself: no restart.
+    let mut back = false;
+    for _ in 0..60 {
+        if get("/healthz").await.unwrap().status() == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(back, "the server came back when the database did");
+    assert_eq!(
+        get("/api/v1/products?limit=1").await.unwrap().status(),
+        StatusCode::OK
+    );
+    // The checkout refused during the outage goes through when sent again, once; the one
+    // before is intact.
+    let again = checkout("outage-during").await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let replay = checkout("outage-during").await.unwrap();
+    assert_eq!(
+        replay.status(),
+        StatusCode::OK,
+        "a replay, not a second order"
+    );
+    let first: serde_json::Value = before.json().await.unwrap();
+    let p =
+        t.db.payment(first["payment_id"].as_i64().unwrap())
+            .await
+            .unwrap();
+    assert_eq!(p.status.as_str(), "awaiting_cash");
+    assert!(
+        t.db.ledger_totals(t.db.currency().await.unwrap())
+            .await
+            .unwrap()
+            .holds()
+    );
+}

@@ -732,3 +732,4 @@ sms-late-refund = tianguis: su pago de { $total } del pedido { $code } llegó cu
 history-late-refund = Llegó un pago después de terminar el pedido y se devolvió
 admin-late-refunds = Pagos que llegaron tarde
 admin-late-refunds-intro = Dinero que nos llegó después de que su pedido venció o se canceló. Cada pago se devolvió de inmediato al comprador, a quien se le avisó por mensaje.
+err-unavailable = El sistema no puede llegar a sus datos por un momento. Intente de nuevo en unos segundos; un pedido enviado otra vez nunca se hace dos veces.

@@ -46,7 +46,9 @@ pub fn error_page(c: &Ctx, e: AppError) -> Response {
         message,
     };
     let body = page.render().unwrap_or_else(|_| "error".into());
-    (status, Html(body)).into_response()
+    let mut r = (status, Html(body)).into_response();
+    crate::error::retry_later(&mut r);
+    r
 }
 
 #[derive(Template)]
