@@ -3769,3 +3769,90 @@ async fn cash_brought_for_an_order_cancelled_meanwhile_is_recorded_and_given_bac
         );
     }
 }
+
+/// A database left by every earlier release, with data in it, migrates to this one on both
+/// backends and keeps the product's rules: old phones are normalised (a shared number
+/// reported, not merged), the pending mobile-money payment keeps the reference it was sent
+/// with and is asked about, the books balance, and the upgraded database takes new checkouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_earlier_schema_with_data_upgrades_to_this_one() {
+    let latest = Db::latest_migration();
+    for version in 1..latest {
+        for t in tianguis_testkit::all_empty().await {
+            let db = &t.db;
+            db.migrate_up_to(version).await.unwrap();
+            // Data as the first release wrote it (only its columns; later ones add defaults).
+            db.raw_execute(
+                "INSERT INTO settings (key, value) VALUES ('currency', 'MXN'), ('country', 'MX');
+                 INSERT INTO places (name, kind) VALUES ('Santa Ana', 'village');
+                 INSERT INTO categories (slug, name_en, name_es) VALUES ('food', 'Food', 'Comida');
+                 INSERT INTO users (phone, name, password_hash, role, created_at) VALUES
+                   ('+529511234567', 'Ana', '', 'seller', 0),
+                   ('951 123 4567', 'Ana otra vez', '', 'buyer', 1),
+                   ('9510000003', 'Beto', '', 'buyer', 2);
+                 INSERT INTO sellers (user_id, shop_name, place_id, created_at)
+                   SELECT u.id, 'Tienda Ana', p.id, 0 FROM users u, places p WHERE u.phone = '+529511234567';
+                 INSERT INTO products (seller_id, category_id, name_en, price_minor, currency, stock, created_at)
+                   SELECT s.id, c.id, 'Honey', 5000, 'MXN', 3, 0 FROM sellers s, categories c;
+                 INSERT INTO checkouts (buyer_id, total_minor, currency, method, address, phone, created_at)
+                   SELECT id, 8000, 'MXN', 'mobile_money', 'X722+FQ Santa Ana', '951 000 0003', 0 FROM users WHERE phone = '9510000003';
+                 INSERT INTO orders (checkout_id, buyer_id, seller_id, state, subtotal_minor, delivery_minor, total_minor, currency, fee_bps, created_at, updated_at)
+                   SELECT c.id, c.buyer_id, s.id, 'placed', 5000, 3000, 8000, 'MXN', 500, 0, 0 FROM checkouts c, sellers s;
+                 INSERT INTO order_lines (order_id, product_id, quantity, unit_price_minor)
+                   SELECT o.id, p.id, 1, 5000 FROM orders o, products p;
+                 INSERT INTO payments (checkout_id, method, status, amount_minor, currency, payer_phone, created_at, updated_at)
+                   SELECT id, 'mobile_money', 'pending', 8000, 'MXN', '+529510000003', 0, 0 FROM checkouts;",
+            )
+            .await
+            .unwrap_or_else(|e| panic!("data at version {version}: {e}"));
+            db.migrate()
+                .await
+                .unwrap_or_else(|e| panic!("upgrade from version {version}: {e}"));
+            let ctx = format!("from version {version} on {}", t.url);
+            // Phones: one person per number, the shared one reported.
+            let ana = db.user_by_phone("9511234567").await.unwrap();
+            assert_eq!(ana.name, "Ana", "{ctx}");
+            let reports = db.phone_reports().await.unwrap();
+            assert_eq!(reports.len(), 1, "{ctx}");
+            assert_eq!(
+                (reports[0].user_name.as_str(), reports[0].other_user_id),
+                ("Ana otra vez", Some(ana.id)),
+                "{ctx}"
+            );
+            let beto = db.user_by_phone("+529510000003").await.unwrap();
+            // The order reads back whole, its checkout phone normalised.
+            let o = db
+                .orders_for(&beto, false, None, 10)
+                .await
+                .unwrap()
+                .remove(0);
+            let o = db.order(o.id).await.unwrap();
+            assert_eq!(
+                (o.state, o.phone.as_str(), o.lines.len()),
+                (OrderState::Placed, "+529510000003", 1),
+                "{ctx}"
+            );
+            // The payment in flight keeps the reference it was sent with.
+            let p = db.payment(o.payment_id.unwrap()).await.unwrap();
+            assert_eq!(p.reference, format!("tianguis-payment-{}", p.id), "{ctx}");
+            assert!(
+                db.ledger_totals(db.currency().await.unwrap())
+                    .await
+                    .unwrap()
+                    .holds(),
+                "{ctx}"
+            );
+            // And the upgraded database does today's work.
+            // The only product, the first row of a fresh database on both backends.
+            let pid = o.lines[0].product_id;
+            assert_eq!(db.product(pid).await.unwrap().stock, 3, "{ctx}");
+            let (r, _) = tianguis_app::orders::checkout(
+                db,
+                &req(beto.id, vec![(pid, 1)], &format!("after-upgrade-{version}")),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("checkout after the upgrade {ctx}: {e}"));
+            assert!(db.payment(r.payment_id).await.unwrap().reference.len() == 41);
+        }
+    }
+}

@@ -223,6 +223,26 @@ impl Db {
         Ok(())
     }
 
+    /// The migrations up to `version` only: a database as an earlier release left it (upgrade
+    /// tests; an operator rehearsing an upgrade step by step). `migrate()` finishes the job.
+    pub async fn migrate_up_to(&self, version: i64) -> Result<(), StoreError> {
+        let all = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let n = all.iter().take_while(|m| m.0 <= version).count();
+        Migrator::new(Embedded(&all[..n]))
+            .await?
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest migration version this build carries.
+    pub fn latest_migration() -> i64 {
+        SQLITE_MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+    }
+
     /// A transaction that will write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`) so a read-then-write cannot fail half-way with SQLITE_BUSY; on
     /// PostgreSQL it is READ COMMITTED and writers rely on guarded updates and row locks taken

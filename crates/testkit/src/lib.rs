@@ -58,11 +58,17 @@ fn on_ci() -> bool {
 }
 
 pub async fn sqlite() -> TestDb {
+    let t = sqlite_empty().await;
+    t.db.migrate().await.expect("migrate sqlite");
+    t
+}
+
+/// A new SQLite database with no schema at all (upgrade tests migrate it step by step).
+pub async fn sqlite_empty() -> TestDb {
     let dir = std::env::temp_dir().join(format!("tianguis-test-{}", random_token(8)));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let url = format!("sqlite:{}", dir.join("t.db").display());
     let db = Db::connect(&url).await.expect("open sqlite");
-    db.migrate().await.expect("migrate sqlite");
     TestDb {
         db,
         url,
@@ -73,6 +79,13 @@ pub async fn sqlite() -> TestDb {
 
 /// A fresh PostgreSQL database, or None (with the reason printed) off CI.
 pub async fn postgres() -> Option<TestDb> {
+    let t = postgres_empty().await?;
+    t.db.migrate().await.expect("migrate postgres");
+    Some(t)
+}
+
+/// A new PostgreSQL database with no schema at all (upgrade tests migrate it step by step).
+pub async fn postgres_empty() -> Option<TestDb> {
     let admin_url = pg_admin_url();
     let admin = match tokio::time::timeout(Duration::from_secs(5), Db::connect(&admin_url)).await {
         Ok(Ok(db)) => db,
@@ -98,13 +111,21 @@ pub async fn postgres() -> Option<TestDb> {
     admin.pool.close().await;
     let url = sibling_url(&admin_url, &name);
     let db = Db::connect(&url).await.expect("connect test database");
-    db.migrate().await.expect("migrate postgres");
     Some(TestDb {
         db,
         url,
         dir: None,
         pg_name: Some(name),
     })
+}
+
+/// Every backend this run can use, with no schema (see `all`).
+pub async fn all_empty() -> Vec<TestDb> {
+    let mut v = vec![sqlite_empty().await];
+    if let Some(pg) = postgres_empty().await {
+        v.push(pg);
+    }
+    v
 }
 
 /// Every backend this run can use: SQLite always, PostgreSQL where reachable (required on CI).
