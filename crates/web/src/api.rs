@@ -405,6 +405,14 @@ pub struct ProductQuery {
 #[utoipa::path(get, path = "/products", params(ProductQuery),
     responses((status = 200, body = dto::Products), (status = "default", body = dto::ProblemDoc, content_type = "application/problem+json")))]
 async fn products(State(s): State<AppState>, Query(q): Query<ProductQuery>) -> A {
+    // What the document promises is what is accepted: a page out of range is refused, not
+    // quietly changed.
+    if q.limit.is_some_and(|l| !(1..=100).contains(&l)) || q.offset.is_some_and(|o| o < 0) {
+        return Err(Problem(AppError::User(
+            StatusCode::BAD_REQUEST,
+            Msg::new("err-page-range"),
+        )));
+    }
     let (items, total) =
         s.db.search(&SearchQuery {
             text: q.q.unwrap_or_default(),
@@ -675,11 +683,54 @@ impl utoipa::Modify for BearerToken {
     }
 }
 
-/// The API's OpenAPI document, with its paths as served (under `/api/v1`).
+/// The answers every operation can give besides its own, all `application/problem+json`: a
+/// malformed request (400), no or a bad token (401), not allowed (403), no such thing (404),
+/// refused input (422), too many requests (429), the database out of reach (503).
+const EVERY_OPERATION_MAY: [(&str, &str); 7] = [
+    ("400", "the request is malformed"),
+    ("401", "no token, or not a valid one"),
+    ("403", "not allowed for this account"),
+    ("404", "no such resource"),
+    ("422", "the input was refused; the detail says why"),
+    ("429", "too many requests; try again later"),
+    (
+        "503",
+        "the service cannot reach its data for a moment; see Retry-After",
+    ),
+];
+
+/// The API's OpenAPI document, with its paths as served (under `/api/v1`), and the common
+/// error answers on every operation (so a client, or a fuzzer, knows every status it can get).
 pub fn openapi_doc() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
     let mut doc = ApiDoc::openapi();
     let paths = std::mem::take(&mut doc.paths.paths);
-    for (p, item) in paths {
+    for (p, mut item) in paths {
+        for op in [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (code, why) in EVERY_OPERATION_MAY {
+                if !op.responses.responses.contains_key(code) {
+                    let r = ResponseBuilder::new()
+                        .description(why)
+                        .content(
+                            "application/problem+json",
+                            ContentBuilder::new()
+                                .schema(Some(Ref::from_schema_name("ProblemDoc")))
+                                .build(),
+                        )
+                        .build();
+                    op.responses.responses.insert(code.to_string(), r.into());
+                }
+            }
+        }
         doc.paths.paths.insert(format!("/api/v1{p}"), item);
     }
     doc.servers = None;

@@ -1474,6 +1474,8 @@ async fn bad_input_gets_a_clear_answer_never_a_500() {
                 409,
             ),
             (c.get(format!("{}/api/v1/products/xyz", app.base)), 400),
+            (c.get(format!("{}/api/v1/products?offset=-1", app.base)), 400),
+            (c.get(format!("{}/api/v1/products?limit=1000", app.base)), 400),
             (c.get(format!("{}/api/v1/products/424242", app.base)), 404),
             (c.post(format!("{}/api/v1/orders/1/transitions/fly", app.base)).bearer_auth(&token), 404),
             (c.post(format!("{}/api/v1/payments/mobile-money/callback", app.base)).header("x-signature", "00").body("{}"), 401),

@@ -733,3 +733,4 @@ history-late-refund = A payment arrived after the order ended and was refunded
 admin-late-refunds = Payments that arrived too late
 admin-late-refunds-intro = Money that reached us after its order had expired or been cancelled. Each went straight back to the buyer, who was told by text.
 err-unavailable = The system cannot reach its data for a moment. Try again in a few seconds; an order sent again is never placed twice.
+err-page-range = Ask for 1 to 100 results at a time, from an offset of 0 or more.

@@ -733,3 +733,4 @@ history-late-refund = Llegó un pago después de terminar el pedido y se devolvi
 admin-late-refunds = Pagos que llegaron tarde
 admin-late-refunds-intro = Dinero que nos llegó después de que su pedido venció o se canceló. Cada pago se devolvió de inmediato al comprador, a quien se le avisó por mensaje.
 err-unavailable = El sistema no puede llegar a sus datos por un momento. Intente de nuevo en unos segundos; un pedido enviado otra vez nunca se hace dos veces.
+err-page-range = Pida de 1 a 100 resultados a la vez, desde una posición de 0 o más.
