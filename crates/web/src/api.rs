@@ -604,19 +604,15 @@ async fn callback(State(s): State<AppState>, h: HeaderMap, body: Bytes) -> A {
     }
     let cb: Callback = json_body(&body)?;
     let p = s.db.payment_by_ref(&cb.provider_ref).await?;
-    let asked = tianguis_domain::reconcile::Asked {
-        reference: &p.reference,
-        amount: p.amount,
-    };
     let answer = tianguis_domain::reconcile::Answer {
         reference: Some(&cb.reference),
         amount_minor: Some(cb.amount_minor),
         currency: Some(&cb.currency),
     };
-    if let Err(m) = tianguis_domain::reconcile::check(&asked, &answer) {
-        tracing::error!(provider_ref = %cb.provider_ref, %m, "callback refused");
-        s.db.record_provider_mismatch(Some(p.id), "callback", &m, Some(&cb.provider_ref))
-            .await?;
+    if crate::payments::refused(&s.db, &p, "callback", answer, Some(&cb.provider_ref))
+        .await?
+        .is_some()
+    {
         return Err(Problem(AppError::bad(Msg::new("err-callback-amount"))));
     }
     tianguis_app::payments::apply_status(&s.db, p.id, &cb.status).await?;

@@ -72,8 +72,30 @@ impl PaymentStatus {
     }
 }
 
-/// Believe a provider's answer only about this payment; a refused one is recorded for
-/// officials (`/admin`) and the job gives up with the reason.
+/// A provider's answer is believed only about this payment: a refused one (what differed)
+/// is recorded for officials (`/admin`), for every path an answer comes by (callback, status
+/// check, the request's reply).
+pub(crate) async fn refused(
+    db: &tianguis_store::Db,
+    p: &tianguis_store::orders::Payment,
+    source: &str,
+    answer: tianguis_domain::reconcile::Answer<'_>,
+    provider_ref: Option<&str>,
+) -> tianguis_store::Result<Option<tianguis_domain::reconcile::Mismatch>> {
+    let asked = tianguis_domain::reconcile::Asked {
+        reference: &p.reference,
+        amount: p.amount,
+    };
+    let Err(m) = tianguis_domain::reconcile::check(&asked, &answer) else {
+        return Ok(None);
+    };
+    tracing::error!(payment = p.id, source, %m, "provider answer refused");
+    db.record_provider_mismatch(Some(p.id), source, &m, provider_ref)
+        .await?;
+    Ok(Some(m))
+}
+
+/// The same for a queue job: a refused answer gives the job up with the reason.
 async fn believed(
     db: &tianguis_store::Db,
     p: &tianguis_store::orders::Payment,
@@ -81,22 +103,11 @@ async fn believed(
     answer: tianguis_domain::reconcile::Answer<'_>,
     provider_ref: Option<&str>,
 ) -> Result<(), tianguis_app::queue::Outcome> {
-    let asked = tianguis_domain::reconcile::Asked {
-        reference: &p.reference,
-        amount: p.amount,
-    };
-    match tianguis_domain::reconcile::check(&asked, &answer) {
-        Ok(()) => Ok(()),
-        Err(m) => {
-            tracing::error!(payment = p.id, source, %m, "provider answer refused");
-            if let Err(e) = db
-                .record_provider_mismatch(Some(p.id), source, &m, provider_ref)
-                .await
-            {
-                return Err(tianguis_app::queue::Outcome::from_error(&e));
-            }
-            Err(tianguis_app::queue::Outcome::GiveUp(m.to_string()))
-        }
+    use tianguis_app::queue::Outcome;
+    match refused(db, p, source, answer, provider_ref).await {
+        Ok(None) => Ok(()),
+        Ok(Some(m)) => Err(Outcome::GiveUp(m.to_string())),
+        Err(e) => Err(Outcome::from_error(&e)),
     }
 }
 

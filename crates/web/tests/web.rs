@@ -5553,6 +5553,12 @@ async fn a_provider_answer_about_another_payment_is_refused_and_shown_to_officia
                 "never applied"
             );
         }
+        // While a payment waits, its pages refresh themselves (no JavaScript).
+        let (_, page) = buyer.get(&format!("/payments/{}", pays[0])).await;
+        assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+        let oid = db.checkout_orders(a.checkout_id).await.unwrap()[0].id;
+        let (_, page) = buyer.get(&format!("/orders/{oid}")).await;
+        assert!(page.contains("http-equiv=\"refresh\""), "{page}");
         // A signed callback about another amount or another reference is refused the same way.
         let provider_ref = db.payment(pays[0]).await.unwrap().provider_ref.unwrap();
         for (reference, amount) in [

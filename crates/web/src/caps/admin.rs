@@ -403,18 +403,7 @@ async fn person_page(s: &AppState, c: &Ctx, id: i64, error: Option<String>) -> R
                 (g, role, scope, granted, revoked)
             })
             .collect();
-    use tianguis_store::users::Role as R_;
-    let roles = [
-        R_::Admin,
-        R_::Official,
-        R_::Agent,
-        R_::Operator,
-        R_::Courier,
-        R_::Champion,
-    ]
-    .iter()
-    .map(|r| (r.as_str(), c.t.t(&format!("role-{}", r.as_str()))))
-    .collect();
+    let roles = granted_roles(c);
     let mut scopes = vec![("everywhere".to_string(), c.t.t("people-everywhere"))];
     scopes.extend(
         places

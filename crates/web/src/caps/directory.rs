@@ -6,7 +6,6 @@ use crate::AppState;
 use crate::caps::Table;
 use crate::caps::views::{R, html, parse_id, urlencode, utc_minute};
 use crate::ctx::Ctx;
-use crate::error::AppError;
 use crate::forms::CsrfForm;
 use askama::Template;
 use axum::Extension;
@@ -100,20 +99,8 @@ async fn people(
         page: page_of(&q),
     };
     let found = s.db.find_people(&filter).await?;
-    use tianguis_store::users::Role;
     let mut roles = vec![("seller", c.t.t("role-seller"))];
-    roles.extend(
-        [
-            Role::Admin,
-            Role::Official,
-            Role::Agent,
-            Role::Operator,
-            Role::Courier,
-            Role::Champion,
-        ]
-        .iter()
-        .map(|r| (r.as_str(), c.t.t(&format!("role-{}", r.as_str())))),
-    );
+    roles.extend(crate::caps::views::granted_roles(&c));
     let people = found
         .rows
         .into_iter()
@@ -217,9 +204,7 @@ async fn set_phone(
 ) -> R {
     let admin = crate::who::may(&c, Duty::ManagePeople)?;
     let phone = f.get("phone").map(String::as_str).unwrap_or("");
-    s.db.set_user_phone(admin.id, id, phone)
-        .await
-        .map_err(AppError::from)?;
+    s.db.set_user_phone(admin.id, id, phone).await?;
     Ok(Redirect::to(&format!("/admin/users/{id}")).into_response())
 }
 

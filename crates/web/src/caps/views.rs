@@ -91,10 +91,28 @@ pub fn payment_message(c: &Ctx, p: &tianguis_store::orders::Payment) -> String {
 /// The order whose failed payment this person may choose again (the form on the order and
 /// payment pages), if any: the same rules the use case applies.
 pub fn pay_again_for(user: &User, o: &Order) -> Option<i64> {
-    use tianguis_domain::kinds::PaymentStatus;
     let may = tianguis_domain::policy::pay_again(&user.person(), &o.facts()).is_ok();
-    (may && o.state == OrderState::Placed && o.payment_status == Some(PaymentStatus::Failed))
-        .then_some(o.id)
+    let open = o.payment_status.is_some_and(|st| {
+        tianguis_domain::checkout::may_pay_again(st, std::slice::from_ref(&o.state)).is_ok()
+    });
+    (may && open).then_some(o.id)
+}
+
+/// The roles an admin gives on a person's page (and filters the people list by), with their
+/// names in the reader's language.
+pub fn granted_roles(c: &Ctx) -> Vec<(&'static str, String)> {
+    use tianguis_store::users::Role;
+    [
+        Role::Admin,
+        Role::Official,
+        Role::Agent,
+        Role::Operator,
+        Role::Courier,
+        Role::Champion,
+    ]
+    .iter()
+    .map(|r| (r.as_str(), c.t.t(&format!("role-{}", r.as_str()))))
+    .collect()
 }
 
 /// Whether a form carries the second page's confirmation.
