@@ -70,6 +70,13 @@ pub struct LaneRun {
     pub dead: u32,
 }
 
+impl LaneRun {
+    /// Jobs run, whatever became of them.
+    pub fn total(&self) -> u32 {
+        self.done + self.skipped + self.retried + self.dead
+    }
+}
+
 #[derive(Clone)]
 pub struct Runner {
     handlers: HashMap<Kind, Arc<dyn JobHandler>>,
@@ -80,8 +87,13 @@ pub struct Runner {
 /// Leases by lane: long enough for the slowest honest run (a route plan solves for seconds).
 fn lease_ms(lane: Lane) -> i64 {
     match lane {
-        Lane::Timers => 60_000,
-        Lane::Providers => 120_000,
+        // Database work only, and guarded (an order moves once whoever runs its timer): a
+        // short lease lets another server take over soon from one that died holding it.
+        Lane::Timers => 20_000,
+        // Each call has its own timeout (10 s; a payout's token, transfer and status at most
+        // 15 s each): a lease past that only delays a job whose server died holding it.
+        Lane::Providers => 60_000,
+        Lane::Texts => 30_000,
         Lane::Planner => 10 * 60_000,
     }
 }
@@ -92,7 +104,7 @@ fn lease_ms(lane: Lane) -> i64 {
 fn batch(lane: Lane) -> i64 {
     match lane {
         Lane::Timers => 20,
-        Lane::Providers | Lane::Planner => 1,
+        Lane::Providers | Lane::Texts | Lane::Planner => 1,
     }
 }
 

@@ -3805,6 +3805,12 @@ async fn every_earlier_schema_with_data_upgrades_to_this_one() {
             )
             .await
             .unwrap_or_else(|e| panic!("data at version {version}: {e}"));
+            // From 0019 on, a payment is written with the random reference it is sent with.
+            if version >= 19 {
+                db.raw_execute("UPDATE payments SET reference = 'sent-at-19'")
+                    .await
+                    .unwrap();
+            }
             db.migrate()
                 .await
                 .unwrap_or_else(|e| panic!("upgrade from version {version}: {e}"));
@@ -3834,7 +3840,12 @@ async fn every_earlier_schema_with_data_upgrades_to_this_one() {
             );
             // The payment in flight keeps the reference it was sent with.
             let p = db.payment(o.payment_id.unwrap()).await.unwrap();
-            assert_eq!(p.reference, format!("tianguis-payment-{}", p.id), "{ctx}");
+            let sent = if version >= 19 {
+                "sent-at-19".to_string()
+            } else {
+                format!("tianguis-payment-{}", p.id)
+            };
+            assert_eq!(p.reference, sent, "{ctx}");
             assert!(
                 db.ledger_totals(db.currency().await.unwrap())
                     .await
@@ -3853,6 +3864,70 @@ async fn every_earlier_schema_with_data_upgrades_to_this_one() {
             .await
             .unwrap_or_else(|e| panic!("checkout after the upgrade {ctx}: {e}"));
             assert!(db.payment(r.payment_id).await.unwrap().reference.len() == 41);
+        }
+    }
+}
+
+/// The audit the fault tests rely on sees each kind of damage (so a clean verdict means
+/// something): a posting changed behind the ledger's back, stock moved without an order, a
+/// timer gone, a mobile-money payment left without its job, an event taken twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_finds_every_kind_of_damage() {
+    for t in all().await {
+        let db = &t.db;
+        let (_, cat, seller) = small_shop(db).await;
+        let input = ProductInput {
+            category_id: cat,
+            name_en: "Mango".into(),
+            price_minor: 2_000,
+            stock: 50,
+            ..Default::default()
+        };
+        let p = db.create_product(seller, &input).await.unwrap();
+        let b = buyer(db, 1).await;
+        let (paid, _) = tianguis_app::orders::checkout(db, &req(b, vec![(p, 2)], "a1"))
+            .await
+            .unwrap();
+        let pid = db.checkout_orders(paid.checkout_id).await.unwrap()[0]
+            .payment_id
+            .unwrap();
+        tianguis_app::orders::payment_succeeded(db, pid, None)
+            .await
+            .unwrap();
+        // A second checkout waits for its payment (its request job queued).
+        tianguis_app::orders::checkout(db, &req(b, vec![(p, 1)], "a2"))
+            .await
+            .unwrap();
+        let baseline = [(p, 50)];
+        let clean = db.audit(&baseline, 15_000).await.unwrap();
+        assert!(clean.holds(), "{clean:?}");
+        assert_eq!(clean.paid_in_minor, clean.payments_succeeded_minor);
+        assert_eq!(clean.paid_in_minor, paid.total_minor);
+
+        type Found = fn(&tianguis_store::audit::Audit) -> bool;
+        let damage: [(&str, Found); 5] = [
+            (
+                "UPDATE postings SET amount_minor = amount_minor + 1 WHERE id = (SELECT MIN(id) FROM postings)",
+                |a| a.unbalanced_transactions == 1 && a.drifted_accounts == 1 && a.totals_broken,
+            ),
+            ("UPDATE products SET stock = stock - 1", |a| {
+                a.stock_off.len() == 1
+            }),
+            ("DELETE FROM queue WHERE kind = 'order_timer'", |a| {
+                a.missing_timers.len() == 2
+            }),
+            ("DELETE FROM queue WHERE kind = 'momo_request'", |a| {
+                a.stranded_payments.len() == 1
+            }),
+            (
+                "INSERT INTO order_events (order_id, transition, from_state, to_state, actor, at) SELECT order_id, transition, from_state, to_state, actor, at FROM order_events WHERE transition = 'pay'",
+                |a| a.repeated_events == 1,
+            ),
+        ];
+        for (sql, found) in damage {
+            db.raw_execute(sql).await.unwrap();
+            let a = db.audit(&baseline, 15_000).await.unwrap();
+            assert!(!a.holds() && found(&a), "{sql}: {a:?}");
         }
     }
 }

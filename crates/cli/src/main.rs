@@ -7,6 +7,8 @@ use tianguis_app::people::NewUser;
 use tianguis_store::Db;
 use tianguis_store::users::Role;
 
+mod chaos;
+
 #[derive(Parser)]
 #[command(
     name = "tianguis",
@@ -95,8 +97,44 @@ struct ServeArgs {
     trusted_proxies: Vec<std::net::IpAddr>,
 }
 
+/// The local provider simulators as their own process, with the keys the server is given.
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    bind: String,
+    /// The server whose mobile-money callback the simulator calls (its --public-url).
+    #[arg(long)]
+    server_url: String,
+    #[arg(long, env = "TIANGUIS_MOMO_KEY", hide_env_values = true)]
+    momo_key: String,
+    #[arg(long, env = "TIANGUIS_MOMO_SECRET", hide_env_values = true)]
+    momo_secret: String,
+    /// How long a payer takes to approve (0: never by itself; the payment waits for a query).
+    #[arg(long, default_value_t = 300)]
+    approve_after_ms: u64,
+    #[arg(long, env = "TIANGUIS_SMS_USERNAME", default_value = "sandbox")]
+    sms_username: String,
+    #[arg(long, env = "TIANGUIS_SMS_KEY", hide_env_values = true)]
+    sms_key: String,
+    #[arg(long, env = "TIANGUIS_PAYOUT_USER")]
+    payout_user: String,
+    #[arg(long, env = "TIANGUIS_PAYOUT_KEY", hide_env_values = true)]
+    payout_key: String,
+    #[arg(long, env = "TIANGUIS_PAYOUT_SUBSCRIPTION_KEY", hide_env_values = true)]
+    payout_subscription_key: String,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the local mobile-money, SMS and payout simulators as a process of their own (no
+    /// real money moves, no text leaves this machine), for the fault tests and demos of the
+    /// real adapters: give the server their URLs (BIND/sim/momo, /sim/sms, /sim/disburse).
+    Simulate(Box<SimulateArgs>),
+    /// Fault test: run real servers on an empty database, drive shoppers, sellers, couriers,
+    /// cashiers and payouts at them, kill them with SIGKILL at random moments and restart
+    /// them, then check with SQL that nothing acknowledged was lost or duplicated, the books
+    /// balance, stock and timers are exact and no payment is stranded or mis-applied.
+    Chaos(Box<chaos::Args>),
     /// Run the web server (migrates first).
     Serve(Box<ServeArgs>),
     /// Apply database migrations.
@@ -244,6 +282,15 @@ enum BenchCmd {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Mixed load (shoppers, sellers, a cashier, payouts) on one real server for M minutes
+    /// against a fresh database: its memory and the answers' p50/p99 printed each minute (it
+    /// must stay flat), then the same audit as `tianguis chaos`.
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        #[arg(long, default_value_t = 4)]
+        shoppers: usize,
     },
 }
 
@@ -419,6 +466,26 @@ async fn run() -> Result<()> {
             .await?;
             println!("stopped");
         }
+        Cmd::Simulate(a) => {
+            let mut config = tianguis_web::Config::local(a.server_url.trim_end_matches('/'));
+            config.momo_api_key = a.momo_key;
+            config.momo_secret = a.momo_secret;
+            config.sim_approve_after_ms = a.approve_after_ms;
+            config.sms_username = a.sms_username;
+            config.sms_api_key = a.sms_key;
+            config.payout_api_user = a.payout_user;
+            config.payout_api_key = a.payout_key;
+            config.payout_subscription_key = a.payout_subscription_key;
+            let listener = tokio::net::TcpListener::bind(&a.bind)
+                .await
+                .with_context(|| format!("cannot listen on {}", a.bind))?;
+            eprintln!(
+                "\n  *** LOCAL SIMULATORS ONLY: no real money moves and no text leaves this machine ***\n  simulators listening on http://{}",
+                listener.local_addr()?
+            );
+            axum_serve(listener, tianguis_web::standalone_simulators(&config)).await?;
+        }
+        Cmd::Chaos(a) => chaos::run(&cli.database_url, *a).await?,
         Cmd::Migrate => {
             open(&cli.database_url).await?;
             println!("migrations applied");
@@ -508,6 +575,15 @@ async fn run() -> Result<()> {
         Cmd::Bench {
             cmd: BenchCmd::Checkout { clients, seconds },
         } => bench_checkout(&cli.database_url, clients, seconds).await?,
+        Cmd::Bench {
+            cmd: BenchCmd::Soak { minutes, shoppers },
+        } => {
+            let (db, fresh_url) = fresh(&cli.database_url).await?;
+            db.close().await;
+            let ran = chaos::run(&fresh_url, chaos::Args::soak(minutes, shoppers)).await;
+            drop_fresh(&cli.database_url, &fresh_url).await?;
+            ran?;
+        }
     }
     Ok(())
 }
@@ -823,6 +899,12 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
         "ratio         {:.2}",
         if ceiling > 0.0 { rate / ceiling } else { 0.0 }
     );
+    db.close().await;
+    drop_fresh(url, &fresh_url).await
+}
+
+/// Remove a database [`fresh`] made.
+async fn drop_fresh(url: &str, fresh_url: &str) -> Result<()> {
     if fresh_url.starts_with("sqlite:") {
         let f = fresh_url.trim_start_matches("sqlite:");
         for suffix in ["", "-wal", "-shm"] {
@@ -834,5 +916,13 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
             .raw_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await?;
     }
+    Ok(())
+}
+
+/// Serve a plain router until SIGTERM or Ctrl-C (the simulators' process).
+async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) -> Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(tianguis_web::stop_signal())
+        .await?;
     Ok(())
 }

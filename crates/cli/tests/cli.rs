@@ -417,3 +417,166 @@ fn sigterm_answers_the_request_in_flight_then_exits_cleanly() {
     // And it no longer takes connections.
     assert!(std::net::TcpStream::connect(&addr).is_err());
 }
+
+/// The fault tests, as `.ci/run` runs them: the real server killed with SIGKILL 20 times under
+/// load, and the restore drill, on each database; on PostgreSQL also two servers, one of them
+/// killed each time. `tianguis chaos` audits with SQL and exits non-zero when anything broke;
+/// its report is printed here for the log.
+fn chaos(url: &str, extra: &[&str]) -> String {
+    let d = temp_dir().join(format!("chaos-{}", tianguis_store_token()));
+    std::fs::create_dir_all(&d).unwrap();
+    let mut args = vec!["--database-url", url, "chaos", "--dir"];
+    let dir = d.to_string_lossy().into_owned();
+    args.push(&dir);
+    args.extend_from_slice(extra);
+    let (ok, out, err) = tianguis(&args, &d);
+    eprintln!("{out}");
+    assert!(ok, "chaos {extra:?} broke:\n{out}\n{err}");
+    for line in ["lost          0", "duplicated    0", "verdict       held"] {
+        assert!(out.contains(line), "{line}:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    out
+}
+
+fn tianguis_store_token() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+const KILLS: &[&str] = &["--seconds", "40", "--kills", "20"];
+const RESTORE: &[&str] = &["--restore", "--seconds", "30"];
+
+fn restarts(out: &str) -> u32 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("restarts"))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn chaos_on_sqlite_loses_nothing_under_kills_and_restores() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for extra in [KILLS, RESTORE] {
+        let t = rt.block_on(tianguis_testkit::sqlite_empty());
+        let out = chaos(&t.url, extra);
+        if extra == KILLS {
+            assert_eq!(restarts(&out), 20, "{out}");
+        }
+    }
+}
+
+#[test]
+fn chaos_on_postgres_loses_nothing_with_one_or_two_servers() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let runs: [&[&str]; 3] = [
+        KILLS,
+        &[KILLS, &["--servers", "2"]].concat(),
+        &[RESTORE, &["--servers", "2"]].concat(),
+    ];
+    for extra in runs {
+        let Some(t) = rt.block_on(tianguis_testkit::postgres_empty()) else {
+            return;
+        };
+        let out = chaos(&t.url, extra);
+        if extra.contains(&"--kills") {
+            assert_eq!(restarts(&out), 20, "{out}");
+        }
+    }
+}
+
+/// API fuzzing: schemathesis (installed and pinned by `.ci/run`, found through
+/// `TIANGUIS_SCHEMATHESIS`) runs every check against the demo's OpenAPI document, bounded in
+/// examples and time: no server error, no answer outside the document, nothing valid refused
+/// that the document could have said (`.ci/schemathesis.toml` lists what it cannot).
+#[test]
+fn the_api_holds_under_schemathesis() {
+    let st = match std::env::var("TIANGUIS_SCHEMATHESIS") {
+        Ok(p) if !p.is_empty() => p,
+        _ if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") => {
+            panic!("schemathesis is required on CI (.ci/run installs it)")
+        }
+        _ => {
+            eprintln!("SKIP API fuzzing: set TIANGUIS_SCHEMATHESIS to schemathesis's `st`");
+            return;
+        }
+    };
+    let d = temp_dir().join(format!("fuzz-{}", tianguis_store_token()));
+    std::fs::create_dir_all(&d).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = "--database-url=sqlite:fuzz.db";
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tianguis"))
+        .args([
+            db,
+            "serve",
+            "--demo",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .current_dir(&d)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(d.join("serve.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let up = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(up.elapsed().as_secs() < 120, "the demo did not start");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (ok, token, err) = tianguis(
+        &[
+            db,
+            "user",
+            "token",
+            "--phone",
+            tianguis_demo::DEMO_BUYER_PHONE,
+            "--name",
+            "fuzz",
+        ],
+        &d,
+    );
+    assert!(ok, "{err}");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/schemathesis.toml");
+    let examples = std::env::var("TIANGUIS_FUZZ_EXAMPLES").unwrap_or_else(|_| "20".into());
+    let out = Command::new(&st)
+        .args(["--config-file", config, "run"])
+        .arg(format!("{base}/api/v1/openapi.json"))
+        .args(["--checks", "all", "--max-examples", &examples])
+        .args([
+            "--max-time",
+            "150",
+            "--request-timeout",
+            "20",
+            "--seed",
+            "1",
+        ])
+        .args(["--no-color"])
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let report = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{report}");
+    assert!(
+        out.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

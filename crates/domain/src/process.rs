@@ -517,6 +517,28 @@ pub fn available(state: OrderState, actor: Actor, on_delivery: bool) -> Vec<Tran
         .collect()
 }
 
+/// The timers an order in `state` must be waiting on (at least one of them pending): the
+/// transitions only time takes from there. A shipped order waits on none: its timer
+/// (`ReturnUncollected`) is set only when the parcel is checked in at a pickup point.
+pub fn awaited_timers(state: OrderState, on_delivery: bool) -> Vec<Transition> {
+    if state == S::Shipped {
+        return Vec::new();
+    }
+    TRANSITIONS
+        .iter()
+        .filter(|d| {
+            d.actors == [A::System] && d.from.contains(&state) && d.payment.admits(on_delivery)
+        })
+        .map(|d| d.name)
+        .collect()
+}
+
+/// Whether an order in `state` has given its stock back (cancelled, or the goods returned):
+/// its lines no longer hold units. The test below checks it against [`TRANSITIONS`].
+pub fn stock_returned(state: OrderState) -> bool {
+    matches!(state, S::Cancelled | S::Returned | S::Refunded)
+}
+
 /// Timer durations, in milliseconds. Settings of the marketplace.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
@@ -549,6 +571,47 @@ impl Timing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stock_is_given_back_exactly_on_the_way_into_a_returned_state() {
+        for d in TRANSITIONS {
+            let restores = d.effects.contains(&E::RestoreStock);
+            for from in d.from {
+                let crosses = !stock_returned(*from) && stock_returned(d.to);
+                assert_eq!(restores, crosses, "{:?} from {from}", d.name);
+                // Once given back, stock is never taken again.
+                assert!(
+                    !stock_returned(*from) || stock_returned(d.to),
+                    "{:?}",
+                    d.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn orders_that_wait_on_time_name_their_timers() {
+        use Transition as T;
+        assert_eq!(
+            awaited_timers(S::Placed, false),
+            [T::ExpireUnpaid, T::AutoCancelUnshipped]
+        );
+        assert_eq!(awaited_timers(S::Placed, true), [T::AutoCancelUnshipped]);
+        for s in [S::Paid, S::Accepted, S::Packed] {
+            assert_eq!(awaited_timers(s, false), [T::AutoCancelUnshipped], "{s}");
+        }
+        assert_eq!(awaited_timers(S::Delivered, true), [T::AutoComplete]);
+        assert_eq!(awaited_timers(S::Returned, false), [T::AutoRefund]);
+        for s in [
+            S::Shipped,
+            S::Disputed,
+            S::ReturnRequested,
+            S::Completed,
+            S::Cancelled,
+        ] {
+            assert!(awaited_timers(s, false).is_empty(), "{s}");
+        }
+    }
 
     #[test]
     fn happy_path() {

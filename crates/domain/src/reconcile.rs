@@ -85,9 +85,104 @@ pub fn check(asked: &Asked<'_>, answer: &Answer<'_>) -> Result<(), Mismatch> {
     )
 }
 
+/// One payment as a statement lists it (ours, or the provider's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub reference: &'a str,
+    /// `pending`, `succeeded`, `failed` (ours may also be `replaced`: failed, then paid
+    /// another way).
+    pub status: &'a str,
+    pub amount_minor: i64,
+    pub currency: &'a str,
+}
+
+/// Our mobile-money payments held against the provider's statement of account.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Statement {
+    /// Ours differs from theirs in amount or currency, ours is succeeded and theirs is not (or
+    /// they never had it), or ours failed where theirs succeeded: the index in `ours`.
+    pub misapplied: Vec<usize>,
+    /// Theirs is settled and ours still pending: to be asked about (not wrong while a job asks).
+    pub awaiting: usize,
+    /// Settled alike on both sides.
+    pub agreed: usize,
+    /// The provider holds payments under references we do not know (made after the backup
+    /// a database was restored from, for instance): money an official must look into.
+    pub unknown_to_us: usize,
+}
+
+/// Compare the two sides, by our reference.
+pub fn statement(ours: &[Line<'_>], theirs: &[Line<'_>]) -> Statement {
+    use std::collections::{HashMap, HashSet};
+    let by_ref: HashMap<&str, &Line<'_>> = theirs.iter().map(|l| (l.reference, l)).collect();
+    let mut st = Statement::default();
+    let mut known = HashSet::new();
+    for (i, o) in ours.iter().enumerate() {
+        known.insert(o.reference);
+        let Some(t) = by_ref.get(o.reference) else {
+            if o.status == "succeeded" {
+                st.misapplied.push(i);
+            }
+            continue;
+        };
+        if t.amount_minor != o.amount_minor || t.currency != o.currency {
+            st.misapplied.push(i);
+            continue;
+        }
+        match (o.status, t.status) {
+            ("succeeded", "succeeded") | ("failed" | "replaced", "failed") => st.agreed += 1,
+            ("pending", "succeeded" | "failed") => st.awaiting += 1,
+            ("pending", "pending") => {}
+            _ => st.misapplied.push(i),
+        }
+    }
+    st.unknown_to_us = theirs
+        .iter()
+        .filter(|t| !known.contains(t.reference))
+        .count();
+    st
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_agree_only_on_the_same_payment_settled_alike() {
+        let l = |reference, status, amount_minor| Line {
+            reference,
+            status,
+            amount_minor,
+            currency: "MXN",
+        };
+        let ours = [
+            l("a", "succeeded", 100),
+            l("b", "failed", 100),
+            l("c", "pending", 100),
+            l("d", "succeeded", 100),
+            l("e", "succeeded", 100),
+            l("f", "failed", 100),
+            l("g", "pending", 100),
+            l("h", "replaced", 100),
+        ];
+        let theirs = [
+            l("a", "succeeded", 100),
+            l("b", "failed", 100),
+            l("c", "succeeded", 100),
+            // d: charged a different amount; e: never reached them; f: they took the money.
+            l("d", "succeeded", 90),
+            l("f", "succeeded", 100),
+            l("g", "pending", 100),
+            l("h", "failed", 100),
+            l("z", "succeeded", 100),
+        ];
+        let st = statement(&ours, &theirs);
+        assert_eq!(st.misapplied, [3, 4, 5]);
+        assert_eq!((st.agreed, st.awaiting, st.unknown_to_us), (3, 1, 1));
+        let mut other = theirs;
+        other[0].currency = "USD";
+        assert_eq!(statement(&ours[..1], &other[..1]).misapplied, [0]);
+    }
     use crate::money::Currency;
 
     #[test]

@@ -116,6 +116,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     17 "0017_texts",
     18 "0018_phone_reports",
     19 "0019_payment_references",
+    20 "0020_texts_lane",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -137,6 +138,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     17 "0017_texts",
     18 "0018_phone_reports",
     19 "0019_payment_references",
+    20 "0020_texts_lane",
 );
 
 impl Db {
@@ -281,6 +283,12 @@ impl Db {
             }
             Backend::Postgres => Err(StoreError::invalid("err-backup-postgres")),
         }
+    }
+
+    /// Close every connection (before the database is replaced or dropped).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.pool.close().await;
     }
 
     /// Run one statement outside any feature (benchmarks, admin tasks).

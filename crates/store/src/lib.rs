@@ -5,6 +5,7 @@
 //! It knows nothing of HTTP or HTML.
 
 pub mod agents;
+pub mod audit;
 pub mod catalog;
 pub mod champions;
 pub mod db;

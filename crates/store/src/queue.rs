@@ -7,20 +7,26 @@ use crate::{Db, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use sqlx::{Any, Transaction};
 
 /// The worker loops. Order timers never share a loop with calls to outside providers, so a
-/// slow gateway cannot delay an escrow release; the route planner's CPU work has its own.
+/// slow gateway cannot delay an escrow release; money (mobile-money requests and status
+/// checks, payouts) never waits behind a burst of texts; the route planner's CPU work has its
+/// own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
     Timers,
+    /// Calls to the money providers.
     Providers,
+    /// Texts to the SMS gateway.
+    Texts,
     Planner,
 }
 
 impl Lane {
-    pub const ALL: [Lane; 3] = [Lane::Timers, Lane::Providers, Lane::Planner];
+    pub const ALL: [Lane; 4] = [Lane::Timers, Lane::Providers, Lane::Texts, Lane::Planner];
     pub fn as_str(&self) -> &'static str {
         match self {
             Lane::Timers => "timers",
             Lane::Providers => "providers",
+            Lane::Texts => "texts",
             Lane::Planner => "planner",
         }
     }
@@ -70,7 +76,8 @@ impl Kind {
     pub fn lane(&self) -> Lane {
         match self {
             Kind::OrderTimer => Lane::Timers,
-            Kind::Sms | Kind::MomoRequest | Kind::MomoStatus | Kind::Payout => Lane::Providers,
+            Kind::MomoRequest | Kind::MomoStatus | Kind::Payout => Lane::Providers,
+            Kind::Sms => Lane::Texts,
             Kind::RoutePlan => Lane::Planner,
         }
     }
@@ -453,8 +460,9 @@ mod tests {
             assert!(k.max_attempts() >= 1);
         }
         assert_eq!(Kind::OrderTimer.lane(), Lane::Timers);
-        for k in [Kind::Sms, Kind::MomoRequest, Kind::MomoStatus, Kind::Payout] {
+        for k in [Kind::MomoRequest, Kind::MomoStatus, Kind::Payout] {
             assert_eq!(k.lane(), Lane::Providers);
         }
+        assert_eq!(Kind::Sms.lane(), Lane::Texts);
     }
 }

@@ -31,11 +31,11 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
                 .unwrap()
                 .is_empty()
         );
-        let got = db.claim_jobs(Lane::Providers, "a", 10, 1000).await.unwrap();
-        assert_eq!(got.len(), 1, "the status check is not due yet");
+        let got = db.claim_jobs(Lane::Texts, "a", 10, 1000).await.unwrap();
+        assert_eq!(got.len(), 1, "the status check is in the providers' lane");
         assert_eq!((got[0].id, got[0].attempts), (sms, 1));
         assert!(
-            db.claim_jobs(Lane::Providers, "b", 10, 1000)
+            db.claim_jobs(Lane::Texts, "b", 10, 1000)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -43,12 +43,12 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
         );
         // a dies: after the lease, b claims it (its second attempt).
         db.clock.advance(Duration::from_millis(1500));
-        let again = db.claim_jobs(Lane::Providers, "b", 10, 1000).await.unwrap();
+        let again = db.claim_jobs(Lane::Texts, "b", 10, 1000).await.unwrap();
         assert_eq!((again[0].id, again[0].attempts), (sms, 2));
         // A failure waits out the backoff, doubling each time.
         assert!(!db.retry_job(&again[0], "gateway down").await.unwrap());
         assert!(
-            db.claim_jobs(Lane::Providers, "c", 10, 1000)
+            db.claim_jobs(Lane::Texts, "c", 10, 1000)
                 .await
                 .unwrap()
                 .is_empty()
@@ -57,7 +57,7 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
             backoff(Kind::Sms.backoff_ms(), 2) as u64 + 1,
         ));
         let mut job = db
-            .claim_jobs(Lane::Providers, "c", 10, 1000)
+            .claim_jobs(Lane::Texts, "c", 10, 1000)
             .await
             .unwrap()
             .into_iter()
@@ -68,7 +68,7 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
         while !db.retry_job(&job, "gateway down").await.unwrap() {
             db.clock.advance(Duration::from_secs(3600));
             job = db
-                .claim_jobs(Lane::Providers, "c", 10, 1000)
+                .claim_jobs(Lane::Texts, "c", 10, 1000)
                 .await
                 .unwrap()
                 .into_iter()
@@ -83,7 +83,7 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
         db.requeue(sms).await.unwrap();
         assert!(db.requeue(sms).await.is_err(), "only dead jobs");
         let back = db
-            .claim_jobs(Lane::Providers, "d", 10, 1000)
+            .claim_jobs(Lane::Texts, "d", 10, 1000)
             .await
             .unwrap()
             .into_iter()

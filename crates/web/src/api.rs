@@ -199,10 +199,33 @@ pub mod dto {
     #[derive(Deserialize, ToSchema)]
     pub struct Line {
         #[schema(minimum = 1)]
+        #[serde(deserialize_with = "integral")]
         pub product_id: i64,
         /// Units of the product (lines naming the same product add up).
         #[schema(minimum = 1, maximum = 999)]
+        #[serde(deserialize_with = "integral")]
         pub quantity: i64,
+    }
+
+    /// A whole number as JSON Schema counts one: `2` and `2.0` alike; a fraction is refused.
+    fn integral<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let n = serde_json::Number::deserialize(d)?;
+        if let Some(i) = n.as_i64() {
+            return Ok(i);
+        }
+        match n.as_f64() {
+            // Exactly representable whole numbers only (2^53).
+            Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
+            _ => Err(serde::de::Error::custom(format!(
+                "{n} is not a whole number"
+            ))),
+        }
+    }
+
+    fn integral_opt<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        #[derive(Deserialize)]
+        struct W(#[serde(deserialize_with = "integral")] i64);
+        Ok(Option::<W>::deserialize(d)?.map(|w| w.0))
     }
 
     /// Buy: one payment, one order per seller.
@@ -354,6 +377,7 @@ pub mod dto {
         #[serde(default)]
         pub reason: String,
         /// Resolving a dispute: how much goes back to the buyer.
+        #[serde(default, deserialize_with = "integral_opt")]
         pub refund_minor: Option<i64>,
     }
 
@@ -459,6 +483,13 @@ async fn checkout(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Problem(AppError::bad(Msg::new("err-idempotency-header"))))?;
+    // As the document says (KEY_PATTERN): printable ASCII, not all spaces, at most 100.
+    if key.len() > 100
+        || !key.bytes().all(|b| (b' '..=b'~').contains(&b))
+        || key.bytes().all(|b| b == b' ')
+    {
+        return Err(Problem(AppError::bad(Msg::new("err-idempotency-key"))));
+    }
     let b: dto::Checkout = json_body(&body)?;
     let req = CheckoutRequest {
         buyer_id: user.id,
@@ -712,7 +743,11 @@ pub fn openapi_doc() -> utoipa::openapi::OpenApi {
         .into_iter()
         .flatten()
         {
-            for (code, why) in EVERY_OPERATION_MAY {
+            let body = op
+                .request_body
+                .is_some()
+                .then_some(("413", "the body is too large"));
+            for (code, why) in EVERY_OPERATION_MAY.into_iter().chain(body) {
                 if !op.responses.responses.contains_key(code) {
                     let r = ResponseBuilder::new()
                         .description(why)
@@ -733,9 +768,69 @@ pub fn openapi_doc() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// What no text the API takes may hold (`tianguis_domain::text`): control characters (line
+/// breaks and tab aside, which a reason or a search may carry) and bidirectional overrides.
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]*$";
+/// A path segment: no control character at all.
+pub const SEGMENT_PATTERN: &str =
+    "^[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]*$";
+/// An idempotency key: 1 to 100 printable ASCII characters, not all spaces.
+pub const KEY_PATTERN: &str = "^[ -~]*[!-~][ -~]*$";
+
+/// The document as served: [`openapi_doc`] with the rules every text obeys written into each
+/// string's schema (so a client, or a fuzzer, knows what is refused before sending it).
+pub fn openapi_json() -> serde_json::Value {
+    use serde_json::Value;
+    fn is_string(v: &Value) -> bool {
+        v["type"] == "string"
+            || v["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&"string".into()))
+    }
+    fn constrain(v: &mut Value, pattern: &str) {
+        if let Some(o) = v.as_object_mut()
+            && !o.contains_key("pattern")
+            && !o.contains_key("enum")
+            && !o.contains_key("format")
+        {
+            o.insert("pattern".into(), pattern.into());
+        }
+    }
+    fn walk(v: &mut Value) {
+        if is_string(v) {
+            constrain(v, TEXT_PATTERN);
+        }
+        match v {
+            Value::Object(o) => {
+                // A parameter: its schema by where it is.
+                let place = o.get("in").and_then(Value::as_str).map(str::to_string);
+                let name = o.get("name").and_then(Value::as_str).map(str::to_string);
+                if let (Some(place), Some(name)) = (place, name)
+                    && let Some(schema) = o.get_mut("schema")
+                    && is_string(schema)
+                {
+                    if name == "Idempotency-Key" {
+                        schema["minLength"] = 1.into();
+                        schema["maxLength"] = 100.into();
+                        constrain(schema, KEY_PATTERN);
+                    } else if place == "path" {
+                        constrain(schema, SEGMENT_PATTERN);
+                    }
+                }
+                o.values_mut().for_each(walk);
+            }
+            Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut doc = serde_json::to_value(openapi_doc()).unwrap_or_default();
+    walk(&mut doc);
+    doc
+}
+
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "this document")))]
 async fn openapi() -> Response {
-    Json(openapi_doc()).into_response()
+    Json(openapi_json()).into_response()
 }
 
 #[cfg(test)]
@@ -745,7 +840,7 @@ mod tests {
     /// to pay; the lines' fields required).
     #[test]
     fn the_openapi_document_covers_every_route_and_says_what_the_code_does() {
-        let doc = serde_json::to_value(super::openapi_doc()).unwrap();
+        let doc = super::openapi_json();
         for r in crate::caps::route_list()
             .into_iter()
             .filter(|r| r.capability == "api")

@@ -198,6 +198,43 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The three local simulators as a process of their own (`tianguis simulate`), at the paths
+/// the server mounts them at: a provider that outlives the server it serves, as a real one
+/// does, for the fault tests (kill the server, restore its database) and for demos of the real
+/// adapters. Its keys are `config`'s; the mobile-money one calls back only `config.public_url`.
+pub fn standalone_simulators(config: &Config) -> Router {
+    let approve = (config.sim_approve_after_ms > 0)
+        .then(|| Duration::from_millis(config.sim_approve_after_ms));
+    Router::new()
+        .nest_service(
+            "/sim/momo",
+            payments::simulator(
+                config.momo_secret.as_bytes(),
+                &config.momo_api_key,
+                approve,
+                &api::callback_url(&config.public_url),
+            ),
+        )
+        .nest_service(
+            "/sim/sms",
+            sms::simulator(
+                &config.sms_username,
+                &config.sms_api_key,
+                sms::SimOutbox::default(),
+            ),
+        )
+        .nest_service(
+            "/sim/disburse",
+            disburse::simulator(
+                &config.payout_api_user,
+                &config.payout_api_key,
+                &config.payout_subscription_key,
+                disburse::SimLedger::default(),
+            ),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+}
+
 /// What the edge itself serves: health, the offline script, metrics.
 pub fn edge_routes() -> caps::Table {
     caps::Table::new("edge")
@@ -411,28 +448,45 @@ pub fn spawn_workers_until(
     let runner = runner(&state);
     let every = Duration::from_millis(state.config.worker_interval_ms.max(50));
     let mut loops = Vec::new();
-    for (lane, period) in [(Lane::Providers, every * 2), (Lane::Planner, every * 2)] {
-        let (s, r, mut stop) = (state.clone(), runner.clone(), stop.clone());
-        loops.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            let mut n: u64 = 0;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.wait_for(|s| *s) => break,
-                }
-                if lane == Lane::Planner && n.is_multiple_of(30) {
-                    // Morning plans about once a minute; queued plans every tick.
-                    if let Err(e) = caps::courier::queue_morning_plans(&s.db).await {
-                        tracing::warn!(error = %e, "morning plans failed");
+    // Calls to providers wait on the network, so each lane has several loops taking one job
+    // at a time; a loop whose round was full goes again at once (a backlog drains at the
+    // providers' pace, not the tick's).
+    const ROUND: i64 = 20;
+    for (lane, period, loops_in_lane) in [
+        (Lane::Providers, every, 4),
+        (Lane::Texts, every, 2),
+        (Lane::Planner, every * 2, 1),
+    ] {
+        for worker in 0..loops_in_lane {
+            let (s, r, mut stop) = (state.clone(), runner.clone(), stop.clone());
+            loops.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(period);
+                let mut n: u64 = 0;
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                    if lane == Lane::Planner && worker == 0 && n.is_multiple_of(30) {
+                        // Morning plans about once a minute; queued plans every tick.
+                        if let Err(e) = caps::courier::queue_morning_plans(&s.db).await {
+                            tracing::warn!(error = %e, "morning plans failed");
+                        }
+                    }
+                    n += 1;
+                    loop {
+                        match r.run_lane(&s.db, lane, ROUND).await {
+                            Ok(run) if i64::from(run.total()) >= ROUND && !*stop.borrow() => {}
+                            Ok(_) => break,
+                            Err(e) => {
+                                tracing::warn!(error = %e, lane = lane.as_str(), "job run failed");
+                                break;
+                            }
+                        }
                     }
                 }
-                n += 1;
-                if let Err(e) = r.run_lane(&s.db, lane, 20).await {
-                    tracing::warn!(error = %e, lane = lane.as_str(), "job run failed");
-                }
-            }
-        }));
+            }));
+        }
     }
     let mut stop_timers = stop;
     loops.push(tokio::spawn(async move {

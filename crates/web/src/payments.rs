@@ -323,7 +323,7 @@ pub fn simulator(
             .unwrap_or_default(),
     };
     axum::Router::new()
-        .route("/v1/payments", post(sim_request))
+        .route("/v1/payments", post(sim_request).get(sim_list))
         .route("/v1/payments/{r}", get(sim_status))
         .with_state(sim)
 }
@@ -429,6 +429,25 @@ async fn sim_status(State(sim): State<Sim>, h: HeaderMap, Path(r): Path<String>)
         Some((req, status)) => Json(sim_answer(&r, &req, &status)).into_response(),
         None => (StatusCode::NOT_FOUND, "unknown payment").into_response(),
     }
+}
+
+/// Every payment the simulator holds, as a provider's statement of account would list them
+/// (the fault tests compare it with the marketplace's own payments). Needs the API key.
+async fn sim_list(State(sim): State<Sim>, h: HeaderMap) -> Response {
+    if !authorised(&sim, &h) {
+        return (StatusCode::UNAUTHORIZED, "bad api key").into_response();
+    }
+    let mut all: Vec<PaymentStatus> = sim
+        .payments
+        .lock()
+        .map(|m| {
+            m.iter()
+                .map(|(r, (req, status))| sim_answer(r, req, status))
+                .collect()
+        })
+        .unwrap_or_default();
+    all.sort_by(|a, b| a.provider_ref.cmp(&b.provider_ref));
+    Json(all).into_response()
 }
 
 #[cfg(test)]

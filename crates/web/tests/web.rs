@@ -1247,7 +1247,7 @@ async fn every_state_changing_form_refuses_a_missing_or_forged_token() {
                 .await
                 .unwrap()
                 .iter()
-                .filter(|j| j.lane == "providers" && j.run_at <= now)
+                .filter(|j| (j.lane == "providers" || j.lane == "texts") && j.run_at <= now)
                 .count();
             if due == 0 {
                 break;
