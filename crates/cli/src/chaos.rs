@@ -378,6 +378,8 @@ struct Seen {
     /// A replay answered with another checkout, or not 200.
     replay_mismatches: AtomicU64,
     server_errors: AtomicU64,
+    /// Given up after two minutes without an answer (the run stays bounded; a failure).
+    unanswered: AtomicU64,
     refused: AtomicU64,
     moves: AtomicU64,
     cash: AtomicU64,
@@ -424,6 +426,11 @@ impl Driver {
         let started = Instant::now();
         let mut first = true;
         loop {
+            if started.elapsed() > Duration::from_secs(120) {
+                self.seen.unanswered.fetch_add(1, Relaxed);
+                tracing::warn!("no answer to {path} for two minutes");
+                return (0, String::new());
+            }
             let n = self.next.fetch_add(1, Relaxed) as usize;
             let live: Vec<usize> = (0..self.bases.len())
                 .filter(|i| self.alive[*i].load(Relaxed))
@@ -1076,7 +1083,11 @@ pub async fn run(url: &str, a: Args) -> Result<()> {
         }
         println!("lost          {}", report.lost);
         println!("duplicated    {}", report.duplicated);
-        println!("server errors {}", s.server_errors.load(Relaxed));
+        println!(
+            "server errors {} ({} requests never answered)",
+            s.server_errors.load(Relaxed),
+            s.unanswered.load(Relaxed)
+        );
         let au = &report.audit;
         println!(
             "ledger        {} unbalanced transactions, {} drifted accounts, {} negative protected accounts, totals {}, paid in {} = payments {}",
@@ -1158,6 +1169,7 @@ impl Report {
             && self.moves_missing == 0
             && seen.replay_mismatches.load(Relaxed) == 0
             && seen.server_errors.load(Relaxed) == 0
+            && seen.unanswered.load(Relaxed) == 0
     }
 }
 
