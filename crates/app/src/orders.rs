@@ -76,10 +76,8 @@ async fn replay(
 /// the same idempotency key returns the first result (true) and creates nothing. Everything
 /// that can be checked is checked before the write transaction begins.
 pub async fn checkout(db: &Db, req: &CheckoutRequest) -> Result<(CheckoutResult, bool)> {
-    let key = req.idempotency_key.trim();
-    if key.is_empty() || key.len() > 100 {
-        return Err(StoreError::invalid("err-idempotency-key"));
-    }
+    let key = checkout::idempotency_key(&req.idempotency_key)
+        .ok_or(StoreError::invalid("err-idempotency-key"))?;
     let settings = db.settings().await?;
     let phone = settings.phone(&req.phone)?;
     let lines = match checkout::merge_lines(&req.lines, settings.max_checkout_lines()) {

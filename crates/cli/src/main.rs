@@ -130,8 +130,8 @@ enum Cmd {
     /// real money moves, no text leaves this machine), for the fault tests and demos of the
     /// real adapters: give the server their URLs (BIND/sim/momo, /sim/sms, /sim/disburse).
     Simulate(Box<SimulateArgs>),
-    /// Fault test: run real servers on an empty database, drive shoppers, sellers, couriers,
-    /// cashiers and payouts at them, kill them with SIGKILL at random moments and restart
+    /// Fault test: run real servers on an empty database, drive shoppers, sellers and buyers,
+    /// a cashier and payout runs at them, kill them with SIGKILL at random moments and restart
     /// them, then check with SQL that nothing acknowledged was lost or duplicated, the books
     /// balance, stock and timers are exact and no payment is stranded or mis-applied.
     Chaos(Box<chaos::Args>),

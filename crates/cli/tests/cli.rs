@@ -16,6 +16,15 @@ fn tianguis(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
     )
 }
 
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn temp_dir() -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("tianguis-cli-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
@@ -337,11 +346,7 @@ fn sigterm_answers_the_request_in_flight_then_exits_cleanly() {
     use std::time::{Duration, Instant};
     let d = temp_dir().join("graceful");
     std::fs::create_dir_all(&d).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tianguis"))
         .args([
@@ -423,7 +428,7 @@ fn sigterm_answers_the_request_in_flight_then_exits_cleanly() {
 /// killed each time. `tianguis chaos` audits with SQL and exits non-zero when anything broke;
 /// its report is printed here for the log.
 fn chaos(url: &str, extra: &[&str]) -> String {
-    let d = temp_dir().join(format!("chaos-{}", tianguis_store_token()));
+    let d = temp_dir().join(format!("chaos-{}", unique()));
     std::fs::create_dir_all(&d).unwrap();
     let mut args = vec!["--database-url", url, "chaos", "--dir"];
     let dir = d.to_string_lossy().into_owned();
@@ -439,7 +444,8 @@ fn chaos(url: &str, extra: &[&str]) -> String {
     out
 }
 
-fn tianguis_store_token() -> String {
+/// A name no other test of this run uses.
+fn unique() -> String {
     format!(
         "{}-{}",
         std::process::id(),
@@ -508,13 +514,9 @@ fn the_api_holds_under_schemathesis() {
             return;
         }
     };
-    let d = temp_dir().join(format!("fuzz-{}", tianguis_store_token()));
+    let d = temp_dir().join(format!("fuzz-{}", unique()));
     std::fs::create_dir_all(&d).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let db = "--database-url=sqlite:fuzz.db";
     let mut server = Command::new(env!("CARGO_BIN_EXE_tianguis"))
         .args([

@@ -185,9 +185,29 @@ pub fn may_pay_again(
     Ok(())
 }
 
+/// A checkout's idempotency key as a device sends it: at most 100 printable ASCII characters,
+/// not all spaces (the API's document says the same). The key kept is the one given, with the
+/// spaces at its ends trimmed; None when it is not a key.
+pub fn idempotency_key(raw: &str) -> Option<&str> {
+    if raw.len() > 100 || !raw.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return None;
+    }
+    Some(raw.trim_matches(' ')).filter(|k| !k.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_idempotency_key_is_printable_ascii_of_at_most_a_hundred() {
+        assert_eq!(idempotency_key(" 0a1b "), Some("0a1b"));
+        assert_eq!(idempotency_key(&"k".repeat(100)).map(str::len), Some(100));
+        for bad in ["", "   ", "a\tb", "caf\u{e9}", &"k".repeat(101)] {
+            assert_eq!(idempotency_key(bad), None, "{bad:?}");
+        }
+    }
+
     fn m(x: i64) -> Money {
         Money::new(x, Currency::parse("MXN").unwrap())
     }

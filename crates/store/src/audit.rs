@@ -7,6 +7,7 @@
 
 use crate::{Db, Result, row_i64, row_opt_str, row_str};
 use std::collections::{HashMap, HashSet};
+use tianguis_domain::kinds::PaymentMethod;
 use tianguis_domain::process::{OrderState, Transition, awaited_timers, stock_returned};
 
 /// What the audit found. `holds()` is the verdict; the fields say what is wrong.
@@ -65,11 +66,9 @@ impl Audit {
 #[derive(Debug, Clone)]
 pub struct AuditPayment {
     pub id: i64,
-    pub checkout_id: i64,
     pub method: String,
     pub status: String,
     pub reference: Option<String>,
-    pub provider_ref: Option<String>,
     pub amount_minor: i64,
     pub currency: String,
 }
@@ -127,13 +126,15 @@ impl Db {
 
         // Stock: what was put in, less what orders still hold (returned stock is back).
         let held = self.stock_held_by_live_orders().await?;
+        let stock: HashMap<i64, i64> = sqlx::query("SELECT id, stock FROM products")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((row_i64(r, "id")?, row_i64(r, "stock")?)))
+            .collect::<Result<_>>()?;
         for &(product, base) in baseline {
-            let r = sqlx::query("SELECT stock FROM products WHERE id = $1")
-                .bind(product)
-                .fetch_one(&self.pool)
-                .await?;
             let expected = base - held.get(&product).copied().unwrap_or(0);
-            let found = row_i64(&r, "stock")?;
+            let found = stock.get(&product).copied().unwrap_or(0);
             if expected != found {
                 a.stock_off.push((product, expected, found));
             }
@@ -171,7 +172,7 @@ impl Db {
             let state_word = row_str(&r, "state")?;
             let state = OrderState::parse(&state_word)
                 .ok_or_else(|| crate::StoreError::Corrupt(format!("state {state_word}")))?;
-            let on_delivery = row_str(&r, "method")? == "cash_on_delivery";
+            let on_delivery = row_str(&r, "method")? == PaymentMethod::CashOnDelivery.as_str();
             let awaited: Vec<Transition> = awaited_timers(state, on_delivery);
             if !awaited.is_empty()
                 && !awaited
@@ -269,11 +270,20 @@ impl Db {
             .collect()
     }
 
+    /// Every (order, transition) in the orders' histories.
+    pub async fn order_transitions(&self) -> Result<HashSet<(i64, String)>> {
+        sqlx::query("SELECT DISTINCT order_id, transition FROM order_events")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((row_i64(r, "order_id")?, row_str(r, "transition")?)))
+            .collect()
+    }
+
     /// Every payment, for comparing with a provider's statement.
     pub async fn audit_payments(&self) -> Result<Vec<AuditPayment>> {
         let rows = sqlx::query(
-            "SELECT id, checkout_id, method, status, reference, provider_ref, amount_minor, currency \
-             FROM payments ORDER BY id",
+            "SELECT id, method, status, reference, amount_minor, currency FROM payments ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -281,11 +291,9 @@ impl Db {
             .map(|r| {
                 Ok(AuditPayment {
                     id: row_i64(r, "id")?,
-                    checkout_id: row_i64(r, "checkout_id")?,
                     method: row_str(r, "method")?,
                     status: row_str(r, "status")?,
                     reference: row_opt_str(r, "reference")?,
-                    provider_ref: row_opt_str(r, "provider_ref")?,
                     amount_minor: row_i64(r, "amount_minor")?,
                     currency: row_str(r, "currency")?,
                 })

@@ -483,11 +483,8 @@ async fn checkout(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| Problem(AppError::bad(Msg::new("err-idempotency-header"))))?;
-    // As the document says (KEY_PATTERN): printable ASCII, not all spaces, at most 100.
-    if key.len() > 100
-        || !key.bytes().all(|b| (b' '..=b'~').contains(&b))
-        || key.bytes().all(|b| b == b' ')
-    {
+    // Refused before the body is read, as the document says (KEY_PATTERN).
+    if tianguis_domain::checkout::idempotency_key(key).is_none() {
         return Err(Problem(AppError::bad(Msg::new("err-idempotency-key"))));
     }
     let b: dto::Checkout = json_body(&body)?;
@@ -774,7 +771,8 @@ pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\
 /// A path segment: no control character at all.
 pub const SEGMENT_PATTERN: &str =
     "^[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]*$";
-/// An idempotency key: 1 to 100 printable ASCII characters, not all spaces.
+/// An idempotency key (`tianguis_domain::checkout::idempotency_key`): 1 to 100 printable
+/// ASCII characters, not all spaces.
 pub const KEY_PATTERN: &str = "^[ -~]*[!-~][ -~]*$";
 
 /// The document as served: [`openapi_doc`] with the rules every text obeys written into each

@@ -160,53 +160,33 @@ pub fn app(state: AppState) -> Router {
         .merge(caps::router(state.clone()))
         .nest("/api/v1", api::router())
         .merge(edge_routes().into_parts().0);
-    if state.config.simulator {
-        r = r.nest_service(
-            "/sim/momo",
-            payments::simulator(
-                state.config.momo_secret.as_bytes(),
-                &state.config.momo_api_key,
-                Some(Duration::from_millis(state.config.sim_approve_after_ms)),
-                &api::callback_url(&state.config.public_url),
-            ),
-        );
-    }
-    if let Some(outbox) = &state.sms_sim {
-        r = r.nest_service(
-            "/sim/sms",
-            sms::simulator(
-                &state.config.sms_username,
-                &state.config.sms_api_key,
-                outbox.clone(),
-            ),
-        );
-    }
-    if let Some(ledger) = &state.disburse_sim {
-        r = r.nest_service(
-            "/sim/disburse",
-            disburse::simulator(
-                &state.config.payout_api_user,
-                &state.config.payout_api_key,
-                &state.config.payout_subscription_key,
-                ledger.clone(),
-            ),
-        );
-    }
+    r = r.merge(simulator_routes(
+        &state.config,
+        state.config.simulator,
+        state.sms_sim.clone(),
+        state.disburse_sim.clone(),
+    ));
     r.layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CompressionLayer::new())
         .layer(DefaultBodyLimit::max(12 * 1024 * 1024))
         .with_state(state)
 }
 
-/// The three local simulators as a process of their own (`tianguis simulate`), at the paths
-/// the server mounts them at: a provider that outlives the server it serves, as a real one
-/// does, for the fault tests (kill the server, restore its database) and for demos of the real
-/// adapters. Its keys are `config`'s; the mobile-money one calls back only `config.public_url`.
-pub fn standalone_simulators(config: &Config) -> Router {
-    let approve = (config.sim_approve_after_ms > 0)
-        .then(|| Duration::from_millis(config.sim_approve_after_ms));
-    Router::new()
-        .nest_service(
+/// The local simulators at the paths the adapters are pointed at, with `config`'s keys:
+/// mobile money when `momo` (calling back only `config.public_url`; a payer approves after
+/// `sim_approve_after_ms`, never by itself when 0), texts and payouts when given where to keep
+/// what they were sent.
+fn simulator_routes<S: Clone + Send + Sync + 'static>(
+    config: &Config,
+    momo: bool,
+    sms_sent: Option<sms::SimOutbox>,
+    payouts: Option<disburse::SimLedger>,
+) -> Router<S> {
+    let mut r = Router::new();
+    if momo {
+        let approve = (config.sim_approve_after_ms > 0)
+            .then(|| Duration::from_millis(config.sim_approve_after_ms));
+        r = r.nest_service(
             "/sim/momo",
             payments::simulator(
                 config.momo_secret.as_bytes(),
@@ -214,25 +194,40 @@ pub fn standalone_simulators(config: &Config) -> Router {
                 approve,
                 &api::callback_url(&config.public_url),
             ),
-        )
-        .nest_service(
+        );
+    }
+    if let Some(outbox) = sms_sent {
+        r = r.nest_service(
             "/sim/sms",
-            sms::simulator(
-                &config.sms_username,
-                &config.sms_api_key,
-                sms::SimOutbox::default(),
-            ),
-        )
-        .nest_service(
+            sms::simulator(&config.sms_username, &config.sms_api_key, outbox),
+        );
+    }
+    if let Some(ledger) = payouts {
+        r = r.nest_service(
             "/sim/disburse",
             disburse::simulator(
                 &config.payout_api_user,
                 &config.payout_api_key,
                 &config.payout_subscription_key,
-                disburse::SimLedger::default(),
+                ledger,
             ),
-        )
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        );
+    }
+    r
+}
+
+/// The three local simulators as a process of their own (`tianguis simulate`), at the paths
+/// the server mounts them at: a provider that outlives the server it serves, as a real one
+/// does, for the fault tests (kill the server, restore its database) and for demos of the real
+/// adapters.
+pub fn standalone_simulators(config: &Config) -> Router {
+    simulator_routes(
+        config,
+        true,
+        Some(sms::SimOutbox::default()),
+        Some(disburse::SimLedger::default()),
+    )
+    .route("/healthz", axum::routing::get(|| async { "ok" }))
 }
 
 /// What the edge itself serves: health, the offline script, metrics.
