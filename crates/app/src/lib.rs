@@ -7,6 +7,7 @@
 pub mod assisted;
 pub mod engine;
 pub mod images;
+pub mod import;
 pub mod logistics;
 pub mod notify;
 pub mod orders;

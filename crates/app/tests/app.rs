@@ -204,13 +204,14 @@ fn product(cat: i64, name: &str, price: i64, stock: i64) -> ProductInput {
 async fn demo_data_covers_the_district_and_keeps_the_ledger_balanced() {
     for t in all().await {
         tianguis_demo::seed(&t.db, false).await.unwrap();
-        let (products, total) =
+        let page =
             t.db.search(&SearchQuery {
                 limit: 10,
                 ..Default::default()
             })
             .await
             .unwrap();
+        let (products, total) = (page.products, page.total);
         assert!(total >= 300, "{total} products on {}", t.url);
         assert_eq!(products.len(), 10);
         let places = t.db.places().await.unwrap();
@@ -308,7 +309,7 @@ async fn demo_data_covers_the_district_and_keeps_the_ledger_balanced() {
             })
             .await
             .unwrap()
-            .1,
+            .total,
             total
         );
     }
@@ -547,35 +548,397 @@ async fn delivery_releases_escrow_to_the_seller_less_the_fee() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn search_ignores_case_and_accents_and_reads_bangla() {
+async fn search_ranks_by_field_corrects_typos_filters_and_pages_by_key() {
+    use tianguis_domain::search::{Cursor, Sort};
+    for t in all().await {
+        let (place, cat, seller) = small_shop(&t.db).await;
+        let town =
+            t.db.create_place("San Blas", "village", Some(place))
+                .await
+                .unwrap();
+        let u = tianguis_app::people::create_user(
+            &t.db,
+            NewUser {
+                phone: "+52111111199",
+                email: None,
+                name: "Ana",
+                password: "password1",
+                role: Role::Seller,
+                place_id: Some(town),
+            },
+        )
+        .await
+        .unwrap();
+        // The shop's name holds "cafe": its scarf must come after listings named so.
+        let cafe_shop =
+            t.db.create_seller(u.id, "Café Tres Ríos", town, 1, true)
+                .await
+                .unwrap();
+        let textiles =
+            t.db.create_category("textiles", "Textiles", "Textiles", None)
+                .await
+                .unwrap();
+        let mk = |name: &str, price: i64, stock: i64| product(cat, name, price, stock);
+        let scarf =
+            t.db.create_product(
+                cafe_shop,
+                &ProductInput {
+                    category_id: textiles,
+                    ..mk("Wool scarf", 30000, 2)
+                },
+            )
+            .await
+            .unwrap();
+        let mut d = mk("Mug", 8000, 4);
+        d.description = "For your cafe de olla".into();
+        let mug = t.db.create_product(seller, &d).await.unwrap();
+        let molido =
+            t.db.create_product(seller, &mk("Café molido", 12000, 5))
+                .await
+                .unwrap();
+        let mut tor = mk("Corn tortillas", 2500, 0);
+        tor.name_es = Some("Tortillas de maíz".into());
+        let tortillas = t.db.create_product(seller, &tor).await.unwrap();
+        let mango =
+            t.db.create_product(seller, &mk("Mango", 1500, 9))
+                .await
+                .unwrap();
+        let mut k = mk("Nakshi kantha quilt", 90000, 1);
+        k.name_bn = Some("নকশি কাঁথা".into());
+        let kantha = t.db.create_product(seller, &k).await.unwrap();
+        let mut c = mk("Drinking chocolate", 9500, 3);
+        c.name_es = Some("Chocolate de mesa OAXAQUEÑO".into());
+        t.db.create_product(seller, &c).await.unwrap();
+        let q = |text: &str| SearchQuery {
+            text: text.into(),
+            limit: 10,
+            ..Default::default()
+        };
+        let ids = |p: &tianguis_store::catalog::SearchPage| {
+            p.products.iter().map(|p| p.id).collect::<Vec<_>>()
+        };
+        let find = |q: SearchQuery| {
+            let db = t.db.clone();
+            async move { db.search(&q).await.unwrap() }
+        };
+        // Relevance: the name, then the description, then the shop's name.
+        let page = find(q("cafe")).await;
+        assert_eq!(ids(&page), vec![molido, mug, scarf], "{}", t.url);
+        assert_eq!(
+            (page.total, page.capped, page.corrected.clone()),
+            (3, false, None)
+        );
+        // Accents, case, prefixes, every word must match.
+        assert_eq!(ids(&find(q("CAFÉ Mol")).await), vec![molido]);
+        assert_eq!(find(q("oaxaqueno")).await.total, 1);
+        assert_eq!(
+            find(q("quilt chocolate")).await.total,
+            0,
+            "every word must match"
+        );
+        assert_eq!(find(q("'; DROP TABLE products; --")).await.total, 0);
+        // Bangla words are whole words, by prefix too.
+        assert_eq!(ids(&find(q("কাঁথা")).await), vec![kantha]);
+        assert_eq!(ids(&find(q("নক")).await), vec![kantha]);
+        assert_eq!(find(q("কাথা")).await.corrected.as_deref(), Some("কাঁথা"));
+        // Typos are corrected, and the page says what was searched.
+        for (typed, meant, id) in [
+            ("tortilas", "tortillas", tortillas),
+            ("mnago", "mango", mango),
+            ("cafee molido", "cafe molido", molido),
+        ] {
+            let p = find(q(typed)).await;
+            assert_eq!(p.corrected.as_deref(), Some(meant), "{typed} on {}", t.url);
+            assert_eq!(ids(&p), vec![id], "{typed}");
+        }
+        let exact = find(SearchQuery {
+            exact: true,
+            ..q("mnago")
+        })
+        .await;
+        assert_eq!((exact.total, exact.corrected), (0, None));
+        assert_eq!(
+            find(q("xqzwv")).await.corrected,
+            None,
+            "nothing close: no guess"
+        );
+        // Filters: place and its children, category, price, stock.
+        let f = |f: SearchQuery| find(f);
+        assert_eq!(
+            ids(&f(SearchQuery {
+                place_id: Some(town),
+                ..q("")
+            })
+            .await),
+            vec![scarf]
+        );
+        assert_eq!(
+            f(SearchQuery {
+                place_id: Some(place),
+                ..q("")
+            })
+            .await
+            .total,
+            7,
+            "a place includes its villages"
+        );
+        assert_eq!(
+            ids(&f(SearchQuery {
+                category_id: Some(textiles),
+                ..q("")
+            })
+            .await),
+            vec![scarf]
+        );
+        assert_eq!(
+            ids(&f(SearchQuery {
+                min_price: Some(8000),
+                max_price: Some(12000),
+                ..q("cafe")
+            })
+            .await),
+            vec![molido, mug]
+        );
+        let stocked = f(SearchQuery {
+            in_stock: true,
+            ..q("tortillas")
+        })
+        .await;
+        assert_eq!(stocked.total, 0, "sold out tortillas are left out");
+        // Orders: price both ways and newest.
+        let cheap = f(SearchQuery {
+            sort: Sort::PriceLow,
+            limit: 3,
+            ..q("")
+        })
+        .await;
+        assert_eq!(ids(&cheap), vec![mango, tortillas, mug]);
+        let dear = f(SearchQuery {
+            sort: Sort::PriceHigh,
+            limit: 2,
+            ..q("")
+        })
+        .await;
+        assert_eq!(ids(&dear), vec![kantha, scarf]);
+        // Keyset paging: every listing once, in order, whatever the page size.
+        for sort in [
+            Sort::Relevance,
+            Sort::Newest,
+            Sort::PriceLow,
+            Sort::PriceHigh,
+        ] {
+            for text in ["", "cafe"] {
+                let mut seen = Vec::new();
+                let mut after: Option<Cursor> = None;
+                loop {
+                    let p = f(SearchQuery {
+                        sort,
+                        after,
+                        limit: 2,
+                        ..q(text)
+                    })
+                    .await;
+                    seen.extend(ids(&p));
+                    match p.next {
+                        Some(n) => after = Some(n),
+                        None => break,
+                    }
+                }
+                let all = f(SearchQuery {
+                    sort,
+                    limit: 100,
+                    ..q(text)
+                })
+                .await;
+                assert_eq!(seen, ids(&all), "{sort:?} {text:?} on {}", t.url);
+                assert_eq!(seen.len() as i64, all.total);
+            }
+        }
+        // An edit is found at once, through another connection to the same database (a second
+        // server), and the old words are gone.
+        let other = Db::connect(&t.url).await.unwrap();
+        let mut m = mk("Ripe mango", 1500, 9);
+        m.description = "Ataulfo".into();
+        t.db.update_product(seller, mango, &m, None).await.unwrap();
+        let seen = other.search(&q("ataulfo")).await.unwrap();
+        assert_eq!(ids(&seen), vec![mango]);
+        assert_eq!(other.search(&q("ripe")).await.unwrap().total, 1);
+        other.close().await;
+    }
+}
+
+/// A counted page says "more than" past the cap instead of counting every match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_stop_at_the_cap() {
     for t in all().await {
         let (_, cat, seller) = small_shop(&t.db).await;
-        let mut p = product(cat, "Drinking chocolate", 9500, 3);
-        p.name_es = Some("Chocolate de mesa OAXAQUEÑO".into());
-        t.db.create_product(seller, &p).await.unwrap();
-        let mut k = product(cat, "Nakshi kantha quilt", 90000, 1);
-        k.name_bn = Some("নকশি কাঁথা".into());
-        t.db.create_product(seller, &k).await.unwrap();
-        let s = |q: &str| {
+        let csv: String =
+            std::iter::once("seller_phone,sku,category,name_en,price,stock\n".to_string())
+                .chain((0..1005).map(|i| format!("+52111111111,S{i},food,Honey jar {i},10,1\n")))
+                .collect();
+        let _ = cat;
+        let _ = seller;
+        let r = tianguis_app::import::import(
+            &t.db,
+            csv.as_bytes(),
+            None::<&mut tianguis_app::import::Photos<std::io::Cursor<Vec<u8>>>>,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!((r.imported, r.refused_count), (1005, 0));
+        let p =
+            t.db.search(&SearchQuery {
+                text: "honey".into(),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (p.total, p.capped),
+            (tianguis_domain::search::COUNT_CAP, true),
+            "{}",
+            t.url
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_catalogue_import_updates_on_a_second_run_and_refuses_bad_lines_whole() {
+    for t in all().await {
+        let (_, _, seller) = small_shop(&t.db).await;
+        t.db.set_country("MX").await.unwrap();
+        let photo = {
+            let mut png = Vec::new();
+            image::DynamicImage::new_rgb8(8, 8)
+                .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+                .unwrap();
+            let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            zip.start_file("jar.png", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut zip, &png).unwrap();
+            zip.start_file("junk.png", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            std::io::Write::write_all(&mut zip, b"not an image").unwrap();
+            zip.finish().unwrap().into_inner()
+        };
+        // Columns in another order; the phone as people write it; a price with a comma.
+        let first = "stock,price,sku,name_es,category,seller_phone,description,photo\n\
+            5,\"1,250.50\",MIEL-1,Miel de abeja,food,111 111 111,Of the sierra,jar.png\n\
+            3,80,CAFE-1,Café de olla,food,+52111111111,,\n\
+            1,80,BAD-1,Sin vendedor,food,+529999999999,,\n\
+            1,80,BAD-2,Otra categoría,toys,+52111111111,,\n\
+            1,12.345,BAD-3,Precio raro,food,+52111111111,,\n\
+            -1,80,BAD-4,Sin existencias,food,+52111111111,,\n\
+            1,80,BAD-5,,food,+52111111111,,\n\
+            1,80,BAD-6,Foto que falta,food,+52111111111,,missing.png\n\
+            1,80,BAD-7,Foto rota,food,+52111111111,,junk.png\n";
+        let run = |csv: &'static str| {
             let db = t.db.clone();
-            let q = q.to_string();
+            let zip = photo.clone();
             async move {
-                db.search(&SearchQuery {
-                    text: q,
-                    limit: 10,
+                let mut photos =
+                    tianguis_app::import::Photos::open(std::io::Cursor::new(zip)).unwrap();
+                tianguis_app::import::import(&db, csv.as_bytes(), Some(&mut photos), |_, _| {})
+                    .await
+                    .unwrap()
+            }
+        };
+        let r = run(first).await;
+        assert_eq!(
+            (r.lines, r.imported, r.added, r.photos),
+            (9, 2, 2, 1),
+            "{:?}",
+            r.refused
+        );
+        let why: Vec<(u64, &str)> = r.refused.iter().map(|(l, m)| (*l, m.key)).collect();
+        assert_eq!(
+            why,
+            vec![
+                (4, "err-import-no-seller"),
+                (5, "err-import-category"),
+                (6, "err-amount-decimals"),
+                (7, "err-stock"),
+                (8, "err-import-no-name"),
+                (9, "err-import-photo-missing"),
+                (10, "err-photo-format"),
+            ],
+            "{}",
+            t.url
+        );
+        let honey =
+            t.db.search(&SearchQuery {
+                text: "miel".into(),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(honey.products.len(), 1);
+        let h = &honey.products[0];
+        assert_eq!(
+            (h.price.minor, h.stock, h.seller_id, h.name_en.as_str()),
+            (125_050, 5, seller, "Miel de abeja")
+        );
+        assert!(h.photo_id.is_some());
+        for bad in ["sin vendedor", "otra", "precio raro", "rota"] {
+            let p =
+                t.db.search(&SearchQuery {
+                    text: bad.into(),
+                    exact: true,
+                    limit: 5,
                     ..Default::default()
                 })
                 .await
-                .unwrap()
-                .1
-            }
-        };
-        assert_eq!(s("oaxaqueno").await, 1);
-        assert_eq!(s("CHOCO Oaxaq").await, 1);
-        assert_eq!(s("কাঁথা").await, 1);
-        assert_eq!(s("নকশি").await, 1);
-        assert_eq!(s("quilt chocolate").await, 0, "every term must match");
-        assert_eq!(s("'; DROP TABLE products; --").await, 0);
+                .unwrap();
+            assert_eq!(p.total, 0, "nothing of a refused line: {bad}");
+        }
+        // The same SKUs again: updated, not duplicated; the old words leave the index.
+        let second = "seller_phone,sku,category,name_en,price,stock\n\
+            +52111111111,MIEL-1,food,Mountain honey,99,7\n\
+            +52111111111,CAFE-1,food,Pot coffee,80,3\n";
+        let r = run(second).await;
+        assert_eq!((r.imported, r.added, r.refused_count), (2, 0, 0));
+        assert_eq!(t.db.product_count().await.unwrap(), 2);
+        let p =
+            t.db.search(&SearchQuery {
+                text: "mountain honey".into(),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                p.products.len(),
+                p.products[0].price.minor,
+                p.products[0].stock
+            ),
+            (1, 9900, 7)
+        );
+        assert_eq!(
+            t.db.search(&SearchQuery {
+                text: "sierra".into(),
+                exact: true,
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .total,
+            0
+        );
+        // A file whose header is wrong is refused as a whole.
+        let e = tianguis_app::import::import(
+            &t.db,
+            "sku,prize\n1,2\n".as_bytes(),
+            None::<&mut tianguis_app::import::Photos<std::io::Cursor<Vec<u8>>>>,
+            |_, _| {},
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.msg().unwrap().key, "err-import-column");
     }
 }
 

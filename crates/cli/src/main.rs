@@ -7,6 +7,7 @@ use tianguis_app::people::NewUser;
 use tianguis_store::Db;
 use tianguis_store::users::Role;
 
+mod catalog;
 mod chaos;
 
 #[derive(Parser)]
@@ -170,6 +171,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
+    /// The catalogue.
+    Products {
+        #[command(subcommand)]
+        cmd: ProductsCmd,
+    },
     /// Payout batches (the transfers themselves go out from the running server's queue).
     Payouts {
         #[command(subcommand)]
@@ -255,6 +261,20 @@ enum PlusCmd {
 }
 
 #[derive(Subcommand)]
+enum ProductsCmd {
+    /// Import listings from CSV. A header row names the columns, in any order: seller_phone,
+    /// sku, category (slug), name_en, name_es, name_bn, name_sw (at least one name),
+    /// description, price (as people type it), currency, stock, photo (a file name in the zip
+    /// given with --photos). A seller's SKU is one listing: importing again updates it. Refused
+    /// lines are listed with the reason; nothing of a refused line is written.
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        photos: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum RegistryCmd {
     /// Import properties from CSV (header: name, owner_phone, latitude, longitude); each gets a
     /// plus code. Prints a report of rows that were refused.
@@ -282,6 +302,19 @@ enum BenchCmd {
         clients: usize,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+    },
+    /// Search at scale: a fresh database of N listings built through the import path, a real
+    /// server, a fixed mix of queries over HTTP (common, rare, two words, accents, Bangla,
+    /// misspelled, filters, next pages, home and browse); p50/p99 per kind, the import rate,
+    /// the server's memory, and the raw engine's own time for the same words with the ratio.
+    Search {
+        #[arg(long, default_value_t = 1_000_000)]
+        listings: u64,
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        /// Keep the database afterwards (to look at its plans), instead of dropping it.
+        #[arg(long)]
+        keep: bool,
     },
     /// Mixed load (shoppers, sellers, a cashier, payouts) on one real server for M minutes
     /// against a fresh database: its memory and the answers' p50/p99 printed each minute (it
@@ -542,6 +575,20 @@ async fn run() -> Result<()> {
             println!("{}", db.create_api_token(user.id, &name).await?);
         }
         Cmd::Payouts { cmd } => payouts(&cli.database_url, cmd).await?,
+        Cmd::Products {
+            cmd: ProductsCmd::Import { file, photos },
+        } => {
+            let db = open(&cli.database_url).await?;
+            catalog::import(&db, &file, photos.as_deref()).await?;
+        }
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Search {
+                    listings,
+                    rounds,
+                    keep,
+                },
+        } => catalog::bench_search(&cli.database_url, listings, rounds, keep).await?,
         Cmd::Pluscode { cmd } => println!("{}", pluscode(cmd)?),
         Cmd::Routes {
             cmd: RoutesCmd::Bench { files, seconds },

@@ -333,6 +333,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
                         name_en,
                         name_es: Some(name_es),
                         name_bn: item.3.map(str::to_string),
+                        name_sw: None,
                         description: format!("{} — {}. Made in {}.", item.1, item.2, shop),
                         price_minor: price,
                         stock: 5 + ((i * 13 + k * 7) % 40) as i64,
@@ -429,7 +430,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             ..Default::default()
         })
         .await?
-        .0;
+        .products;
     // The README's demo seller gets one order in every state of their own (round 6).
     let demo_seller = db.user_by_phone(DEMO_SELLER_PHONE).await?.seller_id;
     let own = db
@@ -439,7 +440,7 @@ pub async fn seed(db: &Db, progress: bool) -> Result<()> {
             ..Default::default()
         })
         .await?
-        .0;
+        .products;
     let mut n = 0usize;
     for round in 0..7 {
         if round == 5 {

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod ids;
 pub mod kinds;
 pub mod ledger;
+pub mod listing;
 pub mod mandate;
 pub mod money;
 pub mod msg;

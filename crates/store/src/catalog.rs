@@ -1,15 +1,13 @@
 //! Places, categories, seller profiles, products, photos, the search index and carts.
 //!
-//! Search is a portable inverted index (`product_terms`): each product's names and description
-//! are folded by `tianguis_domain::search` (case, Latin accents; Bangla kept intact) into terms;
-//! every term of a query must prefix-match (`LIKE 'term%'`) a term of the product, the same on
-//! SQLite and PostgreSQL.
+//! Every write of a listing rewrites its entry in the search index (`crate::search`) in the
+//! same transaction.
 
+pub use crate::search::{SearchPage, SearchQuery};
 use crate::{Db, Msg, Result, StoreError, row_i64, row_opt_i64, row_opt_str, row_str};
 use sqlx::{Any, Transaction};
 use tianguis_domain::kinds::PlaceKind;
 use tianguis_domain::money::{Currency, Money};
-use tianguis_domain::search;
 
 /// The marketplace's settings (fees, timers, currency), with their defaults.
 #[derive(Debug, Clone, Default)]
@@ -152,6 +150,7 @@ pub struct Product {
     pub name_en: String,
     pub name_es: Option<String>,
     pub name_bn: Option<String>,
+    pub name_sw: Option<String>,
     pub description: String,
     pub price: Money,
     pub stock: i64,
@@ -164,6 +163,7 @@ impl Product {
         let alt = match lang {
             "es" => self.name_es.as_deref(),
             "bn" => self.name_bn.as_deref(),
+            "sw" => self.name_sw.as_deref(),
             _ => None,
         };
         alt.filter(|s| !s.is_empty()).unwrap_or(&self.name_en)
@@ -176,6 +176,7 @@ pub struct ProductInput {
     pub name_en: String,
     pub name_es: Option<String>,
     pub name_bn: Option<String>,
+    pub name_sw: Option<String>,
     pub description: String,
     pub price_minor: i64,
     pub stock: i64,
@@ -186,6 +187,7 @@ impl ProductInput {
         crate::text::line(&self.name_en, "name_en")?;
         crate::text::line(self.name_es.as_deref().unwrap_or(""), "name_es")?;
         crate::text::line(self.name_bn.as_deref().unwrap_or(""), "name_bn")?;
+        crate::text::line(self.name_sw.as_deref().unwrap_or(""), "name_sw")?;
         crate::text::multiline(&self.description, "description")?;
         let n = self.name_en.trim();
         if n.is_empty() || n.chars().count() > 120 {
@@ -202,26 +204,18 @@ impl ProductInput {
         }
         Ok(())
     }
-    fn terms(&self) -> Vec<String> {
-        let text = format!(
-            "{} {} {} {}",
-            self.name_en,
-            self.name_es.as_deref().unwrap_or(""),
-            self.name_bn.as_deref().unwrap_or(""),
-            self.description
-        );
-        search::terms(&text)
+    /// Its words for the search index, with its shop's name.
+    pub(crate) fn doc(&self, shop: &str) -> crate::search::Doc {
+        let opt = |n: &Option<String>| n.clone().unwrap_or_default();
+        let names = [
+            self.name_en.clone(),
+            opt(&self.name_es),
+            opt(&self.name_bn),
+            opt(&self.name_sw),
+        ];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        crate::search::Doc::new(&names, &self.description, shop)
     }
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct SearchQuery {
-    pub text: String,
-    pub place_id: Option<i64>,
-    pub category_id: Option<i64>,
-    pub seller_id: Option<i64>,
-    pub limit: i64,
-    pub offset: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -230,8 +224,8 @@ pub struct CartLine {
     pub quantity: i64,
 }
 
-const PRODUCT_COLS: &str = "p.id, p.seller_id, s.shop_name, s.place_id, pl.name AS place_name, p.category_id, \
-    p.name_en, p.name_es, p.name_bn, p.description, p.price_minor, p.currency, p.stock, p.photo_id, p.active";
+pub(crate) const PRODUCT_COLS: &str = "p.id, p.seller_id, s.shop_name, s.place_id, pl.name AS place_name, p.category_id, \
+    p.name_en, p.name_es, p.name_bn, p.name_sw, p.description, p.price_minor, p.currency, p.stock, p.photo_id, p.active";
 const PRODUCT_FROM: &str =
     "FROM products p JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id";
 
@@ -248,6 +242,7 @@ pub(crate) fn product_from(r: &sqlx::any::AnyRow) -> Result<Product> {
         name_en: row_str(r, "name_en")?,
         name_es: row_opt_str(r, "name_es")?,
         name_bn: row_opt_str(r, "name_bn")?,
+        name_sw: row_opt_str(r, "name_sw")?,
         description: row_str(r, "description")?,
         price: Money::new(row_i64(r, "price_minor")?, currency),
         stock: row_i64(r, "stock")?,
@@ -638,14 +633,15 @@ impl Db {
         let currency = self.currency().await?;
         let mut tx = self.begin_write().await?;
         let r = sqlx::query(
-            "INSERT INTO products (seller_id, category_id, name_en, name_es, name_bn, description, price_minor, currency, stock, created_at) \
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) RETURNING id",
+            "INSERT INTO products (seller_id, category_id, name_en, name_es, name_bn, name_sw, description, price_minor, currency, stock, created_at) \
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id",
         )
         .bind(seller_id)
         .bind(p.category_id)
         .bind(p.name_en.trim().to_string())
         .bind(p.name_es.clone().filter(|s| !s.trim().is_empty()))
         .bind(p.name_bn.clone().filter(|s| !s.trim().is_empty()))
+        .bind(p.name_sw.clone().filter(|s| !s.trim().is_empty()))
         .bind(p.description.clone())
         .bind(p.price_minor)
         .bind(currency.as_str().to_string())
@@ -658,7 +654,8 @@ impl Db {
             e => e.into(),
         })?;
         let id = row_i64(&r, "id")?;
-        index_terms(&mut tx, id, &p.terms()).await?;
+        let shop = shop_name_in(&mut tx, seller_id).await?;
+        crate::search::index_in(&mut tx, self.backend, id, &p.doc(&shop)).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -677,13 +674,14 @@ impl Db {
         p.check()?;
         let mut tx = self.begin_write().await?;
         let n = sqlx::query(
-            "UPDATE products SET category_id=$1, name_en=$2, name_es=$3, name_bn=$4, description=$5, price_minor=$6, stock=$7 \
-             WHERE id=$8 AND seller_id=$9 AND ($10 = 0 OR stock = $11)",
+            "UPDATE products SET category_id=$1, name_en=$2, name_es=$3, name_bn=$4, name_sw=$5, description=$6, price_minor=$7, stock=$8 \
+             WHERE id=$9 AND seller_id=$10 AND ($11 = 0 OR stock = $12)",
         )
         .bind(p.category_id)
         .bind(p.name_en.trim().to_string())
         .bind(p.name_es.clone().filter(|s| !s.trim().is_empty()))
         .bind(p.name_bn.clone().filter(|s| !s.trim().is_empty()))
+        .bind(p.name_sw.clone().filter(|s| !s.trim().is_empty()))
         .bind(p.description.clone())
         .bind(p.price_minor)
         .bind(p.stock)
@@ -709,11 +707,8 @@ impl Db {
                 None => StoreError::NotFound("product"),
             });
         }
-        sqlx::query("DELETE FROM product_terms WHERE product_id = $1")
-            .bind(product_id)
-            .execute(&mut *tx)
-            .await?;
-        index_terms(&mut tx, product_id, &p.terms()).await?;
+        let shop = shop_name_in(&mut tx, seller_id).await?;
+        crate::search::index_in(&mut tx, self.backend, product_id, &p.doc(&shop)).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -725,53 +720,6 @@ impl Db {
             .fetch_optional(&self.pool)
             .await?;
         product_from(&r.ok_or(StoreError::NotFound("product"))?)
-    }
-
-    /// Search and browse. Every query term must match (by prefix) a term of the product.
-    pub async fn search(&self, q: &SearchQuery) -> Result<(Vec<Product>, i64)> {
-        let terms: Vec<String> = search::terms(&q.text).into_iter().take(6).collect();
-        let mut sql = format!("{PRODUCT_FROM} WHERE p.active = 1");
-        let mut n = 0;
-        let mut binds: Vec<Bind> = Vec::new();
-        let mut param = |b: Bind, binds: &mut Vec<Bind>| {
-            binds.push(b);
-            n += 1;
-            format!("${n}")
-        };
-        for t in &terms {
-            // Terms hold only letters, digits and joining marks, never LIKE's `%` or `_`.
-            let pat = param(Bind::S(format!("{t}%")), &mut binds);
-            sql.push_str(&format!(" AND EXISTS (SELECT 1 FROM product_terms t WHERE t.product_id = p.id AND t.term LIKE {pat})"));
-        }
-        if let Some(pl) = q.place_id {
-            let a = param(Bind::I(pl), &mut binds);
-            let b = param(Bind::I(pl), &mut binds);
-            sql.push_str(&format!(" AND (s.place_id = {a} OR pl.parent_id = {b})"));
-        }
-        if let Some(c) = q.category_id {
-            let a = param(Bind::I(c), &mut binds);
-            sql.push_str(&format!(" AND p.category_id = {a}"));
-        }
-        if let Some(s) = q.seller_id {
-            let a = param(Bind::I(s), &mut binds);
-            sql.push_str(&format!(" AND p.seller_id = {a}"));
-        }
-        let count_sql = format!("SELECT COUNT(*) AS n {sql}");
-        let lim = param(Bind::I(q.limit.clamp(1, 100)), &mut binds);
-        let off = param(Bind::I(q.offset.clamp(0, 1_000_000)), &mut binds);
-        let list_sql =
-            format!("SELECT {PRODUCT_COLS} {sql} ORDER BY p.id DESC LIMIT {lim} OFFSET {off}");
-        let mut cq = sqlx::query(crate::sql(count_sql));
-        for b in &binds[..binds.len() - 2] {
-            cq = b.bind(cq);
-        }
-        let total = row_i64(&cq.fetch_one(&self.pool).await?, "n")?;
-        let mut lq = sqlx::query(crate::sql(list_sql));
-        for b in &binds {
-            lq = b.bind(lq);
-        }
-        let rows = lq.fetch_all(&self.pool).await?;
-        Ok((rows.iter().map(product_from).collect::<Result<_>>()?, total))
     }
 
     pub async fn set_product_photo(
@@ -893,23 +841,6 @@ impl Db {
     }
 }
 
-enum Bind {
-    S(String),
-    I(i64),
-}
-
-impl Bind {
-    fn bind<'q>(
-        &self,
-        q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
-    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
-        match self {
-            Bind::S(s) => q.bind(s.clone()),
-            Bind::I(i) => q.bind(*i),
-        }
-    }
-}
-
 /// Put stock back on the shelf (an order cancelled or returned): (product, quantity).
 pub async fn restore_stock_in(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -976,19 +907,176 @@ pub async fn empty_cart_in(
     Ok(())
 }
 
-async fn index_terms(
-    tx: &mut Transaction<'static, Any>,
-    product_id: i64,
-    terms: &[String],
-) -> Result<()> {
-    for t in terms {
-        sqlx::query(
-            "INSERT INTO product_terms (term, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind(t.clone())
-        .bind(product_id)
-        .execute(&mut **tx)
-        .await?;
+async fn shop_name_in(tx: &mut Transaction<'static, Any>, seller_id: i64) -> Result<String> {
+    let r = sqlx::query("SELECT shop_name FROM sellers WHERE id = $1")
+        .bind(seller_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NotFound("seller"))?;
+    row_str(&r, "shop_name")
+}
+
+/// One listing of an import, checked, with its seller and category found.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub seller_id: i64,
+    pub shop_name: String,
+    pub sku: String,
+    pub input: ProductInput,
+    /// A photo, prepared: it replaces the listing's photo.
+    pub photo: Option<crate::images::Photo>,
+}
+
+/// Rows per statement of an import: well under SQLite's and PostgreSQL's limits on binds.
+const UPSERT_ROWS: usize = 200;
+
+impl Db {
+    /// Add or update a batch of listings in one transaction: a seller's SKU is one listing, so
+    /// importing a file again updates instead of duplicating. Each is indexed for search in the
+    /// same transaction. Returns each listing's product id, in order. A batch must not name
+    /// one seller's SKU twice (the caller splits batches there).
+    pub async fn upsert_listings(&self, batch: &[Listing]) -> Result<Vec<i64>> {
+        for l in batch {
+            l.input.check()?;
+        }
+        let currency = self.currency().await?;
+        let now = self.now_ms();
+        let pg = self.backend == crate::Backend::Postgres;
+        let docs: Vec<crate::search::Doc> =
+            batch.iter().map(|l| l.input.doc(&l.shop_name)).collect();
+        let mut tx = self.begin_write().await?;
+        let mut ids: std::collections::HashMap<(i64, String), i64> =
+            std::collections::HashMap::new();
+        for (chunk, docs) in batch.chunks(UPSERT_ROWS).zip(docs.chunks(UPSERT_ROWS)) {
+            let per = if pg { 13 } else { 12 };
+            let values: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let ps: Vec<String> = (1..=per).map(|k| format!("${}", r * per + k)).collect();
+                    if pg {
+                        format!(
+                            "({}, CAST({} AS tsvector))",
+                            ps[..per - 1].join(","),
+                            ps[per - 1]
+                        )
+                    } else {
+                        format!("({})", ps.join(","))
+                    }
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO products (seller_id, sku, category_id, name_en, name_es, name_bn, name_sw, description, price_minor, currency, stock, created_at{}) \
+                 VALUES {} ON CONFLICT (seller_id, sku) DO UPDATE SET category_id = excluded.category_id, name_en = excluded.name_en, \
+                 name_es = excluded.name_es, name_bn = excluded.name_bn, name_sw = excluded.name_sw, description = excluded.description, \
+                 price_minor = excluded.price_minor, stock = excluded.stock, active = 1{} RETURNING id, seller_id, sku",
+                if pg { ", search_doc" } else { "" },
+                values.join(","),
+                if pg {
+                    ", search_doc = excluded.search_doc"
+                } else {
+                    ""
+                },
+            );
+            let mut q = sqlx::query(crate::sql(sql));
+            let opt = |v: &Option<String>| {
+                v.clone()
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+            };
+            for (l, d) in chunk.iter().zip(docs) {
+                let p = &l.input;
+                q = q
+                    .bind(l.seller_id)
+                    .bind(l.sku.clone())
+                    .bind(p.category_id)
+                    .bind(p.name_en.trim().to_string())
+                    .bind(opt(&p.name_es))
+                    .bind(opt(&p.name_bn))
+                    .bind(opt(&p.name_sw))
+                    .bind(p.description.clone())
+                    .bind(p.price_minor)
+                    .bind(currency.as_str().to_string())
+                    .bind(p.stock)
+                    .bind(now);
+                if pg {
+                    q = q.bind(d.tsvector());
+                }
+            }
+            let rows = q.fetch_all(&mut *tx).await.map_err(|e| match e {
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                    StoreError::invalid("err-unknown-category")
+                }
+                e => e.into(),
+            })?;
+            for r in &rows {
+                ids.insert(
+                    (row_i64(r, "seller_id")?, row_str(r, "sku")?),
+                    row_i64(r, "id")?,
+                );
+            }
+        }
+        let ids: Vec<i64> = batch
+            .iter()
+            .map(|l| {
+                ids.get(&(l.seller_id, l.sku.clone()))
+                    .copied()
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!("no row came back for SKU {}", l.sku))
+                    })
+            })
+            .collect::<Result<_>>()?;
+        if !pg {
+            crate::search::fts_rows_in(&mut tx, &ids, &docs).await?;
+        }
+        for (l, id) in batch.iter().zip(&ids) {
+            if let Some(photo) = &l.photo {
+                let r = sqlx::query("INSERT INTO photos (bytes, content_type, width, height) VALUES ($1,$2,$3,$4) RETURNING id")
+                    .bind(photo.bytes.clone())
+                    .bind(photo.content_type.to_string())
+                    .bind(photo.width as i64)
+                    .bind(photo.height as i64)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE products SET photo_id = $1 WHERE id = $2")
+                    .bind(row_i64(&r, "id")?)
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let docs: Vec<&crate::search::Doc> = docs.iter().collect();
+        crate::search::vocab_in(&mut tx, &docs).await?;
+        tx.commit().await?;
+        Ok(ids)
     }
-    Ok(())
+
+    /// Bring the planner's statistics up to date after a bulk change (a large import), so
+    /// PostgreSQL and SQLite choose their plans for the catalogue as it now is.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        let sql = match self.backend {
+            crate::Backend::Postgres => "ANALYZE",
+            crate::Backend::Sqlite => "PRAGMA optimize",
+        };
+        sqlx::query(sql).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// How many listings there are (imports say how many they added).
+    pub async fn product_count(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM products")
+            .fetch_one(&self.pool)
+            .await?;
+        row_i64(&r, "n")
+    }
+
+    /// Sellers by their phone (E.164), with their shop's name: for imports.
+    pub async fn seller_by_phone(&self, phone: &str) -> Result<Option<(i64, String)>> {
+        let r = sqlx::query(
+            "SELECT s.id, s.shop_name FROM sellers s JOIN users u ON u.id = s.user_id WHERE u.phone = $1",
+        )
+        .bind(phone.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| Ok((row_i64(&r, "id")?, row_str(&r, "shop_name")?)))
+            .transpose()
+    }
 }

@@ -117,6 +117,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     18 "0018_phone_reports",
     19 "0019_payment_references",
     20 "0020_texts_lane",
+    21 "0021_search",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -139,6 +140,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     18 "0018_phone_reports",
     19 "0019_payment_references",
     20 "0020_texts_lane",
+    21 "0021_search",
 );
 
 impl Db {
@@ -222,6 +224,7 @@ impl Db {
         let migrator = Migrator::new(src).await?;
         migrator.run(&self.pool).await?;
         self.normalise_phones().await?;
+        self.index_catalogue().await?;
         Ok(())
     }
 

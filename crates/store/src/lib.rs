@@ -22,6 +22,7 @@ pub mod phones;
 pub mod pickup;
 pub mod queue;
 pub mod registry;
+pub mod search;
 pub mod users;
 
 pub use db::{Backend, Clock, Db};

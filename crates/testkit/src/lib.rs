@@ -326,7 +326,9 @@ mod layers {
         let shared = ["db", "ledger", "users", "queue", "limits", "images", "text"];
         let aggregate: &[(&str, &[&str])] = &[
             ("orders", &[]),
-            ("catalog", &[]),
+            // The search index is the catalogue's own: written with each listing.
+            ("catalog", &["search"]),
+            ("search", &["catalog"]),
             ("registry", &["catalog"]),
             ("delivery", &["pickup", "orders"]),
             ("pickup", &["delivery", "orders"]),

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tianguis_domain::process::Transition;
+use tianguis_domain::search::{Cursor, Sort};
 use tianguis_store::Msg;
 use tianguis_store::catalog::SearchQuery;
 use tianguis_store::orders::{CheckoutRequest, PaymentMethod, may_view};
@@ -139,6 +140,7 @@ pub mod dto {
         pub name_en: String,
         pub name_es: Option<String>,
         pub name_bn: Option<String>,
+        pub name_sw: Option<String>,
         pub description: String,
         pub price: Amount,
         pub stock: i64,
@@ -158,6 +160,7 @@ pub mod dto {
                 name_en: p.name_en,
                 name_es: p.name_es,
                 name_bn: p.name_bn,
+                name_sw: p.name_sw,
                 description: p.description,
                 price: p.price.into(),
                 stock: p.stock,
@@ -169,8 +172,15 @@ pub mod dto {
 
     #[derive(Serialize, ToSchema)]
     pub struct Products {
-        /// How many match (all pages).
+        /// How many match (all pages), counted up to 1000.
         pub total: i64,
+        /// More match than `total` says (the count stops at 1000).
+        pub total_capped: bool,
+        /// Pass as `after` for the next page; absent on the last page.
+        pub next: Option<String>,
+        /// The words searched when a mistyped word was corrected (send `exact=true` to search
+        /// them as typed).
+        pub corrected: Option<String>,
         pub items: Vec<Product>,
     }
 
@@ -419,37 +429,72 @@ pub struct ProductQuery {
     place: Option<i64>,
     category: Option<i64>,
     seller: Option<i64>,
+    /// Lowest and highest price, in minor units, both included.
+    #[param(minimum = 0)]
+    min_price: Option<i64>,
+    #[param(minimum = 0)]
+    max_price: Option<i64>,
+    /// Only listings with stock.
+    in_stock: Option<bool>,
+    /// `relevance` (the default), `newest`, `price` (lowest first) or `price-desc`.
+    #[param(pattern = "^(relevance|newest|price|price-desc)$")]
+    sort: Option<String>,
+    /// The `next` of the page before, with the same `sort` (a marker made for another order
+    /// is refused).
+    #[param(pattern = "^(t[123]\\.[0-9]{1,18}|n[0-9]{1,18}|p[0-9]{1,18}\\.[0-9]{1,18})$")]
+    after: Option<String>,
+    /// Search the words as typed, without correcting them.
+    exact: Option<bool>,
     #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
-    #[param(minimum = 0)]
-    offset: Option<i64>,
 }
 
 /// Search and browse products.
 #[utoipa::path(get, path = "/products", params(ProductQuery),
     responses((status = 200, body = dto::Products), (status = "default", body = dto::ProblemDoc, content_type = "application/problem+json")))]
 async fn products(State(s): State<AppState>, Query(q): Query<ProductQuery>) -> A {
-    // What the document promises is what is accepted: a page out of range is refused, not
-    // quietly changed.
-    if q.limit.is_some_and(|l| !(1..=100).contains(&l)) || q.offset.is_some_and(|o| o < 0) {
-        return Err(Problem(AppError::User(
-            StatusCode::BAD_REQUEST,
-            Msg::new("err-page-range"),
-        )));
+    // What the document promises is what is accepted: a page out of range, an unknown order
+    // or a cursor that is not one is refused, not quietly changed.
+    let bad = |key: &'static str| Problem(AppError::User(StatusCode::BAD_REQUEST, Msg::new(key)));
+    if q.limit.is_some_and(|l| !(1..=100).contains(&l)) {
+        return Err(bad("err-page-range"));
     }
-    let (items, total) =
+    if q.min_price.is_some_and(|p| p < 0) || q.max_price.is_some_and(|p| p < 0) {
+        return Err(bad("err-price"));
+    }
+    let sort = match q.sort.as_deref() {
+        None => Sort::Relevance,
+        Some(s) => Sort::parse(s).ok_or_else(|| bad("err-sort"))?,
+    };
+    let text = q.q.unwrap_or_default();
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(a) => Some(
+            Cursor::parse(a, sort, !tianguis_domain::search::terms(&text).is_empty())
+                .ok_or_else(|| bad("err-cursor"))?,
+        ),
+    };
+    let page =
         s.db.search(&SearchQuery {
-            text: q.q.unwrap_or_default(),
+            text,
             place_id: q.place,
             category_id: q.category,
             seller_id: q.seller,
+            min_price: q.min_price,
+            max_price: q.max_price,
+            in_stock: q.in_stock.unwrap_or(false),
+            sort,
+            after,
+            exact: q.exact.unwrap_or(false),
             limit: q.limit.unwrap_or(24),
-            offset: q.offset.unwrap_or(0),
         })
         .await?;
     Ok(Json(dto::Products {
-        total,
-        items: items.into_iter().map(Into::into).collect(),
+        total: page.total,
+        total_capped: page.capped,
+        next: page.next.map(|c| c.token()),
+        corrected: page.corrected,
+        items: page.products.into_iter().map(Into::into).collect(),
     })
     .into_response())
 }

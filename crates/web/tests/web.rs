@@ -554,7 +554,7 @@ async fn authorization_matrix_every_route_every_role() {
             })
             .await
             .unwrap()
-            .0
+            .products
             .remove(0);
         let cash = db
             .all_orders(Some(tianguis_domain::process::OrderState::Placed), 100)
@@ -1474,7 +1474,8 @@ async fn bad_input_gets_a_clear_answer_never_a_500() {
                 409,
             ),
             (c.get(format!("{}/api/v1/products/xyz", app.base)), 400),
-            (c.get(format!("{}/api/v1/products?offset=-1", app.base)), 400),
+            (c.get(format!("{}/api/v1/products?after=t9.1", app.base)), 400),
+            (c.get(format!("{}/api/v1/products?sort=cheap", app.base)), 400),
             (c.get(format!("{}/api/v1/products?limit=1000", app.base)), 400),
             (c.get(format!("{}/api/v1/products/424242", app.base)), 404),
             (c.post(format!("{}/api/v1/orders/1/transitions/fly", app.base)).bearer_auth(&token), 404),
@@ -3571,7 +3572,7 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
             })
             .await
             .unwrap()
-            .0
+            .products
             .into_iter()
             .find(|p| p.stock >= 5)
             .unwrap()
@@ -3665,7 +3666,7 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
             })
             .await
             .unwrap()
-            .0
+            .products
             .iter()
             .filter(|p| p.name_en == "Offline palm basket")
             .count()
@@ -3723,6 +3724,7 @@ async fn offline_an_agents_order_and_listing_wait_on_the_device_and_arrive_exact
                 name_en: p.name_en.clone(),
                 name_es: p.name_es.clone(),
                 name_bn: p.name_bn.clone(),
+                name_sw: p.name_sw.clone(),
                 description: p.description.clone(),
                 price_minor: p.price.minor + 500,
                 stock: p.stock,
@@ -4068,14 +4070,15 @@ async fn checkouts_are_checked_before_the_write_lock_and_keys_mean_one_request()
         let c = reqwest::Client::new();
         let buyer = app.db.user_by_phone("+520000002000").await.unwrap();
         let token = app.db.create_api_token(buyer.id, "t").await.unwrap();
-        let (items, _) = app
+        let items = app
             .db
             .search(&tianguis_store::catalog::SearchQuery {
-                limit: 200,
+                limit: 100,
                 ..Default::default()
             })
             .await
-            .unwrap();
+            .unwrap()
+            .products;
         let ids: Vec<i64> = items.iter().filter(|p| p.stock > 5).map(|p| p.id).collect();
         let post = |key: &str, body: serde_json::Value| {
             c.post(format!("{}/api/v1/checkout", app.base))
@@ -4276,7 +4279,7 @@ async fn the_edit_form_keeps_sold_stock_and_exact_amounts() {
             })
             .await
             .unwrap()
-            .0
+            .products
             .remove(0);
         // Ten in stock; the seller opens the edit form.
         let input = |stock: i64, price: i64| tianguis_store::catalog::ProductInput {
@@ -4284,6 +4287,7 @@ async fn the_edit_form_keeps_sold_stock_and_exact_amounts() {
             name_en: p.name_en.clone(),
             name_es: p.name_es.clone(),
             name_bn: p.name_bn.clone(),
+            name_sw: p.name_sw.clone(),
             description: p.description.clone(),
             price_minor: price,
             stock,

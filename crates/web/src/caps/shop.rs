@@ -63,13 +63,14 @@ async fn shop(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
                 )
             })
             .collect();
-    let (products, _) =
+    let products =
         s.db.search(&SearchQuery {
             seller_id: Some(sid),
             limit: 100,
             ..Default::default()
         })
-        .await?;
+        .await?
+        .products;
     html(ShopPage {
         title: c.t.t("shop-title"),
         shop_name: seller.shop_name,
@@ -134,6 +135,7 @@ async fn edit_product_form(
         name_en: p.name_en.clone(),
         name_es: p.name_es.clone().unwrap_or_default(),
         name_bn: p.name_bn.clone().unwrap_or_default(),
+        name_sw: p.name_sw.clone().unwrap_or_default(),
         category_id: p.category_id.to_string(),
         price: p.price.to_decimal(),
         stock: p.stock.to_string(),

@@ -1,0 +1,865 @@
+//! The catalogue's search index, in each database's own full-text engine:
+//! - SQLite: FTS5, a contentless table `product_fts` (rowid = product id; columns `name`,
+//!   `description`, `shop`; the `ascii` tokenizer, so every non-ASCII letter or mark is part of a
+//!   word and Bangla or Devanagari words stay whole), with prefix indexes;
+//! - PostgreSQL: `products.search_doc`, a tsvector with weights A (names), B (description) and
+//!   C (shop), under a GIN index; written and queried as tsvector/tsquery literals, so neither
+//!   the text-search parser nor the database's locale decides what a word is.
+//!
+//! Both hold the same words, made by `tianguis_domain::search::terms` (case and Latin accents
+//! folded; Bangla kept), in the same transaction as the listing: a change made through one
+//! server is found through every other at once. Relevance is in tiers
+//! (`tianguis_domain::search::Tier`), the next page starts after the last row shown (keyset),
+//! counts stop at `COUNT_CAP`, and a word the index does not know is corrected from the
+//! vocabulary (`search_vocab`, with each word's one-deletion neighbourhood in
+//! `search_vocab_deletes`).
+
+use crate::catalog::{PRODUCT_COLS, Product, product_from};
+use crate::{Backend, Db, Result, row_i64, row_str};
+use sqlx::{Any, Transaction};
+use std::collections::BTreeMap;
+use tianguis_domain::search::{self, COUNT_CAP, Cursor, Field, Sort, Tier};
+
+/// At most this many words of a query are searched for.
+const MAX_TERMS: usize = 6;
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    pub text: String,
+    /// A place and its children.
+    pub place_id: Option<i64>,
+    pub category_id: Option<i64>,
+    pub seller_id: Option<i64>,
+    /// Price bounds in minor units, both included.
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub in_stock: bool,
+    pub sort: Sort,
+    /// Where the page starts: the `next` of the page before.
+    pub after: Option<Cursor>,
+    /// Search the words as typed, with no correction.
+    pub exact: bool,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    pub products: Vec<Product>,
+    /// Matches counted, at most `COUNT_CAP`; `capped` says there are more.
+    pub total: i64,
+    pub capped: bool,
+    /// The cursor of the next page, if there is one.
+    pub next: Option<Cursor>,
+    /// The query as searched, when a word was corrected ("mnago" → "mango").
+    pub corrected: Option<String>,
+}
+
+/// A product's words per field, folded.
+#[derive(Debug, Clone, Default)]
+pub struct Doc {
+    name: Vec<String>,
+    description: Vec<String>,
+    shop: Vec<String>,
+}
+
+impl Doc {
+    pub fn new(names: &[&str], description: &str, shop: &str) -> Doc {
+        Doc {
+            name: search::terms(&names.join(" ")),
+            description: search::terms(description),
+            shop: search::terms(shop),
+        }
+    }
+
+    fn field(&self, f: Field) -> &[String] {
+        match f {
+            Field::Name => &self.name,
+            Field::Description => &self.description,
+            Field::Shop => &self.shop,
+        }
+    }
+
+    /// Every distinct word with the first field that holds it (names, else description, else
+    /// shop): what the vocabulary counts, so a tier's size can be told before it is read.
+    pub fn words_by_field(&self) -> Vec<(&str, Field)> {
+        let mut out: Vec<(&str, Field)> = Vec::new();
+        for f in [Field::Name, Field::Description, Field::Shop] {
+            for w in self.field(f) {
+                if !out.iter().any(|(x, _)| *x == w.as_str()) {
+                    out.push((w.as_str(), f));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every distinct word, in order.
+    pub fn words(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = [Field::Name, Field::Description, Field::Shop]
+            .iter()
+            .flat_map(|f| self.field(*f).iter().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
+    /// The PostgreSQL tsvector literal: each word with its positions and field weights.
+    pub fn tsvector(&self) -> String {
+        let mut at: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut pos = 0u32;
+        for f in [Field::Name, Field::Description, Field::Shop] {
+            for t in self.field(f) {
+                pos = (pos + 1).min(16_383);
+                at.entry(t).or_default().push(format!("{pos}{}", weight(f)));
+            }
+        }
+        at.iter()
+            .map(|(t, ps)| format!("{}:{}", quote_lexeme(t), ps.join(",")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The FTS5 row's three columns.
+    fn columns(&self) -> [String; 3] {
+        [
+            self.name.join(" "),
+            self.description.join(" "),
+            self.shop.join(" "),
+        ]
+    }
+}
+
+fn weight(f: Field) -> char {
+    match f {
+        Field::Name => 'A',
+        Field::Description => 'B',
+        Field::Shop => 'C',
+    }
+}
+
+fn column(f: Field) -> &'static str {
+    match f {
+        Field::Name => "name",
+        Field::Description => "description",
+        Field::Shop => "shop",
+    }
+}
+
+fn quote_lexeme(t: &str) -> String {
+    format!("'{}'", t.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// Every term, by prefix, in the tier's fields; with `only`, the narrower tier's matches left
+/// out (the tier alone).
+pub fn fts5_query(terms: &[String], tier: Tier, only: bool) -> String {
+    let all = |tier: Tier| {
+        let cols: Vec<&str> = tier.fields().iter().map(|f| column(*f)).collect();
+        let words: Vec<String> = terms
+            .iter()
+            .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
+            .collect();
+        format!("{{{}}} : ({})", cols.join(" "), words.join(" AND "))
+    };
+    match tier.narrower().filter(|_| only) {
+        None => all(tier),
+        Some(n) => format!("({}) NOT ({})", all(tier), all(n)),
+    }
+}
+
+/// The same for PostgreSQL: `'cafe':*AB & 'molido':*AB & !('cafe':*A & 'molido':*A)`.
+pub fn tsquery(terms: &[String], tier: Tier, only: bool) -> String {
+    let all = |tier: Tier| {
+        let w: String = tier.fields().iter().map(|f| weight(*f)).collect();
+        terms
+            .iter()
+            .map(|t| format!("{}:*{w}", quote_lexeme(t)))
+            .collect::<Vec<_>>()
+            .join(" & ")
+    };
+    match tier.narrower().filter(|_| only) {
+        None => all(tier),
+        Some(n) => format!("{} & !({})", all(tier), all(n)),
+    }
+}
+
+enum Bind {
+    S(String),
+    I(i64),
+}
+
+/// A statement under construction: SQL from this module's fragments, and its binds.
+#[derive(Default)]
+struct Stmt {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Stmt {
+    fn p(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+    fn push(&mut self, s: &str) {
+        self.sql.push_str(s);
+    }
+    fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
+        let mut q = sqlx::query(crate::sql(self.sql.clone()));
+        for b in &self.binds {
+            q = match b {
+                Bind::S(s) => q.bind(s.clone()),
+                Bind::I(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}
+
+/// How a list is read: with words (one tier alone, or every match), or the whole catalogue.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    Browse,
+    /// The words, in the tier's fields; `only`: that tier alone.
+    Words(&'a [String], Tier, bool),
+}
+
+/// Above this many matches, a word is common enough for PostgreSQL to read the listings in
+/// the page's order and test each (a page costs a few rows); below it, the GIN index finds the
+/// matches first and only they are sorted. The planner cannot tell the two apart for prefixes
+/// and field weights, so the vocabulary's counts decide.
+const DENSE: i64 = 5_000;
+
+/// The vocabulary's counts of the words of one search, each read once.
+#[derive(Default)]
+struct Known(Vec<(String, Option<[i64; 3]>)>);
+
+impl Known {
+    async fn counts(&mut self, db: &Db, t: &str) -> Result<Option<[i64; 3]>> {
+        if let Some((_, c)) = self.0.iter().find(|(w, _)| w == t) {
+            return Ok(*c);
+        }
+        let c = db.word_counts(t).await?;
+        self.0.push((t.to_string(), c));
+        Ok(c)
+    }
+}
+
+/// The columns a list is filtered by (`id`, for the cursor) and sorted by.
+#[derive(Clone, Copy)]
+struct Order {
+    id: &'static str,
+    id_key: &'static str,
+    price_key: &'static str,
+}
+
+impl Order {
+    const FTS5: Order = Order {
+        id: "product_fts.rowid",
+        id_key: "product_fts.rowid",
+        price_key: "p.price_minor",
+    };
+    const INDEXED: Order = Order {
+        id: "p.id",
+        id_key: "p.id",
+        price_key: "p.price_minor",
+    };
+    const SORTED: Order = Order {
+        id: "p.id",
+        id_key: "(p.id + 0)",
+        price_key: "(p.price_minor + 0)",
+    };
+}
+
+/// How many listings each tier alone holds, at most, from the vocabulary's counts: exact for
+/// one word, an estimate for several. None when a word is unknown (nothing can match).
+type Sizes = [i64; 3];
+
+impl Db {
+    /// Search and browse: one page of listings, its capped count and the next page's cursor.
+    pub async fn search(&self, q: &SearchQuery) -> Result<SearchPage> {
+        let limit = q.limit.clamp(1, 100);
+        let mut terms: Vec<String> = search::terms(&q.text).into_iter().take(MAX_TERMS).collect();
+        let mut corrected = None;
+        let mut known = Known::default();
+        if !terms.is_empty() && !q.exact {
+            let fixed = self.corrected(&terms, &mut known).await?;
+            if fixed != terms {
+                corrected = Some(fixed.join(" "));
+                terms = fixed;
+            }
+        }
+        let mut page = SearchPage {
+            corrected,
+            ..SearchPage::default()
+        };
+        let sizes = if terms.is_empty() {
+            None
+        } else {
+            match self.sizes(&terms, &mut known).await? {
+                Some(s) => Some(s),
+                // A word no listing holds: nothing to read.
+                None => return Ok(page),
+            }
+        };
+        let all: i64 = sizes.map(|s| s.iter().sum()).unwrap_or(i64::MAX);
+        let mut rows: Vec<(Cursor, Product)> = Vec::new();
+        let want = limit + 1;
+        match (q.sort, sizes) {
+            (Sort::Relevance, Some(sizes)) => {
+                let (start, after) = match q.after {
+                    Some(Cursor::Tier(t, id)) => (t, Some(id)),
+                    _ => (Tier::Name, None),
+                };
+                for tier in Tier::ALL.into_iter().filter(|t| *t >= start) {
+                    let need = want - rows.len() as i64;
+                    let size = sizes[tier as usize - 1];
+                    if need <= 0 {
+                        break;
+                    }
+                    if size == 0 {
+                        continue;
+                    }
+                    let after = if tier == start { after } else { None };
+                    let cursor = after.map(|id| Cursor::Tier(tier, id));
+                    let scope = Scope::Words(&terms, tier, true);
+                    for p in self.list(scope, size, q, cursor, need).await? {
+                        rows.push((Cursor::Tier(tier, p.id), p));
+                    }
+                }
+            }
+            (sort, sizes) => {
+                let scope = match sizes {
+                    None => Scope::Browse,
+                    Some(_) => Scope::Words(&terms, Tier::Anywhere, false),
+                };
+                for p in self.list(scope, all, q, q.after, want).await? {
+                    let c = match sort {
+                        Sort::PriceLow | Sort::PriceHigh => Cursor::Price(p.price.minor, p.id),
+                        _ => Cursor::Newest(p.id),
+                    };
+                    rows.push((c, p));
+                }
+            }
+        }
+        if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            page.next = rows.last().map(|(c, _)| *c);
+        }
+        page.products = rows.into_iter().map(|(_, p)| p).collect();
+        let n = if q.after.is_none() && page.next.is_none() {
+            // The whole list is on this page: it is its own count.
+            page.products.len() as i64
+        } else {
+            let scope = match sizes {
+                None => Scope::Browse,
+                Some(_) => Scope::Words(&terms, Tier::Anywhere, false),
+            };
+            self.count(scope, all, q).await?
+        };
+        page.total = n.min(COUNT_CAP);
+        page.capped = n > COUNT_CAP;
+        Ok(page)
+    }
+
+    /// Tier sizes for the words (see [`Sizes`]).
+    async fn sizes(&self, terms: &[String], known: &mut Known) -> Result<Option<Sizes>> {
+        // Each tier with the narrower ones: names; names or description; anywhere.
+        let mut within = [i64::MAX; 3];
+        for t in terms {
+            let Some([n, d, sh]) = known.counts(self, t).await? else {
+                return Ok(None);
+            };
+            for (k, v) in [n, n + d, n + d + sh].into_iter().enumerate() {
+                within[k] = within[k].min(v);
+            }
+        }
+        Ok(Some([
+            within[0],
+            (within[1] - within[0]).max(0),
+            (within[2] - within[1]).max(0),
+        ]))
+    }
+
+    /// How many listings hold words starting with `t`, first in their names, description or
+    /// shop (summed over at most a thousand words); None when no word starts so.
+    async fn word_counts(&self, t: &str) -> Result<Option<[i64; 3]>> {
+        let upper = format!("{t}{}", char::MAX);
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS k, CAST(COALESCE(SUM(in_name), 0) AS BIGINT) AS n, \
+             CAST(COALESCE(SUM(in_description), 0) AS BIGINT) AS d, CAST(COALESCE(SUM(in_shop), 0) AS BIGINT) AS s \
+             FROM (SELECT in_name, in_description, in_shop FROM search_vocab WHERE term >= $1 AND term < $2 LIMIT 1000) v",
+        )
+        .bind(t.to_string())
+        .bind(upper)
+        .fetch_one(&self.pool)
+        .await?;
+        if row_i64(&r, "k")? == 0 {
+            return Ok(None);
+        }
+        Ok(Some([
+            row_i64(&r, "n")?,
+            row_i64(&r, "d")?,
+            row_i64(&r, "s")?,
+        ]))
+    }
+
+    /// `select`, then the FROM and WHERE of a list or a count, with the filters. `size` (at
+    /// most how many match) chooses PostgreSQL's plan. Returns the id column the order and the
+    /// cursor use.
+    fn matching(
+        &self,
+        select: &str,
+        scope: Scope,
+        size: i64,
+        q: &SearchQuery,
+        st: &mut Stmt,
+    ) -> Order {
+        const JOINS: &str =
+            "JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id";
+        let order = match (scope, self.backend) {
+            (Scope::Words(terms, tier, only), Backend::Sqlite) => {
+                // FTS5 drives: it yields matches in rowid order, so a page reads a page of rows.
+                let m = st.p(Bind::S(fts5_query(terms, tier, only)));
+                st.push(&format!(
+                    "{select} FROM product_fts CROSS JOIN products p ON p.id = product_fts.rowid {JOINS} \
+                     WHERE product_fts MATCH {m} AND p.active = 1"
+                ));
+                Order::FTS5
+            }
+            (Scope::Words(terms, tier, only), Backend::Postgres) if size < DENSE => {
+                // Few matches: the GIN index finds them all first, then only they are sorted.
+                let m = st.p(Bind::S(tsquery(terms, tier, only)));
+                st.push(&format!(
+                    "WITH m AS MATERIALIZED (SELECT id FROM products WHERE search_doc @@ CAST({m} AS tsquery)) \
+                     {select} FROM m JOIN products p ON p.id = m.id {JOINS} WHERE p.active = 1"
+                ));
+                // Sorted as expressions, so the planner sorts the few matches instead of
+                // walking an index of every listing to meet them in order.
+                Order::SORTED
+            }
+            (Scope::Words(terms, tier, only), Backend::Postgres) => {
+                // Many: read in the page's order and test each row; a page costs a few rows.
+                let m = st.p(Bind::S(tsquery(terms, tier, only)));
+                st.push(&format!(
+                    "{select} FROM products p {JOINS} WHERE p.search_doc @@ CAST({m} AS tsquery) AND p.active = 1"
+                ));
+                Order::INDEXED
+            }
+            (Scope::Browse, _) => {
+                st.push(&format!(
+                    "{select} FROM products p {JOINS} WHERE p.active = 1"
+                ));
+                Order::INDEXED
+            }
+        };
+        if let Some(pl) = q.place_id {
+            let a = st.p(Bind::I(pl));
+            let b = st.p(Bind::I(pl));
+            st.push(&format!(" AND (s.place_id = {a} OR pl.parent_id = {b})"));
+        }
+        if let Some(c) = q.category_id {
+            let a = st.p(Bind::I(c));
+            st.push(&format!(" AND p.category_id = {a}"));
+        }
+        if let Some(s) = q.seller_id {
+            let a = st.p(Bind::I(s));
+            st.push(&format!(" AND p.seller_id = {a}"));
+        }
+        if let Some(v) = q.min_price {
+            let a = st.p(Bind::I(v));
+            st.push(&format!(" AND p.price_minor >= {a}"));
+        }
+        if let Some(v) = q.max_price {
+            let a = st.p(Bind::I(v));
+            st.push(&format!(" AND p.price_minor <= {a}"));
+        }
+        if q.in_stock {
+            st.push(" AND p.stock > 0");
+        }
+        order
+    }
+
+    async fn list(
+        &self,
+        scope: Scope<'_>,
+        size: i64,
+        q: &SearchQuery,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Vec<Product>> {
+        let mut st = Stmt::default();
+        let order = self.matching(&format!("SELECT {PRODUCT_COLS}"), scope, size, q, &mut st);
+        let (id, id_key, price_key) = (order.id, order.id_key, order.price_key);
+        let price_order = matches!(q.sort, Sort::PriceLow | Sort::PriceHigh);
+        let (cmp, dir) = if q.sort == Sort::PriceLow {
+            (">", "ASC")
+        } else {
+            ("<", "DESC")
+        };
+        match after {
+            Some(Cursor::Price(p, i)) if price_order => {
+                let a = st.p(Bind::I(p));
+                let b = st.p(Bind::I(p));
+                let c = st.p(Bind::I(i));
+                st.push(&format!(
+                    " AND (p.price_minor {cmp} {a} OR (p.price_minor = {b} AND p.id {cmp} {c}))"
+                ));
+            }
+            Some(Cursor::Tier(_, i)) | Some(Cursor::Newest(i)) if !price_order => {
+                let a = st.p(Bind::I(i));
+                st.push(&format!(" AND {id} < {a}"));
+            }
+            _ => {}
+        }
+        let n = st.p(Bind::I(limit));
+        if price_order {
+            st.push(&format!(
+                " ORDER BY {price_key} {dir}, {id_key} {dir} LIMIT {n}"
+            ));
+        } else {
+            st.push(&format!(" ORDER BY {id_key} DESC LIMIT {n}"));
+        }
+        let rows = st.query().fetch_all(&self.pool).await?;
+        rows.iter().map(product_from).collect()
+    }
+
+    /// How many match, counted no further than one past the cap.
+    async fn count(&self, scope: Scope<'_>, size: i64, q: &SearchQuery) -> Result<i64> {
+        let mut st = Stmt::default();
+        self.matching("SELECT 1 AS one", scope, size, q, &mut st);
+        let n = st.p(Bind::I(COUNT_CAP + 1));
+        st.sql = format!("SELECT COUNT(*) AS n FROM ({} LIMIT {n}) capped", st.sql);
+        row_i64(&st.query().fetch_one(&self.pool).await?, "n")
+    }
+
+    /// The query's words with each one the index does not know (not even as the start of a
+    /// word) replaced by its closest known word, when there is one.
+    async fn corrected(&self, terms: &[String], known: &mut Known) -> Result<Vec<String>> {
+        let mut out = Vec::with_capacity(terms.len());
+        for t in terms {
+            if t.chars().count() < 3 || known.counts(self, t).await?.is_some() {
+                out.push(t.clone());
+                continue;
+            }
+            let near = search::candidates(t, &self.neighbours(t).await?);
+            let mut counted = Vec::with_capacity(near.len());
+            for w in near {
+                let n = self.holding(&w).await?;
+                counted.push((w, n));
+            }
+            out.push(search::correction(t, &counted).unwrap_or_else(|| t.clone()));
+        }
+        Ok(out)
+    }
+
+    /// How many listings hold the word (whole, anywhere), counted up to a hundred.
+    async fn holding(&self, word: &str) -> Result<i64> {
+        let mut st = Stmt::default();
+        match self.backend {
+            Backend::Sqlite => {
+                let m = st.p(Bind::S(format!("\"{}\"", word.replace('"', "\"\""))));
+                st.push(&format!("SELECT COUNT(*) AS n FROM (SELECT 1 FROM product_fts WHERE product_fts MATCH {m} LIMIT 100) c"));
+            }
+            Backend::Postgres => {
+                let m = st.p(Bind::S(quote_lexeme(word)));
+                st.push(&format!("SELECT COUNT(*) AS n FROM (SELECT 1 FROM products WHERE search_doc @@ CAST({m} AS tsquery) AND active = 1 LIMIT 100) c"));
+            }
+        }
+        row_i64(&st.query().fetch_one(&self.pool).await?, "n")
+    }
+
+    /// Known words sharing a one-deletion neighbour with `t` (SymSpell).
+    async fn neighbours(&self, t: &str) -> Result<Vec<String>> {
+        let dels = search::deletes(t);
+        let mut st = Stmt::default();
+        let own: Vec<String> = dels.iter().map(|d| st.p(Bind::S(d.clone()))).collect();
+        st.push(&format!(
+            "SELECT term FROM search_vocab WHERE term IN ({}) UNION ",
+            own.join(",")
+        ));
+        let mut all = vec![st.p(Bind::S(t.to_string()))];
+        all.extend(dels.iter().map(|d| st.p(Bind::S(d.clone()))));
+        st.push(&format!(
+            "SELECT term FROM search_vocab_deletes WHERE variant IN ({}) ORDER BY term LIMIT 200",
+            all.join(",")
+        ));
+        let rows = st.query().fetch_all(&self.pool).await?;
+        rows.iter().map(|r| row_str(r, "term")).collect()
+    }
+}
+
+/// The settings row saying how far the index has been built: `VERSION` when whole, or
+/// `VERSION:id` while under way. A new VERSION (other folding rules) rebuilds it.
+const INDEXED: &str = "search_indexed";
+const VERSION: &str = "1";
+
+impl Db {
+    /// Index every listing the search index lacks (after the upgrade that brought it, or when
+    /// the folding rules change). In batches, each its own transaction behind the marker row,
+    /// so several servers starting at once share the work and a restart resumes. Returns how
+    /// many listings were indexed.
+    pub async fn index_catalogue(&self) -> Result<u64> {
+        let mut done = 0u64;
+        loop {
+            let mut tx = self.begin_write().await?;
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, '') ON CONFLICT (key) DO UPDATE SET value = settings.value")
+                .bind(INDEXED)
+                .execute(&mut *tx)
+                .await?;
+            let at = sqlx::query("SELECT value FROM settings WHERE key = $1")
+                .bind(INDEXED)
+                .fetch_one(&mut *tx)
+                .await?;
+            let at = row_str(&at, "value")?;
+            if at == VERSION {
+                tx.rollback().await?;
+                return Ok(done);
+            }
+            let from = at
+                .strip_prefix(&format!("{VERSION}:"))
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0);
+            let rows = sqlx::query(
+                "SELECT p.id, p.name_en, p.name_es, p.name_bn, p.name_sw, p.description, s.shop_name \
+                 FROM products p JOIN sellers s ON s.id = p.seller_id WHERE p.id > $1 ORDER BY p.id LIMIT 1000",
+            )
+            .bind(from)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut last = None;
+            for r in &rows {
+                let id = row_i64(r, "id")?;
+                let names = [
+                    row_str(r, "name_en")?,
+                    crate::row_opt_str(r, "name_es")?.unwrap_or_default(),
+                    crate::row_opt_str(r, "name_bn")?.unwrap_or_default(),
+                    crate::row_opt_str(r, "name_sw")?.unwrap_or_default(),
+                ];
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let doc = Doc::new(
+                    &names,
+                    &row_str(r, "description")?,
+                    &row_str(r, "shop_name")?,
+                );
+                index_in(&mut tx, self.backend, id, &doc).await?;
+                last = Some(id);
+            }
+            let mark = match last {
+                Some(id) => format!("{VERSION}:{id}"),
+                None => VERSION.to_string(),
+            };
+            sqlx::query("UPDATE settings SET value = $1 WHERE key = $2")
+                .bind(mark)
+                .bind(INDEXED)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            done += rows.len() as u64;
+        }
+    }
+}
+
+/// Write one product's words into the index (replacing what was there) and the vocabulary.
+pub(crate) async fn index_in(
+    tx: &mut Transaction<'static, Any>,
+    backend: Backend,
+    product_id: i64,
+    doc: &Doc,
+) -> Result<()> {
+    match backend {
+        Backend::Sqlite => {
+            sqlx::query("DELETE FROM product_fts WHERE rowid = $1")
+                .bind(product_id)
+                .execute(&mut **tx)
+                .await?;
+            let [n, d, s] = doc.columns();
+            sqlx::query(
+                "INSERT INTO product_fts (rowid, name, description, shop) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(product_id)
+            .bind(n)
+            .bind(d)
+            .bind(s)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Backend::Postgres => {
+            sqlx::query("UPDATE products SET search_doc = CAST($1 AS tsvector) WHERE id = $2")
+                .bind(doc.tsvector())
+                .bind(product_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    vocab_in(tx, &[doc]).await
+}
+
+/// SQLite: replace the FTS5 rows of many products at once (imports).
+pub(crate) async fn fts_rows_in(
+    tx: &mut Transaction<'static, Any>,
+    ids: &[i64],
+    docs: &[Doc],
+) -> Result<()> {
+    for (ids, docs) in ids.chunks(400).zip(docs.chunks(400)) {
+        let mut del = Stmt::default();
+        let ps: Vec<String> = ids.iter().map(|i| del.p(Bind::I(*i))).collect();
+        del.push(&format!(
+            "DELETE FROM product_fts WHERE rowid IN ({})",
+            ps.join(",")
+        ));
+        del.query().execute(&mut **tx).await?;
+        let mut ins = Stmt::default();
+        let rows: Vec<String> = ids
+            .iter()
+            .zip(docs)
+            .map(|(id, d)| {
+                let [n, de, sh] = d.columns();
+                let a = ins.p(Bind::I(*id));
+                let b = ins.p(Bind::S(n));
+                let c = ins.p(Bind::S(de));
+                let e = ins.p(Bind::S(sh));
+                format!("({a},{b},{c},{e})")
+            })
+            .collect();
+        ins.push(&format!(
+            "INSERT INTO product_fts (rowid, name, description, shop) VALUES {}",
+            rows.join(",")
+        ));
+        ins.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Add listings' words to the vocabulary with how many listings hold each first in their
+/// names, their description or their shop's name (counted on every write, so upper bounds),
+/// and the one-deletion neighbourhoods of the words that are new. Sorted, so two writers on
+/// PostgreSQL take the rows' locks in one order.
+pub(crate) async fn vocab_in(tx: &mut Transaction<'static, Any>, docs: &[&Doc]) -> Result<()> {
+    let mut counts: BTreeMap<&str, [i64; 3]> = BTreeMap::new();
+    for d in docs {
+        for (w, f) in d.words_by_field() {
+            counts.entry(w).or_default()[f as usize] += 1;
+        }
+    }
+    let rows: Vec<(&str, [i64; 3])> = counts.into_iter().collect();
+    let mut fresh: Vec<String> = Vec::new();
+    for chunk in rows.chunks(300) {
+        let mut st = Stmt::default();
+        let ps: Vec<String> = chunk
+            .iter()
+            .map(|(w, c)| {
+                let a = st.p(Bind::S(w.to_string()));
+                let [n, d, sh] = c.map(|v| st.p(Bind::I(v)));
+                format!("({a},{n},{d},{sh})")
+            })
+            .collect();
+        st.push(&format!(
+            "INSERT INTO search_vocab (term, in_name, in_description, in_shop) VALUES {} \
+             ON CONFLICT (term) DO NOTHING RETURNING term",
+            ps.join(",")
+        ));
+        let new: Vec<String> = st
+            .query()
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| row_str(r, "term"))
+            .collect::<Result<_>>()?;
+        let known: Vec<&(&str, [i64; 3])> = chunk
+            .iter()
+            .filter(|(w, _)| !new.iter().any(|n| n == w))
+            .collect();
+        if !known.is_empty() {
+            let mut up = Stmt::default();
+            let ps: Vec<String> = known
+                .iter()
+                .map(|(w, c)| {
+                    let a = up.p(Bind::S(w.to_string()));
+                    let [n, d, sh] = c.map(|v| up.p(Bind::I(v)));
+                    format!("({a},{n},{d},{sh})")
+                })
+                .collect();
+            up.push(&format!(
+                "INSERT INTO search_vocab (term, in_name, in_description, in_shop) VALUES {} \
+                 ON CONFLICT (term) DO UPDATE SET in_name = search_vocab.in_name + excluded.in_name, \
+                 in_description = search_vocab.in_description + excluded.in_description, \
+                 in_shop = search_vocab.in_shop + excluded.in_shop",
+                ps.join(",")
+            ));
+            up.query().execute(&mut **tx).await?;
+        }
+        fresh.extend(new);
+    }
+    let mut pairs: Vec<(String, String)> = fresh
+        .iter()
+        .flat_map(|w| search::deletes(w).into_iter().map(move |d| (d, w.clone())))
+        .collect();
+    pairs.sort_unstable();
+    for chunk in pairs.chunks(400) {
+        let mut st = Stmt::default();
+        let ps: Vec<String> = chunk
+            .iter()
+            .map(|(v, w)| {
+                let a = st.p(Bind::S(v.clone()));
+                let b = st.p(Bind::S(w.clone()));
+                format!("({a},{b})")
+            })
+            .collect();
+        st.push(&format!(
+            "INSERT INTO search_vocab_deletes (variant, term) VALUES {} ON CONFLICT DO NOTHING",
+            ps.join(",")
+        ));
+        st.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_doc_is_written_as_each_engine_reads_it() {
+        let d = Doc::new(
+            &["Café molido", "Ground coffee"],
+            "Café de Oaxaca",
+            "Café Tres Ríos",
+        );
+        assert_eq!(
+            d.tsvector(),
+            "'cafe':1A,5B,8C 'coffee':4A 'de':6B 'ground':3A 'molido':2A 'oaxaca':7B 'rios':10C 'tres':9C"
+        );
+        assert_eq!(d.columns()[0], "cafe molido ground coffee");
+        assert_eq!(
+            d.words(),
+            vec![
+                "cafe", "coffee", "de", "ground", "molido", "oaxaca", "rios", "tres"
+            ]
+        );
+    }
+
+    #[test]
+    fn tiers_become_engine_queries() {
+        let t = vec!["cafe".to_string(), "mol".to_string()];
+        assert_eq!(
+            fts5_query(&t, Tier::Name, true),
+            "{name} : (\"cafe\"* AND \"mol\"*)"
+        );
+        assert_eq!(
+            fts5_query(&t, Tier::Anywhere, false),
+            "{name description shop} : (\"cafe\"* AND \"mol\"*)"
+        );
+        assert_eq!(
+            fts5_query(&t, Tier::Anywhere, true),
+            "({name description shop} : (\"cafe\"* AND \"mol\"*)) NOT ({name description} : (\"cafe\"* AND \"mol\"*))"
+        );
+        assert_eq!(
+            tsquery(&t, Tier::NameOrDescription, true),
+            "'cafe':*AB & 'mol':*AB & !('cafe':*A & 'mol':*A)"
+        );
+        assert_eq!(
+            tsquery(&["it's".to_string()], Tier::Name, true),
+            "'it''s':*A"
+        );
+    }
+}
