@@ -67,6 +67,47 @@ impl<R: Read + Seek> Photos<R> {
     }
 }
 
+/// Who imports, and so for which sellers.
+#[derive(Clone, Copy)]
+pub enum Importer<'a> {
+    /// The operator at the command line: any seller.
+    Operator,
+    /// A person: an official who manages the directory (any seller), or an agent (only the
+    /// sellers whose listings mandate they hold; each import is logged on the mandate).
+    Person(&'a tianguis_store::users::User),
+}
+
+/// What an importer may do, decided once, with the agent's mandates found as sellers appear.
+enum Authority<'a> {
+    Any,
+    Agent(&'a tianguis_store::users::User, HashMap<i64, Option<i64>>),
+}
+
+impl Authority<'_> {
+    /// The mandate a line is written under (None for officials and the operator), or why not.
+    async fn allows(
+        &mut self,
+        db: &Db,
+        seller_id: i64,
+    ) -> Result<std::result::Result<Option<i64>, Msg>> {
+        let Authority::Agent(agent, seen) = self else {
+            return Ok(Ok(None));
+        };
+        let m = match seen.get(&seller_id) {
+            Some(m) => *m,
+            None => {
+                let m = db
+                    .mandate_for(agent, seller_id, |m| m.listings)
+                    .await?
+                    .map(|m| m.id);
+                seen.insert(seller_id, m);
+                m
+            }
+        };
+        Ok(m.map(Some).ok_or_else(|| Msg::new("err-no-mandate")))
+    }
+}
+
 struct Pending {
     line: u64,
     listing: Listing,
@@ -75,10 +116,22 @@ struct Pending {
 /// Import a catalogue. `progress` hears (lines read, bytes read) after each batch.
 pub async fn import<R: Read, Z: Read + Seek>(
     db: &Db,
+    who: Importer<'_>,
     input: R,
     mut photos: Option<&mut Photos<Z>>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Report> {
+    use tianguis_domain::policy::{Duty, may};
+    let mut authority = match who {
+        Importer::Operator => Authority::Any,
+        Importer::Person(u) if may(&u.person(), Duty::ManageDirectory).is_ok() => Authority::Any,
+        Importer::Person(u) => {
+            may(&u.person(), Duty::ServeAtCentre).map_err(|d| StoreError::Forbidden(d.msg()))?;
+            Authority::Agent(u, HashMap::new())
+        }
+    };
+    // Listings written under each mandate, for its log.
+    let mut under: HashMap<i64, u64> = HashMap::new();
     let region = db.phone_region().await?;
     let currency = db.currency().await?;
     let categories: HashMap<String, i64> = db
@@ -140,6 +193,14 @@ pub async fn import<R: Read, Z: Read + Seek>(
                     continue;
                 }
             };
+        match authority.allows(db, pending.listing.seller_id).await? {
+            Ok(Some(mandate)) => *under.entry(mandate).or_default() += 1,
+            Ok(None) => {}
+            Err(why) => {
+                report.refuse(at, why);
+                continue;
+            }
+        }
         let key = (pending.listing.seller_id, pending.listing.sku.clone());
         if in_batch.contains(&key) {
             // The same SKU twice: the earlier line is written first, the later one wins.
@@ -157,6 +218,17 @@ pub async fn import<R: Read, Z: Read + Seek>(
     flush(db, &mut batch, &mut report).await?;
     progress(report.lines, bytes);
     report.added = (db.product_count().await? - before).max(0) as u64;
+    if let Authority::Agent(agent, _) = &authority {
+        for (mandate, n) in &under {
+            db.log_mandate(
+                *mandate,
+                agent.id,
+                "listing",
+                &format!("import: {n} listings"),
+            )
+            .await?;
+        }
+    }
     if report.imported >= ANALYZE_AFTER {
         db.refresh_statistics().await?;
     }

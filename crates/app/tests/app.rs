@@ -780,6 +780,7 @@ async fn counts_stop_at_the_cap() {
         let _ = seller;
         let r = tianguis_app::import::import(
             &t.db,
+            tianguis_app::import::Importer::Operator,
             csv.as_bytes(),
             None::<&mut tianguis_app::import::Photos<std::io::Cursor<Vec<u8>>>>,
             |_, _| {},
@@ -840,9 +841,15 @@ async fn a_catalogue_import_updates_on_a_second_run_and_refuses_bad_lines_whole(
             async move {
                 let mut photos =
                     tianguis_app::import::Photos::open(std::io::Cursor::new(zip)).unwrap();
-                tianguis_app::import::import(&db, csv.as_bytes(), Some(&mut photos), |_, _| {})
-                    .await
-                    .unwrap()
+                tianguis_app::import::import(
+                    &db,
+                    tianguis_app::import::Importer::Operator,
+                    csv.as_bytes(),
+                    Some(&mut photos),
+                    |_, _| {},
+                )
+                .await
+                .unwrap()
             }
         };
         let r = run(first).await;
@@ -932,6 +939,7 @@ async fn a_catalogue_import_updates_on_a_second_run_and_refuses_bad_lines_whole(
         // A file whose header is wrong is refused as a whole.
         let e = tianguis_app::import::import(
             &t.db,
+            tianguis_app::import::Importer::Operator,
             "sku,prize\n1,2\n".as_bytes(),
             None::<&mut tianguis_app::import::Photos<std::io::Cursor<Vec<u8>>>>,
             |_, _| {},

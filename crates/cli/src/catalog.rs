@@ -34,9 +34,14 @@ pub async fn import(
     );
     bar.set_message("importing");
     let t = Instant::now();
-    let report =
-        tianguis_app::import::import(db, input, zip.as_mut(), |_, bytes| bar.set_position(bytes))
-            .await?;
+    let report = tianguis_app::import::import(
+        db,
+        tianguis_app::import::Importer::Operator,
+        input,
+        zip.as_mut(),
+        |_, bytes| bar.set_position(bytes),
+    )
+    .await?;
     bar.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
     let tr = tianguis_web::i18n::Tr::new("en");
@@ -355,6 +360,7 @@ async fn bench_search_on(db: &Db, fresh_url: &str, listings: u64, rounds: usize)
     let t = Instant::now();
     let report = tianguis_app::import::import(
         db,
+        tianguis_app::import::Importer::Operator,
         std::io::BufReader::new(std::fs::File::open(&csv)?),
         None::<&mut tianguis_app::import::Photos<std::fs::File>>,
         |n, _| {

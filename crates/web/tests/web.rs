@@ -707,6 +707,7 @@ async fn authorization_matrix_every_route_every_role() {
             ("/admin/sellers?q=a&women=1&page=2".into(), &[Admin]),
             ("/admin/jobs".into(), &[Admin]),
             ("/sim/sms/messages".into(), &[Admin]),
+            ("/catalogue/import".into(), &[Admin, Agent, OtherAgent]),
         ];
         for (path, allowed) in &gets {
             for (i, w) in EVERYONE.iter().enumerate() {
@@ -1101,6 +1102,11 @@ fn elsewhere_in_the_suite() -> Vec<(&'static str, &'static str, &'static str)> {
         ),
         (
             "POST",
+            "/catalogue/import",
+            "officials: an_official_imports_the_registry_...; agents by mandate: an_agent_brings_a_seller_online_...",
+        ),
+        (
+            "POST",
             "/courier/register",
             "a_courier_takes_a_job_fails_once_delivers_...",
         ),
@@ -1216,6 +1222,7 @@ async fn every_state_changing_form_refuses_a_missing_or_forged_token() {
         "/shop/products/new",
         "/shop/products/{id}/edit",
         "/admin/registry",
+        "/catalogue/import",
         "/agent/sellers",
         "/agent/sellers/code",
         "/agent/sellers/{sid}/products/new",
@@ -2477,6 +2484,19 @@ async fn an_official_imports_the_registry_and_a_buyer_checks_out_to_their_proper
                 && html.contains("must be numbers"),
             "{html}"
         );
+        // Officials import listings for any seller; a bad line is reported, not written.
+        let cat = app.db.categories().await.unwrap()[0].slug.clone();
+        let listings = format!(
+            "seller_phone,sku,category,name_en,price,stock\n+520000001000,ADM-1,{cat},Cedar chest,900,1\n+520000001000,ADM-2,{cat},Broken chest,lots,1\n"
+        );
+        let (s, page) = admin
+            .post_multipart("/catalogue/import", &[], &[("file", listings.into_bytes())])
+            .await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("2 lines: 1 imported (1 new)") && page.contains("Line 3"),
+            "{page}"
+        );
         let registered = app
             .db
             .registered_addresses("+520000002006")
@@ -3286,6 +3306,45 @@ async fn an_agent_brings_a_seller_online_with_consent_lists_for_them_and_the_sel
             made.push(r.headers()["location"].to_str().unwrap().to_string());
         }
         assert_eq!(made[0], made[1], "one listing");
+        // A catalogue file from the centre: only the mandated seller's lines are written.
+        let slug = db.categories().await.unwrap()[0].slug.clone();
+        let csv = format!(
+            "seller_phone,sku,category,name_es,price,stock\n\
+             951 000 8888,LU-1,{slug},Cántaro de barro negro,\"1,200\",2\n\
+             +520000001000,X-1,{slug},Ajeno,10,1\n"
+        );
+        let (s, page) = agent
+            .post_multipart("/catalogue/import", &[], &[("file", csv.into_bytes())])
+            .await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("2 lines: 1 imported (1 new)")
+                && page.contains("Line 3")
+                && page.contains("no mandate from this seller"),
+            "{page}"
+        );
+        let found = db
+            .search(&tianguis_store::catalog::SearchQuery {
+                text: "cantaro".into(),
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.products.len(), 1);
+        assert_eq!(found.products[0].price.minor, 120_000);
+        assert_eq!(
+            db.search(&tianguis_store::catalog::SearchQuery {
+                text: "ajeno".into(),
+                exact: true,
+                limit: 5,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .total,
+            0
+        );
         // The seller claims the account, sees the mandate and its audit trail, and revokes it.
         let mut seller = Browser::new(&app.base).await;
         seller.get("/claim").await;

@@ -8,6 +8,7 @@ pub mod account;
 pub mod admin;
 pub mod assisted;
 pub mod browse;
+pub mod catalogue;
 pub mod checkout;
 pub mod courier;
 pub mod directory;
@@ -115,6 +116,7 @@ impl Table {
 pub fn pages() -> Table {
     Table::new("pages")
         .merge(browse::routes())
+        .merge(catalogue::routes())
         .merge(checkout::routes())
         .merge(orders::routes())
         .merge(account::routes())
