@@ -13,7 +13,7 @@ use tianguis_store::catalog::{Listing, ProductInput};
 use tianguis_store::{Db, Result, StoreError};
 
 /// Lines written per transaction.
-pub const BATCH: usize = 1000;
+pub const BATCH: usize = 4000;
 /// Imports at least this large refresh the planner's statistics when they end.
 const ANALYZE_AFTER: u64 = 10_000;
 /// Refused lines kept for the report (the count goes on).
@@ -153,6 +153,7 @@ pub async fn import<R: Read, Z: Read + Seek>(
         Some(Ok(h)) => Header::read(h.iter()).map_err(StoreError::Invalid)?,
     };
     let mut report = Report::default();
+    let mut writer = Writer(None);
     let mut batch: Vec<Pending> = Vec::with_capacity(BATCH);
     let mut in_batch: std::collections::HashSet<(i64, String)> = Default::default();
     let mut bytes = 0u64;
@@ -204,18 +205,21 @@ pub async fn import<R: Read, Z: Read + Seek>(
         let key = (pending.listing.seller_id, pending.listing.sku.clone());
         if in_batch.contains(&key) {
             // The same SKU twice: the earlier line is written first, the later one wins.
-            flush(db, &mut batch, &mut report).await?;
+            writer.send(db, &mut batch, &mut report).await?;
             in_batch.clear();
         }
         in_batch.insert(key);
         batch.push(pending);
         if batch.len() >= BATCH {
-            flush(db, &mut batch, &mut report).await?;
+            writer.send(db, &mut batch, &mut report).await?;
             in_batch.clear();
             progress(report.lines, bytes);
         }
     }
-    flush(db, &mut batch, &mut report).await?;
+    writer.send(db, &mut batch, &mut report).await?;
+    writer.wait(&mut report).await?;
+    // A batch's refusals arrive after the next batch was read: the report goes by line.
+    report.refused.sort_by_key(|(l, _)| *l);
     progress(report.lines, bytes);
     report.added = (db.product_count().await? - before).max(0) as u64;
     if let Authority::Agent(agent, _) = &authority {
@@ -286,20 +290,50 @@ async fn resolve<Z: Read + Seek>(
     }))
 }
 
+/// Batches go to the database one at a time, while the next one is read and checked: the
+/// reading and the writing use a core each.
+struct Writer(Option<tokio::task::JoinHandle<Result<Report>>>);
+
+impl Writer {
+    /// Wait for the batch on its way, then send this one.
+    async fn send(&mut self, db: &Db, batch: &mut Vec<Pending>, report: &mut Report) -> Result<()> {
+        self.wait(report).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let db = db.clone();
+        let batch = std::mem::take(batch);
+        self.0 = Some(tokio::spawn(async move { write(&db, &batch).await }));
+        Ok(())
+    }
+
+    async fn wait(&mut self, report: &mut Report) -> Result<()> {
+        if let Some(h) = self.0.take() {
+            let done = h
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("the import's writer stopped: {e}")))??;
+            report.imported += done.imported;
+            report.photos += done.photos;
+            for (l, m) in done.refused {
+                report.refuse(l, m);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Write a batch in one transaction. If the database refuses it, each line is tried alone, so
 /// the one at fault is reported and the others are written.
-async fn flush(db: &Db, batch: &mut Vec<Pending>, report: &mut Report) -> Result<()> {
-    if batch.is_empty() {
-        return Ok(());
-    }
+async fn write(db: &Db, batch: &[Pending]) -> Result<Report> {
+    let mut report = Report::default();
     let listings: Vec<Listing> = batch.iter().map(|p| p.listing.clone()).collect();
     match crate::retrying(|| db.upsert_listings(&listings)).await {
-        Ok(_) => count(report, &listings),
+        Ok(_) => count(&mut report, &listings),
         Err(e) if e.msg().is_some() => {
-            for p in batch.iter() {
+            for p in batch {
                 let one = std::slice::from_ref(&p.listing);
                 match crate::retrying(|| db.upsert_listings(one)).await {
-                    Ok(_) => count(report, one),
+                    Ok(_) => count(&mut report, one),
                     Err(e) => match e.msg() {
                         Some(why) => report.refuse(p.line, why),
                         None => return Err(e),
@@ -309,8 +343,7 @@ async fn flush(db: &Db, batch: &mut Vec<Pending>, report: &mut Report) -> Result
         }
         Err(e) => return Err(e),
     }
-    batch.clear();
-    Ok(())
+    Ok(report)
 }
 
 fn count(report: &mut Report, written: &[Listing]) {

@@ -764,6 +764,17 @@ async fn search_ranks_by_field_corrects_typos_filters_and_pages_by_key() {
         assert_eq!(ids(&seen), vec![mango]);
         assert_eq!(other.search(&q("ripe")).await.unwrap().total, 1);
         other.close().await;
+        // A whole word in the name comes before a newer name the word only begins.
+        let cafetera =
+            t.db.create_product(seller, &mk("Cafetera de barro", 20000, 1))
+                .await
+                .unwrap();
+        assert_eq!(
+            ids(&find(q("cafe")).await),
+            vec![molido, cafetera, mug, scarf],
+            "{}",
+            t.url
+        );
     }
 }
 

@@ -132,31 +132,43 @@ pub enum Field {
     Shop,
 }
 
-/// Relevance in tiers: every query term found in the names, else every term found in the names
-/// or the description, else every term found anywhere (the shop's name included). Within a tier
-/// the newest listing comes first. Tiers make a common word cost a few rows, never a ranking of
-/// every match.
+/// Relevance in tiers: every query word, whole, in the names; else every word (as the start
+/// of a word, as people type) in the names; else in the names or the description; else
+/// anywhere, the shop's name included. Within a tier the newest listing comes first. Tiers make
+/// a common word cost a few rows, never a ranking of every match, and whole words first spare
+/// the engines the long lists a common prefix unrolls into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Tier {
-    Name = 1,
-    NameOrDescription = 2,
-    Anywhere = 3,
+    Word = 1,
+    Name = 2,
+    NameOrDescription = 3,
+    Anywhere = 4,
 }
 
 impl Tier {
-    pub const ALL: [Tier; 3] = [Tier::Name, Tier::NameOrDescription, Tier::Anywhere];
-    /// The fields a term may match in for this tier.
+    pub const ALL: [Tier; 4] = [
+        Tier::Word,
+        Tier::Name,
+        Tier::NameOrDescription,
+        Tier::Anywhere,
+    ];
+    /// The fields a word may match in for this tier.
     pub fn fields(self) -> &'static [Field] {
         match self {
-            Tier::Name => &[Field::Name],
+            Tier::Word | Tier::Name => &[Field::Name],
             Tier::NameOrDescription => &[Field::Name, Field::Description],
             Tier::Anywhere => &[Field::Name, Field::Description, Field::Shop],
         }
     }
+    /// Whether the words match whole (else as the start of a word).
+    pub fn whole(self) -> bool {
+        self == Tier::Word
+    }
     /// The tier before, whose matches this tier leaves out.
     pub fn narrower(self) -> Option<Tier> {
         match self {
-            Tier::Name => None,
+            Tier::Word => None,
+            Tier::Name => Some(Tier::Word),
             Tier::NameOrDescription => Some(Tier::Name),
             Tier::Anywhere => Some(Tier::NameOrDescription),
         }
@@ -332,6 +344,7 @@ mod tests {
         for bad in [
             "",
             "t9.1",
+            "t0.1",
             "t1",
             "p-1.2",
             "n",

@@ -155,9 +155,10 @@ fn quote_lexeme(t: &str) -> String {
 pub fn fts5_query(terms: &[String], tier: Tier, only: bool) -> String {
     let all = |tier: Tier| {
         let cols: Vec<&str> = tier.fields().iter().map(|f| column(*f)).collect();
+        let star = if tier.whole() { "" } else { "*" };
         let words: Vec<String> = terms
             .iter()
-            .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
+            .map(|t| format!("\"{}\"{star}", t.replace('"', "\"\"")))
             .collect();
         format!("{{{}}} : ({})", cols.join(" "), words.join(" AND "))
     };
@@ -167,13 +168,32 @@ pub fn fts5_query(terms: &[String], tier: Tier, only: bool) -> String {
     }
 }
 
+/// Every term, whole, anywhere.
+pub fn fts5_whole(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// Every term, whole, anywhere, for PostgreSQL.
+pub fn tsquery_whole(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| quote_lexeme(t))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
+
 /// The same for PostgreSQL: `'cafe':*AB & 'molido':*AB & !('cafe':*A & 'molido':*A)`.
 pub fn tsquery(terms: &[String], tier: Tier, only: bool) -> String {
     let all = |tier: Tier| {
         let w: String = tier.fields().iter().map(|f| weight(*f)).collect();
+        let star = if tier.whole() { "" } else { "*" };
         terms
             .iter()
-            .map(|t| format!("{}:*{w}", quote_lexeme(t)))
+            .map(|t| format!("{}:{star}{w}", quote_lexeme(t)))
             .collect::<Vec<_>>()
             .join(" & ")
     };
@@ -221,25 +241,28 @@ enum Scope<'a> {
     Browse,
     /// The words, in the tier's fields; `only`: that tier alone.
     Words(&'a [String], Tier, bool),
+    /// The words, whole, anywhere (a count that stops early for common words).
+    Whole(&'a [String]),
 }
 
-/// Above this many matches, a word is common enough for PostgreSQL to read the listings in
-/// the page's order and test each (a page costs a few rows); below it, the GIN index finds the
-/// matches first and only they are sorted. The planner cannot tell the two apart for prefixes
-/// and field weights, so the vocabulary's counts decide.
+/// Above this many matches, a word is common enough to read the listings in the page's order
+/// and test each (a page costs a few rows: PostgreSQL by its indexes, SQLite by the price index
+/// when a page is in price order); below it, the engine finds the matches first and only they
+/// are sorted. PostgreSQL's planner cannot tell the two apart for prefixes and field weights,
+/// so the vocabulary's counts decide.
 const DENSE: i64 = 5_000;
 
 /// The vocabulary's counts of the words of one search, each read once.
 #[derive(Default)]
-struct Known(Vec<(String, Option<[i64; 3]>)>);
+struct Known(Vec<(String, bool, Option<[i64; 3]>)>);
 
 impl Known {
-    async fn counts(&mut self, db: &Db, t: &str) -> Result<Option<[i64; 3]>> {
-        if let Some((_, c)) = self.0.iter().find(|(w, _)| w == t) {
+    async fn counts(&mut self, db: &Db, t: &str, whole: bool) -> Result<Option<[i64; 3]>> {
+        if let Some((_, _, c)) = self.0.iter().find(|(w, x, _)| w == t && *x == whole) {
             return Ok(*c);
         }
-        let c = db.word_counts(t).await?;
-        self.0.push((t.to_string(), c));
+        let c = db.word_counts(t, whole).await?;
+        self.0.push((t.to_string(), whole, c));
         Ok(c)
     }
 }
@@ -272,7 +295,7 @@ impl Order {
 
 /// How many listings each tier alone holds, at most, from the vocabulary's counts: exact for
 /// one word, an estimate for several. None when a word is unknown (nothing can match).
-type Sizes = [i64; 3];
+type Sizes = [i64; 4];
 
 impl Db {
     /// Search and browse: one page of listings, its capped count and the next page's cursor.
@@ -308,7 +331,7 @@ impl Db {
             (Sort::Relevance, Some(sizes)) => {
                 let (start, after) = match q.after {
                     Some(Cursor::Tier(t, id)) => (t, Some(id)),
-                    _ => (Tier::Name, None),
+                    _ => (Tier::Word, None),
                 };
                 for tier in Tier::ALL.into_iter().filter(|t| *t >= start) {
                     let need = want - rows.len() as i64;
@@ -349,12 +372,27 @@ impl Db {
         let n = if q.after.is_none() && page.next.is_none() {
             // The whole list is on this page: it is its own count.
             page.products.len() as i64
+        } else if sizes.is_none() {
+            self.count(Scope::Browse, all, q).await?
         } else {
-            let scope = match sizes {
-                None => Scope::Browse,
-                Some(_) => Scope::Words(&terms, Tier::Anywhere, false),
+            // Whole words first: a common word reaches the cap in a few rows, where its
+            // prefix would unroll into every word it starts.
+            let mut whole = i64::MAX;
+            for t in &terms {
+                let c = known.counts(self, t, true).await?.unwrap_or([0; 3]);
+                whole = whole.min(c.iter().sum());
+            }
+            let n = if whole > COUNT_CAP {
+                self.count(Scope::Whole(&terms), whole, q).await?
+            } else {
+                0
             };
-            self.count(scope, all, q).await?
+            if n > COUNT_CAP {
+                n
+            } else {
+                self.count(Scope::Words(&terms, Tier::Anywhere, false), all, q)
+                    .await?
+            }
         };
         page.total = n.min(COUNT_CAP);
         page.capped = n > COUNT_CAP;
@@ -363,13 +401,15 @@ impl Db {
 
     /// Tier sizes for the words (see [`Sizes`]).
     async fn sizes(&self, terms: &[String], known: &mut Known) -> Result<Option<Sizes>> {
-        // Each tier with the narrower ones: names; names or description; anywhere.
-        let mut within = [i64::MAX; 3];
+        // Each tier with the narrower ones: whole words in the names; names; names or
+        // description; anywhere.
+        let mut within = [i64::MAX; 4];
         for t in terms {
-            let Some([n, d, sh]) = known.counts(self, t).await? else {
+            let Some([n, d, sh]) = known.counts(self, t, false).await? else {
                 return Ok(None);
             };
-            for (k, v) in [n, n + d, n + d + sh].into_iter().enumerate() {
+            let whole = known.counts(self, t, true).await?.map_or(0, |c| c[0]);
+            for (k, v) in [whole, n, n + d, n + d + sh].into_iter().enumerate() {
                 within[k] = within[k].min(v);
             }
         }
@@ -377,13 +417,19 @@ impl Db {
             within[0],
             (within[1] - within[0]).max(0),
             (within[2] - within[1]).max(0),
+            (within[3] - within[2]).max(0),
         ]))
     }
 
-    /// How many listings hold words starting with `t`, first in their names, description or
-    /// shop (summed over at most a thousand words); None when no word starts so.
-    async fn word_counts(&self, t: &str) -> Result<Option<[i64; 3]>> {
-        let upper = format!("{t}{}", char::MAX);
+    /// How many listings hold words starting with `t` (or `t` itself, `whole`), first in their
+    /// names, description or shop (summed over at most a thousand words); None when there is
+    /// no such word.
+    async fn word_counts(&self, t: &str, whole: bool) -> Result<Option<[i64; 3]>> {
+        let upper = if whole {
+            format!("{t}\u{1}")
+        } else {
+            format!("{t}{}", char::MAX)
+        };
         let r = sqlx::query(
             "SELECT COUNT(*) AS k, CAST(COALESCE(SUM(in_name), 0) AS BIGINT) AS n, \
              CAST(COALESCE(SUM(in_description), 0) AS BIGINT) AS d, CAST(COALESCE(SUM(in_shop), 0) AS BIGINT) AS s \
@@ -412,23 +458,47 @@ impl Db {
         scope: Scope,
         size: i64,
         q: &SearchQuery,
+        listing: bool,
         st: &mut Stmt,
     ) -> Order {
         const JOINS: &str =
             "JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id";
-        let order = match (scope, self.backend) {
+        let words = match (scope, self.backend) {
             (Scope::Words(terms, tier, only), Backend::Sqlite) => {
+                Some(fts5_query(terms, tier, only))
+            }
+            (Scope::Words(terms, tier, only), Backend::Postgres) => {
+                Some(tsquery(terms, tier, only))
+            }
+            (Scope::Whole(terms), Backend::Sqlite) => Some(fts5_whole(terms)),
+            (Scope::Whole(terms), Backend::Postgres) => Some(tsquery_whole(terms)),
+            (Scope::Browse, _) => None,
+        };
+        let by_price = listing && matches!(q.sort, Sort::PriceLow | Sort::PriceHigh);
+        let order = match (words, self.backend) {
+            (Some(w), Backend::Sqlite) if by_price && size >= DENSE => {
+                // Many matches in price order: walk the price index and test each listing
+                // against the matches, instead of sorting them all (the unary `+` keeps
+                // SQLite from driving the join by the match list instead).
+                let m = st.p(Bind::S(w));
+                st.push(&format!(
+                    "{select} FROM products p {JOINS} WHERE +p.id IN (SELECT rowid FROM product_fts WHERE product_fts MATCH {m}) \
+                     AND p.active = 1"
+                ));
+                Order::INDEXED
+            }
+            (Some(w), Backend::Sqlite) => {
                 // FTS5 drives: it yields matches in rowid order, so a page reads a page of rows.
-                let m = st.p(Bind::S(fts5_query(terms, tier, only)));
+                let m = st.p(Bind::S(w));
                 st.push(&format!(
                     "{select} FROM product_fts CROSS JOIN products p ON p.id = product_fts.rowid {JOINS} \
                      WHERE product_fts MATCH {m} AND p.active = 1"
                 ));
                 Order::FTS5
             }
-            (Scope::Words(terms, tier, only), Backend::Postgres) if size < DENSE => {
+            (Some(w), Backend::Postgres) if size < DENSE => {
                 // Few matches: the GIN index finds them all first, then only they are sorted.
-                let m = st.p(Bind::S(tsquery(terms, tier, only)));
+                let m = st.p(Bind::S(w));
                 st.push(&format!(
                     "WITH m AS MATERIALIZED (SELECT id FROM products WHERE search_doc @@ CAST({m} AS tsquery)) \
                      {select} FROM m JOIN products p ON p.id = m.id {JOINS} WHERE p.active = 1"
@@ -437,15 +507,15 @@ impl Db {
                 // walking an index of every listing to meet them in order.
                 Order::SORTED
             }
-            (Scope::Words(terms, tier, only), Backend::Postgres) => {
+            (Some(w), Backend::Postgres) => {
                 // Many: read in the page's order and test each row; a page costs a few rows.
-                let m = st.p(Bind::S(tsquery(terms, tier, only)));
+                let m = st.p(Bind::S(w));
                 st.push(&format!(
                     "{select} FROM products p {JOINS} WHERE p.search_doc @@ CAST({m} AS tsquery) AND p.active = 1"
                 ));
                 Order::INDEXED
             }
-            (Scope::Browse, _) => {
+            (None, _) => {
                 st.push(&format!(
                     "{select} FROM products p {JOINS} WHERE p.active = 1"
                 ));
@@ -488,7 +558,14 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<Product>> {
         let mut st = Stmt::default();
-        let order = self.matching(&format!("SELECT {PRODUCT_COLS}"), scope, size, q, &mut st);
+        let order = self.matching(
+            &format!("SELECT {PRODUCT_COLS}"),
+            scope,
+            size,
+            q,
+            true,
+            &mut st,
+        );
         let (id, id_key, price_key) = (order.id, order.id_key, order.price_key);
         let price_order = matches!(q.sort, Sort::PriceLow | Sort::PriceHigh);
         let (cmp, dir) = if q.sort == Sort::PriceLow {
@@ -526,7 +603,7 @@ impl Db {
     /// How many match, counted no further than one past the cap.
     async fn count(&self, scope: Scope<'_>, size: i64, q: &SearchQuery) -> Result<i64> {
         let mut st = Stmt::default();
-        self.matching("SELECT 1 AS one", scope, size, q, &mut st);
+        self.matching("SELECT 1 AS one", scope, size, q, false, &mut st);
         let n = st.p(Bind::I(COUNT_CAP + 1));
         st.sql = format!("SELECT COUNT(*) AS n FROM ({} LIMIT {n}) capped", st.sql);
         row_i64(&st.query().fetch_one(&self.pool).await?, "n")
@@ -537,7 +614,7 @@ impl Db {
     async fn corrected(&self, terms: &[String], known: &mut Known) -> Result<Vec<String>> {
         let mut out = Vec::with_capacity(terms.len());
         for t in terms {
-            if t.chars().count() < 3 || known.counts(self, t).await?.is_some() {
+            if t.chars().count() < 3 || known.counts(self, t, false).await?.is_some() {
                 out.push(t.clone());
                 continue;
             }
@@ -842,9 +919,14 @@ mod tests {
     fn tiers_become_engine_queries() {
         let t = vec!["cafe".to_string(), "mol".to_string()];
         assert_eq!(
-            fts5_query(&t, Tier::Name, true),
-            "{name} : (\"cafe\"* AND \"mol\"*)"
+            fts5_query(&t, Tier::Word, true),
+            "{name} : (\"cafe\" AND \"mol\")"
         );
+        assert_eq!(
+            fts5_query(&t, Tier::Name, true),
+            "({name} : (\"cafe\"* AND \"mol\"*)) NOT ({name} : (\"cafe\" AND \"mol\"))"
+        );
+        assert_eq!(tsquery(&t, Tier::Word, true), "'cafe':A & 'mol':A");
         assert_eq!(
             fts5_query(&t, Tier::Anywhere, false),
             "{name description shop} : (\"cafe\"* AND \"mol\"*)"
@@ -858,7 +940,7 @@ mod tests {
             "'cafe':*AB & 'mol':*AB & !('cafe':*A & 'mol':*A)"
         );
         assert_eq!(
-            tsquery(&["it's".to_string()], Tier::Name, true),
+            tsquery(&["it's".to_string()], Tier::Name, false),
             "'it''s':*A"
         );
     }

@@ -441,7 +441,7 @@ pub struct ProductQuery {
     sort: Option<String>,
     /// The `next` of the page before, with the same `sort` (a marker made for another order
     /// is refused).
-    #[param(pattern = "^(t[123]\\.[0-9]{1,18}|n[0-9]{1,18}|p[0-9]{1,18}\\.[0-9]{1,18})$")]
+    #[param(pattern = "^(t[1-4]\\.[0-9]{1,18}|n[0-9]{1,18}|p[0-9]{1,18}\\.[0-9]{1,18})$")]
     after: Option<String>,
     /// Search the words as typed, without correcting them.
     exact: Option<bool>,
