@@ -257,6 +257,21 @@ const DENSE: i64 = 5_000;
 struct Known(Vec<(String, bool, Option<[i64; 3]>)>);
 
 impl Known {
+    /// Read every word's counts, by prefix and whole, in one statement.
+    async fn prefetch(&mut self, db: &Db, terms: &[String]) -> Result<()> {
+        if terms.is_empty() {
+            return Ok(());
+        }
+        let words: Vec<(&str, bool)> = terms
+            .iter()
+            .flat_map(|t| [(t.as_str(), false), (t.as_str(), true)])
+            .collect();
+        for ((t, whole), c) in words.iter().zip(db.words_counts(&words).await?) {
+            self.0.push((t.to_string(), *whole, c));
+        }
+        Ok(())
+    }
+
     async fn counts(&mut self, db: &Db, t: &str, whole: bool) -> Result<Option<[i64; 3]>> {
         if let Some((_, _, c)) = self.0.iter().find(|(w, x, _)| w == t && *x == whole) {
             return Ok(*c);
@@ -304,6 +319,7 @@ impl Db {
         let mut terms: Vec<String> = search::terms(&q.text).into_iter().take(MAX_TERMS).collect();
         let mut corrected = None;
         let mut known = Known::default();
+        known.prefetch(self, &terms).await?;
         if !terms.is_empty() && !q.exact {
             let fixed = self.corrected(&terms, &mut known).await?;
             if fixed != terms {
@@ -425,28 +441,39 @@ impl Db {
     /// names, description or shop (summed over at most a thousand words); None when there is
     /// no such word.
     async fn word_counts(&self, t: &str, whole: bool) -> Result<Option<[i64; 3]>> {
-        let upper = if whole {
-            format!("{t}\u{1}")
-        } else {
-            format!("{t}{}", char::MAX)
-        };
-        let r = sqlx::query(
-            "SELECT COUNT(*) AS k, CAST(COALESCE(SUM(in_name), 0) AS BIGINT) AS n, \
-             CAST(COALESCE(SUM(in_description), 0) AS BIGINT) AS d, CAST(COALESCE(SUM(in_shop), 0) AS BIGINT) AS s \
-             FROM (SELECT in_name, in_description, in_shop FROM search_vocab WHERE term >= $1 AND term < $2 LIMIT 1000) v",
-        )
-        .bind(t.to_string())
-        .bind(upper)
-        .fetch_one(&self.pool)
-        .await?;
-        if row_i64(&r, "k")? == 0 {
-            return Ok(None);
+        Ok(self.words_counts(&[(t, whole)]).await?.remove(0))
+    }
+
+    /// [`word_counts`](Db::word_counts) of several words in one statement (one round trip).
+    async fn words_counts(&self, words: &[(&str, bool)]) -> Result<Vec<Option<[i64; 3]>>> {
+        let mut st = Stmt::default();
+        let parts: Vec<String> = words
+            .iter()
+            .enumerate()
+            .map(|(i, (t, whole))| {
+                let upper = if *whole {
+                    format!("{t}\u{1}")
+                } else {
+                    format!("{t}{}", char::MAX)
+                };
+                let a = st.p(Bind::S(t.to_string()));
+                let b = st.p(Bind::S(upper));
+                format!(
+                    "SELECT {i} AS i, COUNT(*) AS k, CAST(COALESCE(SUM(in_name), 0) AS BIGINT) AS n, \
+                     CAST(COALESCE(SUM(in_description), 0) AS BIGINT) AS d, CAST(COALESCE(SUM(in_shop), 0) AS BIGINT) AS s \
+                     FROM (SELECT in_name, in_description, in_shop FROM search_vocab WHERE term >= {a} AND term < {b} LIMIT 1000) v{i}"
+                )
+            })
+            .collect();
+        st.push(&parts.join(" UNION ALL "));
+        let mut out = vec![None; words.len()];
+        for r in st.query().fetch_all(&self.pool).await? {
+            let i = row_i64(&r, "i")? as usize;
+            if i < out.len() && row_i64(&r, "k")? > 0 {
+                out[i] = Some([row_i64(&r, "n")?, row_i64(&r, "d")?, row_i64(&r, "s")?]);
+            }
         }
-        Ok(Some([
-            row_i64(&r, "n")?,
-            row_i64(&r, "d")?,
-            row_i64(&r, "s")?,
-        ]))
+        Ok(out)
     }
 
     /// `select`, then the FROM and WHERE of a list or a count, with the filters. `size` (at
