@@ -737,14 +737,7 @@ impl Db {
         if owned.is_none() {
             return Err(StoreError::NotFound("product"));
         }
-        let r = sqlx::query("INSERT INTO photos (bytes, content_type, width, height) VALUES ($1,$2,$3,$4) RETURNING id")
-            .bind(photo.bytes.clone())
-            .bind(photo.content_type.to_string())
-            .bind(photo.width as i64)
-            .bind(photo.height as i64)
-            .fetch_one(&mut *tx)
-            .await?;
-        let id = row_i64(&r, "id")?;
+        let id = photo_in(&mut tx, photo).await?;
         sqlx::query("UPDATE products SET photo_id = $1 WHERE id = $2")
             .bind(id)
             .bind(product_id)
@@ -907,6 +900,20 @@ pub async fn empty_cart_in(
     Ok(())
 }
 
+/// Store a prepared photo; its id.
+async fn photo_in(tx: &mut Transaction<'static, Any>, photo: &crate::images::Photo) -> Result<i64> {
+    let r = sqlx::query(
+        "INSERT INTO photos (bytes, content_type, width, height) VALUES ($1,$2,$3,$4) RETURNING id",
+    )
+    .bind(photo.bytes.clone())
+    .bind(photo.content_type.to_string())
+    .bind(photo.width as i64)
+    .bind(photo.height as i64)
+    .fetch_one(&mut **tx)
+    .await?;
+    row_i64(&r, "id")
+}
+
 async fn shop_name_in(tx: &mut Transaction<'static, Any>, seller_id: i64) -> Result<String> {
     let r = sqlx::query("SELECT shop_name FROM sellers WHERE id = $1")
         .bind(seller_id)
@@ -1029,15 +1036,9 @@ impl Db {
         }
         for (l, id) in batch.iter().zip(&ids) {
             if let Some(photo) = &l.photo {
-                let r = sqlx::query("INSERT INTO photos (bytes, content_type, width, height) VALUES ($1,$2,$3,$4) RETURNING id")
-                    .bind(photo.bytes.clone())
-                    .bind(photo.content_type.to_string())
-                    .bind(photo.width as i64)
-                    .bind(photo.height as i64)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                let photo_id = photo_in(&mut tx, photo).await?;
                 sqlx::query("UPDATE products SET photo_id = $1 WHERE id = $2")
-                    .bind(row_i64(&r, "id")?)
+                    .bind(photo_id)
                     .bind(*id)
                     .execute(&mut *tx)
                     .await?;

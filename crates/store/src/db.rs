@@ -143,6 +143,24 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     21 "0021_search",
 );
 
+/// A settings row used as a once-only marker by work several servers may start together:
+/// created if missing and locked (PostgreSQL: the upsert takes the row lock; SQLite: the write
+/// transaction holds the database), then read after the lock. Its value.
+pub(crate) async fn lock_marker_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    key: &str,
+) -> Result<String, StoreError> {
+    sqlx::query("INSERT INTO settings (key, value) VALUES ($1, '') ON CONFLICT (key) DO UPDATE SET value = settings.value")
+        .bind(key.to_string())
+        .execute(&mut **tx)
+        .await?;
+    let r = sqlx::query("SELECT value FROM settings WHERE key = $1")
+        .bind(key.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+    crate::row_str(&r, "value")
+}
+
 impl Db {
     /// Connect to `sqlite:path` (the file is created) or `postgres://...`.
     pub async fn connect(url: &str) -> Result<Db, StoreError> {

@@ -29,15 +29,7 @@ impl Db {
         let target = region.map(|r| r.code().to_string()).unwrap_or("-".into());
         let now = self.now_ms();
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, '') ON CONFLICT (key) DO UPDATE SET value = settings.value")
-            .bind(MARKER)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("SELECT value FROM settings WHERE key = $1")
-            .bind(MARKER)
-            .fetch_one(&mut *tx)
-            .await?;
-        if row_str(&done, "value")? == target {
+        if crate::db::lock_marker_in(&mut tx, MARKER).await? == target {
             tx.rollback().await?;
             return Ok(0);
         }

@@ -706,15 +706,7 @@ impl Db {
         let mut done = 0u64;
         loop {
             let mut tx = self.begin_write().await?;
-            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, '') ON CONFLICT (key) DO UPDATE SET value = settings.value")
-                .bind(INDEXED)
-                .execute(&mut *tx)
-                .await?;
-            let at = sqlx::query("SELECT value FROM settings WHERE key = $1")
-                .bind(INDEXED)
-                .fetch_one(&mut *tx)
-                .await?;
-            let at = row_str(&at, "value")?;
+            let at = crate::db::lock_marker_in(&mut tx, INDEXED).await?;
             if at == VERSION {
                 tx.rollback().await?;
                 return Ok(done);
