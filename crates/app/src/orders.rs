@@ -2,9 +2,10 @@
 //! nothing), a person's move on an order (the policy decides their role inside the
 //! transaction), the buyer's code at the door, a timer's move, and payments arriving.
 
-use crate::engine::{Move, engine, timer_in};
+use crate::engine::{Move, Tx, engine, timer_in};
 use crate::notify;
 use crate::retrying;
+use std::sync::Arc;
 use tianguis_domain::checkout::{self, CheckoutError, PricedLine};
 use tianguis_domain::ids::{OrderId, PaymentId};
 use tianguis_domain::ledger::Transaction;
@@ -132,40 +133,53 @@ pub async fn checkout(db: &Db, req: &CheckoutRequest) -> Result<(CheckoutResult,
         lines,
         fingerprint,
     };
-    retrying(|| checkout_once(db, req, key, &prep)).await
+    let job = Arc::new(Job {
+        req: req.clone(),
+        key: key.to_string(),
+        prep,
+    });
+    retrying(|| {
+        let (unit_db, job) = (db.clone(), job.clone());
+        db.write(move |tx| Box::pin(checkout_in(tx, unit_db, job)))
+    })
+    .await
 }
 
-async fn checkout_once(
-    db: &Db,
-    req: &CheckoutRequest,
-    key: &str,
-    prep: &Prepared,
-) -> Result<(CheckoutResult, bool)> {
+/// What one checkout's write unit needs, owned so the unit can wait in the group commit.
+struct Job {
+    req: CheckoutRequest,
+    key: String,
+    prep: Prepared,
+}
+
+/// The checkout's writes, all inside the transaction given: stock, orders, payment, timers,
+/// texts and the stored answer commit together or not at all.
+async fn checkout_in(tx: &mut Tx, db: Db, job: Arc<Job>) -> Result<(CheckoutResult, bool)> {
+    let (req, key, prep) = (&job.req, job.key.as_str(), &job.prep);
     let now = db.now_ms();
     let scope = idempotency_scope(req);
-    let mut tx = db.begin_write().await?;
-    if !orders::claim_key_in(&mut tx, &scope, key, &prep.fingerprint, now).await? {
-        let done = replay(db, Some(&mut tx), req, key, &prep.fingerprint).await;
-        tx.rollback().await?;
-        return match done? {
+    if !orders::claim_key_in(tx, &scope, key, &prep.fingerprint, now).await? {
+        // Another checkout holds the key: answer with its result; nothing written here.
+        return match replay(&db, Some(tx), req, key, &prep.fingerprint).await? {
             Some(r) => Ok((r, true)),
             None => Err(StoreError::Conflict(Msg::new("err-checkout-in-flight"))),
         };
     }
-    if !limits::take_in(&mut tx, &req.limits, now).await? {
+    if !limits::take_in(&mut *tx, &req.limits, now).await? {
         return Err(StoreError::Limited);
     }
     if let Some((point, slots)) = prep.pickup {
-        pickup::take_slot(&mut tx, point, slots).await?;
+        pickup::take_slot(&mut *tx, point, slots).await?;
     }
     // Price from the catalogue, in product-id order (merge_lines sorted them) so concurrent
     // checkouts lock rows in the same order (no deadlocks on PostgreSQL); stock and price in
     // one guarded statement per product: no oversell, one round trip under the write lock.
     let mut priced = Vec::new();
     for &(pid, qty) in &prep.lines {
-        let Some((seller_id, unit_price, left)) = catalog::take_stock_in(&mut tx, pid, qty).await?
+        let Some((seller_id, unit_price, left)) =
+            catalog::take_stock_in(&mut *tx, pid, qty).await?
         else {
-            let (stock, sold) = catalog::stock_in(&mut tx, pid).await?;
+            let (stock, sold) = catalog::stock_in(&mut *tx, pid).await?;
             if !sold {
                 return Err(StoreError::invalid("err-not-sold"));
             }
@@ -186,7 +200,7 @@ async fn checkout_once(
     let (drafts, grand) = checkout::split(&priced, prep.fees)?;
     let tracking_code = orders::tracking_code();
     let checkout_id = orders::insert_checkout_in(
-        &mut tx,
+        &mut *tx,
         &NewCheckout {
             buyer_id: req.buyer_id,
             total: grand,
@@ -203,7 +217,7 @@ async fn checkout_once(
     let mut order_ids = Vec::new();
     for d in &drafts {
         let oid = orders::insert_order_in(
-            &mut tx,
+            &mut *tx,
             &NewOrder {
                 checkout_id,
                 buyer_id: req.buyer_id,
@@ -221,20 +235,20 @@ async fn checkout_once(
         } else {
             (Timer::Unpaid, Transition::ExpireUnpaid)
         };
-        timer_in(&mut tx, oid, next, now + prep.timing.delay_ms(timer), now).await?;
+        timer_in(&mut *tx, oid, next, now + prep.timing.delay_ms(timer), now).await?;
         if req.method == PaymentMethod::CashOnDelivery {
-            notify::new_cod_order_in(&mut tx, oid, now).await?;
+            notify::new_cod_order_in(&mut *tx, oid, now).await?;
         }
         order_ids.push(oid);
     }
     let payment_id =
-        orders::insert_payment_in(&mut tx, checkout_id, req.method, grand, &prep.phone, now)
+        orders::insert_payment_in(&mut *tx, checkout_id, req.method, grand, &prep.phone, now)
             .await?;
     if req.method == PaymentMethod::MobileMoney {
         // Asking the provider is a job written with the checkout: a crash between the commit
         // and the request cannot strand the payment; it is retried until the provider has it.
         queue::enqueue_in(
-            &mut tx,
+            &mut *tx,
             Kind::MomoRequest,
             serde_json::json!({"payment_id": payment_id}),
             now,
@@ -253,7 +267,7 @@ async fn checkout_once(
     if req.on_behalf.is_some() {
         // The walk-in buyer has no account to look at: a text message with the order code.
         notify::text_in(
-            &mut tx,
+            &mut *tx,
             &notify::NewText {
                 phone: &prep.phone,
                 template: "sms-order-placed",
@@ -271,16 +285,15 @@ async fn checkout_once(
         .await?;
     }
     orders::store_response_in(
-        &mut tx,
+        &mut *tx,
         &scope,
         key,
         &serde_json::to_string(&result).unwrap_or_default(),
     )
     .await?;
     if let Some(s) = &req.session_id {
-        catalog::empty_cart_in(&mut tx, s).await?;
+        catalog::empty_cart_in(&mut *tx, s).await?;
     }
-    tx.commit().await?;
     Ok((result, false))
 }
 

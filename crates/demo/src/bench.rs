@@ -98,3 +98,78 @@ pub async fn raw_write_ceiling(db: &Db, clients: usize, for_: Duration) -> Resul
     }
     Ok(total as f64 / for_.as_secs_f64())
 }
+
+/// What the database has written so far, read before and after a measurement to say where a
+/// checkout's time goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriteCounters {
+    /// Rows inserted, updated or deleted.
+    pub rows: i64,
+    /// Durable commits (SQLite: the group commit's transactions; PostgreSQL: committed
+    /// transactions of this database, reads included).
+    pub commits: i64,
+    /// Write-ahead log syncs (PostgreSQL's `pg_stat_wal.wal_sync`; SQLite syncs once per
+    /// commit in WAL mode with `synchronous=FULL`, plus at each checkpoint).
+    pub wal_syncs: Option<i64>,
+}
+
+pub async fn write_counters(db: &Db) -> Result<WriteCounters> {
+    match db.backend {
+        Backend::Sqlite => {
+            // total_changes() counts what the one write connection changed since it opened.
+            let rows = db
+                .write(|tx| {
+                    Box::pin(async move {
+                        Ok(sqlx::query_scalar::<_, i64>("SELECT total_changes()")
+                            .fetch_one(&mut **tx)
+                            .await?)
+                    })
+                })
+                .await?;
+            Ok(WriteCounters {
+                rows,
+                commits: db.group_stats().0 as i64,
+                wal_syncs: None,
+            })
+        }
+        Backend::Postgres => {
+            // Backends publish their counts at most once a second.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+            let _ = db.raw_execute("SELECT pg_stat_clear_snapshot()").await;
+            let rows: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0)::BIGINT FROM pg_stat_user_tables",
+            )
+            .fetch_one(&db.pool)
+            .await?;
+            let commits: i64 = sqlx::query_scalar(
+                "SELECT xact_commit::BIGINT FROM pg_stat_database WHERE datname = current_database()",
+            )
+            .fetch_one(&db.pool)
+            .await?;
+            let wal_syncs: Option<i64> =
+                sqlx::query_scalar("SELECT wal_sync::BIGINT FROM pg_stat_wal")
+                    .fetch_optional(&db.pool)
+                    .await?;
+            Ok(WriteCounters {
+                rows,
+                commits,
+                wal_syncs,
+            })
+        }
+    }
+}
+
+/// CPU seconds this process has used (user and system), from /proc; 0 where there is none.
+pub fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line; 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}

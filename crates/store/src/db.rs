@@ -59,6 +59,8 @@ pub struct Db {
     pub(crate) write: AnyPool,
     pub backend: Backend,
     pub clock: Clock,
+    /// Write units waiting to share a transaction (SQLite; see [`crate::group`]).
+    pub(crate) group: Arc<crate::group::Group>,
 }
 
 #[derive(Debug)]
@@ -209,6 +211,7 @@ impl Db {
             write,
             backend,
             clock: Clock::default(),
+            group: Arc::default(),
         })
     }
 

@@ -11,6 +11,7 @@ pub mod champions;
 pub mod db;
 pub mod delivery;
 pub mod directory;
+pub mod group;
 pub mod images;
 pub mod ledger;
 pub mod limits;

@@ -155,3 +155,77 @@ async fn the_queue_leases_retries_with_backoff_and_gives_up_on_the_record() {
         assert!(dead[0].last_error.as_deref().unwrap().contains("payload"));
     }
 }
+
+/// Write units that share a transaction (SQLite's group commit) are each all or nothing: a
+/// unit that fails leaves none of its rows and takes no other unit with it, and a caller
+/// hears "done" only when its rows are committed (another connection sees them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_units_sharing_a_commit_stand_or_fall_alone() {
+    for t in all().await {
+        let db = t.db.clone();
+        db.raw_execute(
+            "CREATE TABLE group_probe (id BIGINT PRIMARY KEY, v BIGINT NOT NULL UNIQUE)",
+        )
+        .await
+        .unwrap();
+        let before = db.group_stats();
+        let mut tasks = Vec::new();
+        for i in 0..200i64 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = db
+                    .write(move |tx| {
+                        Box::pin(async move {
+                            sqlx::query("INSERT INTO group_probe (id, v) VALUES ($1, $2)")
+                                .bind(i)
+                                .bind(i)
+                                .execute(&mut **tx)
+                                .await?;
+                            if i % 10 == 0 {
+                                // Breaks the unique v: this unit fails after its first row.
+                                sqlx::query("INSERT INTO group_probe (id, v) VALUES ($1, $2)")
+                                    .bind(1000 + i)
+                                    .bind(i)
+                                    .execute(&mut **tx)
+                                    .await?;
+                            }
+                            Ok(i)
+                        })
+                    })
+                    .await;
+                if r.is_ok() {
+                    let seen: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM group_probe WHERE id = $1")
+                            .bind(i)
+                            .fetch_one(&db.pool)
+                            .await
+                            .unwrap();
+                    assert_eq!(seen, 1, "unit {i} answered before its row was committed");
+                }
+                (i, r.is_ok())
+            }));
+        }
+        for task in tasks {
+            let (i, ok) = task.await.unwrap();
+            assert_eq!(ok, i % 10 != 0, "unit {i}");
+        }
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM group_probe ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        let want: Vec<i64> = (0..200).filter(|i| i % 10 != 0).collect();
+        assert_eq!(
+            ids, want,
+            "failed units left nothing, the rest all committed"
+        );
+        if !t.is_postgres() {
+            let (commits, units) = db.group_stats();
+            let (commits, units) = (commits - before.0, units - before.1);
+            assert_eq!(units, 200, "every unit reached a committed transaction");
+            assert!(
+                commits < units,
+                "200 units at once share transactions: {commits} commits"
+            );
+        }
+    }
+}
