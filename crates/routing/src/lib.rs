@@ -6,6 +6,7 @@
 //! worker, never on the async executor. No I/O here.
 
 pub mod day;
+mod sisr;
 pub mod solomon;
 
 use std::sync::Arc;
@@ -230,16 +231,25 @@ pub fn solve(problem: &Problem, budget: Duration) -> Result<Plan, RoutingError> 
             .build()
             .map_err(err)?,
     );
-    let secs = budget.as_secs_f64().max(0.1);
+    // Three quarters of the budget at most to the string-removal search, a quarter to
+    // vrp-core, which starts from its best solutions and keeps the best it sees. A small
+    // problem's first pass ends early, so its plan comes back early.
+    let found = sisr::search(problem, budget.mul_f64(FIRST_PASS), 1);
+    let secs = budget.mul_f64(1.0 - FIRST_PASS).as_secs_f64().max(0.1);
     let environment = Arc::new(Environment {
         quota: Some(Arc::new(TimeQuota::new(secs))),
         logger: Arc::new(|_: &str| {}),
         ..Environment::default()
     });
+    let initial = found
+        .iter()
+        .filter_map(|s| insertion_context(&vrp, problem, s, environment.clone()))
+        .collect::<Vec<_>>();
     let config = VrpConfigBuilder::new(vrp.clone())
         .set_environment(environment)
         .prebuild()
         .map_err(err)?
+        .with_init_solutions(initial, None)
         .with_max_time(Some(secs.ceil() as usize))
         .build()
         .map_err(err)?;
@@ -289,6 +299,163 @@ pub fn solve(problem: &Problem, budget: Duration) -> Result<Plan, RoutingError> 
         unassigned,
         distance: total,
     })
+}
+
+/// Check a plan against its problem from scratch, walking each route from its vehicle's
+/// start: every stop served once or listed unassigned, loads within capacity, every service
+/// started inside its window, every vehicle at its end by its shift's end, the distances as
+/// stated. The first breach, in words, if any.
+pub fn verify(problem: &Problem, plan: &Plan) -> Result<(), String> {
+    let m = &problem.matrix;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0.0;
+    for r in &plan.routes {
+        let v = problem
+            .vehicles
+            .iter()
+            .find(|v| v.id == r.vehicle_id)
+            .ok_or_else(|| format!("unknown vehicle {}", r.vehicle_id))?;
+        let (mut clock, mut at, mut load, mut distance) = (v.shift.0, v.start, 0, 0.0);
+        for visit in &r.visits {
+            let s = problem
+                .stops
+                .iter()
+                .find(|s| s.id == visit.stop_id)
+                .ok_or_else(|| format!("unknown stop {}", visit.stop_id))?;
+            if !seen.insert(s.id.as_str()) {
+                return Err(format!("stop {} served twice", s.id));
+            }
+            clock += m.durations[at * m.size + s.location];
+            distance += m.distances[at * m.size + s.location];
+            if let Some((open, close)) = s.window {
+                if clock > close + 1e-6 {
+                    return Err(format!(
+                        "{} reaches {} at {clock}, after {close}",
+                        v.id, s.id
+                    ));
+                }
+                clock = clock.max(open);
+            }
+            clock += s.service;
+            load += s.demand;
+            at = s.location;
+        }
+        clock += m.durations[at * m.size + v.end];
+        distance += m.distances[at * m.size + v.end];
+        if load > v.capacity {
+            return Err(format!("{} carries {load} over {}", v.id, v.capacity));
+        }
+        if clock > v.shift.1 + 1e-6 {
+            return Err(format!("{} ends at {clock}, after {}", v.id, v.shift.1));
+        }
+        if (distance - r.distance).abs() > 1e-6 {
+            return Err(format!("{} drives {distance}, not {}", v.id, r.distance));
+        }
+        total += distance;
+    }
+    for id in &plan.unassigned {
+        if !seen.insert(id.as_str()) {
+            return Err(format!("stop {id} both served and unassigned"));
+        }
+    }
+    if seen.len() != problem.stops.len() {
+        return Err(format!(
+            "{} stops neither served nor unassigned",
+            problem.stops.len() - seen.len()
+        ));
+    }
+    if (total - plan.distance).abs() > 1e-6 {
+        return Err(format!("routes add up to {total}, not {}", plan.distance));
+    }
+    Ok(())
+}
+
+/// Share of the budget the first pass (see [`sisr`]) takes.
+const FIRST_PASS: f64 = 0.75;
+
+/// A first-pass solution as vrp-core's own: each route's stops in order on its vehicle, its
+/// states computed by vrp-core's features. None if a vehicle or stop is not in its problem.
+fn insertion_context(
+    vrp: &Arc<vrp_core::models::Problem>,
+    problem: &Problem,
+    sol: &sisr::Solution,
+    environment: Arc<Environment>,
+) -> Option<InsertionContext> {
+    use vrp_core::construction::heuristics::UnassignmentInfo;
+    use vrp_core::models::common::{Schedule, TimeSpan};
+    use vrp_core::models::solution::{Activity, Place, Registry, Route, Tour};
+    let actor = |id: &str| {
+        vrp.fleet
+            .actors
+            .iter()
+            .find(|a| a.vehicle.dimens.get_vehicle_id().is_some_and(|v| v == id))
+            .cloned()
+    };
+    let single = |id: &str| {
+        vrp.jobs.all().iter().find_map(|j| match j {
+            Job::Single(s) if s.dimens.get_job_id().is_some_and(|x| x == id) => Some(s.clone()),
+            _ => None,
+        })
+    };
+    let mut routes = Vec::with_capacity(sol.routes.len());
+    for r in &sol.routes {
+        let actor = actor(&problem.vehicles[r.vehicle].id)?;
+        let mut tour = Tour::new(&actor);
+        for (k, &s) in r.stops.iter().enumerate() {
+            let job = single(&problem.stops[s].id)?;
+            let place = job.places.first()?;
+            let time = place
+                .times
+                .iter()
+                .find_map(|t| match t {
+                    TimeSpan::Window(w) => Some(w.clone()),
+                    _ => None,
+                })
+                .unwrap_or_else(TimeWindow::max);
+            tour.insert_at(
+                Activity {
+                    place: Place {
+                        idx: 0,
+                        location: place.location?,
+                        duration: place.duration,
+                        time,
+                    },
+                    schedule: Schedule::new(0.0, 0.0),
+                    job: Some(job),
+                    commute: None,
+                },
+                k + 1,
+            );
+        }
+        routes.push(Route { actor, tour });
+    }
+    let unassigned = sol
+        .unassigned
+        .iter()
+        .filter_map(|&s| {
+            vrp.jobs
+                .all()
+                .iter()
+                .find(|j| {
+                    j.dimens()
+                        .get_job_id()
+                        .is_some_and(|x| *x == problem.stops[s].id)
+                })
+                .map(|j| (j.clone(), UnassignmentInfo::Unknown))
+        })
+        .collect();
+    let solution = vrp_core::models::Solution {
+        cost: Default::default(),
+        registry: Registry::new(&vrp.fleet, environment.random.clone()),
+        routes,
+        unassigned,
+        telemetry: None,
+    };
+    Some(InsertionContext::new_from_solution(
+        vrp.clone(),
+        (solution, None),
+        environment,
+    ))
 }
 
 #[cfg(test)]
@@ -351,6 +518,52 @@ mod tests {
             .find(|v| v.stop_id == "s4")
             .unwrap();
         assert!(s4.arrival <= 40.0);
+    }
+
+    #[test]
+    fn verify_names_the_first_broken_constraint() {
+        let matrix = Matrix::euclidean(&[(0.0, 0.0), (0.0, 10.0)]);
+        let problem = Problem {
+            matrix,
+            vehicles: vec![Vehicle {
+                id: "v".into(),
+                capacity: 1,
+                start: 0,
+                end: 0,
+                shift: (0.0, 100.0),
+            }],
+            stops: vec![Stop {
+                id: "s".into(),
+                location: 1,
+                demand: 1,
+                window: Some((0.0, 5.0)),
+                service: 0.0,
+            }],
+        };
+        let plan = |window_ok: bool| Plan {
+            routes: vec![RoutePlan {
+                vehicle_id: "v".into(),
+                visits: vec![Visit {
+                    stop_id: "s".into(),
+                    location: 1,
+                    arrival: 10.0,
+                    departure: 10.0,
+                }],
+                distance: 20.0,
+            }],
+            unassigned: if window_ok { vec![] } else { vec!["s".into()] },
+            distance: 20.0,
+        };
+        let late = verify(&problem, &plan(true)).unwrap_err();
+        assert!(late.contains("after 5"), "{late}");
+        let twice = verify(&problem, &plan(false));
+        assert!(twice.is_err(), "served and unassigned");
+        let empty = Plan {
+            routes: vec![],
+            unassigned: vec!["s".into()],
+            distance: 0.0,
+        };
+        assert_eq!(verify(&problem, &empty), Ok(()));
     }
 
     #[test]

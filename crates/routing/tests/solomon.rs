@@ -27,36 +27,66 @@ fn parses_the_three_instances() {
     assert!(solomon::parse("").is_err());
 }
 
+/// A short day (C101: many vehicles, few stops each) and a long one (R211: a few vehicles with
+/// thirty stops each, a rural courier's day), each checked stop by stop.
 #[test]
-fn c101_plan_is_feasible() {
-    let inst = instance("C101");
-    let problem = inst.to_problem();
-    let plan = solve(&problem, Duration::from_secs(3)).unwrap();
-    assert!(plan.unassigned.is_empty(), "{:?}", plan.unassigned);
-    let served: usize = plan.routes.iter().map(|r| r.visits.len()).sum();
-    assert_eq!(served, 100);
-    assert!(plan.routes.len() <= inst.vehicles);
-    for r in &plan.routes {
-        let load: i32 = r.visits.iter().map(|v| inst.rows[v.location].2).sum();
-        assert!(load <= inst.capacity, "{} carries {load}", r.vehicle_id);
-        for v in &r.visits {
-            let (_, _, _, _ready, due, _) = inst.rows[v.location];
+fn plans_are_feasible_on_short_and_long_days() {
+    for (name, best_known) in [("C101", 828.94), ("R211", 755.96)] {
+        let inst = instance(name);
+        let problem = inst.to_problem();
+        let plan = solve(&problem, Duration::from_secs(3)).unwrap();
+        assert!(plan.unassigned.is_empty(), "{name}: {:?}", plan.unassigned);
+        let mut served: Vec<&str> = plan
+            .routes
+            .iter()
+            .flat_map(|r| r.visits.iter().map(|v| v.stop_id.as_str()))
+            .collect();
+        served.sort_unstable();
+        served.dedup();
+        assert_eq!(served.len(), 100, "{name}: each customer once");
+        assert!(plan.routes.len() <= inst.vehicles);
+        let mut total = 0.0;
+        for r in &plan.routes {
+            let load: i32 = r.visits.iter().map(|v| inst.rows[v.location].2).sum();
             assert!(
-                v.arrival <= due + 1e-6,
-                "{} reaches {} at {} after {due}",
-                r.vehicle_id,
-                v.stop_id,
-                v.arrival
+                load <= inst.capacity,
+                "{name}: {} carries {load}",
+                r.vehicle_id
+            );
+            // Walk the route again from the depot: travel, waiting, service.
+            let (mut clock, mut at) = (inst.rows[0].3, 0usize);
+            for v in &r.visits {
+                let (_, _, _, ready, due, service) = inst.rows[v.location];
+                clock += problem.matrix.distances[at * problem.matrix.size + v.location];
+                total += problem.matrix.distances[at * problem.matrix.size + v.location];
+                assert!(
+                    clock <= due + 1e-6,
+                    "{name}: {} reaches {} at {clock} after {due}",
+                    r.vehicle_id,
+                    v.stop_id
+                );
+                clock = clock.max(ready) + service;
+                at = v.location;
+            }
+            clock += problem.matrix.distances[at * problem.matrix.size];
+            total += problem.matrix.distances[at * problem.matrix.size];
+            assert!(
+                clock <= inst.rows[0].4 + 1e-6,
+                "{name}: {} home at {clock}",
+                r.vehicle_id
             );
         }
-        let last = r.visits.last().unwrap();
-        let home = last.departure + problem.matrix.distances[last.location * problem.matrix.size];
         assert!(
-            home <= inst.rows[0].4 + 1e-6,
-            "{} home at {home}",
-            r.vehicle_id
+            (total - plan.distance).abs() < 1e-6,
+            "{name}: {total} vs {}",
+            plan.distance
+        );
+        assert_eq!(tianguis_routing::verify(&problem, &plan), Ok(()));
+        // Sanity: nobody beats the best-known distance by more than rounding.
+        assert!(
+            plan.distance > best_known * 0.999,
+            "{name}: {}",
+            plan.distance
         );
     }
-    // Sanity: nobody beats the best-known distance (828.94) by more than rounding.
-    assert!(plan.distance > 828.94 * 0.999, "{}", plan.distance);
 }
