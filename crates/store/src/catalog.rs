@@ -934,7 +934,7 @@ pub struct Listing {
     pub photo: Option<crate::images::Photo>,
 }
 
-/// Rows per statement of an import: well under SQLite's and PostgreSQL's limits on binds.
+/// Rows per statement of an import on PostgreSQL (SQLite: see `rows_per_statement`).
 const UPSERT_ROWS: usize = 200;
 
 impl Db {
@@ -954,8 +954,9 @@ impl Db {
         let mut tx = self.begin_write().await?;
         let mut ids: std::collections::HashMap<(i64, String), i64> =
             std::collections::HashMap::new();
-        for (chunk, docs) in batch.chunks(UPSERT_ROWS).zip(docs.chunks(UPSERT_ROWS)) {
-            let per = if pg { 13 } else { 12 };
+        let per = if pg { 13 } else { 12 };
+        let rows = crate::db::rows_per_statement(&tx, per, UPSERT_ROWS);
+        for (chunk, docs) in batch.chunks(rows).zip(docs.chunks(rows)) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|r| {
                     let ps: Vec<String> = (1..=per).map(|k| format!("${}", r * per + k)).collect();

@@ -796,7 +796,8 @@ pub(crate) async fn fts_rows_in(
     ids: &[i64],
     docs: &[Doc],
 ) -> Result<()> {
-    for (ids, docs) in ids.chunks(400).zip(docs.chunks(400)) {
+    let rows = crate::db::rows_per_statement(tx, 4, 400);
+    for (ids, docs) in ids.chunks(rows).zip(docs.chunks(rows)) {
         let mut del = Stmt::default();
         let ps: Vec<String> = ids.iter().map(|i| del.p(Bind::I(*i))).collect();
         del.push(&format!(
@@ -839,7 +840,7 @@ pub(crate) async fn vocab_in(tx: &mut Transaction<'static, Any>, docs: &[&Doc]) 
     }
     let rows: Vec<(&str, [i64; 3])> = counts.into_iter().collect();
     let mut fresh: Vec<String> = Vec::new();
-    for chunk in rows.chunks(300) {
+    for chunk in rows.chunks(crate::db::rows_per_statement(tx, 4, 300)) {
         let mut st = Stmt::default();
         let ps: Vec<String> = chunk
             .iter()
@@ -891,7 +892,7 @@ pub(crate) async fn vocab_in(tx: &mut Transaction<'static, Any>, docs: &[&Doc]) 
         .flat_map(|w| search::deletes(w).into_iter().map(move |d| (d, w.clone())))
         .collect();
     pairs.sort_unstable();
-    for chunk in pairs.chunks(400) {
+    for chunk in pairs.chunks(crate::db::rows_per_statement(tx, 2, 400)) {
         let mut st = Stmt::default();
         let ps: Vec<String> = chunk
             .iter()
