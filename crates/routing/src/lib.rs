@@ -132,6 +132,17 @@ impl Problem {
         if self.vehicles.is_empty() {
             return Err(RoutingError::Invalid("no vehicles".into()));
         }
+        let mut ids = std::collections::HashSet::new();
+        for id in self.vehicles.iter().map(|v| &v.id) {
+            if !ids.insert(("vehicle", id)) {
+                return Err(RoutingError::Invalid(format!("vehicle {id} given twice")));
+            }
+        }
+        for id in self.stops.iter().map(|s| &s.id) {
+            if !ids.insert(("stop", id)) {
+                return Err(RoutingError::Invalid(format!("stop {id} given twice")));
+            }
+        }
         for v in &self.vehicles {
             if v.start >= n || v.end >= n || v.capacity < 0 || v.shift.0 > v.shift.1 {
                 return Err(RoutingError::Invalid(format!(
@@ -586,14 +597,31 @@ mod tests {
         assert!(matches!(
             solve(
                 &Problem {
-                    matrix,
-                    vehicles,
+                    matrix: matrix.clone(),
+                    vehicles: vehicles.clone(),
                     stops
                 },
                 Duration::from_secs(1)
             ),
             Err(RoutingError::Invalid(_))
         ));
+        // One id for two stops would let one of them drop out of the plan unseen.
+        let twice = Stop {
+            id: "x".into(),
+            location: 0,
+            demand: 0,
+            window: None,
+            service: 0.0,
+        };
+        let e = solve(
+            &Problem {
+                matrix,
+                vehicles,
+                stops: vec![twice.clone(), twice],
+            },
+            Duration::from_secs(1),
+        );
+        assert!(matches!(e, Err(RoutingError::Invalid(m)) if m.contains("twice")));
     }
 
     #[test]

@@ -21,6 +21,8 @@ const MAX_STRING: f64 = 10.0;
 /// Chance that a ruin removes a split string, and of skipping a position while inserting.
 const SPLIT_RATE: f64 = 0.5;
 const BLINK_RATE: f64 = 0.01;
+/// Rounding allowed when a route is walked again: sums in another order differ in the last bits.
+const SLACK: f64 = 1e-6;
 /// An unserved stop costs more than any route: the search first serves, then shortens.
 const UNASSIGNED: f64 = 1e9;
 
@@ -35,6 +37,10 @@ pub(crate) struct Route {
     /// Latest start of service at node k (1..=n) such that the rest stays on time; n+1 is
     /// the latest arrival at the end.
     latest: Vec<f64>,
+    /// Every stop started in its window and the vehicle home by its shift's end. Insertions
+    /// keep this, but taking stops out may not where travel times break the triangle
+    /// inequality (road networks): such a route makes its solution unacceptable.
+    on_time: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +131,7 @@ impl<'a> Search<'a> {
             distance: 0.0,
             dep: vec![],
             latest: vec![],
+            on_time: true,
         };
         self.refresh(&mut r);
         r
@@ -138,15 +145,19 @@ impl<'a> Search<'a> {
         r.dep.clear();
         r.dep.push(v.shift.0);
         r.distance = 0.0;
+        r.on_time = true;
         for k in 1..=n {
             let s = r.stops[k - 1];
-            let (a, _) = self.window(s);
+            let (a, b) = self.window(s);
             let (from, to) = (self.loc(r, k - 1), self.loc(r, k));
             r.distance += self.dist(from, to);
-            let start = (r.dep[k - 1] + self.time(from, to)).max(a);
-            r.dep.push(start + self.p.stops[s].service);
+            let arrive = r.dep[k - 1] + self.time(from, to);
+            r.on_time &= arrive <= b + SLACK;
+            r.dep.push(arrive.max(a) + self.p.stops[s].service);
         }
-        r.distance += self.dist(self.loc(r, n), self.loc(r, n + 1));
+        let (last, end) = (self.loc(r, n), self.loc(r, n + 1));
+        r.distance += self.dist(last, end);
+        r.on_time &= r.dep[n] + self.time(last, end) <= v.shift.1 + SLACK;
         r.latest.clear();
         r.latest.resize(n + 2, 0.0);
         r.latest[n + 1] = v.shift.1;
@@ -177,6 +188,9 @@ impl<'a> Search<'a> {
     }
 
     fn cost(routes: &[Route], unassigned: usize) -> f64 {
+        if routes.iter().any(|r| !r.on_time) {
+            return f64::INFINITY;
+        }
         routes.iter().map(|r| r.distance).sum::<f64>() + UNASSIGNED * unassigned as f64
     }
 
@@ -267,6 +281,7 @@ impl<'a> Search<'a> {
         let strings = rng.random_range(1..=max_strings.floor() as usize);
         let seed = rng.random_range(0..self.p.stops.len());
         let mut ruined: Vec<usize> = Vec::new();
+        let strings = strings.min(sol.routes.len());
         for &c in std::iter::once(&seed).chain(self.near[seed].iter()) {
             if ruined.len() >= strings {
                 break;
@@ -371,9 +386,11 @@ impl<'a> Search<'a> {
     fn typical_gap(&self) -> f64 {
         let mut d: Vec<f64> = (0..self.p.stops.len())
             .filter_map(|i| {
+                // The nearest stop elsewhere: stops sharing a place say nothing of the scale.
                 self.near[i]
-                    .first()
+                    .iter()
                     .map(|&j| self.dist(self.p.stops[i].location, self.p.stops[j].location))
+                    .find(|d| *d > 0.0)
             })
             .collect();
         if d.is_empty() {
@@ -408,7 +425,10 @@ fn shuffle(v: &mut [usize], rng: &mut SmallRng) {
 
 /// Independent searches, one per core, for `budget`: their best solutions, best first.
 pub(crate) fn search(p: &Problem, budget: Duration, seed: u64) -> Vec<Solution> {
-    let until = Instant::now() + budget;
+    let now = Instant::now();
+    let until = now
+        .checked_add(budget)
+        .unwrap_or(now + Duration::from_secs(3600));
     let search = Search::new(p);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -470,6 +490,40 @@ mod tests {
         // A stop that must start by 120 cannot come after a long detour.
         let far = s.route(0, vec![6, 5, 4]);
         assert!(s.insertion(&far, 3, 2).is_none(), "{:?}", far.dep);
+    }
+
+    #[test]
+    fn a_route_made_late_by_a_removal_is_flagged_and_never_accepted() {
+        // Straight to the far stop takes 100, by way of the near one 10: travel times that
+        // break the triangle inequality, as road networks can.
+        let mut matrix = Matrix::euclidean(&[(0.0, 0.0), (5.0, 0.0), (10.0, 0.0)]);
+        matrix.durations[2] = 100.0;
+        let stop = |id: &str, location, window| Stop {
+            id: id.into(),
+            location,
+            demand: 1,
+            window,
+            service: 0.0,
+        };
+        let p = Problem {
+            matrix,
+            vehicles: vec![Vehicle {
+                id: "v".into(),
+                capacity: 5,
+                start: 0,
+                end: 0,
+                shift: (0.0, 1000.0),
+            }],
+            stops: vec![stop("near", 1, None), stop("far", 2, Some((0.0, 20.0)))],
+        };
+        let s = Search::new(&p);
+        assert!(s.route(0, vec![0, 1]).on_time);
+        let alone = s.route(0, vec![1]);
+        assert!(
+            !alone.on_time,
+            "the far stop alone is reached at 100, after 20"
+        );
+        assert_eq!(Search::cost(&[alone], 0), f64::INFINITY);
     }
 
     #[test]

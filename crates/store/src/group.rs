@@ -11,7 +11,11 @@
 //!
 //! PostgreSQL groups commits itself across connections: there a unit is its own transaction.
 //! Units must only touch the database through the transaction they are given (no waits on the
-//! network, no other connection): every other unit in the group waits for them.
+//! network, no other connection, never `Db::write` or `begin_write` again: that waits for
+//! itself): every other unit in the group waits for them. They must also be safe to run twice:
+//! if the task stops while its commit is in flight (its runtime shutting down), the commit may
+//! still land although the callers hear "lost" and run their units again. The checkout is, by
+//! its idempotency key. A unit must not panic: a panic ends the task and loses its group.
 
 use crate::db::{Backend, Db};
 use crate::{Result, StoreError};
@@ -43,7 +47,9 @@ type Erased = Box<
 #[derive(Default)]
 pub(crate) struct Group {
     queue: Mutex<Option<mpsc::UnboundedSender<Erased>>>,
-    pub(crate) stats: GroupStats,
+    /// Shared with the task, which holds nothing else of the handle: when the last handle is
+    /// dropped, the queue's sender goes with it and the task ends.
+    pub(crate) stats: std::sync::Arc<GroupStats>,
 }
 
 impl std::fmt::Debug for Group {
@@ -103,7 +109,8 @@ impl Db {
                         let usable = released.is_ok();
                         let f: Finish = Box::new(move |outcome| {
                             let _ = answer.send(match (released, outcome) {
-                                (Err(e), _) => Err(e.into()),
+                                // The group rolled back with it: nothing written, try again.
+                                (Err(e), _) => Err(lost(&e.to_string())),
                                 (Ok(_), Ok(())) => Ok(t),
                                 (Ok(_), Err(why)) => Err(lost(&why)),
                             });
@@ -152,7 +159,7 @@ impl Db {
         };
         let (send, recv) = mpsc::unbounded_channel();
         let _ = send.send(unit);
-        tokio::spawn(run(self.write.clone(), self.group.clone(), recv));
+        tokio::spawn(run(self.write.clone(), self.group.stats.clone(), recv));
         *queue = Some(send);
         Ok(())
     }
@@ -160,7 +167,7 @@ impl Db {
 
 async fn run(
     write: AnyPool,
-    group: std::sync::Arc<Group>,
+    stats: std::sync::Arc<GroupStats>,
     mut queue: mpsc::UnboundedReceiver<Erased>,
 ) {
     let mut carried: VecDeque<Erased> = VecDeque::new();
@@ -202,9 +209,8 @@ async fn run(
             tx.commit().await.map_err(|e| e.to_string())
         };
         if outcome.is_ok() {
-            group.stats.commits.fetch_add(1, Ordering::Relaxed);
-            group
-                .stats
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            stats
                 .units
                 .fetch_add(finished.len() as u64, Ordering::Relaxed);
         }
