@@ -16,7 +16,7 @@ use tianguis_store::orders::{self, MoveFacts, NewEvent, PaymentMethod};
 use tianguis_store::queue::{self, Kind};
 use tianguis_store::{Msg, Result, StoreError, agents, catalog, delivery, ledger};
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub use tianguis_store::group::Tx;
 pub type BoxFut<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 /// A request to move an order.

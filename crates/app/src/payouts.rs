@@ -16,7 +16,7 @@ use tianguis_store::queue::{self, Kind};
 use tianguis_store::users::{self, User};
 use tianguis_store::{Db, Msg, Result, StoreError, ledger};
 
-type Tx = sqlx::Transaction<'static, sqlx::Any>;
+use tianguis_store::group::Tx;
 
 /// The marketplace's payout settings (validated when saved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

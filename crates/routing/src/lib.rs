@@ -402,11 +402,15 @@ fn insertion_context(
             .find(|a| a.vehicle.dimens.get_vehicle_id().is_some_and(|v| v == id))
             .cloned()
     };
-    let single = |id: &str| {
-        vrp.jobs.all().iter().find_map(|j| match j {
-            Job::Single(s) if s.dimens.get_job_id().is_some_and(|x| x == id) => Some(s.clone()),
-            _ => None,
-        })
+    let jobs: std::collections::HashMap<&str, &Job> = vrp
+        .jobs
+        .all()
+        .iter()
+        .filter_map(|j| j.dimens().get_job_id().map(|id| (id.as_str(), j)))
+        .collect();
+    let single = |id: &str| match jobs.get(id) {
+        Some(Job::Single(s)) => Some(s.clone()),
+        _ => None,
     };
     let mut routes = Vec::with_capacity(sol.routes.len());
     for r in &sol.routes {
@@ -444,15 +448,8 @@ fn insertion_context(
         .unassigned
         .iter()
         .filter_map(|&s| {
-            vrp.jobs
-                .all()
-                .iter()
-                .find(|j| {
-                    j.dimens()
-                        .get_job_id()
-                        .is_some_and(|x| *x == problem.stops[s].id)
-                })
-                .map(|j| (j.clone(), UnassignmentInfo::Unknown))
+            let job = jobs.get(problem.stops[s].id.as_str())?;
+            Some(((*job).clone(), UnassignmentInfo::Unknown))
         })
         .collect();
     let solution = vrp_core::models::Solution {
@@ -551,24 +548,28 @@ mod tests {
                 service: 0.0,
             }],
         };
-        let plan = |window_ok: bool| Plan {
+        let plan = |arrival: f64, unassigned: Vec<String>| Plan {
             routes: vec![RoutePlan {
                 vehicle_id: "v".into(),
                 visits: vec![Visit {
                     stop_id: "s".into(),
                     location: 1,
-                    arrival: 10.0,
-                    departure: 10.0,
+                    arrival,
+                    departure: arrival,
                 }],
                 distance: 20.0,
             }],
-            unassigned: if window_ok { vec![] } else { vec!["s".into()] },
+            unassigned,
             distance: 20.0,
         };
-        let late = verify(&problem, &plan(true)).unwrap_err();
+        let late = verify(&problem, &plan(10.0, vec![])).unwrap_err();
         assert!(late.contains("after 5"), "{late}");
-        let twice = verify(&problem, &plan(false));
-        assert!(twice.is_err(), "served and unassigned");
+        // The same stop on time (a window to 50) but also listed as unassigned.
+        let mut roomy = problem.clone();
+        roomy.stops[0].window = Some((0.0, 50.0));
+        assert_eq!(verify(&roomy, &plan(10.0, vec![])), Ok(()));
+        let twice = verify(&roomy, &plan(10.0, vec!["s".into()])).unwrap_err();
+        assert!(twice.contains("both served and unassigned"), "{twice}");
         let empty = Plan {
             routes: vec![],
             unassigned: vec!["s".into()],

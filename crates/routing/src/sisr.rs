@@ -12,6 +12,7 @@
 
 use crate::Problem;
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use std::time::{Duration, Instant};
 
@@ -199,7 +200,7 @@ impl<'a> Search<'a> {
     fn recreate(&self, sol: &mut Solution, mut removed: Vec<usize>, rng: &mut SmallRng) {
         let depot = self.p.vehicles[0].start;
         match rng.random_range(0..11u32) {
-            0..=3 => shuffle(&mut removed, rng),
+            0..=3 => removed.shuffle(rng),
             4..=7 => removed.sort_by_key(|&s| std::cmp::Reverse(self.p.stops[s].demand)),
             8..=9 => removed.sort_by(|&a, &b| {
                 self.dist(depot, self.p.stops[b].location)
@@ -413,13 +414,6 @@ fn start_of(pos: usize, span: usize, len: usize, rng: &mut SmallRng) -> usize {
         hi
     } else {
         rng.random_range(lo..=hi)
-    }
-}
-
-fn shuffle(v: &mut [usize], rng: &mut SmallRng) {
-    for i in (1..v.len()).rev() {
-        let j = rng.random_range(0..=i);
-        v.swap(i, j);
     }
 }
 

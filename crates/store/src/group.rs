@@ -27,6 +27,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
+/// A write transaction, as every `*_in` primitive and write unit takes it.
 pub type Tx = Transaction<'static, Any>;
 /// What a write unit returns: a future borrowing the transaction.
 pub type UnitFuture<'t, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 't>>;
