@@ -797,20 +797,81 @@ async fn counts_stop_at_the_cap() {
         .await
         .unwrap();
         assert_eq!((r.imported, r.refused_count), (1005, 0));
-        let p =
+        let import = |csv: String| {
+            let db = t.db.clone();
+            async move {
+                let r = tianguis_app::import::import(
+                    &db,
+                    tianguis_app::import::Importer::Operator,
+                    csv.as_bytes(),
+                    None::<&mut tianguis_app::import::Photos<std::io::Cursor<Vec<u8>>>>,
+                    |_, _| {},
+                )
+                .await
+                .unwrap();
+                assert_eq!(r.refused_count, 0);
+            }
+        };
+        // Unfiltered, the vocabulary's exact counts decide; filtered, the matches are counted.
+        let honey = |in_stock: bool| {
+            let db = t.db.clone();
+            async move {
+                let p = db
+                    .search(&SearchQuery {
+                        text: "honey".into(),
+                        limit: 5,
+                        in_stock,
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                (p.total, p.capped)
+            }
+        };
+        let cap = tianguis_domain::search::COUNT_CAP;
+        assert_eq!(honey(false).await, (cap, true), "{}", t.url);
+        assert_eq!(honey(true).await, (cap, true), "{}", t.url);
+        // A re-import takes the word from five listings: exactly the cap is left.
+        import(
+            std::iter::once("seller_phone,sku,category,name_en,price,stock\n".to_string())
+                .chain((0..5).map(|i| format!("+52111111111,S{i},food,Clay jar {i},10,1\n")))
+                .collect(),
+        )
+        .await;
+        assert_eq!(honey(false).await, (cap, false), "{}", t.url);
+        assert_eq!(honey(true).await, (cap, false), "{}", t.url);
+        assert_eq!(t.db.vocabulary_drift().await.unwrap(), vec![], "{}", t.url);
+        // A seller's edit puts it back in one.
+        let jar =
             t.db.search(&SearchQuery {
-                text: "honey".into(),
-                limit: 5,
+                text: "clay".into(),
+                limit: 1,
                 ..Default::default()
             })
             .await
+            .unwrap()
+            .products[0]
+                .clone();
+        let edit = ProductInput {
+            category_id: jar.category_id,
+            name_en: "Clay honey jar".into(),
+            price_minor: 10,
+            stock: 1,
+            ..Default::default()
+        };
+        t.db.update_product(jar.seller_id, jar.id, &edit, None)
+            .await
             .unwrap();
-        assert_eq!(
-            (p.total, p.capped),
-            (tianguis_domain::search::COUNT_CAP, true),
-            "{}",
-            t.url
-        );
+        assert_eq!(honey(false).await, (cap, true), "{}", t.url);
+        assert_eq!(t.db.vocabulary_drift().await.unwrap(), vec![], "{}", t.url);
+        // Counted again from the catalogue (an upgrade's recount), nothing changes.
+        t.db.raw_execute("UPDATE settings SET value = '' WHERE key = 'search_counted'")
+            .await
+            .unwrap();
+        assert!(t.db.recount_vocabulary().await.unwrap());
+        assert!(!t.db.recount_vocabulary().await.unwrap());
+        assert_eq!(t.db.vocabulary_drift().await.unwrap(), vec![], "{}", t.url);
+        assert_eq!(honey(false).await, (cap, true), "{}", t.url);
     }
 }
 
@@ -4237,6 +4298,17 @@ async fn every_earlier_schema_with_data_upgrades_to_this_one() {
             // The only product, the first row of a fresh database on both backends.
             let pid = o.lines[0].product_id;
             assert_eq!(db.product(pid).await.unwrap().stock, 3, "{ctx}");
+            // The listing is found, and search's word counts are exact (the recount ran).
+            let found = db
+                .search(&SearchQuery {
+                    text: "honey".into(),
+                    limit: 5,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(found.products.len(), 1, "{ctx}");
+            assert_eq!(db.vocabulary_drift().await.unwrap(), vec![], "{ctx}");
             let (r, _) = tianguis_app::orders::checkout(
                 db,
                 &req(beto.id, vec![(pid, 1)], &format!("after-upgrade-{version}")),

@@ -655,7 +655,7 @@ impl Db {
         })?;
         let id = row_i64(&r, "id")?;
         let shop = shop_name_in(&mut tx, seller_id).await?;
-        crate::search::index_in(&mut tx, self.backend, id, &p.doc(&shop)).await?;
+        crate::search::index_in(&mut tx, self.backend, id, None, &p.doc(&shop)).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -673,6 +673,22 @@ impl Db {
     ) -> Result<()> {
         p.check()?;
         let mut tx = self.begin_write().await?;
+        // Its words before (the search counts take them away), locked first so two edits at
+        // once take them away once.
+        sqlx::query("UPDATE products SET active = active WHERE id = $1 AND seller_id = $2")
+            .bind(product_id)
+            .bind(seller_id)
+            .execute(&mut *tx)
+            .await?;
+        let old = sqlx::query(crate::sql(format!(
+            "{LISTING_WORDS} WHERE p.id = $1 AND p.seller_id = $2 AND p.active = 1"
+        )))
+        .bind(product_id)
+        .bind(seller_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| crate::search::Doc::from_row(&r))
+        .transpose()?;
         let n = sqlx::query(
             "UPDATE products SET category_id=$1, name_en=$2, name_es=$3, name_bn=$4, name_sw=$5, description=$6, price_minor=$7, stock=$8 \
              WHERE id=$9 AND seller_id=$10 AND ($11 = 0 OR stock = $12)",
@@ -708,7 +724,14 @@ impl Db {
             });
         }
         let shop = shop_name_in(&mut tx, seller_id).await?;
-        crate::search::index_in(&mut tx, self.backend, product_id, &p.doc(&shop)).await?;
+        crate::search::index_in(
+            &mut tx,
+            self.backend,
+            product_id,
+            old.as_ref(),
+            &p.doc(&shop),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -914,6 +937,49 @@ async fn photo_in(tx: &mut Transaction<'static, Any>, photo: &crate::images::Pho
     row_i64(&r, "id")
 }
 
+/// The columns a listing's words are made from ([`crate::search::Doc::from_row`]), with its
+/// seller and SKU.
+const LISTING_WORDS: &str = "SELECT p.seller_id, p.sku, p.name_en, p.name_es, p.name_bn, p.name_sw, p.description, s.shop_name \
+     FROM products p JOIN sellers s ON s.id = p.seller_id";
+
+/// The words of the active listings among (seller, SKU) pairs, before an import changes them,
+/// each row locked first (two writers at once take the old words away once).
+async fn words_before_in(
+    tx: &mut Transaction<'static, Any>,
+    keys: &[(i64, &str)],
+) -> Result<Vec<crate::search::Doc>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(crate::db::rows_per_statement(tx, 2, 400)) {
+        let pairs: Vec<String> = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let cond = |p: &str| format!("({p}seller_id, {p}sku) IN (VALUES {})", pairs.join(","));
+        let bind = |sql: String| {
+            let mut q = sqlx::query(crate::sql(sql));
+            for (seller, sku) in chunk {
+                q = q.bind(*seller).bind(sku.to_string());
+            }
+            q
+        };
+        bind(format!(
+            "UPDATE products SET active = active WHERE {}",
+            cond("")
+        ))
+        .execute(&mut **tx)
+        .await?;
+        for r in bind(format!(
+            "{LISTING_WORDS} WHERE p.active = 1 AND {}",
+            cond("p.")
+        ))
+        .fetch_all(&mut **tx)
+        .await?
+        {
+            out.push(crate::search::Doc::from_row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
 async fn shop_name_in(tx: &mut Transaction<'static, Any>, seller_id: i64) -> Result<String> {
     let r = sqlx::query("SELECT shop_name FROM sellers WHERE id = $1")
         .bind(seller_id)
@@ -952,11 +1018,14 @@ impl Db {
         let docs: Vec<crate::search::Doc> =
             batch.iter().map(|l| l.input.doc(&l.shop_name)).collect();
         let mut tx = self.begin_write().await?;
+        // One import at a time across servers: a SKU two imports add at once would otherwise
+        // be counted in search twice (neither saw the other's words to take away).
+        crate::db::lock_marker_in(&mut tx, "catalogue_import").await?;
         let mut ids: std::collections::HashMap<(i64, String), i64> =
             std::collections::HashMap::new();
         let per = if pg { 13 } else { 12 };
         let rows = crate::db::rows_per_statement(&tx, per, UPSERT_ROWS);
-        for (chunk, docs) in batch.chunks(rows).zip(docs.chunks(rows)) {
+        let rows_of = |chunk: &[(&Listing, &crate::search::Doc)], update: bool| {
             let values: Vec<String> = (0..chunk.len())
                 .map(|r| {
                     let ps: Vec<String> = (1..=per).map(|k| format!("${}", r * per + k)).collect();
@@ -971,18 +1040,25 @@ impl Db {
                     }
                 })
                 .collect();
+            let conflict = if !update {
+                "DO NOTHING".to_string()
+            } else {
+                format!(
+                    "DO UPDATE SET category_id = excluded.category_id, name_en = excluded.name_en, \
+                     name_es = excluded.name_es, name_bn = excluded.name_bn, name_sw = excluded.name_sw, description = excluded.description, \
+                     price_minor = excluded.price_minor, stock = excluded.stock, active = 1{}",
+                    if pg {
+                        ", search_doc = excluded.search_doc"
+                    } else {
+                        ""
+                    }
+                )
+            };
             let sql = format!(
                 "INSERT INTO products (seller_id, sku, category_id, name_en, name_es, name_bn, name_sw, description, price_minor, currency, stock, created_at{}) \
-                 VALUES {} ON CONFLICT (seller_id, sku) DO UPDATE SET category_id = excluded.category_id, name_en = excluded.name_en, \
-                 name_es = excluded.name_es, name_bn = excluded.name_bn, name_sw = excluded.name_sw, description = excluded.description, \
-                 price_minor = excluded.price_minor, stock = excluded.stock, active = 1{} RETURNING id, seller_id, sku",
+                 VALUES {} ON CONFLICT (seller_id, sku) {conflict} RETURNING id, seller_id, sku",
                 if pg { ", search_doc" } else { "" },
                 values.join(","),
-                if pg {
-                    ", search_doc = excluded.search_doc"
-                } else {
-                    ""
-                },
             );
             let mut q = sqlx::query(crate::sql(sql));
             let opt = |v: &Option<String>| {
@@ -990,7 +1066,7 @@ impl Db {
                     .map(|s| s.trim().to_string())
                     .filter(|s| !s.is_empty())
             };
-            for (l, d) in chunk.iter().zip(docs) {
+            for (l, d) in chunk {
                 let p = &l.input;
                 q = q
                     .bind(l.seller_id)
@@ -1009,13 +1085,46 @@ impl Db {
                     q = q.bind(d.tsvector());
                 }
             }
-            let rows = q.fetch_all(&mut *tx).await.map_err(|e| match e {
-                sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
-                    StoreError::invalid("err-unknown-category")
-                }
-                e => e.into(),
-            })?;
-            for r in &rows {
+            q
+        };
+        let unknown_category = |e: sqlx::Error| match e {
+            sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+                StoreError::invalid("err-unknown-category")
+            }
+            e => e.into(),
+        };
+        let all: Vec<(&Listing, &crate::search::Doc)> = batch.iter().zip(&docs).collect();
+        // New SKUs are added; those already listed are updated after their words are read
+        // (search takes them away from its counts). A first import reads nothing more.
+        let mut listed: Vec<(&Listing, &crate::search::Doc)> = Vec::new();
+        for chunk in all.chunks(rows) {
+            let added = rows_of(chunk, false)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unknown_category)?;
+            for r in &added {
+                ids.insert(
+                    (row_i64(r, "seller_id")?, row_str(r, "sku")?),
+                    row_i64(r, "id")?,
+                );
+            }
+            listed.extend(
+                chunk
+                    .iter()
+                    .filter(|(l, _)| !ids.contains_key(&(l.seller_id, l.sku.clone()))),
+            );
+        }
+        let keys: Vec<(i64, &str)> = listed
+            .iter()
+            .map(|(l, _)| (l.seller_id, l.sku.as_str()))
+            .collect();
+        let before = words_before_in(&mut tx, &keys).await?;
+        for chunk in listed.chunks(rows) {
+            for r in &rows_of(chunk, true)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(unknown_category)?
+            {
                 ids.insert(
                     (row_i64(r, "seller_id")?, row_str(r, "sku")?),
                     row_i64(r, "id")?,
@@ -1046,7 +1155,8 @@ impl Db {
             }
         }
         let docs: Vec<&crate::search::Doc> = docs.iter().collect();
-        crate::search::vocab_in(&mut tx, &docs).await?;
+        let before: Vec<&crate::search::Doc> = before.iter().collect();
+        crate::search::vocab_in(&mut tx, &before, &docs).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -1059,6 +1169,13 @@ impl Db {
             crate::Backend::Sqlite => "PRAGMA optimize",
         };
         sqlx::query(sql).execute(&self.write).await?;
+        if self.backend == crate::Backend::Postgres {
+            // Merge the search index's pending entries now: until then every search reads
+            // them one by one.
+            sqlx::query("SELECT gin_clean_pending_list(CAST('products_search' AS regclass)) AS n")
+                .fetch_one(&self.write)
+                .await?;
+        }
         Ok(())
     }
 

@@ -137,6 +137,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     19 "0019_payment_references",
     20 "0020_texts_lane",
     21 "0021_search",
+    22 "0022_search_counts",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -160,6 +161,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     19 "0019_payment_references",
     20 "0020_texts_lane",
     21 "0021_search",
+    22 "0022_search_counts",
 );
 
 /// A settings row used as a once-only marker by work several servers may start together:
@@ -270,6 +272,7 @@ impl Db {
         migrator.run(&self.pool).await?;
         self.normalise_phones().await?;
         self.index_catalogue().await?;
+        self.recount_vocabulary().await?;
         Ok(())
     }
 

@@ -79,6 +79,23 @@ impl Doc {
         }
     }
 
+    /// The words of a listing read from the database: its names, description and shop name
+    /// (columns `name_en`, `name_es`, `name_bn`, `name_sw`, `description`, `shop_name`).
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Doc> {
+        let names = [
+            row_str(r, "name_en")?,
+            crate::row_opt_str(r, "name_es")?.unwrap_or_default(),
+            crate::row_opt_str(r, "name_bn")?.unwrap_or_default(),
+            crate::row_opt_str(r, "name_sw")?.unwrap_or_default(),
+        ];
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        Ok(Doc::new(
+            &names,
+            &row_str(r, "description")?,
+            &row_str(r, "shop_name")?,
+        ))
+    }
+
     /// Every distinct word with the first field that holds it (names, else description, else
     /// shop): what the vocabulary counts, so a tier's size can be told before it is read.
     pub fn words_by_field(&self) -> Vec<(&str, Field)> {
@@ -223,8 +240,10 @@ impl Stmt {
     fn push(&mut self, s: &str) {
         self.sql.push_str(s);
     }
+    /// Planned afresh for its values each time (an unnamed statement): a plan PostgreSQL
+    /// caches for any values may join a price range's index of half the catalogue.
     fn query(&self) -> sqlx::query::Query<'_, Any, sqlx::any::AnyArguments> {
-        let mut q = sqlx::query(crate::sql(self.sql.clone()));
+        let mut q = sqlx::query(crate::sql(self.sql.clone())).persistent(false);
         for b in &self.binds {
             q = match b {
                 Bind::S(s) => q.bind(s.clone()),
@@ -252,9 +271,19 @@ enum Scope<'a> {
 /// so the vocabulary's counts decide.
 const DENSE: i64 = 5_000;
 
+/// One word's (or prefix's) counts in the vocabulary.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    /// Listings holding it first in their names, description, shop name (upper bounds).
+    first: [i64; 3],
+    /// The most active listings any one of its words is in (exact once the vocabulary is
+    /// counted): at least this many listings match it.
+    most: i64,
+}
+
 /// The vocabulary's counts of the words of one search, each read once.
 #[derive(Default)]
-struct Known(Vec<(String, bool, Option<[i64; 3]>)>);
+struct Known(Vec<(String, bool, Option<Counts>)>);
 
 impl Known {
     /// Read every word's counts, by prefix and whole, in one statement.
@@ -273,10 +302,14 @@ impl Known {
     }
 
     async fn counts(&mut self, db: &Db, t: &str, whole: bool) -> Result<Option<[i64; 3]>> {
+        Ok(self.all(db, t, whole).await?.map(|c| c.first))
+    }
+
+    async fn all(&mut self, db: &Db, t: &str, whole: bool) -> Result<Option<Counts>> {
         if let Some((_, _, c)) = self.0.iter().find(|(w, x, _)| w == t && *x == whole) {
             return Ok(*c);
         }
-        let c = db.word_counts(t, whole).await?;
+        let c = db.words_counts(&[(t, whole)]).await?.remove(0);
         self.0.push((t.to_string(), whole, c));
         Ok(c)
     }
@@ -306,6 +339,18 @@ impl Order {
         id_key: "(p.id + 0)",
         price_key: "(p.price_minor + 0)",
     };
+}
+
+/// How a search's matches are counted.
+#[derive(Clone, Copy)]
+enum Count {
+    /// The vocabulary shows they pass the cap.
+    Over,
+    /// No words: the listings the filters leave.
+    Browse,
+    /// The words, whole first when the fewest listings holding one whole word (at most; the
+    /// value) passes the cap, else by prefix.
+    Words(i64),
 }
 
 /// How many listings each tier alone holds, at most, from the vocabulary's counts: exact for
@@ -341,78 +386,134 @@ impl Db {
             }
         };
         let all: i64 = sizes.map(|s| s.iter().sum()).unwrap_or(i64::MAX);
-        let mut rows: Vec<(Cursor, Product)> = Vec::new();
+        let count = match sizes {
+            None => Count::Browse,
+            Some(_) if self.passes_cap(&terms, q, &mut known).await? => Count::Over,
+            Some(_) => {
+                // Whole words first: a common word reaches the cap in a few rows, where its
+                // prefix would unroll into every word it starts.
+                let mut whole = i64::MAX;
+                for t in &terms {
+                    let c = known.counts(self, t, true).await?.unwrap_or([0; 3]);
+                    whole = whole.min(c.iter().sum());
+                }
+                Count::Words(whole)
+            }
+        };
         let want = limit + 1;
-        match (q.sort, sizes) {
-            (Sort::Relevance, Some(sizes)) => {
-                let (start, after) = match q.after {
-                    Some(Cursor::Tier(t, id)) => (t, Some(id)),
-                    _ => (Tier::Word, None),
-                };
-                for tier in Tier::ALL.into_iter().filter(|t| *t >= start) {
-                    let need = want - rows.len() as i64;
-                    let size = sizes[tier as usize - 1];
-                    if need <= 0 {
-                        break;
-                    }
-                    if size == 0 {
-                        continue;
-                    }
-                    let after = if tier == start { after } else { None };
-                    let cursor = after.map(|id| Cursor::Tier(tier, id));
-                    let scope = Scope::Words(&terms, tier, true);
-                    for p in self.list(scope, size, q, cursor, need).await? {
-                        rows.push((Cursor::Tier(tier, p.id), p));
-                    }
-                }
-            }
-            (sort, sizes) => {
-                let scope = match sizes {
-                    None => Scope::Browse,
-                    Some(_) => Scope::Words(&terms, Tier::Anywhere, false),
-                };
-                for p in self.list(scope, all, q, q.after, want).await? {
-                    let c = match sort {
-                        Sort::PriceLow | Sort::PriceHigh => Cursor::Price(p.price.minor, p.id),
-                        _ => Cursor::Newest(p.id),
+        let listing = async {
+            let mut rows: Vec<(Cursor, Product)> = Vec::new();
+            match (q.sort, sizes) {
+                (Sort::Relevance, Some(sizes)) => {
+                    let (start, after) = match q.after {
+                        Some(Cursor::Tier(t, id)) => (t, Some(id)),
+                        _ => (Tier::Word, None),
                     };
-                    rows.push((c, p));
+                    for tier in Tier::ALL.into_iter().filter(|t| *t >= start) {
+                        let need = want - rows.len() as i64;
+                        let size = sizes[tier as usize - 1];
+                        if need <= 0 {
+                            break;
+                        }
+                        if size == 0 {
+                            continue;
+                        }
+                        let after = if tier == start { after } else { None };
+                        let cursor = after.map(|id| Cursor::Tier(tier, id));
+                        let scope = Scope::Words(&terms, tier, true);
+                        for p in self.list(scope, size, q, cursor, need).await? {
+                            rows.push((Cursor::Tier(tier, p.id), p));
+                        }
+                    }
+                }
+                (sort, sizes) => {
+                    let scope = match sizes {
+                        None => Scope::Browse,
+                        Some(_) => Scope::Words(&terms, Tier::Anywhere, false),
+                    };
+                    for p in self.list(scope, all, q, q.after, want).await? {
+                        let c = match sort {
+                            Sort::PriceLow | Sort::PriceHigh => Cursor::Price(p.price.minor, p.id),
+                            _ => Cursor::Newest(p.id),
+                        };
+                        rows.push((c, p));
+                    }
                 }
             }
-        }
+            Ok(rows)
+        };
+        // When the matches may not fit on one page, they are counted while the page is read
+        // (on another connection); otherwise the page alone may tell.
+        let (mut rows, counted) = if q.after.is_some() || all > limit {
+            let (rows, n) = tokio::try_join!(listing, self.capped(count, &terms, all, q))?;
+            (rows, Some(n))
+        } else {
+            (listing.await?, None)
+        };
         if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
             page.next = rows.last().map(|(c, _)| *c);
         }
         page.products = rows.into_iter().map(|(_, p)| p).collect();
-        let n = if q.after.is_none() && page.next.is_none() {
+        let n = match counted {
+            Some(n) => n,
             // The whole list is on this page: it is its own count.
-            page.products.len() as i64
-        } else if sizes.is_none() {
-            self.count(Scope::Browse, all, q).await?
-        } else {
-            // Whole words first: a common word reaches the cap in a few rows, where its
-            // prefix would unroll into every word it starts.
-            let mut whole = i64::MAX;
-            for t in &terms {
-                let c = known.counts(self, t, true).await?.unwrap_or([0; 3]);
-                whole = whole.min(c.iter().sum());
-            }
-            let n = if whole > COUNT_CAP {
-                self.count(Scope::Whole(&terms), whole, q).await?
-            } else {
-                0
-            };
-            if n > COUNT_CAP {
-                n
-            } else {
-                self.count(Scope::Words(&terms, Tier::Anywhere, false), all, q)
-                    .await?
-            }
+            None if q.after.is_none() && page.next.is_none() => page.products.len() as i64,
+            None => self.capped(count, &terms, all, q).await?,
         };
         page.total = n.min(COUNT_CAP);
         page.capped = n > COUNT_CAP;
         Ok(page)
+    }
+
+    /// Whether the vocabulary alone shows more than `COUNT_CAP` listings match: one word, no
+    /// filter, and one of the words it starts (or is) in more active listings than the cap,
+    /// counted exactly.
+    async fn passes_cap(
+        &self,
+        terms: &[String],
+        q: &SearchQuery,
+        known: &mut Known,
+    ) -> Result<bool> {
+        let filtered = q.place_id.is_some()
+            || q.category_id.is_some()
+            || q.seller_id.is_some()
+            || q.min_price.is_some()
+            || q.max_price.is_some()
+            || q.in_stock;
+        let [t] = terms else { return Ok(false) };
+        if filtered {
+            return Ok(false);
+        }
+        let most = known.all(self, t, false).await?.map_or(0, |c| c.most);
+        Ok(most > COUNT_CAP && self.vocabulary_counted().await?)
+    }
+
+    /// How many match, up to one past the cap (see [`Count`]).
+    async fn capped(
+        &self,
+        count: Count,
+        terms: &[String],
+        all: i64,
+        q: &SearchQuery,
+    ) -> Result<i64> {
+        match count {
+            Count::Over => Ok(COUNT_CAP + 1),
+            Count::Browse => self.count(Scope::Browse, all, q).await,
+            Count::Words(whole) => {
+                let n = if whole > COUNT_CAP {
+                    self.count(Scope::Whole(terms), whole, q).await?
+                } else {
+                    0
+                };
+                if n > COUNT_CAP {
+                    Ok(n)
+                } else {
+                    self.count(Scope::Words(terms, Tier::Anywhere, false), all, q)
+                        .await
+                }
+            }
+        }
     }
 
     /// Tier sizes for the words (see [`Sizes`]).
@@ -437,15 +538,10 @@ impl Db {
         ]))
     }
 
-    /// How many listings hold words starting with `t` (or `t` itself, `whole`), first in their
-    /// names, description or shop (summed over at most a thousand words); None when there is
-    /// no such word.
-    async fn word_counts(&self, t: &str, whole: bool) -> Result<Option<[i64; 3]>> {
-        Ok(self.words_counts(&[(t, whole)]).await?.remove(0))
-    }
-
-    /// [`word_counts`](Db::word_counts) of several words in one statement (one round trip).
-    async fn words_counts(&self, words: &[(&str, bool)]) -> Result<Vec<Option<[i64; 3]>>> {
+    /// For each word, the vocabulary's counts of the words starting with it (or of the word
+    /// itself, `whole`), over at most a thousand words; None when there is no such word. One
+    /// statement (one round trip) for them all.
+    async fn words_counts(&self, words: &[(&str, bool)]) -> Result<Vec<Option<Counts>>> {
         let mut st = Stmt::default();
         let parts: Vec<String> = words
             .iter()
@@ -460,8 +556,9 @@ impl Db {
                 let b = st.p(Bind::S(upper));
                 format!(
                     "SELECT {i} AS i, COUNT(*) AS k, CAST(COALESCE(SUM(in_name), 0) AS BIGINT) AS n, \
-                     CAST(COALESCE(SUM(in_description), 0) AS BIGINT) AS d, CAST(COALESCE(SUM(in_shop), 0) AS BIGINT) AS s \
-                     FROM (SELECT in_name, in_description, in_shop FROM search_vocab WHERE term >= {a} AND term < {b} LIMIT 1000) v{i}"
+                     CAST(COALESCE(SUM(in_description), 0) AS BIGINT) AS d, CAST(COALESCE(SUM(in_shop), 0) AS BIGINT) AS s, \
+                     CAST(COALESCE(MAX(listings), 0) AS BIGINT) AS m \
+                     FROM (SELECT in_name, in_description, in_shop, listings FROM search_vocab WHERE term >= {a} AND term < {b} LIMIT 1000) v{i}"
                 )
             })
             .collect();
@@ -470,7 +567,10 @@ impl Db {
         for r in st.query().fetch_all(&self.pool).await? {
             let i = row_i64(&r, "i")? as usize;
             if i < out.len() && row_i64(&r, "k")? > 0 {
-                out[i] = Some([row_i64(&r, "n")?, row_i64(&r, "d")?, row_i64(&r, "s")?]);
+                out[i] = Some(Counts {
+                    first: [row_i64(&r, "n")?, row_i64(&r, "d")?, row_i64(&r, "s")?],
+                    most: row_i64(&r, "m")?,
+                });
             }
         }
         Ok(out)
@@ -488,8 +588,12 @@ impl Db {
         listing: bool,
         st: &mut Stmt,
     ) -> Order {
-        const JOINS: &str =
-            "JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id";
+        // A count reads no seller or place unless a place filters (every listing has both).
+        let joins = if listing || q.place_id.is_some() {
+            "JOIN sellers s ON s.id = p.seller_id JOIN places pl ON pl.id = s.place_id"
+        } else {
+            ""
+        };
         let words = match (scope, self.backend) {
             (Scope::Words(terms, tier, only), Backend::Sqlite) => {
                 Some(fts5_query(terms, tier, only))
@@ -509,7 +613,7 @@ impl Db {
                 // SQLite from driving the join by the match list instead).
                 let m = st.p(Bind::S(w));
                 st.push(&format!(
-                    "{select} FROM products p {JOINS} WHERE +p.id IN (SELECT rowid FROM product_fts WHERE product_fts MATCH {m}) \
+                    "{select} FROM products p {joins} WHERE +p.id IN (SELECT rowid FROM product_fts WHERE product_fts MATCH {m}) \
                      AND p.active = 1"
                 ));
                 Order::INDEXED
@@ -518,7 +622,7 @@ impl Db {
                 // FTS5 drives: it yields matches in rowid order, so a page reads a page of rows.
                 let m = st.p(Bind::S(w));
                 st.push(&format!(
-                    "{select} FROM product_fts CROSS JOIN products p ON p.id = product_fts.rowid {JOINS} \
+                    "{select} FROM product_fts CROSS JOIN products p ON p.id = product_fts.rowid {joins} \
                      WHERE product_fts MATCH {m} AND p.active = 1"
                 ));
                 Order::FTS5
@@ -528,7 +632,7 @@ impl Db {
                 let m = st.p(Bind::S(w));
                 st.push(&format!(
                     "WITH m AS MATERIALIZED (SELECT id FROM products WHERE search_doc @@ CAST({m} AS tsquery)) \
-                     {select} FROM m JOIN products p ON p.id = m.id {JOINS} WHERE p.active = 1"
+                     {select} FROM m JOIN products p ON p.id = m.id {joins} WHERE p.active = 1"
                 ));
                 // Sorted as expressions, so the planner sorts the few matches instead of
                 // walking an index of every listing to meet them in order.
@@ -538,13 +642,13 @@ impl Db {
                 // Many: read in the page's order and test each row; a page costs a few rows.
                 let m = st.p(Bind::S(w));
                 st.push(&format!(
-                    "{select} FROM products p {JOINS} WHERE p.search_doc @@ CAST({m} AS tsquery) AND p.active = 1"
+                    "{select} FROM products p {joins} WHERE p.search_doc @@ CAST({m} AS tsquery) AND p.active = 1"
                 ));
                 Order::INDEXED
             }
             (None, _) => {
                 st.push(&format!(
-                    "{select} FROM products p {JOINS} WHERE p.active = 1"
+                    "{select} FROM products p {joins} WHERE p.active = 1"
                 ));
                 Order::INDEXED
             }
@@ -696,6 +800,9 @@ impl Db {
 /// `VERSION:id` while under way. A new VERSION (other folding rules) rebuilds it.
 const INDEXED: &str = "search_indexed";
 const VERSION: &str = "1";
+/// The settings row saying the vocabulary's `listings` are exact: `VERSION` once
+/// [`Db::recount_vocabulary`] has run; emptied while the index is rebuilt.
+const COUNTED: &str = "search_counted";
 
 impl Db {
     /// Index every listing the search index lacks (after the upgrade that brought it, or when
@@ -725,19 +832,8 @@ impl Db {
             let mut last = None;
             for r in &rows {
                 let id = row_i64(r, "id")?;
-                let names = [
-                    row_str(r, "name_en")?,
-                    crate::row_opt_str(r, "name_es")?.unwrap_or_default(),
-                    crate::row_opt_str(r, "name_bn")?.unwrap_or_default(),
-                    crate::row_opt_str(r, "name_sw")?.unwrap_or_default(),
-                ];
-                let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let doc = Doc::new(
-                    &names,
-                    &row_str(r, "description")?,
-                    &row_str(r, "shop_name")?,
-                );
-                index_in(&mut tx, self.backend, id, &doc).await?;
+                // The exact counts are rebuilt by `recount` afterwards.
+                index_in(&mut tx, self.backend, id, None, &Doc::from_row(r)?).await?;
                 last = Some(id);
             }
             let mark = match last {
@@ -749,17 +845,122 @@ impl Db {
                 .bind(INDEXED)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("UPDATE settings SET value = '' WHERE key = $1")
+                .bind(COUNTED)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             done += rows.len() as u64;
         }
     }
+
+    /// Count, exactly, how many active listings hold each word (after the upgrade that brought
+    /// the count, or a rebuild of the index). One transaction: writers wait for it, then take
+    /// their listings' old words away and add the new on top of counts that saw the old.
+    /// Returns whether it ran.
+    pub async fn recount_vocabulary(&self) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        if crate::db::lock_marker_in(&mut tx, COUNTED).await? == VERSION {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // First, so on PostgreSQL every word's row is locked before the listings are read: a
+        // writer waits here and its change is not yet visible to the count.
+        sqlx::query("UPDATE search_vocab SET listings = 0")
+            .execute(&mut *tx)
+            .await?;
+        let counts: Vec<(String, i64)> = listing_words(&mut tx).await?.into_iter().collect();
+        for chunk in counts.chunks(crate::db::rows_per_statement(&tx, 2, 400)) {
+            let mut st = Stmt::default();
+            let ps: Vec<String> = chunk
+                .iter()
+                .map(|(w, n)| {
+                    let a = st.p(Bind::S(w.clone()));
+                    let b = st.p(Bind::I(*n));
+                    format!("({a},{b})")
+                })
+                .collect();
+            st.push(&format!(
+                "INSERT INTO search_vocab (term, listings) VALUES {} \
+                 ON CONFLICT (term) DO UPDATE SET listings = excluded.listings",
+                ps.join(",")
+            ));
+            st.query().execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE settings SET value = $1 WHERE key = $2")
+            .bind(VERSION)
+            .bind(COUNTED)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Words whose count of active listings is not what the catalogue holds: (word, counted,
+    /// held). Empty when the counts are exact (an operator's check; the tests' too).
+    pub async fn vocabulary_drift(&self) -> Result<Vec<(String, i64, i64)>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut held = listing_words(&mut conn).await?;
+        let mut out = Vec::new();
+        for r in sqlx::query("SELECT term, listings FROM search_vocab ORDER BY term")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let term = row_str(&r, "term")?;
+            let counted = row_i64(&r, "listings")?;
+            let n = held.remove(&term).unwrap_or(0);
+            if n != counted {
+                out.push((term, counted, n));
+            }
+        }
+        out.extend(held.into_iter().map(|(t, n)| (t, 0, n)));
+        Ok(out)
+    }
+
+    /// Whether the vocabulary's `listings` are exact (see [`COUNTED`]).
+    async fn vocabulary_counted(&self) -> Result<bool> {
+        let r = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(COUNTED)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match r {
+            Some(r) => row_str(&r, "value")? == VERSION,
+            None => false,
+        })
+    }
 }
 
-/// Write one product's words into the index (replacing what was there) and the vocabulary.
+/// How many active listings hold each word, read from the catalogue (in batches).
+async fn listing_words(conn: &mut sqlx::AnyConnection) -> Result<BTreeMap<String, i64>> {
+    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+    let mut from = 0i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT p.id, p.name_en, p.name_es, p.name_bn, p.name_sw, p.description, s.shop_name \
+             FROM products p JOIN sellers s ON s.id = p.seller_id WHERE p.id > $1 AND p.active = 1 \
+             ORDER BY p.id LIMIT 2000",
+        )
+        .bind(from)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        from = row_i64(last, "id")?;
+        for r in &rows {
+            for (w, _) in Doc::from_row(r)?.words_by_field() {
+                *counts.entry(w.to_string()).or_default() += 1;
+            }
+        }
+    }
+    Ok(counts)
+}
+
+/// Write one product's words into the index (replacing what was there) and the vocabulary;
+/// `old`: its words before, when it was an active listing (taken from the exact counts).
 pub(crate) async fn index_in(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     product_id: i64,
+    old: Option<&Doc>,
     doc: &Doc,
 ) -> Result<()> {
     match backend {
@@ -787,7 +988,8 @@ pub(crate) async fn index_in(
                 .await?;
         }
     }
-    vocab_in(tx, &[doc]).await
+    let old: Vec<&Doc> = old.into_iter().collect();
+    vocab_in(tx, &old, &[doc]).await
 }
 
 /// SQLite: replace the FTS5 rows of many products at once (imports).
@@ -827,31 +1029,43 @@ pub(crate) async fn fts_rows_in(
     Ok(())
 }
 
-/// Add listings' words to the vocabulary with how many listings hold each first in their
-/// names, their description or their shop's name (counted on every write, so upper bounds),
-/// and the one-deletion neighbourhoods of the words that are new. Sorted, so two writers on
-/// PostgreSQL take the rows' locks in one order.
-pub(crate) async fn vocab_in(tx: &mut Transaction<'static, Any>, docs: &[&Doc]) -> Result<()> {
-    let mut counts: BTreeMap<&str, [i64; 3]> = BTreeMap::new();
-    for d in docs {
+/// Add listings' words to the vocabulary: how many listings hold each first in their names,
+/// their description or their shop's name (counted on every write, so upper bounds); how many
+/// active listings hold it (`listings`, exact: the `removed` words, a changed listing's words
+/// before, are taken away); and the one-deletion neighbourhoods of the words that are new.
+/// Sorted, so two writers on PostgreSQL take the rows' locks in one order.
+pub(crate) async fn vocab_in(
+    tx: &mut Transaction<'static, Any>,
+    removed: &[&Doc],
+    added: &[&Doc],
+) -> Result<()> {
+    let mut counts: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
+    for d in added {
         for (w, f) in d.words_by_field() {
-            counts.entry(w).or_default()[f as usize] += 1;
+            let c = counts.entry(w).or_default();
+            c[f as usize] += 1;
+            c[3] += 1;
         }
     }
-    let rows: Vec<(&str, [i64; 3])> = counts.into_iter().collect();
+    for d in removed {
+        for (w, _) in d.words_by_field() {
+            counts.entry(w).or_default()[3] -= 1;
+        }
+    }
+    let rows: Vec<(&str, [i64; 4])> = counts.into_iter().filter(|(_, c)| *c != [0; 4]).collect();
     let mut fresh: Vec<String> = Vec::new();
-    for chunk in rows.chunks(crate::db::rows_per_statement(tx, 4, 300)) {
+    for chunk in rows.chunks(crate::db::rows_per_statement(tx, 5, 300)) {
         let mut st = Stmt::default();
         let ps: Vec<String> = chunk
             .iter()
             .map(|(w, c)| {
                 let a = st.p(Bind::S(w.to_string()));
-                let [n, d, sh] = c.map(|v| st.p(Bind::I(v)));
-                format!("({a},{n},{d},{sh})")
+                let [n, d, sh, l] = c.map(|v| st.p(Bind::I(v)));
+                format!("({a},{n},{d},{sh},{l})")
             })
             .collect();
         st.push(&format!(
-            "INSERT INTO search_vocab (term, in_name, in_description, in_shop) VALUES {} \
+            "INSERT INTO search_vocab (term, in_name, in_description, in_shop, listings) VALUES {} \
              ON CONFLICT (term) DO NOTHING RETURNING term",
             ps.join(",")
         ));
@@ -862,7 +1076,7 @@ pub(crate) async fn vocab_in(tx: &mut Transaction<'static, Any>, docs: &[&Doc]) 
             .iter()
             .map(|r| row_str(r, "term"))
             .collect::<Result<_>>()?;
-        let known: Vec<&(&str, [i64; 3])> = chunk
+        let known: Vec<&(&str, [i64; 4])> = chunk
             .iter()
             .filter(|(w, _)| !new.iter().any(|n| n == w))
             .collect();
@@ -872,15 +1086,16 @@ pub(crate) async fn vocab_in(tx: &mut Transaction<'static, Any>, docs: &[&Doc]) 
                 .iter()
                 .map(|(w, c)| {
                     let a = up.p(Bind::S(w.to_string()));
-                    let [n, d, sh] = c.map(|v| up.p(Bind::I(v)));
-                    format!("({a},{n},{d},{sh})")
+                    let [n, d, sh, l] = c.map(|v| up.p(Bind::I(v)));
+                    format!("({a},{n},{d},{sh},{l})")
                 })
                 .collect();
             up.push(&format!(
-                "INSERT INTO search_vocab (term, in_name, in_description, in_shop) VALUES {} \
+                "INSERT INTO search_vocab (term, in_name, in_description, in_shop, listings) VALUES {} \
                  ON CONFLICT (term) DO UPDATE SET in_name = search_vocab.in_name + excluded.in_name, \
                  in_description = search_vocab.in_description + excluded.in_description, \
-                 in_shop = search_vocab.in_shop + excluded.in_shop",
+                 in_shop = search_vocab.in_shop + excluded.in_shop, \
+                 listings = search_vocab.listings + excluded.listings",
                 ps.join(",")
             ));
             up.query().execute(&mut **tx).await?;
