@@ -606,6 +606,8 @@ impl Db {
             (Scope::Browse, _) => None,
         };
         let by_price = listing && matches!(q.sort, Sort::PriceLow | Sort::PriceHigh);
+        // A condition tested last, after the filters' cheap comparisons.
+        let mut last = None;
         let order = match (words, self.backend) {
             (Some(w), Backend::Sqlite) if by_price && size >= DENSE => {
                 // Many matches in price order: walk the price index and test each listing
@@ -640,10 +642,13 @@ impl Db {
             }
             (Some(w), Backend::Postgres) => {
                 // Many: read in the page's order and test each row; a page costs a few rows.
+                // The words are tested last (PostgreSQL keeps the written order of conditions
+                // of one cost): a listing a filter leaves out costs no tsquery.
                 let m = st.p(Bind::S(w));
                 st.push(&format!(
-                    "{select} FROM products p {joins} WHERE p.search_doc @@ CAST({m} AS tsquery) AND p.active = 1"
+                    "{select} FROM products p {joins} WHERE p.active = 1"
                 ));
+                last = Some(format!(" AND p.search_doc @@ CAST({m} AS tsquery)"));
                 Order::INDEXED
             }
             (None, _) => {
@@ -676,6 +681,9 @@ impl Db {
         }
         if q.in_stock {
             st.push(" AND p.stock > 0");
+        }
+        if let Some(l) = last {
+            st.push(&l);
         }
         order
     }
