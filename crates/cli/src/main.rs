@@ -929,9 +929,22 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
         tokens,
         products,
     };
+    // The raw ceiling just before and just after the checkouts, half the time each: a disk's
+    // speed drifts over a minute, and the ratio should compare like with like.
+    let raw = |db: Db| async move {
+        tianguis_demo::bench::raw_write_ceiling(
+            &db,
+            clients,
+            Duration::from_secs_f64(seconds as f64 / 2.0),
+        )
+        .await
+    };
+    let ceiling_before = raw(db.clone()).await?;
     let (before, cpu_before) = (write_counters(&db).await?, process_cpu_seconds());
     let mut lat = load.run("max", Duration::from_secs(seconds), None).await?;
     let (after, cpu_after) = (write_counters(&db).await?, process_cpu_seconds());
+    let ceiling_after = raw(db.clone()).await?;
+    let ceiling = (ceiling_before + ceiling_after) / 2.0;
     let done = lat.len().max(1) as f64;
     let rate = lat.len() as f64 / seconds as f64;
     let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
@@ -942,8 +955,6 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
         .await?;
     let paced_rate = paced.len() as f64 / seconds as f64;
     let (h50, h99) = (pct(&mut paced, 0.5), pct(&mut paced, 0.99));
-    let ceiling =
-        tianguis_demo::bench::raw_write_ceiling(&db, clients, Duration::from_secs(seconds)).await?;
     println!("database      {fresh_url}");
     println!("clients       {clients}");
     println!(
@@ -954,7 +965,7 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
         "at half rate  {paced_rate:.1}/s asked {half:.1}/s  (p50 {h50:.1} ms, p99 {h99:.1} ms)"
     );
     println!(
-        "raw ceiling   {ceiling:.1} tx/s  ({})",
+        "raw ceiling   {ceiling:.1} tx/s  (before {ceiling_before:.1}, after {ceiling_after:.1}; {})",
         tianguis_demo::bench::ceiling_name(&db)
     );
     println!(
