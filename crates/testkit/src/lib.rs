@@ -206,6 +206,10 @@ mod layers {
             ),
             ("geo", &["sqlx", "tokio", "axum", "tianguis-domain"]),
             (
+                "credential",
+                &["sqlx", "tokio", "axum", "reqwest", "rand", "tianguis-domain"],
+            ),
+            (
                 "routing",
                 &[
                     "sqlx",

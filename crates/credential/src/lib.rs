@@ -1,0 +1,319 @@
+//! Credentials anyone can check without calling tianguis: a JSON document (a W3C Verifiable
+//! Credential, VC Data Model 2.0) secured with a Data Integrity proof of the `eddsa-jcs-2022`
+//! cryptosuite (W3C "Data Integrity EdDSA Cryptosuites v1.0", section 3.3):
+//! - the document without its proof, and the proof's options without `proofValue` (with the
+//!   document's `@context`), are each canonicalised by JCS (RFC 8785) and hashed with SHA-256;
+//! - Ed25519 signs the proof options' hash followed by the document's (64 bytes);
+//! - `proofValue` is the signature in multibase base58btc (`z...`).
+//!
+//! Keys are Multikeys: the public key is `z` + base58btc(0xed 0x01 + 32 bytes), the secret
+//! `z` + base58btc(0x80 0x26 + 32-byte seed). A proof names its key as a `did:key`
+//! (`did:key:z6Mk...#z6Mk...`), so the signature is checked offline; whether the key is the
+//! marketplace's is the caller's question (its published keys).
+//!
+//! Pure: no clock, no randomness, no I/O. The caller gives the time and the seed.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub const CRYPTOSUITE: &str = "eddsa-jcs-2022";
+pub const PROOF_TYPE: &str = "DataIntegrityProof";
+const PUBLIC_PREFIX: [u8; 2] = [0xed, 0x01];
+const SECRET_PREFIX: [u8; 2] = [0x80, 0x26];
+
+/// Why a credential or a key is refused (the reason a verifier prints).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("no proof")]
+    NoProof,
+    #[error("more than one proof (proof sets are not accepted)")]
+    ProofSet,
+    #[error("the proof's {0} is missing or not text")]
+    Missing(&'static str),
+    #[error("proof type {0} (expected DataIntegrityProof)")]
+    ProofType(String),
+    #[error("cryptosuite {0} (expected eddsa-jcs-2022)")]
+    Cryptosuite(String),
+    #[error("the proof's @context is not the start of the document's")]
+    Context,
+    #[error("{0} is not a date and time (RFC 3339)")]
+    Date(String),
+    #[error("not a multibase base58btc value: {0}")]
+    Multibase(String),
+    #[error("not an Ed25519 key: {0}")]
+    Key(String),
+    #[error("verification method {0} is not a did:key of an Ed25519 key")]
+    VerificationMethod(String),
+    #[error("the signature does not match: the credential was changed or signed by another key")]
+    Signature,
+    #[error("not valid before {0}")]
+    NotYetValid(String),
+    #[error("expired at {0}")]
+    Expired(String),
+    #[error("the document cannot be canonicalised: {0}")]
+    Canonical(String),
+}
+
+pub type Result<T, E = Invalid> = std::result::Result<T, E>;
+
+/// An Ed25519 key pair.
+#[derive(Clone)]
+pub struct Keypair(SigningKey);
+
+impl std::fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keypair({})", self.public().multibase())
+    }
+}
+
+impl Keypair {
+    /// From a 32-byte secret seed (the caller draws it from the operating system).
+    pub fn from_seed(seed: [u8; 32]) -> Keypair {
+        Keypair(SigningKey::from_bytes(&seed))
+    }
+
+    /// From `privateKeyMultibase`.
+    pub fn from_multibase(s: &str) -> Result<Keypair> {
+        let bytes = multikey(s, SECRET_PREFIX)?;
+        Ok(Keypair::from_seed(bytes))
+    }
+
+    /// `privateKeyMultibase`: keep it secret.
+    pub fn private_multibase(&self) -> String {
+        multibase(SECRET_PREFIX, self.0.as_bytes())
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+}
+
+/// An Ed25519 public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// From `publicKeyMultibase`.
+    pub fn from_multibase(s: &str) -> Result<PublicKey> {
+        let bytes = multikey(s, PUBLIC_PREFIX)?;
+        VerifyingKey::from_bytes(&bytes)
+            .map(PublicKey)
+            .map_err(|e| Invalid::Key(e.to_string()))
+    }
+
+    /// `publicKeyMultibase`.
+    pub fn multibase(&self) -> String {
+        multibase(PUBLIC_PREFIX, self.0.as_bytes())
+    }
+
+    /// The key as a verification method: `did:key:z6Mk...#z6Mk...`.
+    pub fn verification_method(&self) -> String {
+        let m = self.multibase();
+        format!("did:key:{m}#{m}")
+    }
+
+    /// The key a `did:key` verification method names.
+    pub fn from_verification_method(vm: &str) -> Result<PublicKey> {
+        let bad = || Invalid::VerificationMethod(vm.to_string());
+        let rest = vm.strip_prefix("did:key:").ok_or_else(bad)?;
+        let (did, fragment) = rest.split_once('#').unwrap_or((rest, rest));
+        if did != fragment {
+            return Err(bad());
+        }
+        PublicKey::from_multibase(did).map_err(|_| bad())
+    }
+}
+
+fn multibase(prefix: [u8; 2], key: &[u8; 32]) -> String {
+    let mut bytes = prefix.to_vec();
+    bytes.extend_from_slice(key);
+    format!("z{}", bs58::encode(bytes).into_string())
+}
+
+fn base58btc(s: &str) -> Result<Vec<u8>> {
+    let body = s
+        .strip_prefix('z')
+        .ok_or_else(|| Invalid::Multibase(s.to_string()))?;
+    bs58::decode(body)
+        .into_vec()
+        .map_err(|_| Invalid::Multibase(s.to_string()))
+}
+
+fn multikey(s: &str, prefix: [u8; 2]) -> Result<[u8; 32]> {
+    let bytes = base58btc(s)?;
+    match bytes.split_first_chunk::<2>() {
+        Some((p, key)) if *p == prefix => key
+            .try_into()
+            .map_err(|_| Invalid::Key(format!("{} bytes", key.len()))),
+        _ => Err(Invalid::Key(
+            "not the expected multicodec (ed25519-pub 0xed01, ed25519-priv 0x8026)".into(),
+        )),
+    }
+}
+
+/// The proof's options other than the cryptosuite's own (`type`, `cryptosuite`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofOptions {
+    /// When it was signed, RFC 3339 in UTC (`2023-02-24T23:36:38Z`).
+    pub created: String,
+    pub verification_method: String,
+    /// `assertionMethod` for credentials.
+    pub proof_purpose: String,
+}
+
+/// What a good proof says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub key: PublicKey,
+    pub verification_method: String,
+    pub created: Option<String>,
+    pub proof_purpose: String,
+}
+
+pub fn canonical(v: &Value) -> Result<Vec<u8>> {
+    serde_json_canonicalizer::to_vec(v).map_err(|e| Invalid::Canonical(e.to_string()))
+}
+
+/// SHA-256 of the canonical proof options, then of the canonical document.
+pub fn hash_data(proof_config: &Value, document: &Value) -> Result<Vec<u8>> {
+    let mut out = Sha256::digest(canonical(proof_config)?).to_vec();
+    out.extend_from_slice(&Sha256::digest(canonical(document)?));
+    Ok(out)
+}
+
+fn date(s: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| Invalid::Date(s.to_string()))
+}
+
+/// The proof configuration for `options` over `document` (section 3.3.5): type, cryptosuite
+/// and the document's `@context`.
+pub fn proof_config(document: &Value, options: &ProofOptions) -> Result<Value> {
+    date(&options.created)?;
+    let mut p = Map::new();
+    p.insert("type".into(), PROOF_TYPE.into());
+    p.insert("cryptosuite".into(), CRYPTOSUITE.into());
+    p.insert("created".into(), options.created.clone().into());
+    p.insert(
+        "verificationMethod".into(),
+        options.verification_method.clone().into(),
+    );
+    p.insert("proofPurpose".into(), options.proof_purpose.clone().into());
+    if let Some(ctx) = document.get("@context") {
+        p.insert("@context".into(), ctx.clone());
+    }
+    Ok(Value::Object(p))
+}
+
+/// Secure `document` (without a proof) with an eddsa-jcs-2022 proof by `key`.
+pub fn sign(document: &Value, key: &Keypair, options: &ProofOptions) -> Result<Value> {
+    let Value::Object(doc) = document else {
+        return Err(Invalid::NotAnObject);
+    };
+    if doc.contains_key("proof") {
+        return Err(Invalid::ProofSet);
+    }
+    let mut proof = proof_config(document, options)?;
+    let signature = key.0.sign(&hash_data(&proof, document)?);
+    proof["proofValue"] = format!("z{}", bs58::encode(signature.to_bytes()).into_string()).into();
+    let mut secured = doc.clone();
+    secured.insert("proof".into(), proof);
+    Ok(Value::Object(secured))
+}
+
+fn text<'a>(proof: &'a Map<String, Value>, field: &'static str) -> Result<&'a str> {
+    proof
+        .get(field)
+        .and_then(Value::as_str)
+        .ok_or(Invalid::Missing(field))
+}
+
+/// Check a secured document's proof (section 3.3.2); the key is the one its `did:key`
+/// verification method names.
+pub fn verify(secured: &Value) -> Result<Verified> {
+    let Value::Object(doc) = secured else {
+        return Err(Invalid::NotAnObject);
+    };
+    let proof = match doc.get("proof") {
+        None => return Err(Invalid::NoProof),
+        Some(Value::Object(p)) => p,
+        Some(Value::Array(_)) => return Err(Invalid::ProofSet),
+        Some(_) => return Err(Invalid::Missing("proof")),
+    };
+    let kind = text(proof, "type")?;
+    if kind != PROOF_TYPE {
+        return Err(Invalid::ProofType(kind.to_string()));
+    }
+    let suite = text(proof, "cryptosuite")?;
+    if suite != CRYPTOSUITE {
+        return Err(Invalid::Cryptosuite(suite.to_string()));
+    }
+    let proof_value = text(proof, "proofValue")?;
+    let vm = text(proof, "verificationMethod")?;
+    let purpose = text(proof, "proofPurpose")?;
+    let created = match proof.get("created") {
+        None => None,
+        Some(Value::String(c)) => {
+            date(c)?;
+            Some(c.clone())
+        }
+        Some(_) => return Err(Invalid::Missing("created")),
+    };
+    let key = PublicKey::from_verification_method(vm)?;
+    let signature = Signature::from_slice(&base58btc(proof_value)?)
+        .map_err(|_| Invalid::Multibase(proof_value.to_string()))?;
+    let mut unsecured = doc.clone();
+    unsecured.remove("proof");
+    let mut options = proof.clone();
+    options.remove("proofValue");
+    if let Some(ctx) = options.get("@context") {
+        // The document's @context must start with the proof's, in order.
+        let list = |v: &Value| match v {
+            Value::Array(a) => a.clone(),
+            other => vec![other.clone()],
+        };
+        let (own, theirs) = (list(ctx), doc.get("@context").map(list).unwrap_or_default());
+        if theirs.len() < own.len() || theirs[..own.len()] != own[..] {
+            return Err(Invalid::Context);
+        }
+        unsecured.insert("@context".into(), ctx.clone());
+    }
+    let data = hash_data(&Value::Object(options), &Value::Object(unsecured))?;
+    key.0
+        .verify(&data, &signature)
+        .map_err(|_| Invalid::Signature)?;
+    Ok(Verified {
+        key,
+        verification_method: vm.to_string(),
+        created,
+        proof_purpose: purpose.to_string(),
+    })
+}
+
+/// Whether a credential is in force at `now` (`validFrom`, `validUntil` of VC 2.0).
+pub fn in_force(credential: &Value, now: OffsetDateTime) -> Result<()> {
+    if let Some(from) = credential.get("validFrom").and_then(Value::as_str)
+        && now < date(from)?
+    {
+        return Err(Invalid::NotYetValid(from.to_string()));
+    }
+    if let Some(until) = credential.get("validUntil").and_then(Value::as_str)
+        && now > date(until)?
+    {
+        return Err(Invalid::Expired(until.to_string()));
+    }
+    Ok(())
+}
+
+/// `now` as a proof's `created`: RFC 3339 in UTC, to the second.
+pub fn timestamp(now: OffsetDateTime) -> String {
+    let t = now
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(now);
+    t.format(&Rfc3339).unwrap_or_default()
+}
