@@ -5,6 +5,7 @@
 //! Knows nothing of HTTP, HTML or JSON wire formats.
 
 pub mod assisted;
+pub mod credentials;
 pub mod engine;
 pub mod images;
 pub mod import;

@@ -182,6 +182,44 @@ enum Cmd {
         #[command(subcommand)]
         cmd: PayoutsCmd,
     },
+    /// Credentials the marketplace signs (training certificates, sales statements) and its
+    /// signing keys.
+    Credential {
+        #[command(subcommand)]
+        cmd: CredentialCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredentialCmd {
+    /// Check a credential file offline: its proof (W3C Data Integrity, eddsa-jcs-2022), its
+    /// dates, and that one of the marketplace's keys signed it: the keys of --keys (a saved
+    /// copy of the marketplace's /.well-known/did.json), or else this database's. Prints
+    /// `valid`, or `invalid: REASON` and exits with 1.
+    Verify {
+        file: std::path::PathBuf,
+        #[arg(long)]
+        keys: Option<std::path::PathBuf>,
+    },
+    /// Sign a credential (a JSON document without a proof) with the key in use; prints it.
+    Issue { file: std::path::PathBuf },
+    /// The signing keys (kept in the database, never in a file of the repository).
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Make the first signing key (refused if there is one: rotate it instead).
+    Generate,
+    /// Put a new key in use; the one before stays published, so what it signed still counts.
+    Rotate,
+    /// Every key: its public half, when it was made, retired or revoked.
+    List,
+    /// Mark a retired key compromised: what it signed no longer counts.
+    Revoke { public_key: String },
 }
 
 #[derive(Subcommand)]
@@ -594,6 +632,7 @@ async fn run() -> Result<()> {
         Cmd::Routes {
             cmd: RoutesCmd::Bench { files, seconds },
         } => routes_bench(&files, seconds)?,
+        Cmd::Credential { cmd } => credential(&cli.database_url, cmd).await?,
         Cmd::Registry {
             cmd: RegistryCmd::Import { file },
         } => {
@@ -984,6 +1023,74 @@ async fn bench_checkout(url: &str, clients: usize, seconds: u64) -> Result<()> {
     );
     db.close().await;
     drop_fresh(url, &fresh_url).await
+}
+
+async fn credential(database_url: &str, cmd: CredentialCmd) -> Result<()> {
+    use tianguis_app::credentials;
+    let show = |k: &tianguis_store::keys::SigningKey| {
+        let state = match (k.retired_at, k.revoked_at) {
+            (_, Some(_)) => "revoked",
+            (Some(_), None) => "retired",
+            (None, None) => "in use",
+        };
+        println!("{}  {state}", k.public_multibase);
+    };
+    match cmd {
+        CredentialCmd::Verify { file, keys } => {
+            let read = |p: &std::path::Path| -> std::result::Result<serde_json::Value, String> {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))
+            };
+            let outcome = async {
+                let credential = read(&file)?;
+                let (did_document, now) = match keys {
+                    Some(k) => (read(&k)?, tianguis_store::Clock::default().now_ms()),
+                    None => {
+                        let db = open(database_url).await.map_err(|e| format!("{e:#}"))?;
+                        let doc = credentials::did_document(&db, "http://localhost")
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        (doc, db.now_ms())
+                    }
+                };
+                credentials::check(&credential, &did_document, now).map_err(|e| e.to_string())
+            };
+            match outcome.await {
+                Ok(()) => println!("valid"),
+                Err(why) => {
+                    println!("invalid: {why}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        CredentialCmd::Issue { file } => {
+            let db = open(database_url).await?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let doc: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let signed = credentials::issue(&db, &doc).await?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+        }
+        CredentialCmd::Keys { cmd } => {
+            let db = open(database_url).await?;
+            match cmd {
+                KeysCmd::Generate => show(&credentials::new_key(&db, false).await?),
+                KeysCmd::Rotate => show(&credentials::new_key(&db, true).await?),
+                KeysCmd::List => {
+                    for k in db.signing_keys().await? {
+                        show(&k);
+                    }
+                }
+                KeysCmd::Revoke { public_key } => {
+                    db.revoke_signing_key(&public_key).await?;
+                    println!("revoked {public_key}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checkout traffic through the HTTP API: one task per buyer token.

@@ -582,3 +582,87 @@ fn the_api_holds_under_schemathesis() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Credentials on the command line as an operator and a lender would use them: keys made and
+/// rotated, a credential signed, checked offline (with this database's keys or a saved copy of
+/// the marketplace's DID document), and refused when changed, when signed by a stranger or by
+/// a revoked key.
+#[test]
+fn credentials_are_signed_checked_offline_and_keys_rotate() {
+    let d = temp_dir().join("credentials");
+    std::fs::create_dir_all(&d).unwrap();
+    let db = "--database-url=sqlite:credentials.db";
+    let unsigned = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../credential/tests/data/unsigned.json");
+    std::fs::copy(&unsigned, d.join("unsigned.json")).unwrap();
+    let (ok, _, err) = tianguis(&[db, "credential", "issue", "unsigned.json"], &d);
+    assert!(!ok && err.contains("no signing key"), "{err}");
+    let (ok, first, err) = tianguis(&[db, "credential", "keys", "generate"], &d);
+    assert!(ok && first.trim().ends_with("in use"), "{first} {err}");
+    let first_key = first.split_whitespace().next().unwrap().to_string();
+    assert!(first_key.starts_with("z6Mk"), "{first_key}");
+    let (ok, _, err) = tianguis(&[db, "credential", "keys", "generate"], &d);
+    assert!(!ok && err.contains("already has a signing key"), "{err}");
+    let (ok, signed, err) = tianguis(&[db, "credential", "issue", "unsigned.json"], &d);
+    assert!(ok, "{err}");
+    std::fs::write(d.join("signed.json"), &signed).unwrap();
+    let verify = |file: &str, keys: Option<&str>| {
+        let mut args = vec![db, "credential", "verify", file];
+        if let Some(k) = keys {
+            args.extend(["--keys", k]);
+        }
+        let (ok, out, err) = tianguis(&args, &d);
+        (ok, format!("{out}{err}").trim().to_string())
+    };
+    assert_eq!(verify("signed.json", None), (true, "valid".to_string()));
+    // Changed by a byte: refused, with the reason.
+    std::fs::write(
+        d.join("changed.json"),
+        signed.replace("The School of Examples", "The School of Exampled"),
+    )
+    .unwrap();
+    let (ok, out) = verify("changed.json", None);
+    assert!(
+        !ok && out.starts_with("invalid: the signature does not match"),
+        "{out}"
+    );
+    std::fs::write(d.join("junk.json"), "{not json").unwrap();
+    let (ok, out) = verify("junk.json", None);
+    assert!(
+        !ok && out.starts_with("invalid: junk.json is not JSON"),
+        "{out}"
+    );
+    // Offline, with a saved copy of the marketplace's keys.
+    let did = |key: &str| {
+        format!(
+            r#"{{"id":"did:web:m.example","verificationMethod":[{{"id":"did:web:m.example#{key}","type":"Multikey","controller":"did:web:m.example","publicKeyMultibase":"{key}"}}],"assertionMethod":["did:web:m.example#{key}"]}}"#
+        )
+    };
+    std::fs::write(d.join("ours.json"), did(&first_key)).unwrap();
+    std::fs::write(
+        d.join("theirs.json"),
+        did("z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2"),
+    )
+    .unwrap();
+    assert_eq!(
+        verify("signed.json", Some("ours.json")),
+        (true, "valid".into())
+    );
+    let (ok, out) = verify("signed.json", Some("theirs.json"));
+    assert!(!ok && out.contains("not one of the issuer's keys"), "{out}");
+    // Rotated: new credentials carry the new key, the old one still counts.
+    let (ok, _, err) = tianguis(&[db, "credential", "keys", "rotate"], &d);
+    assert!(ok, "{err}");
+    let (ok, list, _) = tianguis(&[db, "credential", "keys", "list"], &d);
+    assert!(ok && list.lines().count() == 2, "{list}");
+    assert!(list.lines().next().unwrap().ends_with("retired"), "{list}");
+    let (ok, again, _) = tianguis(&[db, "credential", "issue", "unsigned.json"], &d);
+    assert!(ok && !again.contains(&first_key), "{again}");
+    assert_eq!(verify("signed.json", None), (true, "valid".to_string()));
+    // The old key found compromised: what it signed no longer counts.
+    let (ok, _, err) = tianguis(&[db, "credential", "keys", "revoke", &first_key], &d);
+    assert!(ok, "{err}");
+    let (ok, out) = verify("signed.json", None);
+    assert!(!ok && out.contains("a key revoked at"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}

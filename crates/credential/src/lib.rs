@@ -57,6 +57,12 @@ pub enum Invalid {
     Expired(String),
     #[error("the document cannot be canonicalised: {0}")]
     Canonical(String),
+    #[error("signed by {0}, which is not one of the issuer's keys")]
+    UnknownKey(String),
+    #[error("signed by {0}, a key revoked at {1}")]
+    Revoked(String, String),
+    #[error("not a DID document")]
+    NotADidDocument,
 }
 
 pub type Result<T, E = Invalid> = std::result::Result<T, E>;
@@ -316,4 +322,89 @@ pub fn timestamp(now: OffsetDateTime) -> String {
         .replace_nanosecond(0)
         .unwrap_or(now);
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// The `did:web` of a site (`https://market.example/x` -> `did:web:market.example:x`; a port's
+/// colon is written `%3A`).
+pub fn did_web(url: &str) -> String {
+    let rest = url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut did = format!("did:web:{}", host.replace(':', "%3A"));
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        did.push(':');
+        did.push_str(seg);
+    }
+    did
+}
+
+/// A published key: `publicKeyMultibase`, and when it was revoked if it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub public_multibase: String,
+    pub revoked: Option<String>,
+}
+
+/// The issuer's DID document (`/.well-known/did.json`): every key as a Multikey verification
+/// method; the ones not revoked are its assertion methods (they sign credentials).
+pub fn did_document(did: &str, keys: &[Published]) -> Value {
+    let id = |k: &Published| format!("{did}#{}", k.public_multibase);
+    let methods: Vec<Value> = keys
+        .iter()
+        .map(|k| {
+            let mut m = Map::new();
+            m.insert("id".into(), id(k).into());
+            m.insert("type".into(), "Multikey".into());
+            m.insert("controller".into(), did.into());
+            m.insert(
+                "publicKeyMultibase".into(),
+                k.public_multibase.clone().into(),
+            );
+            if let Some(r) = &k.revoked {
+                m.insert("revoked".into(), r.clone().into());
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let assertion: Vec<Value> = keys
+        .iter()
+        .filter(|k| k.revoked.is_none())
+        .map(|k| id(k).into())
+        .collect();
+    serde_json::json!({
+        "@context": ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"],
+        "id": did,
+        "verificationMethod": methods,
+        "assertionMethod": assertion,
+    })
+}
+
+/// Whether the key of a good proof is one of the issuer's (its DID document's assertion
+/// methods, not revoked).
+pub fn issued_by(verified: &Verified, did_document: &Value) -> Result<()> {
+    let key = verified.key.multibase();
+    let methods = did_document
+        .get("verificationMethod")
+        .and_then(Value::as_array)
+        .ok_or(Invalid::NotADidDocument)?;
+    let assertion: Vec<&str> = did_document
+        .get("assertionMethod")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for m in methods {
+        if m.get("publicKeyMultibase").and_then(Value::as_str) != Some(key.as_str()) {
+            continue;
+        }
+        if let Some(r) = m.get("revoked").and_then(Value::as_str) {
+            return Err(Invalid::Revoked(key, r.to_string()));
+        }
+        let id = m.get("id").and_then(Value::as_str).unwrap_or_default();
+        if assertion.contains(&id) {
+            return Ok(());
+        }
+    }
+    Err(Invalid::UnknownKey(key))
 }

@@ -188,3 +188,66 @@ fn validity_dates_are_kept() {
         "2026-12-04T17:45:12Z"
     );
 }
+
+#[test]
+fn a_proof_counts_only_by_a_key_the_issuer_publishes() {
+    assert_eq!(did_web("https://market.example"), "did:web:market.example");
+    assert_eq!(
+        did_web("http://127.0.0.1:8080/"),
+        "did:web:127.0.0.1%3A8080"
+    );
+    assert_eq!(
+        did_web("https://gob.example/tianguis/"),
+        "did:web:gob.example:tianguis"
+    );
+    let ours = key();
+    let old = Keypair::from_seed([1; 32]);
+    let stolen = Keypair::from_seed([2; 32]);
+    let published = |k: &Keypair, revoked: Option<&str>| Published {
+        public_multibase: k.public().multibase(),
+        revoked: revoked.map(str::to_string),
+    };
+    let doc = did_document(
+        "did:web:market.example",
+        &[
+            published(&old, None),
+            published(&stolen, Some("2026-01-01T00:00:00Z")),
+            published(&ours, None),
+        ],
+    );
+    assert_eq!(doc["assertionMethod"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        doc["verificationMethod"][1]["revoked"],
+        "2026-01-01T00:00:00Z"
+    );
+    let by = |k: &Keypair| {
+        let signed = sign(
+            &json("unsigned.json"),
+            k,
+            &ProofOptions {
+                verification_method: k.public().verification_method(),
+                ..options()
+            },
+        )
+        .unwrap();
+        issued_by(&verify(&signed).unwrap(), &doc)
+    };
+    assert_eq!(by(&ours), Ok(()));
+    assert_eq!(by(&old), Ok(()), "a retired key's credentials still count");
+    assert_eq!(
+        by(&stolen),
+        Err(Invalid::Revoked(
+            stolen.public().multibase(),
+            "2026-01-01T00:00:00Z".into()
+        ))
+    );
+    let stranger = Keypair::from_seed([3; 32]);
+    assert_eq!(
+        by(&stranger),
+        Err(Invalid::UnknownKey(stranger.public().multibase()))
+    );
+    assert_eq!(
+        issued_by(&verify(&json("signedJCS.json")).unwrap(), &json!({})),
+        Err(Invalid::NotADidDocument)
+    );
+}

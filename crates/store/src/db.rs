@@ -138,6 +138,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     20 "0020_texts_lane",
     21 "0021_search",
     22 "0022_search_counts",
+    23 "0023_signing_keys",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -162,6 +163,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     20 "0020_texts_lane",
     21 "0021_search",
     22 "0022_search_counts",
+    23 "0023_signing_keys",
 );
 
 /// A settings row used as a once-only marker by work several servers may start together:

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod directory;
 pub mod group;
 pub mod images;
+pub mod keys;
 pub mod ledger;
 pub mod limits;
 pub mod mandates;

@@ -207,7 +207,14 @@ mod layers {
             ("geo", &["sqlx", "tokio", "axum", "tianguis-domain"]),
             (
                 "credential",
-                &["sqlx", "tokio", "axum", "reqwest", "rand", "tianguis-domain"],
+                &[
+                    "sqlx",
+                    "tokio",
+                    "axum",
+                    "reqwest",
+                    "rand",
+                    "tianguis-domain",
+                ],
             ),
             (
                 "routing",

@@ -230,10 +230,12 @@ pub fn standalone_simulators(config: &Config) -> Router {
     .route("/healthz", axum::routing::get(|| async { "ok" }))
 }
 
-/// What the edge itself serves: health, the offline script, metrics.
+/// What the edge itself serves: health, the offline script, metrics, the marketplace's
+/// public keys.
 pub fn edge_routes() -> caps::Table {
     caps::Table::new("edge")
         .get("/healthz", healthz)
+        .get("/.well-known/did.json", did_json)
         .get("/static/offline.js", offline_js)
         .get("/metrics", metrics_page)
 }
@@ -302,6 +304,23 @@ async fn healthz(State(s): State<AppState>) -> Response {
             "database unreachable",
         )
             .into_response(),
+    }
+}
+
+/// The marketplace's DID document: the public keys its credentials are signed with (for anyone
+/// checking one; `tianguis credential verify --keys` reads a saved copy offline).
+async fn did_json(State(s): State<AppState>) -> Response {
+    use axum::response::IntoResponse;
+    match tianguis_app::credentials::did_document(&s.db, &s.config.public_url).await {
+        Ok(doc) => (
+            [
+                (axum::http::header::CONTENT_TYPE, "application/did+json"),
+                (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            doc.to_string(),
+        )
+            .into_response(),
+        Err(e) => error::Problem::from(e).into_response(),
     }
 }
 

@@ -694,6 +694,7 @@ async fn authorization_matrix_every_route_every_role() {
             (format!("/shop/products/{pid}/edit"), &[Seller]),
             ("/admin".into(), &[Admin]),
             ("/healthz".into(), &EVERYONE),
+            ("/.well-known/did.json".into(), &EVERYONE),
             ("/metrics".into(), &[Admin]),
             ("/api/v1/openapi.json".into(), &EVERYONE),
             (format!("/api/v1/products/{pid}"), &EVERYONE),
@@ -5784,4 +5785,59 @@ async fn a_database_outage_is_a_clear_503_and_the_server_recovers_by_itself() {
             .unwrap()
             .holds()
     );
+}
+
+/// The marketplace's public keys at the well-known address: each key, the retired one still
+/// an assertion method (what it signed counts), a revoked one listed but not trusted; and a
+/// credential signed with the key in use checks against that document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_signing_keys_are_published_as_a_did_document() {
+    for app in apps(false).await {
+        let get = || async {
+            let r = reqwest::get(format!("{}/.well-known/did.json", app.base))
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(r.headers()["content-type"], "application/did+json");
+            r.json::<serde_json::Value>().await.unwrap()
+        };
+        let empty = get().await;
+        assert_eq!(empty["verificationMethod"], serde_json::json!([]));
+        let did = empty["id"].as_str().unwrap().to_string();
+        assert!(did.starts_with("did:web:127.0.0.1%3A"), "{did}");
+        let old = tianguis_app::credentials::new_key(&app.db, false)
+            .await
+            .unwrap();
+        let cert = serde_json::json!({
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "type": ["VerifiableCredential"],
+            "issuer": did,
+            "validFrom": "2026-01-01T00:00:00Z",
+            "credentialSubject": {"name": "Ana"},
+        });
+        let signed = tianguis_app::credentials::issue(&app.db, &cert)
+            .await
+            .unwrap();
+        let new = tianguis_app::credentials::new_key(&app.db, true)
+            .await
+            .unwrap();
+        let doc = get().await;
+        assert_eq!(doc["assertionMethod"].as_array().unwrap().len(), 2, "{doc}");
+        assert_eq!(
+            doc["verificationMethod"][1]["publicKeyMultibase"],
+            new.public_multibase.as_str()
+        );
+        let now = app.db.now_ms();
+        assert_eq!(tianguis_app::credentials::check(&signed, &doc, now), Ok(()));
+        app.db
+            .revoke_signing_key(&old.public_multibase)
+            .await
+            .unwrap();
+        let doc = get().await;
+        assert_eq!(doc["assertionMethod"].as_array().unwrap().len(), 1, "{doc}");
+        assert!(matches!(
+            tianguis_app::credentials::check(&signed, &doc, now),
+            Err(tianguis_credential::Invalid::Revoked(..))
+        ));
+    }
 }

@@ -301,3 +301,5 @@ catalogue-import-file = পণ্য (CSV)
 catalogue-import-photos = ছবি (zip, ঐচ্ছিক)
 catalogue-import-report = { $lines } লাইন: { $imported } আমদানি ({ $added } নতুন), { $photos } ছবি, { $refused } বাতিল।
 catalogue-import-more = … এবং আরও { $count } বাতিল লাইন।
+err-no-signing-key = বাজারের এখনও কোনো স্বাক্ষর-চাবি নেই: একজন অপারেটর "tianguis credential keys generate" দিয়ে তৈরি করেন।
+err-signing-key-exists = বাজারের ইতিমধ্যে একটি স্বাক্ষর-চাবি আছে: "tianguis credential keys rotate" দিয়ে বদলান।

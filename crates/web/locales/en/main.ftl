@@ -773,3 +773,5 @@ catalogue-import-file = Listings (CSV)
 catalogue-import-photos = Photos (zip, optional)
 catalogue-import-report = { $lines } lines: { $imported } imported ({ $added } new), { $photos } photos, { $refused } refused.
 catalogue-import-more = … and { $count } more refused lines.
+err-no-signing-key = The marketplace has no signing key yet: an operator makes one with "tianguis credential keys generate".
+err-signing-key-exists = The marketplace already has a signing key: rotate it with "tianguis credential keys rotate".

@@ -773,3 +773,5 @@ catalogue-import-file = Productos (CSV)
 catalogue-import-photos = Fotos (zip, opcional)
 catalogue-import-report = { $lines } líneas: { $imported } importadas ({ $added } nuevas), { $photos } fotos, { $refused } rechazadas.
 catalogue-import-more = … y { $count } líneas rechazadas más.
+err-no-signing-key = El mercado aún no tiene clave de firma: un operador la crea con "tianguis credential keys generate".
+err-signing-key-exists = El mercado ya tiene una clave de firma: cámbiela con "tianguis credential keys rotate".
