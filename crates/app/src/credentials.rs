@@ -5,6 +5,7 @@
 //! `tianguis_credential`'s; this module only joins it to the store and the clock.
 
 use serde_json::Value;
+pub use tianguis_credential::Invalid;
 use tianguis_credential::{Keypair, ProofOptions, Published};
 use tianguis_store::keys::SigningKey;
 use tianguis_store::{Db, Msg, StoreError};
@@ -66,7 +67,7 @@ pub fn check(
     credential: &Value,
     did_document: &Value,
     now_ms: i64,
-) -> std::result::Result<(), tianguis_credential::Invalid> {
+) -> std::result::Result<(), Invalid> {
     let verified = tianguis_credential::verify(credential)?;
     tianguis_credential::issued_by(&verified, did_document)?;
     tianguis_credential::in_force(credential, at(now_ms))

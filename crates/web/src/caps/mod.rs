@@ -11,6 +11,7 @@ pub mod browse;
 pub mod catalogue;
 pub mod checkout;
 pub mod courier;
+pub mod credentials;
 pub mod directory;
 pub mod mandates;
 pub mod orders;
@@ -128,6 +129,7 @@ pub fn pages() -> Table {
         .merge(mandates::routes())
         .merge(payouts::routes())
         .merge(directory::routes())
+        .merge(credentials::routes())
 }
 
 /// The pages' router: the context layer (session, language, errors as translated pages) and
