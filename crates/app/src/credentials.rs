@@ -5,7 +5,7 @@
 //! `tianguis_credential`'s; this module only joins it to the store and the clock.
 
 use serde_json::Value;
-pub use tianguis_credential::Invalid;
+pub use tianguis_credential::{Invalid, parse};
 use tianguis_credential::{Keypair, ProofOptions, Published};
 use tianguis_store::keys::SigningKey;
 use tianguis_store::{Db, Msg, StoreError};
@@ -52,6 +52,7 @@ pub async fn did_document(db: &Db, public_url: &str) -> Result<Value> {
         .into_iter()
         .map(|k| Published {
             public_multibase: k.public_multibase,
+            expires: k.retired_at.map(|t| tianguis_credential::timestamp(at(t))),
             revoked: k.revoked_at.map(|t| tianguis_credential::timestamp(at(t))),
         })
         .collect();

@@ -1040,7 +1040,7 @@ async fn credential(database_url: &str, cmd: CredentialCmd) -> Result<()> {
             let read = |p: &std::path::Path| -> std::result::Result<serde_json::Value, String> {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
-                serde_json::from_str(&text).map_err(|e| format!("{} is not JSON: {e}", p.display()))
+                tianguis_app::credentials::parse(&text).map_err(|e| format!("{}: {e}", p.display()))
             };
             let outcome = async {
                 let credential = read(&file)?;

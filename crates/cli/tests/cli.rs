@@ -629,7 +629,7 @@ fn credentials_are_signed_checked_offline_and_keys_rotate() {
     std::fs::write(d.join("junk.json"), "{not json").unwrap();
     let (ok, out) = verify("junk.json", None);
     assert!(
-        !ok && out.starts_with("invalid: junk.json is not JSON"),
+        !ok && out.starts_with("invalid: junk.json: not JSON"),
         "{out}"
     );
     // Offline, with a saved copy of the marketplace's keys.

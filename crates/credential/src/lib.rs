@@ -13,7 +13,7 @@
 //!
 //! Pure: no clock, no randomness, no I/O. The caller gives the time and the seed.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -63,6 +63,14 @@ pub enum Invalid {
     Revoked(String, String),
     #[error("not a DID document")]
     NotADidDocument,
+    #[error("signed at {0} by {1}, a key retired at {2}")]
+    Retired(String, String, String),
+    #[error("proof purpose {0} (a credential needs assertionMethod)")]
+    Purpose(String),
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("the key {0} appears twice in one object")]
+    DuplicateKey(String),
 }
 
 pub type Result<T, E = Invalid> = std::result::Result<T, E>;
@@ -290,7 +298,7 @@ pub fn verify(secured: &Value) -> Result<Verified> {
     }
     let data = hash_data(&Value::Object(options), &Value::Object(unsecured))?;
     key.0
-        .verify(&data, &signature)
+        .verify_strict(&data, &signature)
         .map_err(|_| Invalid::Signature)?;
     Ok(Verified {
         key,
@@ -340,10 +348,12 @@ pub fn did_web(url: &str) -> String {
     did
 }
 
-/// A published key: `publicKeyMultibase`, and when it was revoked if it was.
+/// A published key: `publicKeyMultibase`; when it was retired (`expires`: it signs nothing
+/// later) and when it was revoked (what it signed no longer counts), if it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub public_multibase: String,
+    pub expires: Option<String>,
     pub revoked: Option<String>,
 }
 
@@ -362,6 +372,9 @@ pub fn did_document(did: &str, keys: &[Published]) -> Value {
                 "publicKeyMultibase".into(),
                 k.public_multibase.clone().into(),
             );
+            if let Some(e) = &k.expires {
+                m.insert("expires".into(), e.clone().into());
+            }
             if let Some(r) = &k.revoked {
                 m.insert("revoked".into(), r.clone().into());
             }
@@ -382,8 +395,11 @@ pub fn did_document(did: &str, keys: &[Published]) -> Value {
 }
 
 /// Whether the key of a good proof is one of the issuer's (its DID document's assertion
-/// methods, not revoked).
+/// methods, not revoked, and not retired before the proof was made), for an assertion.
 pub fn issued_by(verified: &Verified, did_document: &Value) -> Result<()> {
+    if verified.proof_purpose != "assertionMethod" {
+        return Err(Invalid::Purpose(verified.proof_purpose.clone()));
+    }
     let key = verified.key.multibase();
     let methods = did_document
         .get("verificationMethod")
@@ -401,10 +417,102 @@ pub fn issued_by(verified: &Verified, did_document: &Value) -> Result<()> {
         if let Some(r) = m.get("revoked").and_then(Value::as_str) {
             return Err(Invalid::Revoked(key, r.to_string()));
         }
+        if let Some(e) = m.get("expires").and_then(Value::as_str) {
+            let made = verified.created.clone().unwrap_or_default();
+            let late = match &verified.created {
+                Some(c) => date(c)? > date(e)?,
+                None => true,
+            };
+            if late {
+                return Err(Invalid::Retired(made, key, e.to_string()));
+            }
+        }
         let id = m.get("id").and_then(Value::as_str).unwrap_or_default();
         if assertion.contains(&id) {
             return Ok(());
         }
     }
     Err(Invalid::UnknownKey(key))
+}
+
+/// Read a credential's text as JSON, refusing an object that names a key twice (RFC 8785 and
+/// I-JSON forbid it; parsers differ in which of the two they keep, so a forged field could
+/// hide beside a signed one).
+pub fn parse(text: &str) -> Result<Value> {
+    let v: Strict = serde_json::from_str(text).map_err(|e| {
+        let m = e.to_string();
+        match m.strip_prefix(DUPLICATE) {
+            Some(rest) => {
+                Invalid::DuplicateKey(rest.split(" at line").next().unwrap_or(rest).to_string())
+            }
+            None => Invalid::NotJson(m),
+        }
+    })?;
+    Ok(v.0)
+}
+
+const DUPLICATE: &str = "duplicate key: ";
+
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Value, E> {
+        serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| E::custom("a number JSON cannot hold"))
+    }
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut a: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = a.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut a: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = a.next_key::<String>()? {
+            let Strict(v) = a.next_value()?;
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE}{k}")));
+            }
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
+    }
 }

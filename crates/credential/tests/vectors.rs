@@ -205,6 +205,7 @@ fn a_proof_counts_only_by_a_key_the_issuer_publishes() {
     let stolen = Keypair::from_seed([2; 32]);
     let published = |k: &Keypair, revoked: Option<&str>| Published {
         public_multibase: k.public().multibase(),
+        expires: None,
         revoked: revoked.map(str::to_string),
     };
     let doc = did_document(
@@ -249,5 +250,62 @@ fn a_proof_counts_only_by_a_key_the_issuer_publishes() {
     assert_eq!(
         issued_by(&verify(&json("signedJCS.json")).unwrap(), &json!({})),
         Err(Invalid::NotADidDocument)
+    );
+    // A retired key signed until it was retired (the vectors' proof: 2023-02-24T23:36:38Z).
+    let retired = |at: &str| {
+        did_document(
+            "did:web:market.example",
+            &[Published {
+                public_multibase: ours.public().multibase(),
+                expires: Some(at.into()),
+                revoked: None,
+            }],
+        )
+    };
+    let signed = verify(&json("signedJCS.json")).unwrap();
+    assert_eq!(issued_by(&signed, &retired("2024-01-01T00:00:00Z")), Ok(()));
+    assert_eq!(
+        issued_by(&signed, &retired("2023-01-01T00:00:00Z")),
+        Err(Invalid::Retired(
+            "2023-02-24T23:36:38Z".into(),
+            ours.public().multibase(),
+            "2023-01-01T00:00:00Z".into()
+        ))
+    );
+    // Only an assertion counts as a credential.
+    let auth = sign(
+        &json("unsigned.json"),
+        &ours,
+        &ProofOptions {
+            proof_purpose: "authentication".into(),
+            ..options()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        issued_by(&verify(&auth).unwrap(), &doc),
+        Err(Invalid::Purpose("authentication".into()))
+    );
+}
+
+#[test]
+fn a_field_named_twice_is_refused() {
+    let text = data("signedJCS.json");
+    assert_eq!(parse(&text).unwrap(), json("signedJCS.json"));
+    // A forged subject placed before the signed one: serde_json alone would keep the last.
+    let forged = text.replacen(
+        "\"credentialSubject\": {",
+        "\"credentialSubject\": {\"alumniOf\": \"Forged\"}, \"credentialSubject\": {",
+        1,
+    );
+    assert_ne!(forged, text);
+    assert_eq!(
+        parse(&forged),
+        Err(Invalid::DuplicateKey("credentialSubject".into()))
+    );
+    assert!(matches!(parse("{\"a\": "), Err(Invalid::NotJson(_))));
+    assert_eq!(
+        parse("[1, 2.5, null, true, \"x\"]").unwrap(),
+        json!([1, 2.5, null, true, "x"])
     );
 }

@@ -655,7 +655,7 @@ impl Db {
         })?;
         let id = row_i64(&r, "id")?;
         let shop = shop_name_in(&mut tx, seller_id).await?;
-        crate::search::index_in(&mut tx, self.backend, id, None, &p.doc(&shop)).await?;
+        crate::search::index_in(&mut tx, self.backend, id, None, &p.doc(&shop), true).await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -680,15 +680,21 @@ impl Db {
             .bind(seller_id)
             .execute(&mut *tx)
             .await?;
-        let old = sqlx::query(crate::sql(format!(
-            "{LISTING_WORDS} WHERE p.id = $1 AND p.seller_id = $2 AND p.active = 1"
+        let before = sqlx::query(crate::sql(format!(
+            "{LISTING_WORDS} WHERE p.id = $1 AND p.seller_id = $2"
         )))
         .bind(product_id)
         .bind(seller_id)
         .fetch_optional(&mut *tx)
-        .await?
-        .map(|r| crate::search::Doc::from_row(&r))
-        .transpose()?;
+        .await?;
+        let active = match &before {
+            Some(r) => row_i64(r, "active")? == 1,
+            None => false,
+        };
+        let old = match &before {
+            Some(r) if active => Some(crate::search::Doc::from_row(r)?),
+            _ => None,
+        };
         let n = sqlx::query(
             "UPDATE products SET category_id=$1, name_en=$2, name_es=$3, name_bn=$4, name_sw=$5, description=$6, price_minor=$7, stock=$8 \
              WHERE id=$9 AND seller_id=$10 AND ($11 = 0 OR stock = $12)",
@@ -730,6 +736,7 @@ impl Db {
             product_id,
             old.as_ref(),
             &p.doc(&shop),
+            active,
         )
         .await?;
         tx.commit().await?;
@@ -939,7 +946,7 @@ async fn photo_in(tx: &mut Transaction<'static, Any>, photo: &crate::images::Pho
 
 /// The columns a listing's words are made from ([`crate::search::Doc::from_row`]), with its
 /// seller and SKU.
-const LISTING_WORDS: &str = "SELECT p.seller_id, p.sku, p.name_en, p.name_es, p.name_bn, p.name_sw, p.description, s.shop_name \
+const LISTING_WORDS: &str = "SELECT p.seller_id, p.sku, p.active, p.name_en, p.name_es, p.name_bn, p.name_sw, p.description, s.shop_name \
      FROM products p JOIN sellers s ON s.id = p.seller_id";
 
 /// The words of the active listings among (seller, SKU) pairs, before an import changes them,

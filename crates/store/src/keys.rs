@@ -1,8 +1,9 @@
 //! The marketplace's signing keys for the credentials it issues, as Multikey strings (made and
 //! read by `tianguis_credential`). One key is in use; a rotation retires it in the same
 //! transaction that adds the next, so there is never none and never two. Retired keys stay
-//! published (what they signed still verifies); a revoked key's signatures no longer count.
-//! The secret half is read only to sign.
+//! published (what they signed before they were retired still verifies) without their
+//! secret half; a revoked key's signatures no longer count. The secret half of the key in use
+//! is read only to sign.
 
 use crate::{Db, Result, StoreError, row_i64, row_str};
 
@@ -59,8 +60,9 @@ impl Db {
         let mut tx = self.begin_write().await?;
         // One rotation at a time: the marker row is the lock.
         crate::db::lock_marker_in(&mut tx, "signing_key_rotation").await?;
+        // A retired key signs nothing more: its secret half is not kept.
         let retired =
-            sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
+            sqlx::query("UPDATE signing_keys SET retired_at = $1, private_multibase = '' WHERE retired_at IS NULL")
                 .bind(now)
                 .execute(&mut *tx)
                 .await?

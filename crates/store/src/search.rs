@@ -456,9 +456,9 @@ impl Db {
         }
         page.products = rows.into_iter().map(|(_, p)| p).collect();
         let n = match counted {
+            // The whole list is on this page: it is its own count (whatever the count read).
+            _ if q.after.is_none() && page.next.is_none() => page.products.len() as i64,
             Some(n) => n,
-            // The whole list is on this page: it is its own count.
-            None if q.after.is_none() && page.next.is_none() => page.products.len() as i64,
             None => self.capped(count, &terms, all, q).await?,
         };
         page.total = n.min(COUNT_CAP);
@@ -841,7 +841,7 @@ impl Db {
             for r in &rows {
                 let id = row_i64(r, "id")?;
                 // The exact counts are rebuilt by `recount` afterwards.
-                index_in(&mut tx, self.backend, id, None, &Doc::from_row(r)?).await?;
+                index_in(&mut tx, self.backend, id, None, &Doc::from_row(r)?, true).await?;
                 last = Some(id);
             }
             let mark = match last {
@@ -873,7 +873,14 @@ impl Db {
             return Ok(false);
         }
         // First, so on PostgreSQL every word's row is locked before the listings are read: a
-        // writer waits here and its change is not yet visible to the count.
+        // writer waits here and its change is not yet visible to the count. The table lock
+        // comes before the rows' (writers lock words in term order, an UPDATE of every row in
+        // the table's order: the two could deadlock).
+        if self.backend == Backend::Postgres {
+            sqlx::query("LOCK TABLE search_vocab IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("UPDATE search_vocab SET listings = 0")
             .execute(&mut *tx)
             .await?;
@@ -963,13 +970,15 @@ async fn listing_words(conn: &mut sqlx::AnyConnection) -> Result<BTreeMap<String
 }
 
 /// Write one product's words into the index (replacing what was there) and the vocabulary;
-/// `old`: its words before, when it was an active listing (taken from the exact counts).
+/// `old`: its words before, when it was an active listing (taken from the exact counts);
+/// `active`: whether it is one now (an inactive listing's words are not counted).
 pub(crate) async fn index_in(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
     product_id: i64,
     old: Option<&Doc>,
     doc: &Doc,
+    active: bool,
 ) -> Result<()> {
     match backend {
         Backend::Sqlite => {
@@ -996,8 +1005,12 @@ pub(crate) async fn index_in(
                 .await?;
         }
     }
-    let old: Vec<&Doc> = old.into_iter().collect();
-    vocab_in(tx, &old, &[doc]).await
+    let mut removed: Vec<&Doc> = old.into_iter().collect();
+    if !active {
+        // Added for the upper bounds, taken away again from the exact count.
+        removed.push(doc);
+    }
+    vocab_in(tx, &removed, &[doc]).await
 }
 
 /// SQLite: replace the FTS5 rows of many products at once (imports).

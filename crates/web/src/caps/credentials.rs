@@ -86,7 +86,7 @@ async fn check(
     let outcome = if text.len() > MAX_LEN {
         Err(c.t.t("credential-too-long"))
     } else {
-        match serde_json::from_str::<serde_json::Value>(&text) {
+        match tianguis_app::credentials::parse(&text) {
             Err(_) => Err(c.t.t("credential-not-json")),
             Ok(v) => {
                 let doc =
