@@ -6,6 +6,7 @@
 
 pub mod assisted;
 pub mod credentials;
+pub mod diagnostic;
 pub mod engine;
 pub mod images;
 pub mod import;

@@ -4383,3 +4383,104 @@ async fn the_audit_finds_every_kind_of_damage() {
         }
     }
 }
+
+/// A questionnaire is data: read and checked whole (each problem with its line), then one
+/// firm's answers scored: per area, overall, band, journey level and the costliest gaps.
+#[test]
+fn a_questionnaire_file_is_checked_and_answers_are_scored() {
+    use std::collections::{BTreeMap, BTreeSet};
+    use tianguis_app::diagnostic::load;
+    use tianguis_domain::diagnostic::{Answer, AnswerError, score};
+    const LANGS: [&str; 3] = ["en", "es", "bn"];
+    let text = include_str!("data/questionnaire.toml");
+    let q = load(text, &LANGS).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!((q.areas.len(), q.items.len(), q.bands.len()), (2, 4, 3));
+    let answers = |social: u8, analytics: u8, channels: &[&str]| {
+        let mut a = BTreeMap::new();
+        a.insert("social-page".to_string(), Answer::NoPartlyYes(social));
+        a.insert("analytics".to_string(), Answer::Adoption(analytics));
+        a.insert(
+            "channels".to_string(),
+            Answer::Checked(
+                channels
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<BTreeSet<_>>(),
+            ),
+        );
+        a
+    };
+    // Partly on social (0.5 x 2), analytics 3 of 5 (0.6 x 1): marketing (1 + 0.6) / 3 = 53;
+    // one channel of four: ecommerce 25; overall 39, "Average"; sells on a marketplace: 4.
+    let o = score(&q, &answers(1, 3, &["marketplace"])).unwrap();
+    assert_eq!(
+        o.areas,
+        vec![("marketing".to_string(), 53), ("ecommerce".to_string(), 25)]
+    );
+    assert_eq!((o.overall, o.band, o.level), (39, 1, 4));
+    let gaps: Vec<&str> = o.weakest.iter().map(|g| g.item.as_str()).collect();
+    assert_eq!(gaps, vec!["channels", "social-page", "analytics"]);
+    let full = score(
+        &q,
+        &answers(2, 5, &["social", "own-store", "marketplace", "global"]),
+    )
+    .unwrap();
+    assert_eq!(
+        (full.overall, full.band, full.level, full.weakest.len()),
+        (100, 2, 5, 0)
+    );
+    let none = score(&q, &answers(0, 0, &[])).unwrap();
+    assert_eq!((none.overall, none.band, none.level), (0, 0, 0));
+    // Answers that do not fit.
+    let mut a = answers(1, 3, &[]);
+    a.remove("analytics");
+    assert_eq!(score(&q, &a), Err(AnswerError::Missing("analytics".into())));
+    let mut a = answers(1, 3, &[]);
+    a.insert("analytics".into(), Answer::Adoption(6));
+    assert_eq!(score(&q, &a), Err(AnswerError::Wrong("analytics".into())));
+    let mut a = answers(1, 3, &["amazon"]);
+    assert_eq!(score(&q, &a), Err(AnswerError::Wrong("channels".into())));
+    a = answers(1, 3, &[]);
+    a.insert("shoe-size".into(), Answer::Adoption(1));
+    assert_eq!(score(&q, &a), Err(AnswerError::Unknown("shoe-size".into())));
+    // A bad file is refused with the line and the reason of each problem.
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let broken = text
+        .replacen(
+            "area = \"marketing\"\nscale = \"adoption\"",
+            "area = \"marketting\"\nscale = \"adoption\"",
+            1,
+        )
+        .replacen(", bn = \"কারা আপনার পাতা দেখে তা কি দেখেন?\"", "", 1)
+        .replacen("from = 26", "from = 0", 1);
+    let problems = load(&broken, &LANGS).unwrap_err();
+    let said: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    let analytics = line_of("id = \"analytics\"");
+    assert!(
+        said.contains(&format!("line {analytics}: unknown area marketting")),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&format!("line {analytics}: the question has no text in bn")),
+        "{said:?}"
+    );
+    assert!(
+        said.contains(&format!(
+            "line {}: bands must start at rising scores",
+            line_of("[[band]]")
+        )),
+        "{said:?}"
+    );
+    let typo = text.replacen("scale = \"adoption\"", "scale = \"adopton\"", 1);
+    assert_eq!(
+        load(&typo, &LANGS).unwrap_err()[0].to_string(),
+        format!(
+            "line {analytics}: unknown scale adopton (checklist, adoption, no-partly-yes or fact)"
+        )
+    );
+    let syntax = load("id = \"x\"\nversion = \n", &LANGS).unwrap_err();
+    assert_eq!(syntax[0].line, 2, "{syntax:?}");
+    let unknown = load(&text.replacen("weight = 2", "wieght = 2", 1), &LANGS).unwrap_err();
+    assert!(unknown[0].why.contains("wieght"), "{unknown:?}");
+    assert_eq!(unknown[0].line, line_of("weight = 2"), "{unknown:?}");
+}

@@ -7,6 +7,7 @@ pub mod champion;
 pub mod checkout;
 pub mod commission;
 pub mod delivery;
+pub mod diagnostic;
 pub mod ids;
 pub mod kinds;
 pub mod ledger;
