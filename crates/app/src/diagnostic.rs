@@ -12,8 +12,11 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use tianguis_domain::diagnostic::{
-    Area, Band, Choice, Item, Journey, Problem, Questionnaire, Scale, Texts,
+    Answer, AnswerError, Area, Band, Choice, Item, Journey, Outcome, Problem, Questionnaire, Scale,
+    Texts, score,
 };
+use tianguis_store::diagnostics::{NewTake, Take};
+use tianguis_store::{Db, Msg, StoreError};
 use toml::Spanned;
 
 #[derive(Deserialize)]
@@ -211,4 +214,57 @@ pub fn load(text: &str, langs: &[&str]) -> Result<Questionnaire, Vec<FileProblem
         bad.sort_by_key(|p| p.line);
         Err(bad)
     }
+}
+
+/// The questionnaire the product ships (`programmes/readiness.toml`), checked in `langs`.
+pub fn readiness(langs: &[&str]) -> Result<Questionnaire, Vec<FileProblem>> {
+    load(include_str!("../../../programmes/readiness.toml"), langs)
+}
+
+/// Answers as JSON: a checklist's ticks as a list, a scale's step as a number, a fact's choice
+/// as text.
+pub fn answers_json(answers: &BTreeMap<String, Answer>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (k, a) in answers {
+        let v = match a {
+            Answer::Checked(t) => serde_json::json!(t),
+            Answer::Adoption(v) | Answer::NoPartlyYes(v) => serde_json::json!(v),
+            Answer::Chosen(c) => serde_json::json!(c),
+        };
+        out.insert(k.clone(), v);
+    }
+    serde_json::Value::Object(out)
+}
+
+/// Score one firm's answers and, for a seller, keep the take. Returns the outcome and the
+/// seller's take before this one (progress).
+pub async fn take(
+    db: &Db,
+    q: &Questionnaire,
+    seller: Option<(i64, i64)>,
+    answers: &BTreeMap<String, Answer>,
+) -> Result<(Outcome, Option<Take>), StoreError> {
+    let outcome = score(q, answers).map_err(|e| {
+        let item = match &e {
+            AnswerError::Missing(i) | AnswerError::Wrong(i) | AnswerError::Unknown(i) => i,
+        };
+        StoreError::Invalid(Msg::new("err-diagnostic-incomplete").arg("item", item.clone()))
+    })?;
+    let Some((seller_id, by)) = seller else {
+        return Ok((outcome, None));
+    };
+    let before = db.takes_of(seller_id).await?.into_iter().next();
+    let scores = serde_json::json!(outcome.areas).to_string();
+    db.record_take(&NewTake {
+        seller_id,
+        taken_by: by,
+        questionnaire: &q.id,
+        version: i64::from(q.version),
+        answers: &answers_json(answers).to_string(),
+        scores: &scores,
+        overall: i64::from(outcome.overall),
+        level: i64::from(outcome.level),
+    })
+    .await?;
+    Ok((outcome, before))
 }

@@ -4392,6 +4392,9 @@ fn a_questionnaire_file_is_checked_and_answers_are_scored() {
     use tianguis_app::diagnostic::load;
     use tianguis_domain::diagnostic::{Answer, AnswerError, score};
     const LANGS: [&str; 3] = ["en", "es", "bn"];
+    // The questionnaire the product ships is whole in every language.
+    let shipped = tianguis_app::diagnostic::readiness(&LANGS).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!((shipped.id.as_str(), shipped.areas.len()), ("readiness", 4));
     let text = include_str!("data/questionnaire.toml");
     let q = load(text, &LANGS).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!((q.areas.len(), q.items.len(), q.bands.len()), (2, 4, 3));

@@ -97,6 +97,11 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// The readiness diagnostic's questionnaire, a TOML file an officer edits (default: the
+    /// one shipped, programmes/readiness.toml). Checked before the server starts: a bad file
+    /// is refused with each problem's line.
+    #[arg(long, env = "TIANGUIS_QUESTIONNAIRE")]
+    questionnaire: Option<std::path::PathBuf>,
 }
 
 /// The local provider simulators as their own process, with the keys the server is given.
@@ -417,6 +422,7 @@ async fn run() -> Result<()> {
                 metrics_token,
                 client_ip_header,
                 trusted_proxies,
+                questionnaire,
             } = *args;
             let simulators = simulators || demo;
             // Decide the providers before touching anything: a half-configured real provider
@@ -460,6 +466,26 @@ async fn run() -> Result<()> {
             let addr = listener.local_addr()?;
             let public = public_url.unwrap_or_else(|| format!("http://{addr}"));
             let mut config = tianguis_web::Config::local(&public);
+            let langs = tianguis_web::i18n::lang_codes();
+            let checked = match &questionnaire {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    tianguis_app::diagnostic::load(&text, &langs)
+                }
+                None => tianguis_app::diagnostic::readiness(&langs),
+            };
+            match checked {
+                Ok(q) => config.questionnaire = Some(std::sync::Arc::new(q)),
+                Err(problems) => {
+                    let name = questionnaire
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "programmes/readiness.toml".into());
+                    let lines: Vec<String> =
+                        problems.iter().map(|p| format!("{name}: {p}")).collect();
+                    anyhow::bail!("the questionnaire cannot be used:\n{}", lines.join("\n"));
+                }
+            }
             match momo {
                 Some(mut v) => {
                     config.momo_base_url = v.remove(0);

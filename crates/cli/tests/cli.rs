@@ -666,3 +666,37 @@ fn credentials_are_signed_checked_offline_and_keys_rotate() {
     assert!(!ok && out.contains("a key revoked at"), "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A questionnaire an officer broke keeps the server from starting, with the line and reason.
+#[test]
+fn serve_refuses_a_broken_questionnaire() {
+    let d = temp_dir().join("questionnaire");
+    std::fs::create_dir_all(&d).unwrap();
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../programmes/readiness.toml");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    std::fs::write(
+        d.join("bad.toml"),
+        text.replacen("version = 1", "version = 0", 1),
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let (ok, _, err) = tianguis(
+        &[
+            "--database-url=sqlite:q.db",
+            "serve",
+            "--simulators",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--questionnaire",
+            "bad.toml",
+        ],
+        &d,
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("bad.toml: line 30: the version must be 1 or more"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -139,6 +139,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = migrations!("sqlite":
     21 "0021_search",
     22 "0022_search_counts",
     23 "0023_signing_keys",
+    24 "0024_diagnostics",
 );
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     1 "0001_core",
@@ -164,6 +165,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = migrations!("postgres":
     21 "0021_search",
     22 "0022_search_counts",
     23 "0023_signing_keys",
+    24 "0024_diagnostics",
 );
 
 /// A settings row used as a once-only marker by work several servers may start together:

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod champions;
 pub mod db;
 pub mod delivery;
+pub mod diagnostics;
 pub mod directory;
 pub mod group;
 pub mod images;

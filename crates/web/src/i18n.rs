@@ -19,6 +19,11 @@ static_loader! {
 
 pub const LANGS: &[(&str, &str)] = &[("en", "English"), ("es", "Español"), ("bn", "বাংলা")];
 
+/// The product's language codes: every text of a programme's data must have each.
+pub fn lang_codes() -> Vec<&'static str> {
+    LANGS.iter().map(|(l, _)| *l).collect()
+}
+
 /// The language of one request, with its lookups.
 #[derive(Clone, Debug)]
 pub struct Tr {

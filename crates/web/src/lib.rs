@@ -70,6 +70,9 @@ pub struct Config {
     pub payout_simulator: bool,
     /// Prepare payout batches on the marketplace's schedule (off in tests that count money).
     pub payout_schedule: bool,
+    /// The readiness diagnostic's questionnaire (the shipped one, or the file an officer
+    /// gave the server; checked before the server starts).
+    pub questionnaire: Option<Arc<tianguis_domain::diagnostic::Questionnaire>>,
     /// The token in the path the SMS gateway forwards replies to
     /// (`/api/v1/sms/inbound/{token}`); empty: replies are not taken.
     pub sms_inbound_token: String,
@@ -107,6 +110,9 @@ impl Config {
             payout_simulator: true,
             payout_schedule: true,
             sms_inbound_token: tianguis_store::random_token(16),
+            questionnaire: tianguis_app::diagnostic::readiness(&i18n::lang_codes())
+                .ok()
+                .map(Arc::new),
         }
     }
 }

@@ -428,6 +428,8 @@ async fn buyer_pages_fit_the_2g_budget() {
         let pages = [
             "/".to_string(),
             "/search?q=miel".into(),
+            "/diagnostic".into(),
+            "/credentials/check".into(),
             format!("/products/{pid}"),
             "/cart".into(),
             "/checkout".into(),
@@ -696,6 +698,7 @@ async fn authorization_matrix_every_route_every_role() {
             ("/healthz".into(), &EVERYONE),
             ("/.well-known/did.json".into(), &EVERYONE),
             ("/credentials/check".into(), &EVERYONE),
+            ("/diagnostic".into(), &EVERYONE),
             ("/metrics".into(), &[Admin]),
             ("/api/v1/openapi.json".into(), &EVERYONE),
             (format!("/api/v1/products/{pid}"), &EVERYONE),
@@ -1057,6 +1060,11 @@ fn elsewhere_in_the_suite() -> Vec<(&'static str, &'static str, &'static str)> {
             "everyone: a_buyer_signs_up_buys_from_two_sellers_...",
         ),
         ("POST", "/logout", "signs the browser out: CSRF sweep"),
+        (
+            "POST",
+            "/diagnostic",
+            "everyone: the_diagnostic_scores_a_firm_and_shows_its_progress",
+        ),
         (
             "POST",
             "/credentials/check",
@@ -5845,5 +5853,86 @@ async fn the_signing_keys_are_published_as_a_did_document() {
             tianguis_app::credentials::check(&signed, &doc, now),
             Err(tianguis_app::credentials::Invalid::Revoked(..))
         ));
+    }
+}
+
+/// The diagnostic as a seller and a walk-in meet it, without JavaScript: the questionnaire in
+/// the reader's language, the outcome with its next steps, a seller's take kept and the change
+/// shown the next time; a form left half done is asked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_diagnostic_scores_a_firm_and_shows_its_progress() {
+    for t in testdb::all().await {
+        let q = tianguis_app::diagnostic::load(
+            include_str!("../../app/tests/data/questionnaire.toml"),
+            &tianguis_web::i18n::lang_codes(),
+        )
+        .unwrap();
+        let app = spawn_on(t, true, |c| {
+            c.questionnaire = Some(std::sync::Arc::new(q));
+        })
+        .await;
+        // A walk-in, in Spanish: the outcome, not kept.
+        let mut walk_in = Browser::new(&app.base).await;
+        walk_in.get("/lang/es").await;
+        let (status, page) = walk_in.get("/diagnostic").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("¿Su negocio tiene una página en una red social?"),
+            "{page}"
+        );
+        assert!(page.contains("Lo uso a diario"), "{page}");
+        let half = [("social-page", "1")];
+        let (_, page) = walk_in.post("/diagnostic", &half).await;
+        assert!(page.contains("Responda todas las preguntas"), "{page}");
+        let answers = [
+            ("social-page", "1"),
+            ("analytics", "3"),
+            ("channels.marketplace", "1"),
+            ("women-led", "yes"),
+        ];
+        let (status, page) = walk_in.post("/diagnostic", &answers).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("Puntaje general: 39 de 100"), "{page}");
+        assert!(
+            page.contains("Nivel del camino 4: Vendedor en mercados"),
+            "{page}"
+        );
+        assert!(
+            page.contains("Publique sus productos en el mercado."),
+            "{page}"
+        );
+        assert!(page.contains("No se guardó"), "{page}");
+        // A seller: kept, and the second take shows the first.
+        let mut seller = Browser::login(&app.base, tianguis_demo::DEMO_SELLER_PHONE).await;
+        seller.get("/diagnostic").await;
+        let (_, page) = seller.post("/diagnostic", &answers).await;
+        assert!(page.contains("Overall score: 39 of 100"), "{page}");
+        assert!(page.contains("Kept with your shop"), "{page}");
+        assert!(!page.contains("Last time"), "{page}");
+        let better = [
+            ("social-page", "2"),
+            ("analytics", "5"),
+            ("channels.marketplace", "1"),
+            ("channels.own-store", "1"),
+        ];
+        seller.get("/diagnostic").await;
+        let (_, page) = seller.post("/diagnostic", &better).await;
+        assert!(page.contains("Last time: 39 of 100"), "{page}");
+        let sid = app
+            .db
+            .user_by_phone(tianguis_demo::DEMO_SELLER_PHONE)
+            .await
+            .unwrap()
+            .seller_id
+            .unwrap();
+        let takes = app.db.takes_of(sid).await.unwrap();
+        assert_eq!(takes.len(), 2);
+        assert_eq!((takes[0].overall, takes[0].level), (75, 4), "{takes:?}");
+        assert_eq!(takes[1].overall, 39);
+        assert!(
+            takes[1].answers.contains("\"channels\":[\"marketplace\"]"),
+            "{}",
+            takes[1].answers
+        );
     }
 }

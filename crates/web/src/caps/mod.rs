@@ -12,6 +12,7 @@ pub mod catalogue;
 pub mod checkout;
 pub mod courier;
 pub mod credentials;
+pub mod diagnostic;
 pub mod directory;
 pub mod mandates;
 pub mod orders;
@@ -130,6 +131,7 @@ pub fn pages() -> Table {
         .merge(payouts::routes())
         .merge(directory::routes())
         .merge(credentials::routes())
+        .merge(diagnostic::routes())
 }
 
 /// The pages' router: the context layer (session, language, errors as translated pages) and
