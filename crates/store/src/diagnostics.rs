@@ -80,3 +80,62 @@ impl Db {
         rows.iter().map(take_from).collect()
     }
 }
+
+/// What officials count: firms diagnosed, how many took it again, their scores the first and
+/// the latest time (the programme's impact measure), and where the firms stand now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub firms: i64,
+    pub retaken: i64,
+    /// Sums over every firm of its first and its latest overall score.
+    pub first_total: i64,
+    pub latest_total: i64,
+    /// Over the firms that took it again: the sum of (latest - first).
+    pub change_total: i64,
+    /// Firms by the journey level of their latest take, 0-5.
+    pub by_level: [i64; 6],
+}
+
+impl Summary {
+    pub fn mean_first(&self) -> i64 {
+        (self.first_total as f64 / self.firms.max(1) as f64).round() as i64
+    }
+    pub fn mean_latest(&self) -> i64 {
+        (self.latest_total as f64 / self.firms.max(1) as f64).round() as i64
+    }
+    /// The mean change among the firms that took it again.
+    pub fn mean_change(&self) -> i64 {
+        (self.change_total as f64 / self.retaken.max(1) as f64).round() as i64
+    }
+}
+
+impl Db {
+    pub async fn diagnostic_summary(&self) -> Result<Summary> {
+        let rows = sqlx::query(
+            "SELECT l.level AS level, COUNT(*) AS firms, \
+             CAST(COALESCE(SUM(CASE WHEN s.n > 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS retaken, \
+             CAST(COALESCE(SUM(f.overall), 0) AS BIGINT) AS first_total, \
+             CAST(COALESCE(SUM(l.overall), 0) AS BIGINT) AS latest_total, \
+             CAST(COALESCE(SUM(CASE WHEN s.n > 1 THEN l.overall - f.overall ELSE 0 END), 0) AS BIGINT) AS change_total \
+             FROM (SELECT seller_id, MIN(id) AS first_id, MAX(id) AS last_id, COUNT(*) AS n \
+                   FROM diagnostic_takes GROUP BY seller_id) s \
+             JOIN diagnostic_takes f ON f.id = s.first_id \
+             JOIN diagnostic_takes l ON l.id = s.last_id \
+             GROUP BY l.level",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Summary::default();
+        for r in &rows {
+            let firms = row_i64(r, "firms")?;
+            out.firms += firms;
+            out.retaken += row_i64(r, "retaken")?;
+            out.first_total += row_i64(r, "first_total")?;
+            out.latest_total += row_i64(r, "latest_total")?;
+            out.change_total += row_i64(r, "change_total")?;
+            let level = row_i64(r, "level")?.clamp(0, 5) as usize;
+            out.by_level[level] += firms;
+        }
+        Ok(out)
+    }
+}

@@ -689,6 +689,7 @@ async fn authorization_matrix_every_route_every_role() {
             ("/courier".into(), &SIGNED_IN),
             (format!("/courier/plans/{plan}"), &[Courier, Admin]),
             ("/admin/deliveries".into(), &[Admin]),
+            ("/admin/diagnostics".into(), &[Admin]),
             (format!("/orders/{oid}"), &[Buyer, Seller, Admin]),
             (format!("/payments/{pay}"), &[Buyer, Admin]),
             ("/shop".into(), &[Seller, OtherSeller]),
@@ -5933,6 +5934,27 @@ async fn the_diagnostic_scores_a_firm_and_shows_its_progress() {
             takes[1].answers.contains("\"channels\":[\"marketplace\"]"),
             "{}",
             takes[1].answers
+        );
+        // Officials count the progress: one firm, retaken, 39 then 75 (+36), at level 4 now.
+        let s = app.db.diagnostic_summary().await.unwrap();
+        assert_eq!(
+            (
+                s.firms,
+                s.retaken,
+                s.mean_first(),
+                s.mean_latest(),
+                s.mean_change()
+            ),
+            (1, 1, 39, 75, 36)
+        );
+        assert_eq!(s.by_level, [0, 0, 0, 0, 1, 0]);
+        let mut admin = Browser::login(&app.base, tianguis_demo::DEMO_ADMIN_PHONE).await;
+        let (status, page) = admin.get("/admin/diagnostics").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("<td>36</td>"), "{page}");
+        assert!(
+            page.contains("4 · Marketplace seller</th><td>1</td>"),
+            "{page}"
         );
     }
 }

@@ -24,7 +24,9 @@ type R = Result<Response, AppError>;
 const GAPS_SHOWN: usize = 5;
 
 pub fn routes() -> Table {
-    Table::new("diagnostic").get_post("/diagnostic", form_page, submit)
+    Table::new("diagnostic")
+        .get_post("/diagnostic", form_page, submit)
+        .get("/admin/diagnostics", summary)
 }
 
 fn text(c: &Ctx, t: &Texts) -> String {
@@ -211,4 +213,40 @@ async fn submit(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "diagnostic_summary.html")]
+struct SummaryPage<'a> {
+    c: &'a Ctx,
+    title: String,
+    s: tianguis_store::diagnostics::Summary,
+    /// Each journey level with its archetype, and the firms there.
+    levels: Vec<(String, i64)>,
+}
+
+/// For officials: firms diagnosed, retaken, their mean first and latest scores, the mean change
+/// among those who took it again, and firms by journey level now.
+async fn summary(State(s): State<AppState>, Extension(c): Extension<Ctx>) -> R {
+    crate::who::may(&c, tianguis_domain::policy::Duty::ReadOfficialPages)?;
+    let summary = s.db.diagnostic_summary().await?;
+    let q = s.config.questionnaire.as_deref();
+    let levels = summary
+        .by_level
+        .iter()
+        .enumerate()
+        .map(|(level, n)| {
+            let name = q
+                .and_then(|q| q.journey.archetypes.get(level))
+                .map(|a| format!("{level} · {}", text(&c, a)))
+                .unwrap_or_else(|| level.to_string());
+            (name, *n)
+        })
+        .collect();
+    html(SummaryPage {
+        title: c.t.t("diagnostic-summary-title"),
+        s: summary,
+        levels,
+        c: &c,
+    })
 }
