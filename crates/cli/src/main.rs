@@ -316,6 +316,12 @@ enum ProductsCmd {
         #[arg(long)]
         photos: Option<std::path::PathBuf>,
     },
+    /// Check that search's count of listings per word matches the catalogue (it should, always;
+    /// a rolling upgrade from before the count could leave it off); --recount counts again.
+    SearchCheck {
+        #[arg(long)]
+        recount: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -645,6 +651,26 @@ async fn run() -> Result<()> {
         } => {
             let db = open(&cli.database_url).await?;
             catalog::import(&db, &file, photos.as_deref()).await?;
+        }
+        Cmd::Products {
+            cmd: ProductsCmd::SearchCheck { recount },
+        } => {
+            let db = open(&cli.database_url).await?;
+            if recount {
+                db.recount_vocabulary_now().await?;
+            }
+            let drift = db.vocabulary_drift().await?;
+            for (word, counted, held) in drift.iter().take(20) {
+                println!("{word}: counted {counted}, held by {held}");
+            }
+            if drift.is_empty() {
+                println!("search counts match the catalogue");
+            } else {
+                anyhow::bail!(
+                    "{} words counted wrong: run `tianguis products search-check --recount`",
+                    drift.len()
+                );
+            }
         }
         Cmd::Bench {
             cmd:

@@ -700,3 +700,38 @@ fn serve_refuses_a_broken_questionnaire() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// The operator's check of search's word counts, and its repair.
+#[test]
+fn search_counts_are_checked_and_recounted_on_the_command_line() {
+    let d = temp_dir().join("search-check");
+    std::fs::create_dir_all(&d).unwrap();
+    let db = "--database-url=sqlite:search.db";
+    let (ok, out, err) = tianguis(&[db, "products", "search-check"], &d);
+    assert!(
+        ok && out.contains("search counts match the catalogue"),
+        "{out} {err}"
+    );
+    // Counts knocked off (as an older server could leave them): found, then repaired.
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3; c = sqlite3.connect('search.db'); c.execute(\"INSERT INTO search_vocab (term, listings) VALUES ('ghost', 3)\"); c.commit()",
+        ])
+        .current_dir(&d)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ok, out, err) = tianguis(&[db, "products", "search-check"], &d);
+    assert!(
+        !ok && out.contains("ghost: counted 3, held by 0"),
+        "{out} {err}"
+    );
+    assert!(err.contains("--recount"), "{err}");
+    let (ok, out, err) = tianguis(&[db, "products", "search-check", "--recount"], &d);
+    assert!(
+        ok && out.contains("search counts match the catalogue"),
+        "{out} {err}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -932,6 +932,17 @@ impl Db {
         Ok(out)
     }
 
+    /// Count again from the catalogue whatever the marker says (an operator's repair, e.g. after
+    /// a rolling upgrade in which older servers wrote words without their counts).
+    pub async fn recount_vocabulary_now(&self) -> Result<()> {
+        sqlx::query("UPDATE settings SET value = '' WHERE key = $1")
+            .bind(COUNTED)
+            .execute(&self.write)
+            .await?;
+        self.recount_vocabulary().await?;
+        Ok(())
+    }
+
     /// Whether the vocabulary's `listings` are exact (see [`COUNTED`]).
     async fn vocabulary_counted(&self) -> Result<bool> {
         let r = sqlx::query("SELECT value FROM settings WHERE key = $1")
