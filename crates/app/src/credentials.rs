@@ -40,8 +40,11 @@ pub async fn issue(db: &Db, document: &Value) -> Result<Value> {
         verification_method: key.public().verification_method(),
         proof_purpose: "assertionMethod".into(),
     };
-    tianguis_credential::sign(document, &key, &options)
-        .map_err(|e| StoreError::Corrupt(format!("cannot sign: {e}")))
+    // The document is the caller's input (a file given to `credential issue`): a bad one is
+    // refused with the reason, not taken for damage.
+    tianguis_credential::sign(document, &key, &options).map_err(|e| {
+        StoreError::Invalid(Msg::new("err-credential-unsignable").arg("reason", e.to_string()))
+    })
 }
 
 /// The marketplace's DID document for `public_url` (served at `/.well-known/did.json`).

@@ -253,7 +253,7 @@ pub async fn take(
     let Some((seller_id, by)) = seller else {
         return Ok((outcome, None));
     };
-    let before = db.takes_of(seller_id).await?.into_iter().next();
+    let before = db.last_take(seller_id).await?;
     let scores = serde_json::json!(outcome.areas).to_string();
     db.record_take(&NewTake {
         seller_id,

@@ -603,6 +603,12 @@ fn credentials_are_signed_checked_offline_and_keys_rotate() {
     assert!(first_key.starts_with("z6Mk"), "{first_key}");
     let (ok, _, err) = tianguis(&[db, "credential", "keys", "generate"], &d);
     assert!(!ok && err.contains("already has a signing key"), "{err}");
+    std::fs::write(d.join("list.json"), "[1, 2]").unwrap();
+    let (ok, _, err) = tianguis(&[db, "credential", "issue", "list.json"], &d);
+    assert!(
+        !ok && err.contains("cannot be signed: not a JSON object"),
+        "{err}"
+    );
     let (ok, signed, err) = tianguis(&[db, "credential", "issue", "unsigned.json"], &d);
     assert!(ok, "{err}");
     std::fs::write(d.join("signed.json"), &signed).unwrap();

@@ -69,6 +69,17 @@ impl Db {
         take_from(&r)
     }
 
+    /// A firm's latest take.
+    pub async fn last_take(&self, seller_id: i64) -> Result<Option<Take>> {
+        let r = sqlx::query(crate::sql(format!(
+            "SELECT {COLS} FROM diagnostic_takes WHERE seller_id = $1 ORDER BY id DESC LIMIT 1"
+        )))
+        .bind(seller_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(take_from).transpose()
+    }
+
     /// A firm's takes, newest first.
     pub async fn takes_of(&self, seller_id: i64) -> Result<Vec<Take>> {
         let rows = sqlx::query(crate::sql(format!(

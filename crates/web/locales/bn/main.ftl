@@ -355,3 +355,4 @@ diagnostic-summary-latest = সর্বশেষ গড় নম্বর
 diagnostic-summary-change = যারা আবার দিয়েছে তাদের গড় পরিবর্তন
 diagnostic-summary-levels = এখন পথের ধাপ অনুযায়ী ব্যবসা
 diagnostic-summary-level = ধাপ
+err-credential-unsignable = এই নথিতে স্বাক্ষর করা যায় না: { $reason }

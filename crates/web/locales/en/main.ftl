@@ -827,3 +827,4 @@ diagnostic-summary-latest = Mean score the latest time
 diagnostic-summary-change = Mean change among those who took it again
 diagnostic-summary-levels = Firms by journey level now
 diagnostic-summary-level = Level
+err-credential-unsignable = This document cannot be signed: { $reason }

@@ -827,3 +827,4 @@ diagnostic-summary-latest = Puntaje medio la última vez
 diagnostic-summary-change = Cambio medio entre quienes lo repitieron
 diagnostic-summary-levels = Empresas por nivel del camino hoy
 diagnostic-summary-level = Nivel
+err-credential-unsignable = Este documento no se puede firmar: { $reason }
